@@ -1,0 +1,58 @@
+-- Storage schema: logs with their entries, parent links and heads, and node values.
+--
+-- Ids are raw bytes: a log id is the group public key followed by the log kind byte
+-- (33 bytes), an entry id is the SHA-256 of the entry's bytes (32 bytes).
+-- Lamport clocks are unsigned 64-bit; a `lamport` column holds the clock with its top bit
+-- flipped (clock - 2^63), which fits a BIGINT and keeps the order.
+
+-- One row per log, created by its first append. Every append locks this row first (held
+-- until commit), which serialises cursor assignment per log across all writers.
+CREATE TABLE logs (
+    log_id BYTEA PRIMARY KEY CHECK (octet_length(log_id) = 33),
+    -- Cursor of the newest stored entry (cursors count arrivals from 1, without gaps).
+    last_cursor BIGINT NOT NULL CHECK (last_cursor >= 0),
+    entry_count BIGINT NOT NULL CHECK (entry_count >= 0)
+);
+
+CREATE TABLE entries (
+    log_id BYTEA NOT NULL REFERENCES logs (log_id),
+    entry_id BYTEA NOT NULL CHECK (octet_length(entry_id) = 32),
+    lamport BIGINT NOT NULL,
+    -- This replica's arrival sequence in the log.
+    cursor BIGINT NOT NULL CHECK (cursor > 0),
+    -- The parent ids concatenated, in the entry's order.
+    parents BYTEA NOT NULL CHECK (octet_length(parents) % 32 = 0),
+    -- The entry exactly as received or written.
+    bytes BYTEA NOT NULL,
+    PRIMARY KEY (log_id, entry_id)
+);
+
+-- Total order (lamport, id), walked both ways.
+CREATE UNIQUE INDEX entries_by_order ON entries (log_id, lamport, entry_id);
+-- Arrival order.
+CREATE UNIQUE INDEX entries_by_cursor ON entries (log_id, cursor);
+
+-- One row per (parent, child) link: which stored entries name an entry as parent.
+CREATE TABLE parents (
+    log_id BYTEA NOT NULL,
+    parent_id BYTEA NOT NULL,
+    child_id BYTEA NOT NULL,
+    PRIMARY KEY (log_id, parent_id, child_id),
+    FOREIGN KEY (log_id, parent_id) REFERENCES entries (log_id, entry_id),
+    FOREIGN KEY (log_id, child_id) REFERENCES entries (log_id, entry_id)
+);
+
+-- Entries no stored entry names as parent.
+CREATE TABLE heads (
+    log_id BYTEA NOT NULL,
+    entry_id BYTEA NOT NULL,
+    lamport BIGINT NOT NULL,
+    PRIMARY KEY (log_id, entry_id),
+    FOREIGN KEY (log_id, entry_id) REFERENCES entries (log_id, entry_id)
+);
+
+-- Small node-level state (flags, counters) by key.
+CREATE TABLE node_values (
+    key TEXT PRIMARY KEY,
+    value BYTEA NOT NULL
+);

@@ -1,0 +1,58 @@
+-- Storage schema: logs with their entries, parent links and heads, and node values.
+--
+-- Ids are raw bytes: a log id is the group public key followed by the log kind byte
+-- (33 bytes), an entry id is the SHA-256 of the entry's bytes (32 bytes).
+-- Lamport clocks are unsigned 64-bit; a `lamport` column holds the clock with its top bit
+-- flipped (clock - 2^63), which fits a signed 64-bit integer and keeps the order.
+
+-- One row per log, created by its first append. Every append locks this row first, which
+-- serialises cursor assignment per log.
+CREATE TABLE logs (
+    log_id BLOB NOT NULL PRIMARY KEY CHECK (length(log_id) = 33),
+    -- Cursor of the newest stored entry (cursors count arrivals from 1, without gaps).
+    last_cursor INTEGER NOT NULL CHECK (last_cursor >= 0),
+    entry_count INTEGER NOT NULL CHECK (entry_count >= 0)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE entries (
+    log_id BLOB NOT NULL REFERENCES logs (log_id),
+    entry_id BLOB NOT NULL CHECK (length(entry_id) = 32),
+    lamport INTEGER NOT NULL,
+    -- This replica's arrival sequence in the log.
+    cursor INTEGER NOT NULL CHECK (cursor > 0),
+    -- The parent ids concatenated, in the entry's order.
+    parents BLOB NOT NULL CHECK (length(parents) % 32 = 0),
+    -- The entry exactly as received or written.
+    bytes BLOB NOT NULL,
+    PRIMARY KEY (log_id, entry_id)
+) STRICT;
+
+-- Total order (lamport, id), walked both ways.
+CREATE UNIQUE INDEX entries_by_order ON entries (log_id, lamport, entry_id);
+-- Arrival order.
+CREATE UNIQUE INDEX entries_by_cursor ON entries (log_id, cursor);
+
+-- One row per (parent, child) link: which stored entries name an entry as parent.
+CREATE TABLE parents (
+    log_id BLOB NOT NULL,
+    parent_id BLOB NOT NULL,
+    child_id BLOB NOT NULL,
+    PRIMARY KEY (log_id, parent_id, child_id),
+    FOREIGN KEY (log_id, parent_id) REFERENCES entries (log_id, entry_id),
+    FOREIGN KEY (log_id, child_id) REFERENCES entries (log_id, entry_id)
+) STRICT, WITHOUT ROWID;
+
+-- Entries no stored entry names as parent.
+CREATE TABLE heads (
+    log_id BLOB NOT NULL,
+    entry_id BLOB NOT NULL,
+    lamport INTEGER NOT NULL,
+    PRIMARY KEY (log_id, entry_id),
+    FOREIGN KEY (log_id, entry_id) REFERENCES entries (log_id, entry_id)
+) STRICT, WITHOUT ROWID;
+
+-- Small node-level state (flags, counters) by key.
+CREATE TABLE node_values (
+    key TEXT NOT NULL PRIMARY KEY,
+    value BLOB NOT NULL
+) STRICT, WITHOUT ROWID;

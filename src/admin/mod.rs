@@ -1,0 +1,65 @@
+//! The admin HTTP server (actix-web): health, readiness, Prometheus metrics, and the
+//! token-protected `/admin/v1/` API.
+//!
+//! | route | auth | answer |
+//! |---|---|---|
+//! | `GET /healthz` | none | 200 while the process serves HTTP |
+//! | `GET /readyz` | none | 200 when storage and the swarm answer, else 503 with the reason |
+//! | `GET /metrics` | none | Prometheus text format |
+//! | `GET /admin/v1/node` | admin token | peer id, listen addresses, version |
+//!
+//! `/admin/v1/` routes answer 404 when no `admin.token` is configured.
+
+pub mod routes;
+
+use std::{net::SocketAddr, sync::Arc};
+
+use actix_web::{dev::ServerHandle, web, App, HttpServer};
+use prometheus_client::registry::Registry;
+
+use crate::{metrics::Metrics, p2p::SwarmHandle, storage::Storage};
+
+/// Everything the routes need; shared by every worker.
+#[derive(Clone)]
+pub struct AdminState {
+    /// The one metrics registry.
+    pub registry: Arc<Registry>,
+    /// Metric handles (readiness updates `storage_up`).
+    pub metrics: Metrics,
+    /// Storage, pinged by `/readyz`.
+    pub storage: Arc<dyn Storage>,
+    /// The swarm, asked by `/readyz` and `/admin/v1/node`.
+    pub swarm: SwarmHandle,
+    /// Bearer token for `/admin/v1/`; `None` turns those routes off.
+    pub token: Option<String>,
+}
+
+/// A running admin server.
+pub struct AdminServer {
+    /// The bound address (port 0 picks a free port).
+    pub addr: SocketAddr,
+    /// Stops the server.
+    pub handle: ServerHandle,
+    /// Ends when the server stops.
+    pub task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Binds `addr` and serves the admin routes. Must run inside the actix system.
+pub fn serve(addr: SocketAddr, state: AdminState) -> std::io::Result<AdminServer> {
+    let listener = std::net::TcpListener::bind(addr)?;
+    let addr = listener.local_addr()?;
+    let data = web::Data::new(state);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .configure(routes::configure)
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(5)
+    .listen(listener)?
+    .run();
+    let handle = server.handle();
+    let task = actix::spawn(server);
+    Ok(AdminServer { addr, handle, task })
+}

@@ -1,0 +1,90 @@
+//! The admin routes.
+
+use actix_web::{http::header, web, HttpRequest, HttpResponse};
+use serde_json::json;
+
+use super::AdminState;
+use crate::{api::auth::constant_time_eq, metrics};
+
+/// Registers every route.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(readyz))
+        .route("/metrics", web::get().to(metrics_text))
+        .service(web::scope("/admin/v1").route("/node", web::get().to(node_info)));
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "ok" }))
+}
+
+async fn readyz(state: web::Data<AdminState>) -> HttpResponse {
+    let mut problems = Vec::new();
+    match state.storage.ping().await {
+        Ok(()) => {
+            state.metrics.storage_up.set(1);
+        }
+        Err(e) => {
+            state.metrics.storage_up.set(0);
+            problems.push(format!("storage: {e}"));
+        }
+    }
+    if let Err(e) = state.swarm.info().await {
+        problems.push(format!("swarm: {e}"));
+    }
+    if problems.is_empty() {
+        HttpResponse::Ok().json(json!({ "status": "ready" }))
+    } else {
+        tracing::warn!(?problems, "not ready");
+        HttpResponse::ServiceUnavailable().json(json!({ "status": "not ready", "problems": problems }))
+    }
+}
+
+async fn metrics_text(state: web::Data<AdminState>) -> HttpResponse {
+    match metrics::render(&state.registry) {
+        Ok(body) => HttpResponse::Ok()
+            .insert_header((
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            ))
+            .body(body),
+        Err(e) => HttpResponse::InternalServerError().body(format!("encoding metrics: {e}")),
+    }
+}
+
+/// `None` when the request may proceed, else the response to send.
+fn check_token(state: &AdminState, req: &HttpRequest) -> Option<HttpResponse> {
+    let Some(token) = &state.token else {
+        return Some(HttpResponse::NotFound().json(json!({
+            "error": "admin API is off: set admin.token or admin.token_file"
+        })));
+    };
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match given {
+        Some(given) if constant_time_eq(given.as_bytes(), token.as_bytes()) => None,
+        _ => Some(
+            HttpResponse::Unauthorized()
+                .insert_header((header::WWW_AUTHENTICATE, "Bearer"))
+                .json(json!({ "error": "missing or wrong bearer token" })),
+        ),
+    }
+}
+
+async fn node_info(state: web::Data<AdminState>, req: HttpRequest) -> HttpResponse {
+    if let Some(denied) = check_token(&state, &req) {
+        return denied;
+    }
+    match state.swarm.info().await {
+        Ok(info) => HttpResponse::Ok().json(json!({
+            "peer_id": info.peer_id.to_string(),
+            "listen_addrs": info.listen_addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+            "connected_peers": info.connected_peers,
+            "version": env!("CARGO_PKG_VERSION"),
+        })),
+        Err(e) => HttpResponse::ServiceUnavailable().json(json!({ "error": e.to_string() })),
+    }
+}

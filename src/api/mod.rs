@@ -1,0 +1,73 @@
+//! The gRPC API: the `berty.protocol.ProtocolService` served with tonic, with reflection and
+//! bearer-token authentication.
+
+pub mod auth;
+pub mod protocol;
+
+use std::net::SocketAddr;
+
+use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::{
+    defaults,
+    proto::{berty_protocol::protocol_service_server::ProtocolServiceServer, FILE_DESCRIPTOR_SET},
+};
+
+pub use protocol::ProtocolApi;
+
+/// What can go wrong starting the gRPC server.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr} for gRPC: {source}")]
+    Bind {
+        /// `api.grpc_listen`.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Reflection could not be built from the embedded descriptors.
+    #[error("gRPC reflection: {0}")]
+    Reflection(String),
+}
+
+/// Binds `addr` and serves the API until `shutdown` turns true. Returns the bound address
+/// (port 0 picks a free port) and the server task, which ends with the server's result.
+pub async fn serve(
+    addr: SocketAddr,
+    api: ProtocolApi,
+    token: Option<String>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(SocketAddr, JoinHandle<Result<(), tonic::transport::Error>>), ApiError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ApiError::Bind { addr, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| ApiError::Bind { addr, source })?;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| ApiError::Reflection(e.to_string()))?;
+    let service = tonic::service::interceptor::InterceptedService::new(
+        ProtocolServiceServer::new(api)
+            .max_decoding_message_size(defaults::GRPC_MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(defaults::GRPC_MAX_MESSAGE_BYTES),
+        auth::BearerAuth::new(token),
+    );
+    let task = tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .add_service(reflection)
+            .add_service(service)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+                while !*shutdown.borrow() {
+                    if shutdown.changed().await.is_err() {
+                        break;
+                    }
+                }
+            })
+            .await
+    });
+    Ok((local, task))
+}

@@ -1,0 +1,498 @@
+//! Configuration: built-in defaults, a TOML file, environment variables, then flags.
+//!
+//! The built-in defaults are `config/default.toml`, embedded at build time, which also
+//! documents every key. Environment variables are `BERTY_NODE__SECTION__KEY` (lists
+//! comma-separated). Everything is validated once into [`NodeConfig`]; errors name the key.
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use config::{Environment, File, FileFormat};
+use libp2p::Multiaddr;
+use serde::Deserialize;
+
+use crate::defaults;
+
+/// The built-in defaults, and the documentation of every key.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// Keys whose environment value is a comma-separated list.
+const LIST_KEYS: [&str; 4] = [
+    "p2p.listen",
+    "p2p.bootstrap",
+    "p2p.rendezvous",
+    "p2p.external_addresses",
+];
+
+/// A configuration problem, naming the key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The layers could not be read or merged, or a value has the wrong type.
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    /// A value has the right type but is not acceptable.
+    #[error("configuration key `{key}`: {message}")]
+    Invalid {
+        /// The dotted key, as in the TOML file.
+        key: &'static str,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        message: message.into(),
+    }
+}
+
+/// Values given on the command line; they win over every other layer.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+    /// `--database-url`.
+    pub database_url: Option<String>,
+    /// `--grpc-listen`.
+    pub grpc_listen: Option<String>,
+    /// `--admin-listen`.
+    pub admin_listen: Option<String>,
+    /// `--p2p-listen` (repeatable).
+    pub p2p_listen: Vec<String>,
+}
+
+/// Where the layers come from.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    /// TOML file given with `--config`.
+    pub file: Option<PathBuf>,
+    /// Environment to read `BERTY_NODE__*` from; `None` reads the process environment.
+    pub env: Option<HashMap<String, String>>,
+    /// Command-line flags.
+    pub overrides: Overrides,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    data_dir: PathBuf,
+    storage: RawStorage,
+    api: RawTokenServer,
+    admin: RawAdmin,
+    p2p: RawP2p,
+    relay: RelayConfig,
+    rendezvous: RendezvousConfig,
+    mirror: MirrorConfig,
+    log: LogConfig,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStorage {
+    database_url: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTokenServer {
+    grpc_listen: String,
+    token: String,
+    token_file: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    listen: String,
+    token: String,
+    token_file: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawP2p {
+    listen: Vec<String>,
+    bootstrap: Vec<String>,
+    rendezvous: Vec<String>,
+    external_addresses: Vec<String>,
+    mdns: bool,
+}
+
+/// Circuit relay v2 server limits (`relay.*`).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RelayConfig {
+    /// Serve as a relay.
+    pub enabled: bool,
+    /// Reservations held at once, all peers together.
+    pub max_reservations: u32,
+    /// Reservations held at once by one peer.
+    pub max_reservations_per_peer: u32,
+    /// Reservation lifetime in seconds.
+    pub reservation_duration_secs: u64,
+    /// Circuits open at once, all peers together.
+    pub max_circuits: u32,
+    /// Circuits open at once for one source peer.
+    pub max_circuits_per_peer: u32,
+    /// Longest circuit life in seconds.
+    pub max_circuit_duration_secs: u64,
+    /// Most bytes relayed in one circuit.
+    pub max_circuit_bytes: u64,
+}
+
+/// Rendezvous server limits (`rendezvous.*`).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RendezvousConfig {
+    /// Serve as a rendezvous server.
+    pub enabled: bool,
+    /// Shortest TTL accepted, seconds.
+    pub min_ttl_secs: u64,
+    /// Longest TTL accepted, seconds.
+    pub max_ttl_secs: u64,
+    /// Registrations held at once by one peer.
+    pub max_registrations_per_peer: u32,
+    /// Registrations held at once, all peers together.
+    pub max_registrations: u64,
+}
+
+/// Store-and-forward mirror settings (`mirror.*`).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct MirrorConfig {
+    /// Keep and serve registered groups' encrypted logs.
+    pub enabled: bool,
+    /// Groups per token unless the token says otherwise.
+    pub default_max_groups: u64,
+    /// Bytes per token unless the token says otherwise.
+    pub default_max_bytes: u64,
+    /// Retention in days; 0 keeps entries forever.
+    pub retention_days: u64,
+}
+
+/// Logging settings (`log.*`).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// Tracing filter in `RUST_LOG` syntax.
+    pub filter: String,
+    /// `text` or `json`.
+    pub format: String,
+}
+
+/// The validated configuration the node runs with.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Directory for the SQLite database and the key files.
+    pub data_dir: PathBuf,
+    /// Empty for SQLite in the data dir, else a `sqlite:` or `postgres://` URL.
+    pub database_url: String,
+    /// gRPC API address.
+    pub grpc_listen: SocketAddr,
+    /// Bearer token required on the gRPC API, if any.
+    pub api_token: Option<String>,
+    /// Admin HTTP address.
+    pub admin_listen: SocketAddr,
+    /// Bearer token for `/admin/v1/`; `None` turns those routes off.
+    pub admin_token: Option<String>,
+    /// libp2p listen addresses.
+    pub p2p_listen: Vec<Multiaddr>,
+    /// Peers dialled at start-up.
+    pub bootstrap: Vec<Multiaddr>,
+    /// Rendezvous servers to register with.
+    pub rendezvous_servers: Vec<Multiaddr>,
+    /// Addresses announced as reachable.
+    pub external_addresses: Vec<Multiaddr>,
+    /// mDNS discovery on.
+    pub mdns: bool,
+    /// Relay server limits.
+    pub relay: RelayConfig,
+    /// Rendezvous server limits.
+    pub rendezvous: RendezvousConfig,
+    /// Mirror settings.
+    pub mirror: MirrorConfig,
+    /// Logging settings.
+    pub log: LogConfig,
+}
+
+impl NodeConfig {
+    /// Reads every layer and validates the result.
+    pub fn load(sources: &Sources) -> Result<Self, ConfigError> {
+        let mut builder =
+            config::Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml));
+        if let Some(path) = &sources.file {
+            builder = builder.add_source(File::from(path.as_path()).format(FileFormat::Toml));
+        }
+        let mut env = Environment::with_prefix(defaults::ENV_PREFIX)
+            .prefix_separator("__")
+            .separator("__")
+            .list_separator(",")
+            .try_parsing(true)
+            .source(sources.env.clone());
+        for key in LIST_KEYS {
+            env = env.with_list_parse_key(key);
+        }
+        builder = builder.add_source(env);
+        let o = &sources.overrides;
+        if let Some(dir) = &o.data_dir {
+            builder = builder.set_override("data_dir", dir.to_string_lossy().into_owned())?;
+        }
+        if let Some(url) = &o.database_url {
+            builder = builder.set_override("storage.database_url", url.clone())?;
+        }
+        if let Some(addr) = &o.grpc_listen {
+            builder = builder.set_override("api.grpc_listen", addr.clone())?;
+        }
+        if let Some(addr) = &o.admin_listen {
+            builder = builder.set_override("admin.listen", addr.clone())?;
+        }
+        if !o.p2p_listen.is_empty() {
+            builder = builder.set_override("p2p.listen", o.p2p_listen.clone())?;
+        }
+        let raw: RawConfig = builder.build()?.try_deserialize()?;
+        Self::validate(raw)
+    }
+
+    /// Defaults only, with the given data dir: what `berty-node serve` runs with untouched.
+    pub fn defaults_with_data_dir(data_dir: &Path) -> Result<Self, ConfigError> {
+        Self::load(&Sources {
+            env: Some(HashMap::new()),
+            overrides: Overrides {
+                data_dir: Some(data_dir.to_path_buf()),
+                ..Overrides::default()
+            },
+            ..Sources::default()
+        })
+    }
+
+    fn validate(raw: RawConfig) -> Result<Self, ConfigError> {
+        if raw.data_dir.as_os_str().is_empty() {
+            return Err(invalid("data_dir", "must not be empty"));
+        }
+        let url = raw.storage.database_url.trim().to_string();
+        if !(url.is_empty()
+            || url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            return Err(invalid(
+                "storage.database_url",
+                "must be empty (SQLite in data_dir), sqlite:PATH, or postgres://...",
+            ));
+        }
+        let grpc_listen = parse_socket("api.grpc_listen", &raw.api.grpc_listen)?;
+        let api_token = read_token(
+            "api.token",
+            "api.token_file",
+            &raw.api.token,
+            &raw.api.token_file,
+        )?;
+        if api_token.is_none() && !grpc_listen.ip().is_loopback() {
+            return Err(invalid(
+                "api.token",
+                format!(
+                    "a token (api.token or api.token_file) is required when api.grpc_listen \
+                     ({grpc_listen}) is not a loopback address: the gRPC API controls the account"
+                ),
+            ));
+        }
+        let admin_listen = parse_socket("admin.listen", &raw.admin.listen)?;
+        let admin_token = read_token(
+            "admin.token",
+            "admin.token_file",
+            &raw.admin.token,
+            &raw.admin.token_file,
+        )?;
+        let p2p_listen = parse_multiaddrs("p2p.listen", &raw.p2p.listen)?;
+        if p2p_listen.is_empty() {
+            return Err(invalid("p2p.listen", "needs at least one address"));
+        }
+        let bootstrap = parse_multiaddrs("p2p.bootstrap", &raw.p2p.bootstrap)?;
+        let rendezvous_servers = parse_multiaddrs("p2p.rendezvous", &raw.p2p.rendezvous)?;
+        let external_addresses =
+            parse_multiaddrs("p2p.external_addresses", &raw.p2p.external_addresses)?;
+        let rendezvous = raw.rendezvous;
+        if rendezvous.min_ttl_secs > rendezvous.max_ttl_secs {
+            return Err(invalid(
+                "rendezvous.min_ttl_secs",
+                "must not exceed rendezvous.max_ttl_secs",
+            ));
+        }
+        if raw.log.format != "text" && raw.log.format != "json" {
+            return Err(invalid("log.format", "must be \"text\" or \"json\""));
+        }
+        Ok(Self {
+            data_dir: raw.data_dir,
+            database_url: url,
+            grpc_listen,
+            api_token,
+            admin_listen,
+            admin_token,
+            p2p_listen,
+            bootstrap,
+            rendezvous_servers,
+            external_addresses,
+            mdns: raw.p2p.mdns,
+            relay: raw.relay,
+            rendezvous,
+            mirror: raw.mirror,
+            log: raw.log,
+        })
+    }
+
+    /// Relay reservation lifetime.
+    pub fn reservation_duration(&self) -> Duration {
+        Duration::from_secs(self.relay.reservation_duration_secs)
+    }
+}
+
+fn parse_socket(key: &'static str, value: &str) -> Result<SocketAddr, ConfigError> {
+    value
+        .trim()
+        .parse()
+        .map_err(|e| invalid(key, format!("{value:?} is not host:port ({e})")))
+}
+
+fn parse_multiaddrs(key: &'static str, values: &[String]) -> Result<Vec<Multiaddr>, ConfigError> {
+    values
+        .iter()
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse()
+                .map_err(|e| invalid(key, format!("{s:?} is not a multiaddr ({e})")))
+        })
+        .collect()
+}
+
+fn read_token(
+    key: &'static str,
+    file_key: &'static str,
+    token: &str,
+    file: &str,
+) -> Result<Option<String>, ConfigError> {
+    let token = token.trim();
+    let file = file.trim();
+    if !token.is_empty() && !file.is_empty() {
+        return Err(invalid(key, format!("set either {key} or {file_key}, not both")));
+    }
+    if !file.is_empty() {
+        let content = std::fs::read_to_string(file)
+            .map_err(|e| invalid(file_key, format!("cannot read {file:?}: {e}")))?;
+        let content = content.trim();
+        if content.is_empty() {
+            return Err(invalid(file_key, format!("{file:?} is empty")));
+        }
+        return Ok(Some(content.to_string()));
+    }
+    Ok((!token.is_empty()).then(|| token.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Option<HashMap<String, String>> {
+        Some(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn built_in_defaults_are_valid_and_match_the_spec() {
+        let config = NodeConfig::load(&Sources {
+            env: env(&[]),
+            ..Sources::default()
+        })
+        .unwrap();
+        assert_eq!(config.data_dir, PathBuf::from("./data"));
+        assert_eq!(config.database_url, "");
+        assert_eq!(config.grpc_listen.to_string(), "127.0.0.1:9091");
+        assert_eq!(config.admin_listen.to_string(), "127.0.0.1:9090");
+        assert_eq!(config.p2p_listen.len(), 2);
+        assert!(config.api_token.is_none());
+        assert!(config.admin_token.is_none());
+        assert!(!config.mdns);
+    }
+
+    #[test]
+    fn file_then_environment_then_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("node.toml");
+        std::fs::write(
+            &file,
+            "data_dir = \"/from/file\"\n[api]\ngrpc_listen = \"127.0.0.1:1\"\n[p2p]\nmdns = true\n",
+        )
+        .unwrap();
+        let config = NodeConfig::load(&Sources {
+            file: Some(file),
+            env: env(&[
+                ("BERTY_NODE__API__GRPC_LISTEN", "127.0.0.1:2"),
+                ("BERTY_NODE__DATA_DIR", "/from/env"),
+                (
+                    "BERTY_NODE__P2P__LISTEN",
+                    "/ip4/127.0.0.1/tcp/0,/ip4/127.0.0.1/udp/0/quic-v1",
+                ),
+                ("BERTY_NODE__RELAY__MAX_CIRCUITS", "7"),
+            ]),
+            overrides: Overrides {
+                data_dir: Some(PathBuf::from("/from/flag")),
+                ..Overrides::default()
+            },
+        })
+        .unwrap();
+        assert_eq!(config.data_dir, PathBuf::from("/from/flag"));
+        assert_eq!(config.grpc_listen.to_string(), "127.0.0.1:2");
+        assert!(config.mdns, "file value kept where nothing overrides it");
+        assert_eq!(config.p2p_listen.len(), 2);
+        assert_eq!(config.relay.max_circuits, 7);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases = [
+            ("BERTY_NODE__API__GRPC_LISTEN", "not an address", "api.grpc_listen"),
+            ("BERTY_NODE__P2P__LISTEN", "/nonsense", "p2p.listen"),
+            ("BERTY_NODE__RELAY__MAX_CIRCUITS", "many", "max_circuits"),
+            ("BERTY_NODE__STORAGE__DATABASE_URL", "mysql://x", "storage.database_url"),
+            ("BERTY_NODE__LOG__FORMAT", "xml", "log.format"),
+            ("BERTY_NODE__API__GRPC_LISTEN", "0.0.0.0:9091", "api.token"),
+            ("BERTY_NODE__RELAY__NO_SUCH_KEY", "1", "no_such_key"),
+        ];
+        for (var, value, key) in cases {
+            let err = NodeConfig::load(&Sources {
+                env: env(&[(var, value)]),
+                ..Sources::default()
+            })
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains(key), "{var}={value}: error {err:?} does not name {key}");
+        }
+    }
+
+    #[test]
+    fn tokens_come_from_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let token_file = dir.path().join("token");
+        std::fs::write(&token_file, "s3cret\n").unwrap();
+        let config = NodeConfig::load(&Sources {
+            env: env(&[
+                ("BERTY_NODE__API__GRPC_LISTEN", "0.0.0.0:0"),
+                ("BERTY_NODE__API__TOKEN_FILE", token_file.to_str().unwrap()),
+                ("BERTY_NODE__ADMIN__TOKEN", "admin"),
+            ]),
+            ..Sources::default()
+        })
+        .unwrap();
+        assert_eq!(config.api_token.as_deref(), Some("s3cret"));
+        assert_eq!(config.admin_token.as_deref(), Some("admin"));
+    }
+}

@@ -1,0 +1,87 @@
+//! Domain-separation labels: one per derivation, per signature and per associated-data use.
+//!
+//! The log entry signature label is [`crate::log::ENTRY_SIGNATURE_LABEL`], owned by the log.
+//! Every label is used for exactly one purpose, and no label is a prefix of another, so a
+//! label followed by fixed-length fields can never be read as a different statement. Changing
+//! any of these changes every derived key and invalidates every signature: they are part of
+//! the protocol, like a wire number.
+
+/// HKDF info prefix: member key seed from the account-proof seed (followed by the group key).
+pub const KDF_MEMBER_KEY: &[u8] = b"berty-node/v1/kdf/member-key";
+/// HKDF info prefix: the group's shared signing key seed from the group secret.
+pub const KDF_GROUP_SIGNING_KEY: &[u8] = b"berty-node/v1/kdf/group-signing-key";
+/// HKDF info prefix: the group's link key from the group secret.
+pub const KDF_GROUP_LINK_KEY: &[u8] = b"berty-node/v1/kdf/group-link-key";
+/// HKDF info prefix: the key sealing metadata payloads, from the group secret.
+pub const KDF_GROUP_METADATA_KEY: &[u8] = b"berty-node/v1/kdf/group-metadata-key";
+/// HKDF info prefix: the key sealing message headers, from the group secret.
+pub const KDF_GROUP_HEADER_KEY: &[u8] = b"berty-node/v1/kdf/group-header-key";
+/// HKDF info prefix: one ratchet step (next chain key and message key) from a chain key.
+pub const KDF_CHAIN_STEP: &[u8] = b"berty-node/v1/kdf/chain-step";
+/// HKDF info prefix: the key sealing a chain key, from an ephemeral X25519 exchange.
+pub const KDF_SEALED_CHAIN_KEY: &[u8] = b"berty-node/v1/kdf/sealed-chain-key";
+/// HKDF info prefix: a contact group's key seed and secret, from the accounts' X25519 exchange.
+pub const KDF_CONTACT_GROUP: &[u8] = b"berty-node/v1/kdf/contact-group";
+
+/// Signature by the group key: the group's creation proof.
+pub const SIG_CREATION_PROOF: &[u8] = b"berty-node/v1/sig/creation-proof";
+/// Signature by a member key: binds a device key to the member in a group.
+pub const SIG_MEMBER_DEVICE: &[u8] = b"berty-node/v1/sig/member-device";
+/// Signature by an account key: a member discloses the account it belongs to.
+pub const SIG_ACCOUNT_DISCLOSURE: &[u8] = b"berty-node/v1/sig/account-disclosure";
+/// Signature by an account key: a new device of the account (device pairing).
+pub const SIG_ACCOUNT_DEVICE: &[u8] = b"berty-node/v1/sig/account-device";
+/// Signature by a per-group device key: authorship of a message payload.
+pub const SIG_MESSAGE: &[u8] = b"berty-node/v1/sig/message";
+/// Signature by a per-group device key: authorship of a metadata payload.
+pub const SIG_METADATA: &[u8] = b"berty-node/v1/sig/metadata";
+
+/// Associated data prefix: a chain key sealed to a member.
+pub const AD_SEALED_CHAIN_KEY: &[u8] = b"berty-node/v1/ad/sealed-chain-key";
+/// Associated data prefix: a message header sealed under the group header key.
+pub const AD_MESSAGE_HEADER: &[u8] = b"berty-node/v1/ad/message-header";
+/// Associated data prefix: a message body sealed under a message key.
+pub const AD_MESSAGE_BODY: &[u8] = b"berty-node/v1/ad/message-body";
+/// Associated data prefix: a metadata payload sealed under the group metadata key.
+pub const AD_METADATA: &[u8] = b"berty-node/v1/ad/metadata";
+
+/// Every label above, for the distinctness test.
+#[cfg(test)]
+pub(crate) const ALL: &[&[u8]] = &[
+    KDF_MEMBER_KEY,
+    KDF_GROUP_SIGNING_KEY,
+    KDF_GROUP_LINK_KEY,
+    KDF_GROUP_METADATA_KEY,
+    KDF_GROUP_HEADER_KEY,
+    KDF_CHAIN_STEP,
+    KDF_SEALED_CHAIN_KEY,
+    KDF_CONTACT_GROUP,
+    SIG_CREATION_PROOF,
+    SIG_MEMBER_DEVICE,
+    SIG_ACCOUNT_DISCLOSURE,
+    SIG_ACCOUNT_DEVICE,
+    SIG_MESSAGE,
+    SIG_METADATA,
+    AD_SEALED_CHAIN_KEY,
+    AD_MESSAGE_HEADER,
+    AD_MESSAGE_BODY,
+    AD_METADATA,
+];
+
+#[cfg(test)]
+mod tests {
+    use super::ALL;
+
+    #[test]
+    fn labels_are_distinct_and_prefix_free() {
+        let mut all = ALL.to_vec();
+        all.push(crate::log::ENTRY_SIGNATURE_LABEL);
+        for (i, a) in all.iter().enumerate() {
+            for (j, b) in all.iter().enumerate() {
+                if i != j {
+                    assert!(!b.starts_with(a), "{:?} is a prefix of {:?}", a, b);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! The one error type the API edges see, and its mapping to gRPC and HTTP statuses.
+//!
+//! Modules keep their own precise errors (`StorageError`, `CryptoError`, ...); they convert
+//! into [`Error`] at the edge, and only here are statuses chosen.
+
+use crate::storage::StorageError;
+
+/// An error as a client should see it: a category and a clear message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// Malformed key, reference, id or over-limit input.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// Unknown group, contact, request or event.
+    #[error("{0}")]
+    NotFound(String),
+    /// The caller may not do this (for example a group setting by a non-creator).
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// The state does not allow this (for example sending to a group the account left).
+    #[error("{0}")]
+    FailedPrecondition(String),
+    /// Storage or another dependency is down; retrying later may work.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Not provided by this node (yet).
+    #[error("{0}")]
+    Unimplemented(String),
+    /// A bug or corrupt data; the message says what.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<StorageError> for Error {
+    fn from(err: StorageError) -> Self {
+        match err {
+            StorageError::Unavailable(_) => Error::Unavailable(err.to_string()),
+            StorageError::MissingParent { .. } => Error::InvalidArgument(err.to_string()),
+            StorageError::Corrupt(_) | StorageError::Config(_) => Error::Internal(err.to_string()),
+        }
+    }
+}
+
+impl From<Error> for tonic::Status {
+    fn from(err: Error) -> Self {
+        use tonic::Code;
+        let code = match &err {
+            Error::InvalidArgument(_) => Code::InvalidArgument,
+            Error::NotFound(_) => Code::NotFound,
+            Error::PermissionDenied(_) => Code::PermissionDenied,
+            Error::FailedPrecondition(_) => Code::FailedPrecondition,
+            Error::Unavailable(_) => Code::Unavailable,
+            Error::Unimplemented(_) => Code::Unimplemented,
+            Error::Internal(_) => Code::Internal,
+        };
+        tonic::Status::new(code, err.to_string())
+    }
+}
+
+impl Error {
+    /// The HTTP status the admin API answers with for this error.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Error::InvalidArgument(_) => 400,
+            Error::NotFound(_) => 404,
+            Error::PermissionDenied(_) => 403,
+            Error::FailedPrecondition(_) => 409,
+            Error::Unavailable(_) => 503,
+            Error::Unimplemented(_) => 501,
+            Error::Internal(_) => 500,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storage_outage_is_unavailable() {
+        let status: tonic::Status = Error::from(StorageError::Unavailable("db gone".into())).into();
+        assert_eq!(status.code(), tonic::Code::Unavailable);
+        assert!(status.message().contains("db gone"));
+    }
+}

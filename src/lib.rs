@@ -1,0 +1,37 @@
+//! `berty-node`: a Berty Protocol peer and an always-on infrastructure node.
+//!
+//! One process serves the `berty.protocol.ProtocolService` gRPC API for its own account and
+//! helps other peers as a circuit-relay server, rendezvous server, DHT server and encrypted-log
+//! mirror. Operators drive it through an admin HTTP API and Prometheus metrics.
+//!
+//! # Layout
+//!
+//! - [`config`], [`defaults`]: the typed configuration, layered from built-in defaults, a TOML
+//!   file, `BERTY_NODE__SECTION__KEY` environment variables and flags.
+//! - [`node`]: the supervisor that builds, starts and stops everything.
+//! - [`crypto`]: keys, derivations, envelopes, the per-device ratchet (pure, no I/O).
+//! - [`log`]: log entries, ids, the Merkle DAG and its total order (pure, no I/O).
+//! - [`storage`]: the storage trait and its SQLite and PostgreSQL backends.
+//! - [`actors`]: the account actor and one group store actor per group log.
+//! - [`p2p`]: the libp2p swarm, owned by one task and driven through a command channel.
+//! - [`api`]: the tonic gRPC services and the mapping of errors to gRPC statuses.
+//! - [`admin`]: the actix-web admin server: health, readiness, metrics.
+//! - [`keystore`]: secret keys at rest in the data dir (mode 0600).
+//! - [`metrics`]: the one Prometheus registry.
+//! - [`telemetry`]: logging setup.
+
+pub mod actors;
+pub mod admin;
+pub mod api;
+pub mod config;
+pub mod crypto;
+pub mod defaults;
+pub mod error;
+pub mod keystore;
+pub mod log;
+pub mod metrics;
+pub mod node;
+pub mod p2p;
+pub mod proto;
+pub mod storage;
+pub mod telemetry;

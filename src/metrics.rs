@@ -1,0 +1,141 @@
+//! The node's metrics: one Prometheus registry, every name prefixed `berty_node_`.
+//!
+//! [`Metrics`] holds the handles the code updates; the registry is built once at start-up
+//! (libp2p registers its own metrics in a sub-registry of the same one) and then frozen behind
+//! an `Arc` for the admin server to encode.
+
+use prometheus_client::{
+    encoding::{text::encode, EncodeLabelSet},
+    metrics::{counter::Counter, family::Family, gauge::Gauge, info::Info},
+    registry::Registry,
+};
+
+use crate::defaults;
+
+/// Labels of the gRPC request counter (closed sets: method names and status codes).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GrpcLabels {
+    /// RPC name, e.g. `GroupMessageSend`.
+    pub method: &'static str,
+    /// gRPC status code name, e.g. `Ok`, `InvalidArgument`.
+    pub code: &'static str,
+}
+
+/// Labels naming a log kind.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LogKindLabels {
+    /// `metadata` or `messages`.
+    pub kind: &'static str,
+}
+
+/// Handles to every metric the node updates.
+#[derive(Debug, Clone, Default)]
+pub struct Metrics {
+    /// 1 while the last storage check succeeded, else 0.
+    pub storage_up: Gauge,
+    /// gRPC calls by method and status code.
+    pub grpc_requests: Family<GrpcLabels, Counter>,
+    /// Log entries newly stored, by log kind.
+    pub entries_appended: Family<LogKindLabels, Counter>,
+    /// Group store actors currently running.
+    pub group_store_actors: Gauge,
+    /// Open event subscriptions.
+    pub subscriptions: Gauge,
+}
+
+impl Metrics {
+    /// Creates the metrics and the registry holding them.
+    pub fn new() -> (Self, Registry) {
+        let mut registry = Registry::with_prefix(defaults::METRICS_PREFIX);
+        let metrics = Self::default();
+        registry.register(
+            "build",
+            "Version of this berty-node build",
+            Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
+        );
+        registry.register(
+            "storage_up",
+            "1 while the last storage check succeeded",
+            metrics.storage_up.clone(),
+        );
+        registry.register(
+            "grpc_requests",
+            "gRPC calls by method and status code",
+            metrics.grpc_requests.clone(),
+        );
+        registry.register(
+            "log_entries_appended",
+            "Log entries newly stored, by log kind",
+            metrics.entries_appended.clone(),
+        );
+        registry.register(
+            "group_store_actors",
+            "Group store actors currently running",
+            metrics.group_store_actors.clone(),
+        );
+        registry.register(
+            "subscriptions",
+            "Open event subscriptions",
+            metrics.subscriptions.clone(),
+        );
+        (metrics, registry)
+    }
+
+    /// Counts one gRPC call.
+    pub fn observe_grpc(&self, method: &'static str, code: tonic::Code) {
+        self.grpc_requests
+            .get_or_create(&GrpcLabels {
+                method,
+                code: code_name(code),
+            })
+            .inc();
+    }
+}
+
+/// Encodes the registry in the Prometheus/OpenMetrics text format.
+pub fn render(registry: &Registry) -> Result<String, std::fmt::Error> {
+    let mut out = String::new();
+    encode(&mut out, registry)?;
+    Ok(out)
+}
+
+fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code::*;
+    match code {
+        Ok => "Ok",
+        Cancelled => "Cancelled",
+        Unknown => "Unknown",
+        InvalidArgument => "InvalidArgument",
+        DeadlineExceeded => "DeadlineExceeded",
+        NotFound => "NotFound",
+        AlreadyExists => "AlreadyExists",
+        PermissionDenied => "PermissionDenied",
+        ResourceExhausted => "ResourceExhausted",
+        FailedPrecondition => "FailedPrecondition",
+        Aborted => "Aborted",
+        OutOfRange => "OutOfRange",
+        Unimplemented => "Unimplemented",
+        Internal => "Internal",
+        Unavailable => "Unavailable",
+        DataLoss => "DataLoss",
+        Unauthenticated => "Unauthenticated",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_carry_the_prefix() {
+        let (metrics, registry) = Metrics::new();
+        metrics.observe_grpc("InstanceGetConfiguration", tonic::Code::Ok);
+        metrics.storage_up.set(1);
+        let text = render(&registry).unwrap();
+        assert!(text.contains(
+            "berty_node_grpc_requests_total{method=\"InstanceGetConfiguration\",code=\"Ok\"} 1"
+        ));
+        assert!(text.contains("berty_node_storage_up 1"));
+        assert!(text.contains("berty_node_build_info"));
+    }
+}

@@ -1,0 +1,214 @@
+//! The supervisor: builds every part of the node, starts it, and stops it.
+//!
+//! [`Node::start`] returns once everything listens, with the addresses actually bound (port 0
+//! works). [`Node::run_until`] then waits for a stop signal or for any part to die; either way
+//! it stops every part and says why. Must be called inside the actix system, which runs on a
+//! multi-threaded tokio runtime (see `main.rs`).
+
+use std::{future::Future, net::SocketAddr, sync::Arc};
+
+use actix::Actor;
+use futures::{future::BoxFuture, stream::FuturesUnordered, FutureExt, StreamExt};
+use libp2p::{Multiaddr, PeerId};
+use tokio::sync::watch;
+
+use crate::{
+    actors::AccountActor,
+    admin::{self, AdminState},
+    api::{self, protocol::Capabilities, ProtocolApi},
+    config::NodeConfig,
+    defaults, keystore,
+    metrics::Metrics,
+    p2p,
+    storage::{self, Storage},
+};
+
+/// Why the node could not start or stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// Key files.
+    #[error(transparent)]
+    Keystore(#[from] keystore::KeystoreError),
+    /// Storage could not be opened or migrated.
+    #[error(transparent)]
+    Storage(#[from] storage::StorageError),
+    /// libp2p could not start.
+    #[error(transparent)]
+    P2p(#[from] p2p::P2pError),
+    /// The gRPC server could not start.
+    #[error(transparent)]
+    Api(#[from] api::ApiError),
+    /// The admin server could not start.
+    #[error("cannot start the admin server on {addr}: {source}")]
+    Admin {
+        /// `admin.listen`.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A part of the node stopped on its own.
+    #[error("{part} stopped unexpectedly: {reason}")]
+    PartDied {
+        /// Which part.
+        part: &'static str,
+        /// What it reported.
+        reason: String,
+    },
+}
+
+type PartResult = (&'static str, Result<(), String>);
+
+/// A running node.
+pub struct Node {
+    /// This node's libp2p peer id.
+    pub peer_id: PeerId,
+    /// Bound gRPC API address.
+    pub grpc_addr: SocketAddr,
+    /// Bound admin HTTP address.
+    pub admin_addr: SocketAddr,
+    /// libp2p listen addresses, each with `/p2p/<peer id>`.
+    pub listen_addrs: Vec<Multiaddr>,
+    /// The storage the node runs on.
+    pub storage: Arc<dyn Storage>,
+    shutdown: watch::Sender<bool>,
+    admin: actix_web::dev::ServerHandle,
+    parts: FuturesUnordered<BoxFuture<'static, PartResult>>,
+}
+
+impl Node {
+    /// Builds and starts every part; returns once all of them listen.
+    pub async fn start(config: NodeConfig) -> Result<Self, NodeError> {
+        keystore::ensure_dir(&config.data_dir)?;
+        let peer_key = keystore::load_or_create_peer_key(&config.data_dir)?;
+        let storage = storage::open(&config.database_url, &config.data_dir).await?;
+        let (metrics, registry) = Metrics::new();
+        metrics.storage_up.set(1);
+
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let (swarm, swarm_task) =
+            p2p::spawn(peer_key, &config.p2p_listen, shutdown_rx.clone()).await?;
+        let info = swarm.info().await?;
+
+        let _account = AccountActor::new(storage.clone(), metrics.clone()).start();
+
+        let capabilities = Capabilities::default();
+        let api = ProtocolApi::new(swarm.clone(), capabilities, metrics.clone());
+        let (grpc_addr, grpc_task) =
+            api::serve(config.grpc_listen, api, config.api_token.clone(), shutdown_rx).await?;
+
+        let admin = admin::serve(
+            config.admin_listen,
+            AdminState {
+                registry: Arc::new(registry),
+                metrics,
+                storage: storage.clone(),
+                swarm,
+                token: config.admin_token.clone(),
+            },
+        )
+        .map_err(|source| NodeError::Admin {
+            addr: config.admin_listen,
+            source,
+        })?;
+
+        let parts: FuturesUnordered<BoxFuture<'static, PartResult>> = FuturesUnordered::new();
+        parts.push(
+            swarm_task
+                .map(|r| ("swarm", r.map_err(|e| e.to_string())))
+                .boxed(),
+        );
+        parts.push(
+            grpc_task
+                .map(|r| ("gRPC server", flatten(r.map(|r| r.map_err(|e| e.to_string())))))
+                .boxed(),
+        );
+        parts.push(
+            admin
+                .task
+                .map(|r| ("admin server", flatten(r.map(|r| r.map_err(|e| e.to_string())))))
+                .boxed(),
+        );
+
+        Ok(Self {
+            peer_id: info.peer_id,
+            grpc_addr,
+            admin_addr: admin.addr,
+            listen_addrs: info.listen_addrs,
+            storage,
+            shutdown,
+            admin: admin.handle,
+            parts,
+        })
+    }
+
+    /// Runs until `stop` completes (a clean shutdown, `Ok`) or a part dies (`Err` naming it);
+    /// in both cases every part is stopped before this returns.
+    pub async fn run_until(mut self, stop: impl Future<Output = ()>) -> Result<(), NodeError> {
+        let died = tokio::select! {
+            _ = stop => None,
+            Some((part, result)) = self.parts.next() => Some(NodeError::PartDied {
+                part,
+                reason: match result {
+                    Ok(()) => "ended without error".to_string(),
+                    Err(e) => e,
+                },
+            }),
+        };
+        if let Some(err) = &died {
+            tracing::error!(%err, "shutting the node down");
+        } else {
+            tracing::info!("shutting down");
+        }
+        self.stop().await;
+        died.map_or(Ok(()), Err)
+    }
+
+    async fn stop(mut self) {
+        let _ = self.shutdown.send(true);
+        self.admin.stop(true).await;
+        let drain = async { while self.parts.next().await.is_some() {} };
+        if tokio::time::timeout(defaults::SHUTDOWN_GRACE, drain)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                grace = ?defaults::SHUTDOWN_GRACE,
+                "some parts did not stop in time; exiting anyway"
+            );
+        }
+        tracing::info!("stopped");
+    }
+
+    /// Prints what an operator needs to reach the node (one line each, stable for scripts).
+    pub fn print_addresses(&self) {
+        println!("peer_id {}", self.peer_id);
+        for addr in &self.listen_addrs {
+            println!("p2p_listen {addr}");
+        }
+        println!("grpc_listen {}", self.grpc_addr);
+        println!("admin_listen {}", self.admin_addr);
+    }
+}
+
+fn flatten<E: ToString>(
+    joined: Result<Result<(), String>, E>,
+) -> Result<(), String> {
+    joined.map_err(|e| e.to_string()).and_then(|r| r)
+}
+
+/// A future that completes on SIGINT or SIGTERM.
+pub async fn termination_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(e) => {
+            tracing::warn!(%e, "cannot listen for SIGTERM; only Ctrl-C will stop the node");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+    }
+}

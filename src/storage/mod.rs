@@ -1,0 +1,229 @@
+//! Persistence: one [`Storage`] trait, two sqlx backends.
+//!
+//! - [`sqlite`]: the embedded default, one file in the data dir, WAL mode with full sync.
+//! - [`postgres`]: production, and how several nodes share one state.
+//!
+//! Every method that writes returns only once the transaction is committed, so a reply that
+//! says "stored" means durable. Migrations live in `migrations/sqlite` and
+//! `migrations/postgres` and are applied by [`open`]. Queries are checked at run time, so
+//! building never needs a database. Nothing here loads a whole log into memory: reads are
+//! ranges with a limit.
+
+pub mod postgres;
+mod sql;
+pub mod sqlite;
+
+use std::{ops::Bound, path::Path, sync::Arc};
+
+use async_trait::async_trait;
+
+use crate::log::{EntryId, LogId, OrderKey};
+
+/// What can go wrong in storage.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The database cannot be reached or refused the operation (disk full, connection lost).
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// An appended entry names a parent that is neither stored nor earlier in the batch.
+    #[error("entry {entry} names parent {parent} which is not stored")]
+    MissingParent {
+        /// The entry being appended.
+        entry: EntryId,
+        /// The parent that is missing.
+        parent: EntryId,
+    },
+    /// Stored data does not parse (a bug or tampering); never silently ignored.
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+    /// The database URL or data dir is not usable.
+    #[error("invalid storage configuration: {0}")]
+    Config(String),
+}
+
+impl From<sqlx::Error> for StorageError {
+    fn from(err: sqlx::Error) -> Self {
+        StorageError::Unavailable(err.to_string())
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StorageError {
+    fn from(err: sqlx::migrate::MigrateError) -> Self {
+        StorageError::Unavailable(format!("migration failed: {err}"))
+    }
+}
+
+/// Result of storage operations.
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// An entry to append: already parsed and verified by the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEntry {
+    /// SHA-256 of `bytes`.
+    pub id: EntryId,
+    /// The entry's Lamport clock.
+    pub lamport: u64,
+    /// The entry's parents (its writer's heads when it was written).
+    pub parents: Vec<EntryId>,
+    /// The entry exactly as received or written.
+    pub bytes: Vec<u8>,
+}
+
+/// An entry as stored, with this replica's arrival cursor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEntry {
+    /// SHA-256 of `bytes`.
+    pub id: EntryId,
+    /// The entry's Lamport clock.
+    pub lamport: u64,
+    /// The entry's parents.
+    pub parents: Vec<EntryId>,
+    /// The entry exactly as received or written.
+    pub bytes: Vec<u8>,
+    /// This replica's arrival sequence in the log: 1 for the first stored entry, then +1.
+    pub cursor: u64,
+}
+
+impl StoredEntry {
+    /// The entry's position in the log's total order.
+    pub fn order_key(&self) -> OrderKey {
+        OrderKey {
+            lamport: self.lamport,
+            id: self.id,
+        }
+    }
+}
+
+/// What [`Storage::append`] did with one entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// Newly stored with this cursor.
+    New {
+        /// The arrival cursor given to the entry.
+        cursor: u64,
+    },
+    /// Already stored (appends are idempotent); its existing cursor.
+    Existing {
+        /// The cursor the entry got when it was first stored.
+        cursor: u64,
+    },
+}
+
+impl Appended {
+    /// The entry's cursor, new or existing.
+    pub fn cursor(self) -> u64 {
+        match self {
+            Appended::New { cursor } | Appended::Existing { cursor } => cursor,
+        }
+    }
+}
+
+/// Walking direction of a range read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Oldest first, in ascending total order.
+    Forward,
+    /// Newest first, in descending total order.
+    Backward,
+}
+
+/// A page of a log in total order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrderRange {
+    /// Lowest order key to include (or exclude).
+    pub lower: Bound<OrderKey>,
+    /// Highest order key to include (or exclude).
+    pub upper: Bound<OrderKey>,
+    /// Walk up from `lower` or down from `upper`.
+    pub direction: Direction,
+    /// Largest number of entries returned.
+    pub limit: u32,
+}
+
+impl OrderRange {
+    /// The whole log, forward, at most `limit` entries.
+    pub fn all(limit: u32) -> Self {
+        Self {
+            lower: Bound::Unbounded,
+            upper: Bound::Unbounded,
+            direction: Direction::Forward,
+            limit,
+        }
+    }
+}
+
+/// Which backend a [`Storage`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite.
+    Sqlite,
+    /// PostgreSQL server.
+    Postgres,
+}
+
+/// The node's persistence, as the actors see it.
+#[async_trait]
+pub trait Storage: Send + Sync + 'static {
+    /// Which backend this is.
+    fn backend(&self) -> Backend;
+
+    /// Succeeds when the database answers a trivial query.
+    async fn ping(&self) -> Result<()>;
+
+    /// Appends entries to a log in one committed transaction, in the given order.
+    ///
+    /// Each entry's parents must be stored already or come earlier in `entries`; otherwise
+    /// nothing is stored and [`StorageError::MissingParent`] is returned. An entry already stored
+    /// is left alone ([`Appended::Existing`]). New entries get consecutive cursors in the order
+    /// given; cursors of one log are committed in increasing order, even with several writers.
+    /// Heads are kept up to date: a new entry becomes a head and its parents stop being heads.
+    async fn append(&self, log: &LogId, entries: &[NewEntry]) -> Result<Vec<Appended>>;
+
+    /// One entry by id.
+    async fn entry(&self, log: &LogId, id: &EntryId) -> Result<Option<StoredEntry>>;
+
+    /// The order keys of the given ids that are stored (unknown ids are left out).
+    async fn order_keys(&self, log: &LogId, ids: &[EntryId]) -> Result<Vec<OrderKey>>;
+
+    /// The current heads (entries no other entry names as parent), ascending total order.
+    async fn heads(&self, log: &LogId) -> Result<Vec<OrderKey>>;
+
+    /// A page of the log in total order.
+    async fn range(&self, log: &LogId, range: &OrderRange) -> Result<Vec<StoredEntry>>;
+
+    /// Entries whose cursor is strictly greater than `after`, ascending cursor, at most `limit`.
+    async fn since_cursor(&self, log: &LogId, after: u64, limit: u32) -> Result<Vec<StoredEntry>>;
+
+    /// The highest cursor of the log (0 when empty).
+    async fn last_cursor(&self, log: &LogId) -> Result<u64>;
+
+    /// Number of entries stored in the log.
+    async fn count(&self, log: &LogId) -> Result<u64>;
+
+    /// A node-level value (small state such as flags and counters) by key.
+    async fn get_value(&self, key: &str) -> Result<Option<Vec<u8>>>;
+
+    /// Stores a node-level value, replacing any previous one; committed on return.
+    async fn put_value(&self, key: &str, value: &[u8]) -> Result<()>;
+}
+
+/// Opens the storage named by `database_url` and applies pending migrations.
+///
+/// An empty URL means SQLite in `data_dir/berty-node.db`; `sqlite:` URLs name a file;
+/// `postgres://` and `postgresql://` URLs name a PostgreSQL database.
+pub async fn open(database_url: &str, data_dir: &Path) -> Result<Arc<dyn Storage>> {
+    if database_url.is_empty() {
+        let path = data_dir.join(crate::defaults::SQLITE_FILE_NAME);
+        return Ok(Arc::new(sqlite::SqliteStorage::open_file(&path).await?));
+    }
+    if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
+        return Ok(Arc::new(postgres::PostgresStorage::connect(database_url).await?));
+    }
+    if database_url.starts_with("sqlite:") {
+        return Ok(Arc::new(sqlite::SqliteStorage::open_url(database_url).await?));
+    }
+    Err(StorageError::Config(format!(
+        "storage.database_url must be empty, sqlite:..., or postgres://...; got a URL with scheme {:?}",
+        database_url.split(':').next().unwrap_or_default()
+    )))
+}

@@ -1,0 +1,57 @@
+//! PostgreSQL backend: for production, and for several nodes sharing one state.
+//!
+//! Appends to one log are serialised by a row lock on the log's row (see [`super::sql`]), so
+//! cursors are committed in increasing order even with several writers on one database;
+//! appends to different logs run in parallel.
+
+use std::{str::FromStr, time::Duration};
+
+use sqlx::{
+    migrate::Migrator,
+    postgres::{PgConnectOptions, PgPoolOptions},
+    Postgres,
+};
+
+use super::{sql::SqlStore, Backend, Result, StorageError};
+
+/// Migrations of the PostgreSQL schema, applied at connect time.
+static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
+
+/// Most connections the pool opens to the server.
+const MAX_CONNECTIONS: u32 = 8;
+/// How long a call waits for a free connection (or for the server to accept one).
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Storage in a PostgreSQL database.
+#[derive(Debug)]
+pub struct PostgresStorage {
+    store: SqlStore<Postgres>,
+}
+
+impl PostgresStorage {
+    /// Connects to the database named by a `postgres://` URL and applies pending migrations.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|err| StorageError::Config(format!("bad PostgreSQL URL: {err}")))?;
+        let target = format!(
+            "database {:?} on {}:{}",
+            options.get_database().unwrap_or_default(),
+            options.get_host(),
+            options.get_port()
+        );
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(|err| {
+                StorageError::Unavailable(format!("cannot connect to PostgreSQL {target}: {err}"))
+            })?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Self {
+            store: SqlStore::new(pool.clone(), pool),
+        })
+    }
+}
+
+super::sql::storage_via_sql_store!(PostgresStorage, Backend::Postgres);

@@ -1,0 +1,787 @@
+//! What the SQLite and PostgreSQL backends share: one store generic over sqlx's [`Database`],
+//! running the same SQL on both engines, and the pure planning of an append.
+//!
+//! Both engines accept every statement here: `$N` placeholders (SQLite reads `$N` as the N-th
+//! argument), `ON CONFLICT`, `RETURNING` and row-value comparisons. What differs between them
+//! (connection settings, pools, column types in the migrations) stays in the backend files.
+//!
+//! # Encoding
+//!
+//! - Log ids are stored as their 33 bytes ([`LogId::to_bytes`]), entry ids as their 32 bytes.
+//! - Lamport clocks are `u64` but both engines store signed 64-bit integers, so a `lamport`
+//!   column holds the clock with its top bit flipped ([`lamport_to_sql`]): every `u64` fits and
+//!   SQL ordering matches `u64` ordering, so ranges and `ORDER BY` need no special case. Clock 1
+//!   is stored as `-9223372036854775807`.
+//! - Cursors are positive `i64`s (a log would need 2^63 entries to run out).
+//! - An entry's parents are one blob of concatenated 32-byte ids, in the entry's order; the
+//!   `parents` table holds the same links one per row, for heads maintenance.
+
+use std::{
+    collections::{HashMap, HashSet},
+    fmt::Write as _,
+    ops::Bound,
+};
+
+use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Row, Type};
+
+use super::{Appended, Direction, NewEntry, OrderRange, Result, StorageError, StoredEntry};
+use crate::log::{EntryId, LogId, OrderKey, ENTRY_ID_LEN};
+
+/// Most ids put in one `IN (...)` list (both engines accept far more bind parameters).
+const IDS_PER_STATEMENT: usize = 1000;
+/// Most rows put in one multi-row `INSERT`.
+const ROWS_PER_INSERT: usize = 500;
+/// The largest cursor: cursors are stored as signed 64-bit integers.
+const MAX_CURSOR: u64 = i64::MAX as u64;
+/// The bit flipped to map a Lamport clock onto a signed 64-bit integer.
+const LAMPORT_SIGN_BIT: u64 = 1 << 63;
+
+/// Columns read to build a [`StoredEntry`], in the order [`SqlStore::decode_entry`] expects.
+const ENTRY_COLUMNS: &str = "entry_id, lamport, parents, bytes, cursor";
+
+/// The first statement of every append: creates the log's row on first use and locks it until
+/// commit. On PostgreSQL the row lock serialises appends to one log, so cursors are committed
+/// in increasing order; on SQLite it is a write, so the transaction holds the write lock from
+/// its first statement and never has to upgrade a read snapshot (which `busy_timeout` would
+/// not retry).
+const LOCK_LOG: &str = "INSERT INTO logs (log_id, last_cursor, entry_count) VALUES ($1, 0, 0) \
+     ON CONFLICT (log_id) DO UPDATE SET last_cursor = logs.last_cursor \
+     RETURNING last_cursor";
+
+/// Maps a Lamport clock to its stored form, preserving order over the whole `u64` range.
+pub(crate) fn lamport_to_sql(lamport: u64) -> i64 {
+    i64::from_be_bytes((lamport ^ LAMPORT_SIGN_BIT).to_be_bytes())
+}
+
+/// Inverse of [`lamport_to_sql`].
+pub(crate) fn lamport_from_sql(stored: i64) -> u64 {
+    u64::from_be_bytes(stored.to_be_bytes()) ^ LAMPORT_SIGN_BIT
+}
+
+/// A cursor as a bind parameter; cursors past the stored range clamp to the largest one.
+fn cursor_to_sql(cursor: u64) -> i64 {
+    i64::try_from(cursor).unwrap_or(i64::MAX)
+}
+
+/// A count or cursor read back from the database; negative values mean corruption.
+fn non_negative(value: i64, what: &str) -> Result<u64> {
+    u64::try_from(value).map_err(|_| StorageError::Corrupt(format!("negative {what}: {value}")))
+}
+
+/// Maps a failed database call to [`StorageError::Unavailable`], saying what was being done.
+fn unavailable(doing: &'static str) -> impl FnOnce(sqlx::Error) -> StorageError {
+    move |err| StorageError::Unavailable(format!("{doing}: {err}"))
+}
+
+/// An entry's parents as stored: their ids concatenated.
+fn parents_blob(parents: &[EntryId]) -> Vec<u8> {
+    parents.iter().flat_map(|p| p.as_bytes().iter().copied()).collect()
+}
+
+/// Parses a stored entry id.
+fn entry_id(bytes: &[u8]) -> Result<EntryId> {
+    EntryId::from_slice(bytes).ok_or_else(|| {
+        StorageError::Corrupt(format!("entry id of {} bytes, expected {ENTRY_ID_LEN}", bytes.len()))
+    })
+}
+
+/// Parses a stored parents blob.
+fn parents_from_blob(blob: &[u8]) -> Result<Vec<EntryId>> {
+    if blob.len() % ENTRY_ID_LEN != 0 {
+        return Err(StorageError::Corrupt(format!(
+            "parents blob of {} bytes is not a list of {ENTRY_ID_LEN}-byte ids",
+            blob.len()
+        )));
+    }
+    blob.chunks_exact(ENTRY_ID_LEN).map(entry_id).collect()
+}
+
+/// `$first, $first+1, ...` (`count` placeholders).
+fn placeholders(first: usize, count: usize) -> String {
+    let mut out = String::with_capacity(count * 6);
+    for n in first..first + count {
+        if n > first {
+            out.push_str(", ");
+        }
+        let _ = write!(out, "${n}");
+    }
+    out
+}
+
+/// Rows of a multi-row `VALUES` list where each row is the log id (`$1`) then `per_row` fresh
+/// placeholders numbered from `$2`: `($1, $2, $3), ($1, $4, $5)` for 2 rows of 2.
+fn log_rows(rows: usize, per_row: usize) -> String {
+    let mut out = String::with_capacity(rows * (per_row + 1) * 6);
+    for row in 0..rows {
+        if row > 0 {
+            out.push_str(", ");
+        }
+        let _ = write!(out, "($1, {})", placeholders(2 + row * per_row, per_row));
+    }
+    out
+}
+
+/// The SQL of a range read, with `$1` the log id, then the lower then upper key (lamport, id)
+/// when bounded, then the limit.
+fn range_sql(range: &OrderRange) -> String {
+    let mut sql = format!("SELECT {ENTRY_COLUMNS} FROM entries WHERE log_id = $1");
+    let mut next = 2;
+    for (bound, included, excluded) in [(&range.lower, ">=", ">"), (&range.upper, "<=", "<")] {
+        let op = match bound {
+            Bound::Included(_) => included,
+            Bound::Excluded(_) => excluded,
+            Bound::Unbounded => continue,
+        };
+        let _ = write!(sql, " AND (lamport, entry_id) {op} (${next}, ${})", next + 1);
+        next += 2;
+    }
+    let order = match range.direction {
+        Direction::Forward => "ASC",
+        Direction::Backward => "DESC",
+    };
+    let _ = write!(sql, " ORDER BY lamport {order}, entry_id {order} LIMIT ${next}");
+    sql
+}
+
+/// The bounded keys of a range, lower first, as bound by [`range_sql`].
+fn range_keys(range: &OrderRange) -> impl Iterator<Item = &OrderKey> {
+    [&range.lower, &range.upper].into_iter().filter_map(|bound| match bound {
+        Bound::Included(key) | Bound::Excluded(key) => Some(key),
+        Bound::Unbounded => None,
+    })
+}
+
+/// Every id an append must look up: the batch's entries and their parents, each once.
+pub(crate) fn ids_to_look_up(entries: &[NewEntry]) -> Vec<EntryId> {
+    let mut seen = HashSet::with_capacity(entries.len() * 2);
+    entries
+        .iter()
+        .flat_map(|e| std::iter::once(&e.id).chain(&e.parents))
+        .filter(|id| seen.insert(**id))
+        .copied()
+        .collect()
+}
+
+/// An entry an append stores, with the cursor it gets.
+#[derive(Debug)]
+pub(crate) struct NewRow<'a> {
+    pub(crate) entry: &'a NewEntry,
+    pub(crate) cursor: u64,
+}
+
+/// What one append writes, decided before writing anything.
+#[derive(Debug)]
+pub(crate) struct AppendPlan<'a> {
+    /// The reply: one outcome per entry given, in order.
+    pub(crate) outcomes: Vec<Appended>,
+    /// Entries to store, in batch order with consecutive cursors.
+    pub(crate) new: Vec<NewRow<'a>>,
+    /// The log's last cursor once the append commits.
+    pub(crate) last_cursor: u64,
+    /// New entries that become heads: those no other new entry names as parent. (No stored
+    /// entry can name a new one: parents are always stored first.)
+    pub(crate) new_heads: Vec<&'a NewEntry>,
+    /// Stored entries that new entries name as parents: no longer heads.
+    pub(crate) former_heads: Vec<EntryId>,
+}
+
+/// Decides what appending `entries` does, given the cursors of those of the batch's ids and
+/// parent ids that are stored, and the log's last cursor.
+pub(crate) fn plan_append<'a>(
+    entries: &'a [NewEntry],
+    stored: &HashMap<EntryId, u64>,
+    last_cursor: u64,
+) -> Result<AppendPlan<'a>> {
+    let mut added: HashMap<EntryId, u64> = HashMap::new();
+    let mut outcomes = Vec::with_capacity(entries.len());
+    let mut new = Vec::new();
+    let mut cursor = last_cursor;
+    for entry in entries {
+        if let Some(&existing) = stored.get(&entry.id).or_else(|| added.get(&entry.id)) {
+            outcomes.push(Appended::Existing { cursor: existing });
+            continue;
+        }
+        let missing = entry
+            .parents
+            .iter()
+            .find(|parent| !stored.contains_key(*parent) && !added.contains_key(*parent));
+        if let Some(parent) = missing {
+            return Err(StorageError::MissingParent {
+                entry: entry.id,
+                parent: *parent,
+            });
+        }
+        cursor = cursor
+            .checked_add(1)
+            .filter(|c| *c <= MAX_CURSOR)
+            .ok_or_else(|| StorageError::Unavailable("the log has run out of cursors".into()))?;
+        added.insert(entry.id, cursor);
+        outcomes.push(Appended::New { cursor });
+        new.push(NewRow { entry, cursor });
+    }
+    let named: HashSet<EntryId> = new
+        .iter()
+        .flat_map(|row| row.entry.parents.iter().copied())
+        .collect();
+    let new_heads = new
+        .iter()
+        .map(|row| row.entry)
+        .filter(|entry| !named.contains(&entry.id))
+        .collect();
+    let former_heads = named
+        .into_iter()
+        .filter(|id| stored.contains_key(id))
+        .collect();
+    Ok(AppendPlan {
+        outcomes,
+        new,
+        last_cursor: cursor,
+        new_heads,
+        former_heads,
+    })
+}
+
+/// The storage logic of both backends over one engine: a pool for reads and one for writes.
+#[derive(Debug)]
+pub(crate) struct SqlStore<DB: Database> {
+    reader: Pool<DB>,
+    writer: Pool<DB>,
+}
+
+impl<DB: Database> SqlStore<DB> {
+    /// A store reading through `reader` and writing through `writer` (may be the same pool).
+    pub(crate) fn new(reader: Pool<DB>, writer: Pool<DB>) -> Self {
+        Self { reader, writer }
+    }
+}
+
+impl<DB> SqlStore<DB>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'r> Vec<u8>: Decode<'r, DB> + Type<DB>,
+    usize: ColumnIndex<DB::Row>,
+{
+    /// Column `index` of `row`; a value that does not decode is corruption.
+    fn column<'r, T>(row: &'r DB::Row, index: usize) -> Result<T>
+    where
+        T: Decode<'r, DB> + Type<DB>,
+    {
+        row.try_get(index)
+            .map_err(|err| StorageError::Corrupt(format!("column {index}: {err}")))
+    }
+
+    /// A row of [`ENTRY_COLUMNS`].
+    fn decode_entry(row: &DB::Row) -> Result<StoredEntry> {
+        let cursor = non_negative(Self::column(row, 4)?, "cursor")?;
+        if cursor == 0 {
+            return Err(StorageError::Corrupt("entry with cursor 0".into()));
+        }
+        Ok(StoredEntry {
+            id: entry_id(&Self::column::<Vec<u8>>(row, 0)?)?,
+            lamport: lamport_from_sql(Self::column(row, 1)?),
+            parents: parents_from_blob(&Self::column::<Vec<u8>>(row, 2)?)?,
+            bytes: Self::column(row, 3)?,
+            cursor,
+        })
+    }
+
+    /// A row of `lamport, entry_id`.
+    fn decode_order_key(row: &DB::Row) -> Result<OrderKey> {
+        Ok(OrderKey {
+            lamport: lamport_from_sql(Self::column(row, 0)?),
+            id: entry_id(&Self::column::<Vec<u8>>(row, 1)?)?,
+        })
+    }
+
+    pub(crate) async fn ping(&self) -> Result<()> {
+        sqlx::query::<DB>("SELECT 1")
+            .execute(&self.reader)
+            .await
+            .map_err(unavailable("ping"))?;
+        Ok(())
+    }
+
+    pub(crate) async fn append(&self, log: &LogId, entries: &[NewEntry]) -> Result<Vec<Appended>> {
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let log = log.to_bytes();
+        let log = &log[..];
+        let mut tx = self
+            .writer
+            .begin()
+            .await
+            .map_err(unavailable("starting an append"))?;
+        let row = sqlx::query::<DB>(LOCK_LOG)
+            .bind(log)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(unavailable("locking the log"))?;
+        let last_cursor = non_negative(Self::column(&row, 0)?, "last cursor")?;
+
+        let mut stored = HashMap::new();
+        for ids in ids_to_look_up(entries).chunks(IDS_PER_STATEMENT) {
+            let sql = format!(
+                "SELECT entry_id, cursor FROM entries WHERE log_id = $1 AND entry_id IN ({})",
+                placeholders(2, ids.len())
+            );
+            let query = ids
+                .iter()
+                .fold(sqlx::query::<DB>(&sql).bind(log), |q, id| {
+                    q.bind(&id.as_bytes()[..])
+                });
+            for row in query
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(unavailable("looking up entries"))?
+            {
+                let id = entry_id(&Self::column::<Vec<u8>>(&row, 0)?)?;
+                stored.insert(id, non_negative(Self::column(&row, 1)?, "cursor")?);
+            }
+        }
+
+        let plan = plan_append(entries, &stored, last_cursor)?;
+        if plan.new.is_empty() {
+            // Nothing to write: rolling back releases the lock without a commit to sync.
+            tx.rollback()
+                .await
+                .map_err(unavailable("ending an append"))?;
+            return Ok(plan.outcomes);
+        }
+
+        let added = i64::try_from(plan.new.len()).unwrap_or(i64::MAX);
+        sqlx::query::<DB>(
+            "UPDATE logs SET last_cursor = $2, entry_count = entry_count + $3 WHERE log_id = $1",
+        )
+        .bind(log)
+        .bind(cursor_to_sql(plan.last_cursor))
+        .bind(added)
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable("advancing the log cursor"))?;
+
+        for rows in plan.new.chunks(ROWS_PER_INSERT) {
+            let blobs: Vec<Vec<u8>> = rows.iter().map(|r| parents_blob(&r.entry.parents)).collect();
+            let sql = format!(
+                "INSERT INTO entries (log_id, entry_id, lamport, cursor, parents, bytes) VALUES {}",
+                log_rows(rows.len(), 5)
+            );
+            let query = rows.iter().zip(&blobs).fold(
+                sqlx::query::<DB>(&sql).bind(log),
+                |q, (row, blob)| {
+                    q.bind(&row.entry.id.as_bytes()[..])
+                        .bind(lamport_to_sql(row.entry.lamport))
+                        .bind(cursor_to_sql(row.cursor))
+                        .bind(&blob[..])
+                        .bind(&row.entry.bytes[..])
+                },
+            );
+            query
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable("inserting entries"))?;
+        }
+
+        let links: Vec<(&EntryId, &EntryId)> = plan
+            .new
+            .iter()
+            .flat_map(|row| row.entry.parents.iter().map(move |p| (p, &row.entry.id)))
+            .collect();
+        for links in links.chunks(ROWS_PER_INSERT) {
+            let sql = format!(
+                "INSERT INTO parents (log_id, parent_id, child_id) VALUES {} ON CONFLICT DO NOTHING",
+                log_rows(links.len(), 2)
+            );
+            let query = links
+                .iter()
+                .fold(sqlx::query::<DB>(&sql).bind(log), |q, (parent, child)| {
+                    q.bind(&parent.as_bytes()[..]).bind(&child.as_bytes()[..])
+                });
+            query
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable("inserting parent links"))?;
+        }
+
+        for ids in plan.former_heads.chunks(IDS_PER_STATEMENT) {
+            let sql = format!(
+                "DELETE FROM heads WHERE log_id = $1 AND entry_id IN ({})",
+                placeholders(2, ids.len())
+            );
+            let query = ids
+                .iter()
+                .fold(sqlx::query::<DB>(&sql).bind(log), |q, id| {
+                    q.bind(&id.as_bytes()[..])
+                });
+            query
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable("updating heads"))?;
+        }
+
+        for heads in plan.new_heads.chunks(ROWS_PER_INSERT) {
+            let sql = format!(
+                "INSERT INTO heads (log_id, entry_id, lamport) VALUES {}",
+                log_rows(heads.len(), 2)
+            );
+            let query = heads
+                .iter()
+                .fold(sqlx::query::<DB>(&sql).bind(log), |q, entry| {
+                    q.bind(&entry.id.as_bytes()[..])
+                        .bind(lamport_to_sql(entry.lamport))
+                });
+            query
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable("updating heads"))?;
+        }
+
+        tx.commit()
+            .await
+            .map_err(unavailable("committing an append"))?;
+        Ok(plan.outcomes)
+    }
+
+    pub(crate) async fn entry(&self, log: &LogId, id: &EntryId) -> Result<Option<StoredEntry>> {
+        let sql = format!("SELECT {ENTRY_COLUMNS} FROM entries WHERE log_id = $1 AND entry_id = $2");
+        let row = sqlx::query::<DB>(&sql)
+            .bind(&log.to_bytes()[..])
+            .bind(&id.as_bytes()[..])
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(unavailable("reading an entry"))?;
+        row.as_ref().map(Self::decode_entry).transpose()
+    }
+
+    pub(crate) async fn order_keys(&self, log: &LogId, ids: &[EntryId]) -> Result<Vec<OrderKey>> {
+        let log = log.to_bytes();
+        let mut unique: Vec<EntryId> = ids.to_vec();
+        unique.sort_unstable();
+        unique.dedup();
+        let mut keys = Vec::with_capacity(unique.len());
+        for ids in unique.chunks(IDS_PER_STATEMENT) {
+            let sql = format!(
+                "SELECT lamport, entry_id FROM entries WHERE log_id = $1 AND entry_id IN ({})",
+                placeholders(2, ids.len())
+            );
+            let query = ids
+                .iter()
+                .fold(sqlx::query::<DB>(&sql).bind(&log[..]), |q, id| {
+                    q.bind(&id.as_bytes()[..])
+                });
+            for row in query
+                .fetch_all(&self.reader)
+                .await
+                .map_err(unavailable("reading order keys"))?
+            {
+                keys.push(Self::decode_order_key(&row)?);
+            }
+        }
+        keys.sort_unstable();
+        Ok(keys)
+    }
+
+    pub(crate) async fn heads(&self, log: &LogId) -> Result<Vec<OrderKey>> {
+        sqlx::query::<DB>(
+            "SELECT lamport, entry_id FROM heads WHERE log_id = $1 ORDER BY lamport, entry_id",
+        )
+        .bind(&log.to_bytes()[..])
+        .fetch_all(&self.reader)
+        .await
+        .map_err(unavailable("reading heads"))?
+        .iter()
+        .map(Self::decode_order_key)
+        .collect()
+    }
+
+    pub(crate) async fn range(&self, log: &LogId, range: &OrderRange) -> Result<Vec<StoredEntry>> {
+        if range.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let sql = range_sql(range);
+        let log = log.to_bytes();
+        let query = range_keys(range).fold(
+            sqlx::query::<DB>(&sql).bind(&log[..]),
+            |q, key| {
+                q.bind(lamport_to_sql(key.lamport))
+                    .bind(&key.id.as_bytes()[..])
+            },
+        );
+        query
+            .bind(i64::from(range.limit))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(unavailable("reading a range"))?
+            .iter()
+            .map(Self::decode_entry)
+            .collect()
+    }
+
+    pub(crate) async fn since_cursor(
+        &self,
+        log: &LogId,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<StoredEntry>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT {ENTRY_COLUMNS} FROM entries WHERE log_id = $1 AND cursor > $2 \
+             ORDER BY cursor LIMIT $3"
+        );
+        sqlx::query::<DB>(&sql)
+            .bind(&log.to_bytes()[..])
+            .bind(cursor_to_sql(after))
+            .bind(i64::from(limit))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(unavailable("reading entries by cursor"))?
+            .iter()
+            .map(Self::decode_entry)
+            .collect()
+    }
+
+    /// Column `column` (a non-negative counter) of the log's row; 0 when the log is empty.
+    async fn log_counter(&self, log: &LogId, column: &'static str) -> Result<u64> {
+        let sql = format!("SELECT {column} FROM logs WHERE log_id = $1");
+        let row = sqlx::query::<DB>(&sql)
+            .bind(&log.to_bytes()[..])
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(unavailable("reading a log"))?;
+        match row {
+            Some(row) => non_negative(Self::column(&row, 0)?, column),
+            None => Ok(0),
+        }
+    }
+
+    pub(crate) async fn last_cursor(&self, log: &LogId) -> Result<u64> {
+        self.log_counter(log, "last_cursor").await
+    }
+
+    pub(crate) async fn count(&self, log: &LogId) -> Result<u64> {
+        self.log_counter(log, "entry_count").await
+    }
+
+    pub(crate) async fn get_value(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let row = sqlx::query::<DB>("SELECT value FROM node_values WHERE key = $1")
+            .bind(key)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(unavailable("reading a node value"))?;
+        row.as_ref().map(|row| Self::column(row, 0)).transpose()
+    }
+
+    pub(crate) async fn put_value(&self, key: &str, value: &[u8]) -> Result<()> {
+        sqlx::query::<DB>(
+            "INSERT INTO node_values (key, value) VALUES ($1, $2) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(&self.writer)
+        .await
+        .map_err(unavailable("storing a node value"))?;
+        Ok(())
+    }
+}
+
+/// Implements [`Storage`](super::Storage) for a backend type with a `store: SqlStore<_>` field
+/// by handing every call to the store.
+macro_rules! storage_via_sql_store {
+    ($backend_type:ty, $backend:expr) => {
+        #[async_trait::async_trait]
+        impl $crate::storage::Storage for $backend_type {
+            fn backend(&self) -> $crate::storage::Backend {
+                $backend
+            }
+
+            async fn ping(&self) -> $crate::storage::Result<()> {
+                self.store.ping().await
+            }
+
+            async fn append(
+                &self,
+                log: &$crate::log::LogId,
+                entries: &[$crate::storage::NewEntry],
+            ) -> $crate::storage::Result<Vec<$crate::storage::Appended>> {
+                self.store.append(log, entries).await
+            }
+
+            async fn entry(
+                &self,
+                log: &$crate::log::LogId,
+                id: &$crate::log::EntryId,
+            ) -> $crate::storage::Result<Option<$crate::storage::StoredEntry>> {
+                self.store.entry(log, id).await
+            }
+
+            async fn order_keys(
+                &self,
+                log: &$crate::log::LogId,
+                ids: &[$crate::log::EntryId],
+            ) -> $crate::storage::Result<Vec<$crate::log::OrderKey>> {
+                self.store.order_keys(log, ids).await
+            }
+
+            async fn heads(
+                &self,
+                log: &$crate::log::LogId,
+            ) -> $crate::storage::Result<Vec<$crate::log::OrderKey>> {
+                self.store.heads(log).await
+            }
+
+            async fn range(
+                &self,
+                log: &$crate::log::LogId,
+                range: &$crate::storage::OrderRange,
+            ) -> $crate::storage::Result<Vec<$crate::storage::StoredEntry>> {
+                self.store.range(log, range).await
+            }
+
+            async fn since_cursor(
+                &self,
+                log: &$crate::log::LogId,
+                after: u64,
+                limit: u32,
+            ) -> $crate::storage::Result<Vec<$crate::storage::StoredEntry>> {
+                self.store.since_cursor(log, after, limit).await
+            }
+
+            async fn last_cursor(&self, log: &$crate::log::LogId) -> $crate::storage::Result<u64> {
+                self.store.last_cursor(log).await
+            }
+
+            async fn count(&self, log: &$crate::log::LogId) -> $crate::storage::Result<u64> {
+                self.store.count(log).await
+            }
+
+            async fn get_value(&self, key: &str) -> $crate::storage::Result<Option<Vec<u8>>> {
+                self.store.get_value(key).await
+            }
+
+            async fn put_value(&self, key: &str, value: &[u8]) -> $crate::storage::Result<()> {
+                self.store.put_value(key, value).await
+            }
+        }
+    };
+}
+pub(crate) use storage_via_sql_store;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u8) -> EntryId {
+        EntryId([n; ENTRY_ID_LEN])
+    }
+
+    fn entry(n: u8, parents: &[u8]) -> NewEntry {
+        NewEntry {
+            id: id(n),
+            lamport: u64::from(n),
+            parents: parents.iter().map(|p| id(*p)).collect(),
+            bytes: vec![n],
+        }
+    }
+
+    #[test]
+    fn lamport_mapping_preserves_order_over_u64() {
+        let clocks = [0, 1, 2, 1 << 32, i64::MAX as u64, 1 << 63, u64::MAX - 1, u64::MAX];
+        for pair in clocks.windows(2) {
+            assert!(lamport_to_sql(pair[0]) < lamport_to_sql(pair[1]), "{pair:?}");
+        }
+        for clock in clocks {
+            assert_eq!(lamport_from_sql(lamport_to_sql(clock)), clock);
+        }
+        assert_eq!(lamport_to_sql(0), i64::MIN);
+        assert_eq!(lamport_to_sql(u64::MAX), i64::MAX);
+    }
+
+    #[test]
+    fn parents_blob_round_trips_and_rejects_ragged_blobs() {
+        let parents = vec![id(3), id(1), id(2)];
+        assert_eq!(parents_from_blob(&parents_blob(&parents)).ok(), Some(parents));
+        assert_eq!(parents_from_blob(&[]).ok(), Some(vec![]));
+        assert!(matches!(parents_from_blob(&[0; 33]), Err(StorageError::Corrupt(_))));
+    }
+
+    #[test]
+    fn placeholders_number_rows_after_the_log_id() {
+        assert_eq!(placeholders(2, 3), "$2, $3, $4");
+        assert_eq!(log_rows(2, 2), "($1, $2, $3), ($1, $4, $5)");
+    }
+
+    #[test]
+    fn range_sql_binds_lower_then_upper_then_limit() {
+        let key = OrderKey { lamport: 1, id: id(1) };
+        let range = OrderRange {
+            lower: Bound::Excluded(key),
+            upper: Bound::Included(key),
+            direction: Direction::Backward,
+            limit: 5,
+        };
+        let sql = range_sql(&range);
+        assert!(sql.contains("(lamport, entry_id) > ($2, $3) AND (lamport, entry_id) <= ($4, $5)"));
+        assert!(sql.ends_with("ORDER BY lamport DESC, entry_id DESC LIMIT $6"), "{sql}");
+        assert!(range_sql(&OrderRange::all(1)).ends_with("entry_id ASC LIMIT $2"));
+    }
+
+    #[test]
+    fn plan_gives_consecutive_cursors_and_reports_duplicates() {
+        let batch = [entry(1, &[]), entry(2, &[1]), entry(1, &[]), entry(3, &[2])];
+        let plan = plan_append(&batch, &HashMap::new(), 7).unwrap();
+        assert_eq!(
+            plan.outcomes,
+            vec![
+                Appended::New { cursor: 8 },
+                Appended::New { cursor: 9 },
+                Appended::Existing { cursor: 8 },
+                Appended::New { cursor: 10 },
+            ]
+        );
+        assert_eq!(plan.last_cursor, 10);
+        assert_eq!(plan.new_heads.iter().map(|e| e.id).collect::<Vec<_>>(), vec![id(3)]);
+        assert!(plan.former_heads.is_empty(), "parents inside the batch were never heads");
+    }
+
+    #[test]
+    fn plan_rejects_parents_missing_or_later_in_the_batch() {
+        let stored = HashMap::from([(id(1), 1)]);
+        let later = [entry(3, &[2]), entry(2, &[1])];
+        assert!(matches!(
+            plan_append(&later, &stored, 1),
+            Err(StorageError::MissingParent { entry, parent }) if entry == id(3) && parent == id(2)
+        ));
+        let own = [entry(4, &[4])];
+        assert!(matches!(
+            plan_append(&own, &stored, 1),
+            Err(StorageError::MissingParent { .. })
+        ));
+    }
+
+    #[test]
+    fn plan_retires_stored_parents_as_heads() {
+        let stored = HashMap::from([(id(1), 1), (id(2), 2)]);
+        let batch = [entry(2, &[1]), entry(3, &[1, 2]), entry(4, &[2])];
+        let plan = plan_append(&batch, &stored, 2).unwrap();
+        assert_eq!(plan.outcomes[0], Appended::Existing { cursor: 2 });
+        let mut former = plan.former_heads.clone();
+        former.sort();
+        assert_eq!(former, vec![id(1), id(2)]);
+        let heads: Vec<_> = plan.new_heads.iter().map(|e| e.id).collect();
+        assert_eq!(heads, vec![id(3), id(4)]);
+    }
+
+    #[test]
+    fn ids_to_look_up_lists_each_id_once() {
+        let batch = [entry(1, &[9]), entry(2, &[1, 9]), entry(1, &[9])];
+        assert_eq!(ids_to_look_up(&batch), vec![id(1), id(9), id(2)]);
+    }
+}

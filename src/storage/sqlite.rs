@@ -1,0 +1,95 @@
+//! SQLite backend: the embedded default, one database file in the data dir.
+//!
+//! The file runs in WAL mode with `synchronous = FULL`, so a committed append survives a power
+//! cut, and readers never block the writer. Writes go through a pool of one connection, so
+//! appends from this process queue in the pool instead of spinning in SQLite's busy handler;
+//! reads use a few more connections. Every write transaction writes first (see
+//! [`super::sql`]), so another process holding the file only ever makes us wait
+//! (`busy_timeout`), never fail with a stale snapshot.
+
+use std::{path::Path, str::FromStr, time::Duration};
+
+use sqlx::{
+    migrate::Migrator,
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+    Sqlite,
+};
+
+use super::{sql::SqlStore, Backend, Result, StorageError};
+
+/// Migrations of the SQLite schema, applied when the database is opened.
+static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
+
+/// Connections used for reads (WAL lets them read while the writer writes).
+const READ_CONNECTIONS: u32 = 4;
+/// How long a statement waits for another process's lock on the file before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Storage in one SQLite database file.
+#[derive(Debug)]
+pub struct SqliteStorage {
+    store: SqlStore<Sqlite>,
+}
+
+impl SqliteStorage {
+    /// Opens (creating it and its parent dir if missing) the database file at `path`, and
+    /// applies pending migrations.
+    pub async fn open_file(path: &Path) -> Result<Self> {
+        Self::open_with(SqliteConnectOptions::new().filename(path), false).await
+    }
+
+    /// Opens the database named by a `sqlite:` URL (such as `sqlite:data/node.db` or
+    /// `sqlite::memory:`), creating the file if missing, and applies pending migrations.
+    pub async fn open_url(url: &str) -> Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|err| StorageError::Config(format!("bad SQLite URL: {err}")))?;
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        Self::open_with(options, in_memory).await
+    }
+
+    async fn open_with(options: SqliteConnectOptions, in_memory: bool) -> Result<Self> {
+        if !in_memory {
+            if let Some(dir) = options.get_filename().parent() {
+                if !dir.as_os_str().is_empty() {
+                    tokio::fs::create_dir_all(dir).await.map_err(|err| {
+                        StorageError::Config(format!("cannot create {}: {err}", dir.display()))
+                    })?;
+                }
+            }
+        }
+        let options = options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let opening = |err: sqlx::Error| {
+            StorageError::Unavailable(format!(
+                "cannot open SQLite database {}: {err}",
+                options.get_filename().display()
+            ))
+        };
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await
+            .map_err(opening)?;
+        MIGRATOR.run(&writer).await?;
+        // An in-memory database lives in shared-cache mode, where concurrent connections get
+        // table locks that `busy_timeout` does not retry: one connection does everything.
+        let reader = if in_memory {
+            writer.clone()
+        } else {
+            SqlitePoolOptions::new()
+                .max_connections(READ_CONNECTIONS)
+                .connect_with(options.clone())
+                .await
+                .map_err(opening)?
+        };
+        Ok(Self {
+            store: SqlStore::new(reader, writer),
+        })
+    }
+}
+
+super::sql::storage_via_sql_store!(SqliteStorage, Backend::Sqlite);

@@ -1,0 +1,20 @@
+//! Logging through `tracing`: a filter from config (or `RUST_LOG`), text or JSON lines.
+
+use tracing_subscriber::{fmt, EnvFilter};
+
+use crate::config::LogConfig;
+
+/// Installs the global subscriber. Calling it twice is harmless (the second call does nothing).
+pub fn init(log: &LogConfig) {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&log.filter))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let result = if log.format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+    // Already installed (tests start several nodes in one process): keep the first one.
+    let _ = result;
+}

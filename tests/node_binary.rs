@@ -1,0 +1,99 @@
+//! The real binary: TOML file plus environment overrides, port 0 everywhere, gRPC and admin
+//! endpoints answered, SIGTERM exits 0. Runs on SQLite and on PostgreSQL.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::{collections::HashMap, time::Duration};
+
+use berty_node::proto::berty_protocol::instance_get_configuration::{self, SettingState};
+use common::node::{http_get, NodeProcess};
+
+async fn serve_answer_and_stop(database_url: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("node.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = \"{}\"\n\
+             [storage]\ndatabase_url = \"{database_url}\"\n\
+             [api]\ngrpc_listen = \"127.0.0.1:0\"\n\
+             [admin]\nlisten = \"127.0.0.1:9\"\ntoken = \"admin-secret\"\n\
+             [p2p]\nlisten = [\"/ip4/127.0.0.1/tcp/4040\"]\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    // The environment wins over the file: port 9 and 4040 above would not be port 0.
+    let env: HashMap<String, String> = [
+        ("BERTY_NODE__ADMIN__LISTEN", "127.0.0.1:0"),
+        (
+            "BERTY_NODE__P2P__LISTEN",
+            "/ip4/127.0.0.1/tcp/0,/ip4/127.0.0.1/udp/0/quic-v1",
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let node = NodeProcess::spawn(
+        &["--config", config.to_str().unwrap()],
+        &env,
+        dir.path(),
+    )
+    .await;
+    assert_ne!(node.grpc_addr.port(), 0);
+    assert_ne!(node.admin_addr.port(), 0);
+    assert_eq!(node.p2p_addrs.len(), 2, "TCP and QUIC listeners: {:?}", node.p2p_addrs);
+
+    let reply = node
+        .grpc()
+        .await
+        .instance_get_configuration(instance_get_configuration::Request {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reply.peer_id, node.peer_id);
+    assert_eq!(reply.listeners.len(), 2);
+    for listener in &reply.listeners {
+        assert!(listener.starts_with("/ip4/127.0.0.1/"), "{listener}");
+        assert!(listener.ends_with(&format!("/p2p/{}", node.peer_id)), "{listener}");
+        assert!(!listener.contains("/tcp/0/") && !listener.contains("/udp/0/"));
+    }
+    assert_eq!(reply.ble_enabled, SettingState::Unavailable as i32);
+    assert_eq!(reply.wifi_p2p_enabled, SettingState::Unavailable as i32);
+
+    let (status, body) = http_get(node.admin_addr, "/healthz", None).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = http_get(node.admin_addr, "/readyz", None).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = http_get(node.admin_addr, "/metrics", None).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("berty_node_storage_up 1"), "{body}");
+    assert!(
+        body.contains(
+            "berty_node_grpc_requests_total{method=\"InstanceGetConfiguration\",code=\"Ok\"} 1"
+        ),
+        "{body}"
+    );
+    let (status, _) = http_get(node.admin_addr, "/admin/v1/node", None).await;
+    assert_eq!(status, 401, "admin routes need the token");
+    let (status, body) = http_get(node.admin_addr, "/admin/v1/node", Some("admin-secret")).await;
+    assert_eq!(status, 200);
+    assert!(body.contains(&node.peer_id), "{body}");
+
+    node.signal("TERM");
+    let status = node.wait(Duration::from_secs(20)).await;
+    assert_eq!(status.code(), Some(0), "SIGTERM must exit 0, got {status:?}");
+}
+
+#[tokio::test]
+async fn binary_serves_on_sqlite_and_exits_cleanly() {
+    serve_answer_and_stop("").await;
+}
+
+#[tokio::test]
+async fn binary_serves_on_postgres_and_exits_cleanly() {
+    let db = common::postgres::TestDatabase::create().await;
+    serve_answer_and_stop(db.url()).await;
+}
