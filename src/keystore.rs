@@ -12,7 +12,7 @@ use std::{
 
 use libp2p::identity::Keypair;
 
-use crate::defaults;
+use crate::{crypto::AccountKeys, defaults};
 
 /// What can go wrong with key files.
 #[derive(Debug, thiserror::Error)]
@@ -119,6 +119,37 @@ pub fn load_or_create_peer_key(data_dir: &Path) -> Result<Keypair, KeystoreError
     Ok(keypair)
 }
 
+/// Loads the account's keys from the data dir; `None` when the data dir has no account yet.
+pub fn load_account(data_dir: &Path) -> Result<Option<AccountKeys>, KeystoreError> {
+    let path = data_dir.join(defaults::ACCOUNT_KEY_FILE);
+    let Some(bytes) = read_secret_file(&path)? else {
+        return Ok(None);
+    };
+    let bytes = zeroize::Zeroizing::new(bytes);
+    AccountKeys::from_bytes(&bytes)
+        .map(Some)
+        .map_err(|e| KeystoreError::Malformed {
+            path,
+            reason: e.to_string(),
+        })
+}
+
+/// Saves the account's keys in the data dir (mode 0600), replacing any previous ones.
+pub fn save_account(data_dir: &Path, keys: &AccountKeys) -> Result<(), KeystoreError> {
+    ensure_dir(data_dir)?;
+    write_secret_file(&data_dir.join(defaults::ACCOUNT_KEY_FILE), keys.to_bytes().as_ref())
+}
+
+/// Loads the account, creating a new one (fresh random keys) if the data dir has none.
+pub fn load_or_create_account(data_dir: &Path) -> Result<AccountKeys, KeystoreError> {
+    if let Some(keys) = load_account(data_dir)? {
+        return Ok(keys);
+    }
+    let keys = AccountKeys::generate(&mut rand::rngs::OsRng);
+    save_account(data_dir, &keys)?;
+    Ok(keys)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,6 +174,19 @@ mod tests {
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
         let err = load_or_create_peer_key(dir.path()).unwrap_err();
         assert!(matches!(err, KeystoreError::Permissions { mode: 0o644, .. }));
+    }
+
+    #[test]
+    fn account_is_created_once_with_mode_600() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(load_account(dir.path()).unwrap().is_none());
+        let first = load_or_create_account(dir.path()).unwrap();
+        let second = load_or_create_account(dir.path()).unwrap();
+        assert_eq!(first.account_pk(), second.account_pk());
+        assert_eq!(first.device_pk(), second.device_pk());
+        let path = dir.path().join(defaults::ACCOUNT_KEY_FILE);
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
     }
 
     #[test]

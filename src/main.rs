@@ -97,7 +97,10 @@ fn serve(config: NodeConfig) -> anyhow::Result<()> {
 fn init(config: NodeConfig) -> anyhow::Result<()> {
     keystore::ensure_dir(&config.data_dir)?;
     let peer_key = keystore::load_or_create_peer_key(&config.data_dir)?;
+    let account = keystore::load_or_create_account(&config.data_dir)?;
     println!("data_dir {}", config.data_dir.display());
     println!("peer_id {}", peer_key.public().to_peer_id());
+    println!("account_pk {}", hex::encode(account.account_pk().as_bytes()));
+    println!("device_pk {}", hex::encode(account.device_pk().as_bytes()));
     Ok(())
 }

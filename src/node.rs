@@ -80,6 +80,7 @@ impl Node {
     pub async fn start(config: NodeConfig) -> Result<Self, NodeError> {
         keystore::ensure_dir(&config.data_dir)?;
         let peer_key = keystore::load_or_create_peer_key(&config.data_dir)?;
+        let account = keystore::load_or_create_account(&config.data_dir)?;
         let storage = storage::open(&config.database_url, &config.data_dir).await?;
         let (metrics, registry) = Metrics::new();
         metrics.storage_up.set(1);
@@ -89,7 +90,7 @@ impl Node {
             p2p::spawn(peer_key, &config.p2p_listen, shutdown_rx.clone()).await?;
         let info = swarm.info().await?;
 
-        let _account = AccountActor::new(storage.clone(), metrics.clone()).start();
+        let _account = AccountActor::new(account, storage.clone(), metrics.clone()).start();
 
         let capabilities = Capabilities::default();
         let api = ProtocolApi::new(swarm.clone(), capabilities, metrics.clone());

@@ -6,20 +6,23 @@ use std::{collections::HashMap, sync::Arc};
 use actix::prelude::*;
 
 use crate::{
-    actors::group_store::GroupStoreActor, log::LogId, metrics::Metrics, storage::Storage,
+    actors::group_store::GroupStoreActor, crypto::AccountKeys, log::LogId, metrics::Metrics,
+    storage::Storage,
 };
 
 /// The account actor.
 pub struct AccountActor {
+    keys: AccountKeys,
     storage: Arc<dyn Storage>,
     metrics: Metrics,
     stores: HashMap<LogId, Addr<GroupStoreActor>>,
 }
 
 impl AccountActor {
-    /// An account actor over `storage`.
-    pub fn new(storage: Arc<dyn Storage>, metrics: Metrics) -> Self {
+    /// The actor of the account with `keys`, persisting through `storage`.
+    pub fn new(keys: AccountKeys, storage: Arc<dyn Storage>, metrics: Metrics) -> Self {
         Self {
+            keys,
             storage,
             metrics,
             stores: HashMap::new(),
@@ -29,6 +32,14 @@ impl AccountActor {
 
 impl Actor for AccountActor {
     type Context = Context<Self>;
+
+    fn started(&mut self, _: &mut Self::Context) {
+        tracing::info!(
+            account = %hex::encode(&self.keys.account_pk().as_bytes()[..8]),
+            device = %hex::encode(&self.keys.device_pk().as_bytes()[..8]),
+            "account started"
+        );
+    }
 }
 
 /// The address of the store actor of a log, started if it is not running.

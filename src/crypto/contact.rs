@@ -54,10 +54,8 @@ pub fn derive_contact_group(
     } else {
         (contact_account_pk.as_bytes(), own_pk.as_bytes())
     };
-    let out = hkdf_sha256::<{ 2 * KEY_LEN }>(
-        shared.as_bytes(),
-        &[labels::KDF_CONTACT_GROUP, low, high],
-    )?;
+    let out =
+        hkdf_sha256::<{ 2 * KEY_LEN }>(shared.as_bytes(), &[labels::KDF_CONTACT_GROUP, low, high])?;
     let mut group_seed = Zeroizing::new([0u8; KEY_LEN]);
     let mut secret = Zeroizing::new([0u8; KEY_LEN]);
     group_seed.copy_from_slice(&out[..KEY_LEN]);
@@ -236,14 +234,8 @@ mod tests {
         let advertise = |now| points_to_advertise(&account, &seed, now, DAY, 600);
         let day = 86_400;
         assert_eq!(advertise(10 * day + 1_000), vec![at(10 * day)]);
-        assert_eq!(
-            advertise(11 * day - 600),
-            vec![at(10 * day), at(11 * day)]
-        );
-        assert_eq!(
-            advertise(11 * day + 599),
-            vec![at(11 * day), at(10 * day)]
-        );
+        assert_eq!(advertise(11 * day - 600), vec![at(10 * day), at(11 * day)]);
+        assert_eq!(advertise(11 * day + 599), vec![at(11 * day), at(10 * day)]);
         assert_eq!(advertise(11 * day + 600), vec![at(11 * day)]);
         // No previous period before the epoch, no next one past the end of time.
         assert_eq!(advertise(0), vec![at(0)]);

@@ -155,7 +155,10 @@ mod tests {
         assert_eq!(other_proof.verify_for(&keys), bad);
         let mut forged = proof.encode();
         forged[1..33].copy_from_slice(other_proof.creator().as_bytes());
-        assert_eq!(CreationProof::decode(&forged).unwrap().verify_for(&keys), bad);
+        assert_eq!(
+            CreationProof::decode(&forged).unwrap().verify_for(&keys),
+            bad
+        );
     }
 
     #[test]

@@ -1,12 +1,12 @@
 //! XChaCha20-Poly1305 envelopes: `nonce (24 bytes) || ciphertext || tag (16 bytes)`, with a
 //! random nonce and caller-chosen associated data.
 
+use super::{secret::secret_bytes, CryptoError};
 use chacha20poly1305::{
     aead::{Aead, KeyInit, Payload},
     XChaCha20Poly1305, XNonce,
 };
 use rand::{CryptoRng, RngCore};
-use super::{secret::secret_bytes, CryptoError};
 
 /// Length of the random nonce that starts every envelope.
 pub const NONCE_LEN: usize = 24;

@@ -23,7 +23,6 @@ use super::{
     CreationProof, CryptoError,
 };
 
-
 secret_bytes!(
     /// The 32-byte group secret: whoever holds it is a member (or holds an invite).
     GroupSecret
@@ -49,9 +48,8 @@ pub struct GroupKeys {
 impl GroupKeys {
     /// Derives the group's keys from its public key and secret (for example from an invite).
     pub fn new(group_pk: VerifyingKey, secret: GroupSecret) -> Result<Self, CryptoError> {
-        let derive = |label: &[u8]| {
-            hkdf_sha256::<KEY_LEN>(secret.as_bytes(), &[label, group_pk.as_bytes()])
-        };
+        let derive =
+            |label: &[u8]| hkdf_sha256::<KEY_LEN>(secret.as_bytes(), &[label, group_pk.as_bytes()]);
         let signing_seed = derive(labels::KDF_GROUP_SIGNING_KEY)?;
         let link_key = LinkKey::from_zeroizing(derive(labels::KDF_GROUP_LINK_KEY)?);
         let metadata_key = SymmetricKey::from_zeroizing(derive(labels::KDF_GROUP_METADATA_KEY)?);

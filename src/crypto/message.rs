@@ -107,12 +107,8 @@ pub fn seal_message<R: CryptoRng + RngCore>(
     header.extend_from_slice(&counter.to_be_bytes());
     header.extend_from_slice(device_pk.as_bytes());
     header.extend_from_slice(&signature.to_bytes());
-    let sealed_header = envelope::seal(
-        keys.header_key(),
-        &header_ad(group_pk, kind),
-        &header,
-        rng,
-    )?;
+    let sealed_header =
+        envelope::seal(keys.header_key(), &header_ad(group_pk, kind), &header, rng)?;
     let sealed_body = envelope::seal(
         message_key.as_symmetric(),
         &body_ad(group_pk, kind, counter, &device_pk),
@@ -199,7 +195,10 @@ mod tests {
 
     fn group() -> GroupKeys {
         let creator = SigningKey::generate(&mut OsRng).verifying_key();
-        GroupGenesis::generate(&mut OsRng).finish(&creator).unwrap().0
+        GroupGenesis::generate(&mut OsRng)
+            .finish(&creator)
+            .unwrap()
+            .0
     }
 
     struct Sent {
@@ -213,7 +212,7 @@ mod tests {
         let keys = group();
         let device = SigningKey::generate(&mut OsRng);
         let mut chain = SenderChain::generate(*keys.group_pk(), &mut OsRng);
-        let (counter, message_key) = chain.next().unwrap();
+        let (counter, message_key) = chain.next_key().unwrap();
         let sealed = seal_message(
             &keys,
             &device,
@@ -239,12 +238,23 @@ mod tests {
         let header = open_header(&s.keys, LogKind::Messages, &s.sealed).unwrap();
         assert_eq!(header.counter, 0);
         assert_eq!(header.device, s.device.verifying_key());
-        let plaintext =
-            open_body(&s.keys, LogKind::Messages, &header, &s.message_key, &s.sealed).unwrap();
+        let plaintext = open_body(
+            &s.keys,
+            LogKind::Messages,
+            &header,
+            &s.message_key,
+            &s.sealed,
+        )
+        .unwrap();
         assert_eq!(plaintext, b"hello group");
-        let (_, check) =
-            open_body_unverified(&s.keys, LogKind::Messages, &header, &s.message_key, &s.sealed)
-                .unwrap();
+        let (_, check) = open_body_unverified(
+            &s.keys,
+            LogKind::Messages,
+            &header,
+            &s.message_key,
+            &s.sealed,
+        )
+        .unwrap();
         verify_batch(&[check]).unwrap();
     }
 
@@ -252,8 +262,14 @@ mod tests {
     fn empty_plaintext() {
         let s = send(b"");
         let header = open_header(&s.keys, LogKind::Messages, &s.sealed).unwrap();
-        let plaintext =
-            open_body(&s.keys, LogKind::Messages, &header, &s.message_key, &s.sealed).unwrap();
+        let plaintext = open_body(
+            &s.keys,
+            LogKind::Messages,
+            &header,
+            &s.message_key,
+            &s.sealed,
+        )
+        .unwrap();
         assert!(plaintext.is_empty());
     }
 
@@ -274,9 +290,8 @@ mod tests {
             device: SigningKey::generate(&mut OsRng).verifying_key(),
             ..header.clone()
         };
-        let open = |h: &MessageHeader| {
-            open_body(&s.keys, LogKind::Messages, h, &s.message_key, &s.sealed)
-        };
+        let open =
+            |h: &MessageHeader| open_body(&s.keys, LogKind::Messages, h, &s.message_key, &s.sealed);
         assert_eq!(open(&other_device), failed);
         let other_counter = MessageHeader {
             counter: 1,
@@ -292,37 +307,58 @@ mod tests {
 
     #[test]
     fn a_member_cannot_post_as_another_device() {
-        // A member knows the header key and the message key, but not the device's private
-        // key: re-sealing someone's header over a new plaintext fails the signature check.
+        // A member knows the header key and the sender's message keys, so it can seal any
+        // header and body; it cannot sign as the device. Replaying the device's signature
+        // over another plaintext fails.
         let s = send(b"original");
         let header = open_header(&s.keys, LogKind::Messages, &s.sealed).unwrap();
-        let impostor = SigningKey::generate(&mut OsRng);
-        let forged = seal_message(
-            &s.keys,
-            &impostor,
-            LogKind::Messages,
-            0,
-            &s.message_key,
-            b"forged",
-            &mut OsRng,
-        )
-        .unwrap();
-        let forged_header = MessageHeader {
-            device: header.device,
-            ..open_header(&s.keys, LogKind::Messages, &forged).unwrap()
-        };
-        // Its body is bound to the impostor's key, so it does not open as the victim's...
-        assert!(open_body(&s.keys, LogKind::Messages, &forged_header, &s.message_key, &forged).is_err());
-        // ...and the victim's signature does not cover the forged plaintext.
-        let _ = &s.device;
-        let resigned = MessageHeader {
-            signature: header.signature,
-            ..open_header(&s.keys, LogKind::Messages, &forged).unwrap()
-        };
+        let group_pk = s.keys.group_pk();
+        let mut header_bytes = header.counter.to_be_bytes().to_vec();
+        header_bytes.extend_from_slice(header.device.as_bytes());
+        header_bytes.extend_from_slice(&header.signature.to_bytes());
+        let mut forged = vec![VERSION];
+        forged.extend(
+            envelope::seal(
+                s.keys.header_key(),
+                &header_ad(group_pk, LogKind::Messages),
+                &header_bytes,
+                &mut OsRng,
+            )
+            .unwrap(),
+        );
+        forged.extend(
+            envelope::seal(
+                s.message_key.as_symmetric(),
+                &body_ad(group_pk, LogKind::Messages, header.counter, &header.device),
+                b"forged",
+                &mut OsRng,
+            )
+            .unwrap(),
+        );
+        let forged_header = open_header(&s.keys, LogKind::Messages, &forged).unwrap();
+        assert_eq!(forged_header, header);
         assert_eq!(
-            open_body(&s.keys, LogKind::Messages, &resigned, &s.message_key, &forged),
+            open_body(
+                &s.keys,
+                LogKind::Messages,
+                &forged_header,
+                &s.message_key,
+                &forged
+            ),
             Err(CryptoError::BadSignature)
         );
+        assert_eq!(
+            open_body(
+                &s.keys,
+                LogKind::Messages,
+                &header,
+                &s.message_key,
+                &s.sealed
+            )
+            .unwrap(),
+            b"original"
+        );
+        assert_eq!(s.device.verifying_key(), header.device);
     }
 
     #[test]
@@ -334,10 +370,36 @@ mod tests {
         assert!(open_body(&s.keys, LogKind::Messages, &header, &s.message_key, &long).is_err());
         let short = &s.sealed[..s.sealed.len() - 1];
         assert!(open_body(&s.keys, LogKind::Messages, &header, &s.message_key, short).is_err());
-        assert!(open_header(&s.keys, LogKind::Messages, &s.sealed[..MESSAGE_OVERHEAD - 1]).is_err());
+        assert!(open_header(
+            &s.keys,
+            LogKind::Messages,
+            &s.sealed[..MESSAGE_OVERHEAD - 1]
+        )
+        .is_err());
     }
 
     proptest! {
+        #[test]
+        fn header_decoder_never_panics_on_well_sealed_garbage(
+            header in proptest::collection::vec(any::<u8>(), 0..200),
+            body in proptest::collection::vec(any::<u8>(), 0..80),
+        ) {
+            // Right key and associated data, arbitrary header layout.
+            let keys = group();
+            let mut sealed = vec![VERSION];
+            sealed.extend(
+                envelope::seal(
+                    keys.header_key(),
+                    &header_ad(keys.group_pk(), LogKind::Messages),
+                    &header,
+                    &mut OsRng,
+                )
+                .unwrap(),
+            );
+            sealed.extend(body);
+            let _ = open_header(&keys, LogKind::Messages, &sealed);
+        }
+
         #[test]
         fn decoders_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
             let keys = group();

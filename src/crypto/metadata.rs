@@ -109,7 +109,10 @@ mod tests {
 
     fn group() -> GroupKeys {
         let creator = SigningKey::generate(&mut OsRng).verifying_key();
-        GroupGenesis::generate(&mut OsRng).finish(&creator).unwrap().0
+        GroupGenesis::generate(&mut OsRng)
+            .finish(&creator)
+            .unwrap()
+            .0
     }
 
     #[test]
@@ -142,8 +145,6 @@ mod tests {
         let sealed = seal_metadata(&keys, &victim, b"original", &mut OsRng).unwrap();
         let (_, check) = open_metadata_unverified(&keys, &sealed).unwrap();
         check.verify().unwrap();
-        let mut reader = Reader::new(&sealed[1..], "test");
-        let _ = reader.bytes(24).unwrap();
         let inner = envelope::open(
             keys.metadata_key(),
             &associated_data(keys.group_pk()),

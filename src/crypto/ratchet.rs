@@ -16,13 +16,8 @@ use rand::{CryptoRng, RngCore};
 use zeroize::Zeroizing;
 
 use super::{
-    codec::Reader,
-    envelope::SymmetricKey,
-    kdf::hkdf_sha256,
-    keys::KEY_LEN,
-    labels,
-    secret::secret_bytes,
-    CryptoError,
+    codec::Reader, envelope::SymmetricKey, kdf::hkdf_sha256, keys::KEY_LEN, labels,
+    secret::secret_bytes, CryptoError,
 };
 
 /// How far a receiver derives ahead of the next expected counter, and how many skipped
@@ -84,7 +79,7 @@ impl fmt::Debug for MessageKey {
 /// This device's sending chain in one group.
 ///
 /// Persist the state (see [`SenderChain::to_bytes`]) in the same transaction that stores the
-/// message sealed with the key [`SenderChain::next`] returned, so a key is never reused.
+/// message sealed with the key [`SenderChain::next_key`] returned, so a key is never reused.
 #[derive(Clone)]
 pub struct SenderChain {
     group_pk: VerifyingKey,
@@ -127,7 +122,7 @@ impl SenderChain {
     }
 
     /// The counter and key for the next message, advancing the chain.
-    pub fn next(&mut self) -> Result<(u64, MessageKey), CryptoError> {
+    pub fn next_key(&mut self) -> Result<(u64, MessageKey), CryptoError> {
         let following = self
             .counter
             .checked_add(1)
@@ -370,7 +365,7 @@ mod tests {
         let start = chain.counter();
         (0..n)
             .map(|i| {
-                let (counter, key) = chain.next().unwrap();
+                let (counter, key) = chain.next_key().unwrap();
                 assert_eq!(counter, start + i);
                 *key.as_bytes()
             })
@@ -458,7 +453,10 @@ mod tests {
     #[test]
     fn sender_counter_exhaustion_is_an_error() {
         let mut sender = SenderChain::from_parts(group(), ChainKey::from_bytes([2; 32]), u64::MAX);
-        assert_eq!(sender.next().unwrap_err(), CryptoError::CounterExhausted);
+        assert_eq!(
+            sender.next_key().unwrap_err(),
+            CryptoError::CounterExhausted
+        );
         let mut receiver = ReceiverChain::new(group(), ChainKey::from_bytes([2; 32]), u64::MAX);
         assert_eq!(
             receiver.consume(u64::MAX).unwrap_err(),
@@ -521,7 +519,7 @@ mod tests {
                 SenderChain::from_parts(group(), ChainKey::generate(&mut OsRng), start);
             let mut receiver =
                 ReceiverChain::new(group(), sender.chain_key().clone(), start);
-            let sent: Vec<_> = (0..200).map(|_| sender.next().unwrap()).collect();
+            let sent: Vec<_> = (0..200).map(|_| sender.next_key().unwrap()).collect();
             for (i, &offset) in order.iter().enumerate() {
                 let (counter, expected) = &sent[offset as usize];
                 prop_assert_eq!(*counter, start + offset);

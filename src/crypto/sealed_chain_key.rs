@@ -166,7 +166,8 @@ mod tests {
         let s = setup();
         let sealed = seal(&s);
         assert_eq!(sealed.len(), SEALED_CHAIN_KEY_LEN);
-        let (chain_key, counter) = open_chain_key(&s.recipient, &s.group, &s.sender, &sealed).unwrap();
+        let (chain_key, counter) =
+            open_chain_key(&s.recipient, &s.group, &s.sender, &sealed).unwrap();
         assert_eq!(chain_key.as_bytes(), s.chain_key.as_bytes());
         assert_eq!(counter, 42);
     }

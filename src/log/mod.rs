@@ -1,6 +1,6 @@
 //! Append-only logs: entries, ids, the Merkle DAG and its deterministic total order (pure, no I/O).
 //!
-//! - [`id`](LogId): log and entry ids, and the [`OrderKey`] of the total order.
+//! - [`LogId`], [`EntryId`], [`OrderKey`]: which log, which entry, and the key of the total order.
 //! - [`Entry`]: the canonical wire encoding (`docs/log-format.md`), signing and decoding.
 //! - [`verify_batch`], [`check_lamport`]: the signature and Lamport checks.
 //! - [`MemLog`]: one log's DAG in memory, its heads and total order.

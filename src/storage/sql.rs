@@ -312,6 +312,7 @@ where
         }
         let log = log.to_bytes();
         let log = &log[..];
+        let t0 = std::time::Instant::now();
         let mut tx = self
             .writer
             .begin()
@@ -345,7 +346,9 @@ where
             }
         }
 
+        let t1 = t0.elapsed();
         let plan = plan_append(entries, &stored, last_cursor)?;
+        let t2 = t0.elapsed();
         if plan.new.is_empty() {
             // Nothing to write: rolling back releases the lock without a commit to sync.
             tx.rollback()
@@ -387,6 +390,7 @@ where
                 .map_err(unavailable("inserting entries"))?;
         }
 
+        let t3 = t0.elapsed();
         let links: Vec<(&EntryId, &EntryId)> = plan
             .new
             .iter()
@@ -408,6 +412,7 @@ where
                 .map_err(unavailable("inserting parent links"))?;
         }
 
+        let t4 = t0.elapsed();
         for ids in plan.former_heads.chunks(IDS_PER_STATEMENT) {
             let sql = format!(
                 "DELETE FROM heads WHERE log_id = $1 AND entry_id IN ({})",
@@ -441,9 +446,11 @@ where
                 .map_err(unavailable("updating heads"))?;
         }
 
+        let t5 = t0.elapsed();
         tx.commit()
             .await
             .map_err(unavailable("committing an append"))?;
+        if entries.len() > 100 { eprintln!("lookup {t1:?} plan {t2:?} entries {t3:?} links {t4:?} heads {t5:?} commit {:?}", t0.elapsed()); }
         Ok(plan.outcomes)
     }
 

@@ -1,0 +1,857 @@
+//! Storage conformance: one suite, run against every backend.
+//!
+//! Each test is an async function of a [`Fixture`] (a fresh, empty storage and the means to
+//! reopen it). `conformance_tests!` instantiates every test once per backend: `sqlite::*` on a
+//! file in a temp dir, `postgres::*` on a fresh database per test (see `common::postgres`; the
+//! server comes from `BERTY_NODE_TEST_POSTGRES_URL` and an unreachable one fails the tests).
+//!
+//! The throughput benchmark is ignored by default:
+//! `cargo test --release --test storage_conformance -- --ignored --nocapture`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    ops::Bound,
+    path::Path,
+    sync::{Arc, LazyLock},
+    time::{Duration, Instant},
+};
+
+use berty_node::{
+    log::{EntryId, LogId, LogKind, OrderKey},
+    storage::{
+        self, Appended, Backend, Direction, NewEntry, OrderRange, Storage, StorageError,
+        StoredEntry,
+    },
+};
+use common::postgres::TestDatabase;
+use rand::{rngs::StdRng, seq::SliceRandom, Rng, SeedableRng};
+use sha2::{Digest, Sha256};
+use tempfile::TempDir;
+
+macro_rules! conformance_tests {
+    (
+        backends: { $($backend:ident => $fixture:path),+ $(,)? },
+        tests: $tests:tt,
+        benches: $benches:tt $(,)?
+    ) => {
+        $(
+            mod $backend {
+                use super::*;
+                conformance_tests!(@tests $fixture, $tests);
+                conformance_tests!(@benches $fixture, $benches);
+            }
+        )+
+    };
+    (@tests $fixture:path, [$($test:ident),* $(,)?]) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $test() {
+                super::$test($fixture().await).await;
+            }
+        )*
+    };
+    (@benches $fixture:path, [$($bench:ident),* $(,)?]) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            #[ignore = "benchmark: cargo test --release --test storage_conformance -- --ignored --nocapture"]
+            async fn $bench() {
+                super::$bench($fixture().await).await;
+            }
+        )*
+    };
+}
+
+conformance_tests! {
+    backends: {
+        sqlite => Fixture::sqlite,
+        postgres => Fixture::postgres,
+    },
+    tests: [
+        append_and_read_back,
+        append_is_idempotent,
+        missing_parent_rolls_back_the_whole_batch,
+        heads_follow_linear_branching_and_merging_histories,
+        ranges_match_a_sorted_model,
+        cursors_are_consecutive_and_stable,
+        concurrent_appends_to_one_log,
+        order_keys_of_stored_ids,
+        large_batches_round_trip,
+        node_values_get_and_put,
+        data_survives_reopening,
+        open_picks_the_backend_from_the_url,
+    ],
+    benches: [append_throughput],
+}
+
+/// A fresh storage of one backend, and what keeps it alive (temp dir, test database).
+struct Fixture {
+    storage: Arc<dyn Storage>,
+    backend: Backend,
+    /// The URL given to [`storage::open`]: empty for SQLite (a file in `data_dir`).
+    url: String,
+    data_dir: TempDir,
+    database: Option<TestDatabase>,
+}
+
+impl Fixture {
+    async fn sqlite() -> Self {
+        let data_dir = tempfile::tempdir().unwrap();
+        let storage = storage::open("", data_dir.path()).await.unwrap();
+        Self {
+            storage,
+            backend: Backend::Sqlite,
+            url: String::new(),
+            data_dir,
+            database: None,
+        }
+    }
+
+    async fn postgres() -> Self {
+        let database = TestDatabase::create().await;
+        let data_dir = tempfile::tempdir().unwrap();
+        let url = database.url().to_owned();
+        let storage = storage::open(&url, data_dir.path()).await.unwrap();
+        Self {
+            storage,
+            backend: Backend::Postgres,
+            url,
+            data_dir,
+            database: Some(database),
+        }
+    }
+
+    fn storage(&self) -> Arc<dyn Storage> {
+        Arc::clone(&self.storage)
+    }
+
+    /// Closes the storage (the caller must hold no other handle) and opens the same data again.
+    async fn reopen(self) -> Self {
+        let Fixture {
+            storage,
+            backend,
+            url,
+            data_dir,
+            database,
+        } = self;
+        assert_eq!(Arc::strong_count(&storage), 1, "a storage handle is still held");
+        drop(storage);
+        let storage = storage::open(&url, data_dir.path()).await.unwrap();
+        Fixture {
+            storage,
+            backend,
+            url,
+            data_dir,
+            database,
+        }
+    }
+}
+
+/// The log most tests use.
+static LOG: LazyLock<LogId> = LazyLock::new(|| log_id(1, LogKind::Messages));
+
+fn log_id(n: u8, kind: LogKind) -> LogId {
+    LogId::new([n; 32], kind)
+}
+
+/// An entry with the given body whose lamport follows its parents (1 for a root).
+fn entry(body: &str, parents: &[&NewEntry]) -> NewEntry {
+    let lamport = parents.iter().map(|p| p.lamport).max().map_or(1, |max| max + 1);
+    entry_at(body, lamport, parents)
+}
+
+/// An entry with an explicit lamport (storage does not check clocks against parents).
+fn entry_at(body: &str, lamport: u64, parents: &[&NewEntry]) -> NewEntry {
+    let bytes = body.as_bytes().to_vec();
+    NewEntry {
+        id: EntryId(Sha256::digest(&bytes).into()),
+        lamport,
+        parents: parents.iter().map(|p| p.id).collect(),
+        bytes,
+    }
+}
+
+fn key(entry: &NewEntry) -> OrderKey {
+    OrderKey {
+        lamport: entry.lamport,
+        id: entry.id,
+    }
+}
+
+fn stored(entry: &NewEntry, cursor: u64) -> StoredEntry {
+    StoredEntry {
+        id: entry.id,
+        lamport: entry.lamport,
+        parents: entry.parents.clone(),
+        bytes: entry.bytes.clone(),
+        cursor,
+    }
+}
+
+fn sorted_keys(entries: &[&NewEntry]) -> Vec<OrderKey> {
+    let mut keys: Vec<_> = entries.iter().map(|e| key(e)).collect();
+    keys.sort();
+    keys
+}
+
+fn new(cursor: u64) -> Appended {
+    Appended::New { cursor }
+}
+
+fn existing(cursor: u64) -> Appended {
+    Appended::Existing { cursor }
+}
+
+/// A chain of `len` entries named `{name}-{i}`, each the child of the previous one.
+fn chain(name: &str, len: usize) -> Vec<NewEntry> {
+    let mut out: Vec<NewEntry> = Vec::with_capacity(len);
+    for i in 0..len {
+        let body = format!("{name}-{i}");
+        let next = match out.last() {
+            Some(prev) => entry(&body, &[prev]),
+            None => entry(&body, &[]),
+        };
+        out.push(next);
+    }
+    out
+}
+
+async fn append_and_read_back(fx: Fixture) {
+    let s = fx.storage();
+    let a = entry("a", &[]);
+    let b = entry("b", &[&a]);
+    let c = entry("c", &[&b, &a]);
+    assert_eq!(s.append(&LOG, &[]).await.unwrap(), vec![]);
+    assert_eq!(s.append(&LOG, &[a.clone(), b.clone()]).await.unwrap(), vec![new(1), new(2)]);
+    assert_eq!(s.append(&LOG, &[c.clone()]).await.unwrap(), vec![new(3)]);
+
+    for (e, cursor) in [(&a, 1), (&b, 2), (&c, 3)] {
+        assert_eq!(s.entry(&LOG, &e.id).await.unwrap(), Some(stored(e, cursor)));
+    }
+    let read = s.entry(&LOG, &c.id).await.unwrap().unwrap();
+    assert_eq!(read.parents, vec![b.id, a.id], "parents keep their order");
+    assert_eq!(read.order_key(), key(&c));
+    assert_eq!(s.entry(&LOG, &entry("unknown", &[]).id).await.unwrap(), None);
+    assert_eq!(s.count(&LOG).await.unwrap(), 3);
+
+    // Logs are separate, including the two logs of one group.
+    let metadata = log_id(1, LogKind::Metadata);
+    assert_eq!(s.entry(&metadata, &a.id).await.unwrap(), None);
+    assert_eq!(s.count(&metadata).await.unwrap(), 0);
+    assert_eq!(s.append(&metadata, &[a.clone()]).await.unwrap(), vec![new(1)]);
+    assert!(matches!(
+        s.append(&metadata, &[c.clone()]).await,
+        Err(StorageError::MissingParent { .. })
+    ));
+    assert_eq!(s.count(&metadata).await.unwrap(), 1);
+    assert_eq!(s.count(&LOG).await.unwrap(), 3);
+    assert_eq!(s.heads(&metadata).await.unwrap(), vec![key(&a)]);
+}
+
+async fn append_is_idempotent(fx: Fixture) {
+    let s = fx.storage();
+    let [a, b, c] = <[NewEntry; 3]>::try_from(chain("i", 3)).unwrap();
+    let batch = [a.clone(), b.clone(), c.clone()];
+    assert_eq!(s.append(&LOG, &batch).await.unwrap(), vec![new(1), new(2), new(3)]);
+    assert_eq!(
+        s.append(&LOG, &batch).await.unwrap(),
+        vec![existing(1), existing(2), existing(3)]
+    );
+    assert_eq!(s.count(&LOG).await.unwrap(), 3);
+    assert_eq!(s.last_cursor(&LOG).await.unwrap(), 3);
+    assert_eq!(s.heads(&LOG).await.unwrap(), vec![key(&c)]);
+
+    // Duplicates inside one batch: the first copy is stored, later ones report its cursor.
+    let d = entry("d", &[&c]);
+    let e = entry("e", &[&d]);
+    assert_eq!(
+        s.append(&LOG, &[d.clone(), d.clone(), e.clone(), d.clone()]).await.unwrap(),
+        vec![new(4), existing(4), new(5), existing(4)]
+    );
+    // Stored and new entries mixed.
+    let f = entry("f", &[&a]);
+    assert_eq!(
+        s.append(&LOG, &[a.clone(), f.clone(), e.clone()]).await.unwrap(),
+        vec![existing(1), new(6), existing(5)]
+    );
+    assert_eq!(s.count(&LOG).await.unwrap(), 6);
+    assert_eq!(s.last_cursor(&LOG).await.unwrap(), 6);
+    assert_eq!(s.heads(&LOG).await.unwrap(), sorted_keys(&[&e, &f]));
+    assert_eq!(s.entry(&LOG, &d.id).await.unwrap(), Some(stored(&d, 4)));
+}
+
+async fn missing_parent_rolls_back_the_whole_batch(fx: Fixture) {
+    let s = fx.storage();
+    let ghost = entry("ghost", &[]);
+    let a = entry("a", &[]);
+    let b = entry("b", &[&a]);
+    let c = entry("c", &[&b, &ghost]);
+
+    let err = s.append(&LOG, &[a.clone(), b.clone(), c.clone()]).await.unwrap_err();
+    assert!(
+        matches!(err, StorageError::MissingParent { entry, parent } if entry == c.id && parent == ghost.id),
+        "{err:?}"
+    );
+    assert_eq!(s.count(&LOG).await.unwrap(), 0);
+    assert_eq!(s.last_cursor(&LOG).await.unwrap(), 0);
+    assert_eq!(s.heads(&LOG).await.unwrap(), vec![]);
+    assert_eq!(s.entry(&LOG, &a.id).await.unwrap(), None);
+    assert_eq!(s.since_cursor(&LOG, 0, 10).await.unwrap(), vec![]);
+
+    assert_eq!(s.append(&LOG, &[a.clone()]).await.unwrap(), vec![new(1)]);
+    let orphan = entry("orphan", &[&ghost]);
+    assert!(matches!(
+        s.append(&LOG, &[b.clone(), orphan]).await,
+        Err(StorageError::MissingParent { .. })
+    ));
+    assert_eq!(s.entry(&LOG, &b.id).await.unwrap(), None, "b was rolled back");
+    assert_eq!(s.heads(&LOG).await.unwrap(), vec![key(&a)]);
+
+    // A parent later in the batch does not count.
+    let b_child = entry("b-child", &[&b]);
+    let err = s.append(&LOG, &[b_child.clone(), b.clone()]).await.unwrap_err();
+    assert!(
+        matches!(err, StorageError::MissingParent { entry, parent } if entry == b_child.id && parent == b.id),
+        "{err:?}"
+    );
+    // Failed appends leave no gap in cursors.
+    assert_eq!(s.append(&LOG, &[b.clone(), b_child]).await.unwrap(), vec![new(2), new(3)]);
+    assert_eq!(s.count(&LOG).await.unwrap(), 3);
+}
+
+async fn heads_follow_linear_branching_and_merging_histories(fx: Fixture) {
+    let s = fx.storage();
+    assert_eq!(s.heads(&LOG).await.unwrap(), vec![]);
+
+    let a = entry("a", &[]);
+    let b = entry("b", &[&a]);
+    let c = entry("c", &[&b]);
+    for e in [&a, &b, &c] {
+        s.append(&LOG, &[e.clone()]).await.unwrap();
+        assert_eq!(s.heads(&LOG).await.unwrap(), vec![key(e)]);
+    }
+    // Two branches from c.
+    let d = entry("d", &[&c]);
+    let e = entry("e", &[&c]);
+    s.append(&LOG, &[d.clone()]).await.unwrap();
+    s.append(&LOG, &[e.clone()]).await.unwrap();
+    assert_eq!(s.heads(&LOG).await.unwrap(), sorted_keys(&[&d, &e]));
+    // A branch from an older entry.
+    let f = entry("f", &[&b]);
+    s.append(&LOG, &[f.clone()]).await.unwrap();
+    assert_eq!(s.heads(&LOG).await.unwrap(), sorted_keys(&[&d, &e, &f]));
+    // Re-appending a stored entry changes nothing.
+    s.append(&LOG, &[c.clone(), a.clone()]).await.unwrap();
+    assert_eq!(s.heads(&LOG).await.unwrap(), sorted_keys(&[&d, &e, &f]));
+    // A partial merge, then a full one.
+    let g = entry("g", &[&d, &f]);
+    s.append(&LOG, &[g.clone()]).await.unwrap();
+    assert_eq!(s.heads(&LOG).await.unwrap(), sorted_keys(&[&e, &g]));
+    let h = entry("h", &[&e, &g]);
+    s.append(&LOG, &[h.clone()]).await.unwrap();
+    assert_eq!(s.heads(&LOG).await.unwrap(), vec![key(&h)]);
+    // A second root.
+    let r = entry("r", &[]);
+    s.append(&LOG, &[r.clone()]).await.unwrap();
+    assert_eq!(s.heads(&LOG).await.unwrap(), sorted_keys(&[&h, &r]));
+
+    // The same history in one batch, on another log, ends with the same heads.
+    let other = log_id(2, LogKind::Messages);
+    let all = [a, b, c, d, e, f, g, h.clone(), r.clone()];
+    s.append(&other, &all).await.unwrap();
+    assert_eq!(s.heads(&other).await.unwrap(), sorted_keys(&[&h, &r]));
+    // Branching inside one batch.
+    let x = entry("x", &[&h]);
+    let y = entry("y", &[&h]);
+    let z = entry("z", &[&x]);
+    s.append(&other, &[x, y.clone(), z.clone()]).await.unwrap();
+    assert_eq!(s.heads(&other).await.unwrap(), sorted_keys(&[&r, &y, &z]));
+}
+
+/// Entries of `model` inside `range`, in its direction, at most its limit.
+fn model_range(model: &BTreeMap<OrderKey, StoredEntry>, range: &OrderRange) -> Vec<StoredEntry> {
+    let inside = |k: &OrderKey| {
+        let above = match range.lower {
+            Bound::Included(lower) => *k >= lower,
+            Bound::Excluded(lower) => *k > lower,
+            Bound::Unbounded => true,
+        };
+        let below = match range.upper {
+            Bound::Included(upper) => *k <= upper,
+            Bound::Excluded(upper) => *k < upper,
+            Bound::Unbounded => true,
+        };
+        above && below
+    };
+    let matching = model.iter().filter(|(k, _)| inside(k)).map(|(_, e)| e.clone());
+    let limit = range.limit as usize;
+    match range.direction {
+        Direction::Forward => matching.take(limit).collect(),
+        Direction::Backward => {
+            let mut all: Vec<_> = matching.collect();
+            all.reverse();
+            all.truncate(limit);
+            all
+        }
+    }
+}
+
+async fn ranges_match_a_sorted_model(fx: Fixture) {
+    let s = fx.storage();
+    let mut rng = StdRng::seed_from_u64(7);
+    // Ties on lamport, and clocks across the whole u64 range (storage does not check clocks).
+    let mut lamports = vec![
+        0,
+        1,
+        1,
+        1,
+        2,
+        5,
+        5,
+        i64::MAX as u64 - 1,
+        i64::MAX as u64,
+        i64::MAX as u64 + 1,
+        u64::MAX - 1,
+        u64::MAX,
+        u64::MAX,
+    ];
+    lamports.extend((0..27).map(|_| rng.gen_range(0..40)));
+    let mut entries: Vec<NewEntry> = lamports
+        .iter()
+        .enumerate()
+        .map(|(i, lamport)| entry_at(&format!("r{i}"), *lamport, &[]))
+        .collect();
+    entries.shuffle(&mut rng);
+    let mut model = BTreeMap::new();
+    for batch in entries.chunks(7) {
+        let outcomes = s.append(&LOG, batch).await.unwrap();
+        for (e, outcome) in batch.iter().zip(outcomes) {
+            model.insert(key(e), stored(e, outcome.cursor()));
+        }
+    }
+    assert_eq!(
+        s.range(&LOG, &OrderRange::all(u32::MAX)).await.unwrap(),
+        model.values().cloned().collect::<Vec<_>>()
+    );
+
+    // Bounds on stored keys, between them, and at the extremes.
+    let stored_keys: Vec<OrderKey> = model.keys().copied().collect();
+    let mut probes: Vec<OrderKey> = stored_keys.choose_multiple(&mut rng, 6).copied().collect();
+    probes.extend([
+        OrderKey { lamport: 0, id: EntryId([0; 32]) },
+        OrderKey { lamport: 1, id: EntryId([0xff; 32]) },
+        OrderKey { lamport: 5, id: EntryId([0; 32]) },
+        OrderKey { lamport: i64::MAX as u64 + 1, id: EntryId([0x80; 32]) },
+        OrderKey { lamport: u64::MAX, id: EntryId([0xff; 32]) },
+    ]);
+    let mut bounds = vec![Bound::Unbounded];
+    for probe in &probes {
+        bounds.push(Bound::Included(*probe));
+        bounds.push(Bound::Excluded(*probe));
+    }
+    let mut checked = 0;
+    for lower in &bounds {
+        for upper in &bounds {
+            for direction in [Direction::Forward, Direction::Backward] {
+                for limit in [0, 1, 3, 1000] {
+                    let range = OrderRange {
+                        lower: *lower,
+                        upper: *upper,
+                        direction,
+                        limit,
+                    };
+                    assert_eq!(
+                        s.range(&LOG, &range).await.unwrap(),
+                        model_range(&model, &range),
+                        "{range:?}"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked > 1000);
+    // Another log sees nothing.
+    let other = log_id(9, LogKind::Messages);
+    assert_eq!(s.range(&other, &OrderRange::all(10)).await.unwrap(), vec![]);
+}
+
+async fn cursors_are_consecutive_and_stable(fx: Fixture) {
+    let s = fx.storage();
+    assert_eq!(s.last_cursor(&LOG).await.unwrap(), 0);
+    assert_eq!(s.count(&LOG).await.unwrap(), 0);
+    assert_eq!(s.since_cursor(&LOG, 0, 10).await.unwrap(), vec![]);
+
+    let entries = chain("k", 20);
+    let mut expected = Vec::new();
+    let mut next = 1;
+    let mut start = 0;
+    for size in [1, 4, 2, 7, 6] {
+        // Each batch also repeats the previous batch's last entry.
+        let from = start.max(1) - 1;
+        let batch = &entries[from..start + size];
+        let outcomes = s.append(&LOG, batch).await.unwrap();
+        for (e, outcome) in batch.iter().zip(&outcomes) {
+            if let Appended::New { cursor } = outcome {
+                assert_eq!(*cursor, next, "consecutive in batch order");
+                next += 1;
+                expected.push(stored(e, *cursor));
+            }
+        }
+        start += size;
+    }
+    assert_eq!(start, 20);
+    assert_eq!(s.last_cursor(&LOG).await.unwrap(), 20);
+    assert_eq!(s.count(&LOG).await.unwrap(), 20);
+    assert_eq!(s.since_cursor(&LOG, 0, 100).await.unwrap(), expected);
+
+    // Paging by cursor walks the same sequence.
+    let mut paged = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = s.since_cursor(&LOG, after, 3).await.unwrap();
+        let Some(last) = page.last() else { break };
+        assert!(page.len() <= 3);
+        after = last.cursor;
+        paged.extend(page);
+    }
+    assert_eq!(paged, expected);
+    assert_eq!(s.since_cursor(&LOG, 20, 10).await.unwrap(), vec![]);
+    assert_eq!(s.since_cursor(&LOG, u64::MAX, 10).await.unwrap(), vec![]);
+    assert_eq!(s.since_cursor(&LOG, 0, 0).await.unwrap(), vec![]);
+    assert_eq!(s.since_cursor(&LOG, 17, 10).await.unwrap(), expected[17..].to_vec());
+
+    // Cursors never change once given.
+    let more = entry("k-more", &[&entries[19]]);
+    assert_eq!(s.append(&LOG, &[more]).await.unwrap(), vec![new(21)]);
+    for e in &expected {
+        assert_eq!(s.entry(&LOG, &e.id).await.unwrap().unwrap().cursor, e.cursor);
+    }
+    assert_eq!(s.last_cursor(&LOG).await.unwrap(), 21);
+    assert_eq!(s.count(&LOG).await.unwrap(), 21);
+}
+
+async fn concurrent_appends_to_one_log(fx: Fixture) {
+    const TASKS: usize = 8;
+    const CHAIN: usize = 24;
+    let s = fx.storage();
+    // Roots every task appends too, racing on the same entries.
+    let shared: Vec<NewEntry> = (0..6).map(|i| entry(&format!("shared-{i}"), &[])).collect();
+    let chains: Vec<Vec<NewEntry>> = (0..TASKS).map(|t| chain(&format!("t{t}"), CHAIN)).collect();
+    let total = (TASKS * CHAIN + shared.len()) as u64;
+
+    // A reader following the log by cursor must never see a gap: cursors become visible in
+    // increasing order.
+    let reader = {
+        let s = Arc::clone(&s);
+        tokio::spawn(async move {
+            let mut after = 0;
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while after < total {
+                assert!(Instant::now() < deadline, "reader stuck at cursor {after}");
+                for e in s.since_cursor(&LOG, after, 50).await.unwrap() {
+                    assert_eq!(e.cursor, after + 1, "cursor gap seen by a reader");
+                    after = e.cursor;
+                }
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+
+    let mut tasks = Vec::new();
+    for (t, own) in chains.iter().enumerate() {
+        let s = Arc::clone(&s);
+        let own = own.clone();
+        let shared = shared.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut rng = StdRng::seed_from_u64(t as u64);
+            let mut outcomes = Vec::new();
+            let mut start = 0;
+            while start < own.len() {
+                let end = (start + rng.gen_range(1..=3)).min(own.len());
+                let mut batch = own[start..end].to_vec();
+                if rng.gen_bool(0.3) {
+                    batch.push(shared.choose(&mut rng).unwrap().clone());
+                }
+                let got = s.append(&LOG, &batch).await.unwrap();
+                outcomes.extend(batch.iter().map(|e| e.id).zip(got));
+                start = end;
+            }
+            let got = s.append(&LOG, &shared).await.unwrap();
+            outcomes.extend(shared.iter().map(|e| e.id).zip(got));
+            outcomes
+        }));
+    }
+    let mut new_cursors: HashMap<EntryId, u64> = HashMap::new();
+    let mut all_outcomes = Vec::new();
+    for task in tasks {
+        let outcomes = task.await.unwrap();
+        // Each task appended its chain in order, so its own cursors increase.
+        let own: Vec<u64> = outcomes
+            .iter()
+            .filter(|(id, _)| !shared.iter().any(|e| e.id == *id))
+            .map(|(_, o)| o.cursor())
+            .collect();
+        assert!(own.windows(2).all(|w| w[0] < w[1]), "{own:?}");
+        for (id, outcome) in &outcomes {
+            if let Appended::New { cursor } = outcome {
+                assert!(new_cursors.insert(*id, *cursor).is_none(), "stored twice: {id:?}");
+            }
+        }
+        all_outcomes.extend(outcomes);
+    }
+    reader.await.unwrap();
+
+    assert_eq!(new_cursors.len() as u64, total);
+    let mut cursors: Vec<u64> = new_cursors.values().copied().collect();
+    cursors.sort_unstable();
+    assert_eq!(cursors, (1..=total).collect::<Vec<_>>(), "unique and gap-free");
+    for (id, outcome) in &all_outcomes {
+        assert_eq!(outcome.cursor(), new_cursors[id], "Existing reports the first cursor");
+    }
+    assert_eq!(s.count(&LOG).await.unwrap(), total);
+    assert_eq!(s.last_cursor(&LOG).await.unwrap(), total);
+    let stored = s.since_cursor(&LOG, 0, u32::MAX).await.unwrap();
+    assert_eq!(stored.iter().map(|e| e.cursor).collect::<Vec<_>>(), cursors);
+    for e in &stored {
+        assert_eq!(new_cursors[&e.id], e.cursor);
+    }
+    let tips: Vec<&NewEntry> = chains.iter().map(|c| c.last().unwrap()).collect();
+    let expected_heads: Vec<&NewEntry> = tips.into_iter().chain(&shared).collect();
+    assert_eq!(s.heads(&LOG).await.unwrap(), sorted_keys(&expected_heads));
+}
+
+async fn order_keys_of_stored_ids(fx: Fixture) {
+    let s = fx.storage();
+    let [a, b, c] = <[NewEntry; 3]>::try_from(chain("o", 3)).unwrap();
+    s.append(&LOG, &[a.clone(), b.clone(), c.clone()]).await.unwrap();
+    let unknown = entry("unknown", &[]);
+    assert_eq!(s.order_keys(&LOG, &[]).await.unwrap(), vec![]);
+    let mut keys = s
+        .order_keys(&LOG, &[c.id, unknown.id, a.id, a.id])
+        .await
+        .unwrap();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys, sorted_keys(&[&a, &c]));
+    let other = log_id(3, LogKind::Metadata);
+    assert_eq!(s.order_keys(&other, &[a.id]).await.unwrap(), vec![]);
+}
+
+async fn large_batches_round_trip(fx: Fixture) {
+    let s = fx.storage();
+    // Larger than one statement's worth of rows, ids and parent links.
+    let entries = chain("big", 2_500);
+    let outcomes = s.append(&LOG, &entries).await.unwrap();
+    assert_eq!(outcomes, (1..=2_500).map(new).collect::<Vec<_>>());
+    // A merge of 1,200 roots: many parent links and former heads in one batch.
+    let roots: Vec<NewEntry> = (0..1_200).map(|i| entry(&format!("root-{i}"), &[])).collect();
+    s.append(&LOG, &roots).await.unwrap();
+    let mut parents: Vec<&NewEntry> = roots.iter().collect();
+    parents.push(entries.last().unwrap());
+    let merge = entry("merge", &parents);
+    assert_eq!(s.append(&LOG, &[merge.clone()]).await.unwrap(), vec![new(3_701)]);
+    assert_eq!(s.heads(&LOG).await.unwrap(), vec![key(&merge)]);
+    assert_eq!(s.count(&LOG).await.unwrap(), 3_701);
+    assert_eq!(s.entry(&LOG, &merge.id).await.unwrap(), Some(stored(&merge, 3_701)));
+    // The whole batch again is all Existing.
+    let again = s.append(&LOG, &entries).await.unwrap();
+    assert_eq!(again, (1..=2_500).map(existing).collect::<Vec<_>>());
+    let ids: Vec<EntryId> = entries.iter().map(|e| e.id).collect();
+    assert_eq!(s.order_keys(&LOG, &ids).await.unwrap().len(), 2_500);
+    let last = s
+        .range(
+            &LOG,
+            &OrderRange {
+                lower: Bound::Unbounded,
+                upper: Bound::Unbounded,
+                direction: Direction::Backward,
+                limit: 2,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(last, vec![stored(&merge, 3_701), stored(&entries[2_499], 2_500)]);
+}
+
+async fn node_values_get_and_put(fx: Fixture) {
+    let s = fx.storage();
+    assert_eq!(s.get_value("flag").await.unwrap(), None);
+    s.put_value("flag", b"on").await.unwrap();
+    assert_eq!(s.get_value("flag").await.unwrap(), Some(b"on".to_vec()));
+    s.put_value("flag", b"off").await.unwrap();
+    assert_eq!(s.get_value("flag").await.unwrap(), Some(b"off".to_vec()));
+    s.put_value("empty", b"").await.unwrap();
+    assert_eq!(s.get_value("empty").await.unwrap(), Some(vec![]));
+    let binary: Vec<u8> = (0..=255).collect();
+    s.put_value("binary/é", &binary).await.unwrap();
+    assert_eq!(s.get_value("binary/é").await.unwrap(), Some(binary));
+    assert_eq!(s.get_value("Flag").await.unwrap(), None, "keys are case-sensitive");
+    assert_eq!(s.get_value("flag").await.unwrap(), Some(b"off".to_vec()));
+}
+
+async fn data_survives_reopening(fx: Fixture) {
+    let s = fx.storage();
+    let a = entry("a", &[]);
+    let b = entry("b", &[&a]);
+    let c = entry("c", &[&a]);
+    s.append(&LOG, &[a.clone(), b.clone(), c.clone()]).await.unwrap();
+    s.put_value("counter", &7u64.to_be_bytes()).await.unwrap();
+    drop(s);
+
+    let fx = fx.reopen().await;
+    let s = fx.storage();
+    for (e, cursor) in [(&a, 1), (&b, 2), (&c, 3)] {
+        assert_eq!(s.entry(&LOG, &e.id).await.unwrap(), Some(stored(e, cursor)));
+    }
+    assert_eq!(s.heads(&LOG).await.unwrap(), sorted_keys(&[&b, &c]));
+    assert_eq!(s.last_cursor(&LOG).await.unwrap(), 3);
+    assert_eq!(s.count(&LOG).await.unwrap(), 3);
+    assert_eq!(
+        s.get_value("counter").await.unwrap(),
+        Some(7u64.to_be_bytes().to_vec())
+    );
+    let d = entry("d", &[&b, &c]);
+    assert_eq!(s.append(&LOG, &[a.clone(), d.clone()]).await.unwrap(), vec![existing(1), new(4)]);
+    assert_eq!(s.heads(&LOG).await.unwrap(), vec![key(&d)]);
+}
+
+async fn open_picks_the_backend_from_the_url(fx: Fixture) {
+    let s = fx.storage();
+    assert_eq!(s.backend(), fx.backend);
+    s.ping().await.unwrap();
+    let dir = fx.data_dir.path();
+    match fx.backend {
+        Backend::Sqlite => {
+            assert!(fx.url.is_empty());
+            assert!(dir.join(berty_node::defaults::SQLITE_FILE_NAME).is_file());
+            // A sqlite: URL naming a file in a directory that does not exist yet.
+            let path = dir.join("nested/deeper/other.db");
+            let url = format!("sqlite:{}", path.display());
+            let other = storage::open(&url, Path::new("/nonexistent")).await.unwrap();
+            assert_eq!(other.backend(), Backend::Sqlite);
+            other.append(&LOG, &[entry("x", &[])]).await.unwrap();
+            assert!(path.is_file());
+            let memory = storage::open("sqlite::memory:", dir).await.unwrap();
+            assert_eq!(memory.backend(), Backend::Sqlite);
+            memory.append(&LOG, &[entry("m", &[])]).await.unwrap();
+            assert_eq!(memory.count(&LOG).await.unwrap(), 1);
+        }
+        Backend::Postgres => {
+            let url = fx.url.replacen("postgres://", "postgresql://", 1);
+            assert!(url.starts_with("postgresql://"));
+            let other = storage::open(&url, dir).await.unwrap();
+            assert_eq!(other.backend(), Backend::Postgres);
+            other.ping().await.unwrap();
+        }
+    }
+    assert!(matches!(
+        storage::open("mysql://localhost/db", dir).await,
+        Err(StorageError::Config(_))
+    ));
+    // A server that is not there is Unavailable, not a panic.
+    let gone = storage::open("postgres://nobody@127.0.0.1:1/none", dir).await;
+    assert!(matches!(gone, Err(StorageError::Unavailable(_))), "{:?}", gone.err());
+}
+
+/// Batched and single-entry append throughput, printed (not asserted).
+async fn append_throughput(fx: Fixture) {
+    let s = fx.storage();
+    let backend = fx.backend;
+    let mut rng = StdRng::seed_from_u64(1);
+    let body = |rng: &mut StdRng, i: usize| {
+        let mut bytes = vec![0u8; 1024];
+        rng.fill(&mut bytes[..]);
+        bytes[..8].copy_from_slice(&(i as u64).to_be_bytes());
+        bytes
+    };
+    let chain = |rng: &mut StdRng, n: usize, offset: usize, prev: Option<&NewEntry>| {
+        let mut out: Vec<NewEntry> = Vec::with_capacity(n);
+        let mut last = prev.cloned();
+        for i in 0..n {
+            let bytes = body(rng, offset + i);
+            let e = NewEntry {
+                id: EntryId(Sha256::digest(&bytes).into()),
+                lamport: last.as_ref().map_or(1, |p| p.lamport + 1),
+                parents: last.iter().map(|p| p.id).collect(),
+                bytes,
+            };
+            last = Some(e.clone());
+            out.push(e);
+        }
+        out
+    };
+
+    const BATCHED: usize = 50_000;
+    let entries = chain(&mut rng, BATCHED, 0, None);
+    let start = Instant::now();
+    for batch in entries.chunks(1_000) {
+        s.append(&LOG, batch).await.unwrap();
+    }
+    let batched = start.elapsed();
+
+    const SINGLES: usize = 2_000;
+    let singles = chain(&mut rng, SINGLES, BATCHED, entries.last());
+    let mut latencies = Vec::with_capacity(SINGLES);
+    let start = Instant::now();
+    for e in &singles {
+        let t = Instant::now();
+        s.append(&LOG, std::slice::from_ref(e)).await.unwrap();
+        latencies.push(t.elapsed());
+    }
+    let single = start.elapsed();
+    latencies.sort();
+    let pct = |p: usize| latencies[(latencies.len() * p / 100).min(latencies.len() - 1)];
+
+    // Single-entry appends from 16 concurrent tasks, each to its own log.
+    const TASKS: usize = 16;
+    const PER_TASK: usize = 250;
+    let logs: Vec<(LogId, Vec<NewEntry>)> = (0..TASKS)
+        .map(|t| {
+            let log = LogId::new([t as u8 + 10; 32], LogKind::Messages);
+            (log, chain(&mut rng, PER_TASK, 1_000_000 * (t + 1), None))
+        })
+        .collect();
+    let start = Instant::now();
+    let tasks: Vec<_> = logs
+        .into_iter()
+        .map(|(log, entries)| {
+            let s = Arc::clone(&s);
+            tokio::spawn(async move {
+                for e in &entries {
+                    s.append(&log, std::slice::from_ref(e)).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let concurrent = start.elapsed();
+
+    let start = Instant::now();
+    let mut read = 0;
+    let mut after = 0;
+    loop {
+        let page = s.since_cursor(&LOG, after, 1_000).await.unwrap();
+        let Some(last) = page.last() else { break };
+        after = last.cursor;
+        read += page.len();
+    }
+    let catch_up = start.elapsed();
+    assert_eq!(read, BATCHED + SINGLES);
+
+    eprintln!(
+        "{backend:?}: batched 1,000 x 1 KiB: {:.0} entries/s; single appends: {:.0}/s \
+         (p50 {:?}, p99 {:?}); single appends from {TASKS} tasks: {:.0}/s; \
+         since_cursor catch-up: {:.0} entries/s",
+        BATCHED as f64 / batched.as_secs_f64(),
+        SINGLES as f64 / single.as_secs_f64(),
+        pct(50),
+        pct(99),
+        (TASKS * PER_TASK) as f64 / concurrent.as_secs_f64(),
+        read as f64 / catch_up.as_secs_f64(),
+    );
+}
