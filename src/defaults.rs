@@ -11,6 +11,8 @@ pub const SQLITE_FILE_NAME: &str = "berty-node.db";
 pub const PEER_KEY_FILE: &str = "peer.key";
 /// File in the data dir holding the account's secret keys (mode 0600).
 pub const ACCOUNT_KEY_FILE: &str = "account.key";
+/// File in the data dir holding the key that seals secret node values in the database (0600).
+pub const STORAGE_KEY_FILE: &str = "storage.key";
 
 /// Largest gRPC message accepted or sent (exports can be large).
 pub const GRPC_MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
@@ -27,3 +29,19 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub const METRICS_PREFIX: &str = "berty_node";
 /// Prefix of environment variables that override config (`BERTY_NODE__SECTION__KEY`).
 pub const ENV_PREFIX: &str = "BERTY_NODE";
+
+/// Largest message payload accepted by `GroupMessageSend` (plaintext bytes).
+pub const MAX_MESSAGE_PAYLOAD: usize = 1024 * 1024;
+/// Largest `meta` accepted by `GroupJoin` and `ContactRequestEnqueue`: small enough for the
+/// contact handshake's 2048-byte frames with keys and signatures around it.
+pub const MAX_META: usize = 1024;
+/// Largest setting key (UTF-8 bytes).
+pub const MAX_SETTING_KEY: usize = 256;
+/// Largest setting value.
+pub const MAX_SETTING_VALUE: usize = 64 * 1024;
+/// Largest app-specific account event payload.
+pub const MAX_APP_EVENT: usize = 64 * 1024;
+/// Events read from storage per page by subscriptions and exports.
+pub const EVENT_PAGE: u32 = 512;
+/// Replies buffered per subscription before the reader waits for the client.
+pub const SUBSCRIPTION_BUFFER: usize = 256;

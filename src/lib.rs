@@ -12,10 +12,12 @@
 //! - [`crypto`]: keys, derivations, envelopes, the per-device ratchet (pure, no I/O).
 //! - [`log`]: log entries, ids, the Merkle DAG and its total order (pure, no I/O).
 //! - [`storage`]: the storage trait and its SQLite and PostgreSQL backends.
+//! - [`group`]: group records, references and decoded views (domain types at the edge of the wire).
 //! - [`actors`]: the account actor and one group store actor per group log.
 //! - [`p2p`]: the libp2p swarm, owned by one task and driven through a command channel.
 //! - [`api`]: the tonic gRPC services and the mapping of errors to gRPC statuses.
 //! - [`admin`]: the actix-web admin server: health, readiness, metrics.
+//! - [`client`]: `berty-node client`, a command-line gRPC client with one command per call.
 //! - [`keystore`]: secret keys at rest in the data dir (mode 0600).
 //! - [`metrics`]: the one Prometheus registry.
 //! - [`telemetry`]: logging setup.
@@ -23,15 +25,19 @@
 pub mod actors;
 pub mod admin;
 pub mod api;
+pub mod client;
 pub mod config;
 pub mod crypto;
 pub mod defaults;
 pub mod error;
+pub mod group;
+pub mod import;
 pub mod keystore;
 pub mod log;
 pub mod metrics;
 pub mod node;
 pub mod p2p;
 pub mod proto;
+pub mod sealed_values;
 pub mod storage;
 pub mod telemetry;

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use berty_node::{
     config::{NodeConfig, Overrides, Sources},
+    import::{self, ImportMode},
     keystore,
     node::{termination_signal, Node},
     telemetry,
@@ -25,7 +26,22 @@ enum Command {
     /// Run the node (SQLite in ./data when nothing is configured).
     Serve(CommonArgs),
     /// Create the data dir, the peer key and the account, then exit.
-    Init(CommonArgs),
+    Init(InitArgs),
+    /// Drive a running node over its gRPC API: groups, contacts, account events, export.
+    Client(berty_node::client::ClientArgs),
+}
+
+#[derive(Args)]
+struct InitArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Make this data dir a new device of the account exported in FILE (new device keys).
+    #[arg(long, value_name = "FILE", conflicts_with = "restore")]
+    import: Option<PathBuf>,
+    /// Restore the exported instance itself (same device identity). Only for an instance
+    /// that is gone: two live instances of one device would reuse message keys.
+    #[arg(long, value_name = "FILE")]
+    restore: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -71,7 +87,24 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(args.load()?),
-        Command::Init(args) => init(args.load()?),
+        Command::Init(args) => {
+            let from = args.import.clone().or(args.restore.clone());
+            let mode = if args.restore.is_some() {
+                ImportMode::Restore
+            } else {
+                ImportMode::NewDevice
+            };
+            init(args.common.load()?, from.map(|file| (file, mode)))
+        }
+        Command::Client(args) => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            if let Err(error) = runtime.block_on(berty_node::client::run(args)) {
+                std::process::exit(berty_node::client::report(&error));
+            }
+            Ok(())
+        }
     }
 }
 
@@ -86,16 +119,44 @@ fn serve(config: NodeConfig) -> anyhow::Result<()> {
                 std::process::exit(1)
             })
     });
-    system.block_on(async move {
-        let node = Node::start(config).await.context("starting the node")?;
-        node.print_addresses();
-        node.run_until(termination_signal()).await?;
-        Ok(())
-    })
+    let (result, runtime) = system.block_on(async move {
+        let runtime = tokio::runtime::Handle::current();
+        let result = async {
+            let node = Node::start(config).await.context("starting the node")?;
+            node.print_addresses();
+            node.run_until(termination_signal()).await?;
+            Ok(())
+        }
+        .await;
+        (result, runtime)
+    });
+    // Work still in flight (never acknowledged) is dropped with the system; database
+    // connections it held need a runtime context to be released while that happens.
+    let _context = runtime.enter();
+    drop(system);
+    result
 }
 
-fn init(config: NodeConfig) -> anyhow::Result<()> {
+fn init(config: NodeConfig, import: Option<(PathBuf, ImportMode)>) -> anyhow::Result<()> {
     keystore::ensure_dir(&config.data_dir)?;
+    if let Some((file, mode)) = import {
+        let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        let summary = runtime
+            .block_on(import::import(
+                &config.data_dir,
+                &config.database_url,
+                &bytes,
+                mode,
+            ))
+            .with_context(|| format!("importing {}", file.display()))?;
+        println!(
+            "imported values {} logs {} entries {} events {}",
+            summary.values, summary.logs, summary.entries, summary.events
+        );
+    }
     let peer_key = keystore::load_or_create_peer_key(&config.data_dir)?;
     let account = keystore::load_or_create_account(&config.data_dir)?;
     println!("data_dir {}", config.data_dir.display());

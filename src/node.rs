@@ -20,6 +20,7 @@ use crate::{
     defaults, keystore,
     metrics::Metrics,
     p2p,
+    sealed_values::{self, SealedValues},
     storage::{self, Storage},
 };
 
@@ -46,6 +47,9 @@ pub enum NodeError {
         /// Why.
         source: std::io::Error,
     },
+    /// The account could not be loaded.
+    #[error("loading the account: {0}")]
+    Account(crate::error::Error),
     /// A part of the node stopped on its own.
     #[error("{part} stopped unexpectedly: {reason}")]
     PartDied {
@@ -90,10 +94,21 @@ impl Node {
             p2p::spawn(peer_key, &config.p2p_listen, shutdown_rx.clone()).await?;
         let info = swarm.info().await?;
 
-        let _account = AccountActor::new(account, storage.clone(), metrics.clone()).start();
+        let storage_key = sealed_values::load_or_create_storage_key(&config.data_dir)?;
+        let values = SealedValues::new(storage.clone(), storage_key);
+        let account = AccountActor::load(account, values, metrics.clone())
+            .await
+            .map_err(NodeError::Account)?
+            .start();
 
         let capabilities = Capabilities::default();
-        let api = ProtocolApi::new(swarm.clone(), capabilities, metrics.clone());
+        let api = ProtocolApi::new(
+            swarm.clone(),
+            account,
+            storage.clone(),
+            capabilities,
+            metrics.clone(),
+        );
         let (grpc_addr, grpc_task) =
             api::serve(config.grpc_listen, api, config.api_token.clone(), shutdown_rx).await?;
 

@@ -7,5 +7,11 @@ pub mod berty_protocol {
     tonic::include_proto!("berty.protocol");
 }
 
+/// `berty.node.wire.v1`: berty-node's own formats (references, metadata payloads, local
+/// records, export). Converted to domain types where they are read.
+pub mod wire {
+    tonic::include_proto!("berty.node.wire.v1");
+}
+
 /// Encoded file descriptor set of every schema in `proto/`, for gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("berty_descriptor");

@@ -1,4 +1,4 @@
--- Storage schema: logs with their entries, parent links and heads, and node values.
+-- Storage schema: logs with their entries and heads, and node values.
 --
 -- Ids are raw bytes: a log id is the group public key followed by the log kind byte
 -- (33 bytes), an entry id is the SHA-256 of the entry's bytes (32 bytes).
@@ -32,17 +32,10 @@ CREATE UNIQUE INDEX entries_by_order ON entries (log_id, lamport, entry_id);
 -- Arrival order.
 CREATE UNIQUE INDEX entries_by_cursor ON entries (log_id, cursor);
 
--- One row per (parent, child) link: which stored entries name an entry as parent.
-CREATE TABLE parents (
-    log_id BLOB NOT NULL,
-    parent_id BLOB NOT NULL,
-    child_id BLOB NOT NULL,
-    PRIMARY KEY (log_id, parent_id, child_id),
-    FOREIGN KEY (log_id, parent_id) REFERENCES entries (log_id, entry_id),
-    FOREIGN KEY (log_id, child_id) REFERENCES entries (log_id, entry_id)
-) STRICT, WITHOUT ROWID;
-
--- Entries no stored entry names as parent.
+-- Entries no stored entry names as parent. Parents are always stored before their children
+-- (appends check it with the log locked), so a new entry can only be named as parent by
+-- entries of its own batch: each append works out the new heads itself, and no table of
+-- parent links is needed.
 CREATE TABLE heads (
     log_id BLOB NOT NULL,
     entry_id BLOB NOT NULL,

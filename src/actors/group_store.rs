@@ -1,47 +1,132 @@
 //! [`GroupStoreActor`]: the single writer of one log of one group on this node.
 //!
-//! It checks the Lamport rule against stored parents, appends through storage (committed
-//! before it replies), and fans new entries out to subscribers. It is started on first use by
-//! the account actor and stops itself after a period with no traffic and no subscriber.
+//! Local writes (messages, metadata events) are queued and written in batches: while one
+//! transaction commits, new writes wait in the queue and go into the next one (group
+//! commit), each chained on the previous entry. A write is acknowledged only after its
+//! transaction committed, together with the advanced chain state and the decoded event.
+//! Entries from other replicas ([`AppendEntries`]) are checked against the Lamport rule and
+//! stored the same way. Every commit bumps the log's event cursor in a `watch` channel, which
+//! is how subscribers learn there is something new to read; they read it from storage at their
+//! own pace, so a slow subscriber never holds a writer back.
+//!
+//! The actor is started on first use by the account actor and stops itself after a period
+//! with no traffic and no subscriber.
 
 use std::{collections::HashMap, sync::Arc, time::Instant};
 
 use actix::prelude::*;
-use tokio::sync::broadcast;
+use prost::Message as _;
+use rand::rngs::OsRng;
+use tokio::sync::{oneshot, watch};
 
 use crate::{
+    crypto::{seal_message, seal_metadata, SenderChain},
     defaults,
     error::Error,
-    log::{EntryId, LogId, LogKind, OrderKey},
+    group::{GroupContext, ViewBody, ViewEvent},
+    log::{Entry, EntryId, LogId, LogKind, OrderKey, MAX_PARENTS},
     metrics::{LogKindLabels, Metrics},
-    storage::{Appended, NewEntry, Storage, StoredEntry},
+    proto::wire,
+    sealed_values::SealedValues,
+    storage::{Appended, Commit, NewEntry, NewEvent, Storage},
 };
 
-/// Capacity of the live-entry channel; a subscriber that falls further behind is told it
-/// lagged and catches up from storage by cursor.
-const LIVE_CHANNEL_CAPACITY: usize = 4096;
+/// Node-value key of this device's sender chain in a group.
+pub fn chain_value_key(group_pk: &[u8; 32]) -> String {
+    format!("chain/{}", hex::encode(group_pk))
+}
+
+/// What a local write puts in the log.
+#[derive(Debug, Clone)]
+pub enum LocalWrite {
+    /// A message (messages log only): encrypted with this device's chain.
+    Message {
+        /// The plaintext.
+        payload: Vec<u8>,
+    },
+    /// A metadata event (metadata log only), and the decoded event to show for it, if any.
+    Metadata {
+        /// The plaintext event.
+        event: wire::MetadataEvent,
+        /// What subscriptions show for it (internal events such as chain keys show nothing).
+        view: Option<ViewBody>,
+    },
+}
+
+struct Pending {
+    write: LocalWrite,
+    reply: oneshot::Sender<Result<EntryId, Error>>,
+}
 
 /// The actor owning one log.
 pub struct GroupStoreActor {
     log: LogId,
+    group: Arc<GroupContext>,
     storage: Arc<dyn Storage>,
+    values: SealedValues,
     metrics: Metrics,
-    live: broadcast::Sender<Arc<StoredEntry>>,
+    heads: Vec<OrderKey>,
+    sender: Option<SenderChain>,
+    events: watch::Sender<u64>,
+    queue: Vec<Pending>,
+    writing: bool,
+    loaded: Result<(), Error>,
     last_activity: Instant,
 }
 
 impl GroupStoreActor {
-    /// A store for `log`; nothing is read until a message asks for it.
-    pub fn new(log: LogId, storage: Arc<dyn Storage>, metrics: Metrics) -> Self {
-        let (live, _) = broadcast::channel(LIVE_CHANNEL_CAPACITY);
+    /// A store for `log` of `group`; its state is loaded when it starts.
+    pub fn new(log: LogId, group: Arc<GroupContext>, values: SealedValues, metrics: Metrics) -> Self {
+        let (events, _) = watch::channel(0);
         Self {
             log,
-            storage,
+            group,
+            storage: values.storage().clone(),
+            values,
             metrics,
-            live,
+            heads: Vec::new(),
+            sender: None,
+            events,
+            queue: Vec::new(),
+            writing: false,
+            loaded: Ok(()),
             last_activity: Instant::now(),
         }
     }
+
+    fn kind_label(&self) -> &'static str {
+        match self.log.kind() {
+            LogKind::Metadata => "metadata",
+            LogKind::Messages => "messages",
+        }
+    }
+}
+
+struct Loaded {
+    heads: Vec<OrderKey>,
+    last_event_cursor: u64,
+    sender: Option<SenderChain>,
+}
+
+async fn load(log: LogId, values: SealedValues) -> Result<Loaded, Error> {
+    let storage = values.storage().clone();
+    let heads = storage.heads(&log).await?;
+    let last_event_cursor = storage.last_event_cursor(&log).await?;
+    let sender = if log.kind() == LogKind::Messages {
+        match values.get(&chain_value_key(log.group_pk())).await? {
+            Some(bytes) => Some(SenderChain::from_bytes(&bytes).map_err(|e| {
+                Error::Internal(format!("stored sender chain does not parse: {e}"))
+            })?),
+            None => None,
+        }
+    } else {
+        None
+    };
+    Ok(Loaded {
+        heads,
+        last_event_cursor,
+        sender,
+    })
 }
 
 impl Actor for GroupStoreActor {
@@ -49,10 +134,24 @@ impl Actor for GroupStoreActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         self.metrics.group_store_actors.inc();
-        tracing::debug!(log = ?self.log, "group store started");
+        tracing::debug!(log = ?self.log, "group store starting");
+        // Hold every message until the state is loaded.
+        ctx.wait(load(self.log, self.values.clone()).into_actor(self).map(
+            |loaded, actor, _| match loaded {
+                Ok(loaded) => {
+                    actor.heads = loaded.heads;
+                    actor.sender = loaded.sender;
+                    actor.events.send_replace(loaded.last_event_cursor);
+                }
+                Err(e) => {
+                    tracing::error!(log = ?actor.log, %e, "cannot load group store state");
+                    actor.loaded = Err(e);
+                }
+            },
+        ));
         ctx.run_interval(defaults::GROUP_STORE_IDLE_CHECK, |actor, ctx| {
             let idle = actor.last_activity.elapsed() >= defaults::GROUP_STORE_IDLE;
-            if idle && actor.live.receiver_count() == 0 {
+            if idle && actor.events.receiver_count() == 0 && actor.queue.is_empty() && !actor.writing {
                 tracing::debug!(log = ?actor.log, "group store idle, stopping");
                 ctx.stop();
             }
@@ -64,7 +163,244 @@ impl Actor for GroupStoreActor {
     }
 }
 
-/// Appends entries (already parsed and signature-checked) to the log; replies once committed.
+/// Writes one local event; replies with the new entry's id once committed.
+#[derive(Message)]
+#[rtype(result = "Result<EntryId, Error>")]
+pub struct Write(pub LocalWrite);
+
+impl Handler<Write> for GroupStoreActor {
+    type Result = ResponseFuture<Result<EntryId, Error>>;
+
+    fn handle(&mut self, msg: Write, ctx: &mut Self::Context) -> Self::Result {
+        self.last_activity = Instant::now();
+        let (reply, answer) = oneshot::channel();
+        if let Err(e) = &self.loaded {
+            let e = e.clone();
+            return Box::pin(async move { Err(e) });
+        }
+        self.queue.push(Pending {
+            write: msg.0,
+            reply,
+        });
+        if !self.writing {
+            self.flush(ctx);
+        }
+        Box::pin(async move {
+            answer
+                .await
+                .unwrap_or_else(|_| Err(Error::Unavailable("the group store stopped".into())))
+        })
+    }
+}
+
+/// Built entries of one batch, before they are committed.
+struct Batch {
+    entries: Vec<NewEntry>,
+    events: Vec<NewEvent>,
+    values: Vec<(String, Vec<u8>)>,
+    replies: Vec<(oneshot::Sender<Result<EntryId, Error>>, Result<EntryId, Error>)>,
+    heads: Vec<OrderKey>,
+    sender: Option<SenderChain>,
+}
+
+impl GroupStoreActor {
+    /// Builds every queued write into one batch and commits it; when it is done, flushes
+    /// whatever queued up meanwhile.
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        if self.queue.is_empty() {
+            return;
+        }
+        self.writing = true;
+        let queue = std::mem::take(&mut self.queue);
+        let batch = self.build(queue);
+        let storage = self.storage.clone();
+        let log = self.log;
+        let fut = async move {
+            let result = storage
+                .commit(
+                    &log,
+                    Commit {
+                        entries: &batch.entries,
+                        events: &batch.events,
+                        values: &batch.values,
+                    },
+                )
+                .await;
+            (batch, result)
+        };
+        ctx.spawn(fut.into_actor(self).map(|(batch, result), actor, ctx| {
+            actor.writing = false;
+            match result {
+                Ok(committed) => {
+                    let new = committed
+                        .appended
+                        .iter()
+                        .filter(|a| matches!(a, Appended::New { .. }))
+                        .count();
+                    actor
+                        .metrics
+                        .entries_appended
+                        .get_or_create(&LogKindLabels {
+                            kind: actor.kind_label(),
+                        })
+                        .inc_by(new as u64);
+                    actor.heads = batch.heads;
+                    if batch.sender.is_some() {
+                        actor.sender = batch.sender;
+                    }
+                    if let Some(last) = committed.event_cursors.iter().max() {
+                        actor.events.send_if_modified(|current| {
+                            let changed = *last > *current;
+                            *current = (*current).max(*last);
+                            changed
+                        });
+                    }
+                    for (reply, outcome) in batch.replies {
+                        let _ = reply.send(outcome);
+                    }
+                }
+                Err(e) => {
+                    let e = Error::from(e);
+                    tracing::warn!(log = ?actor.log, %e, "commit failed; writes not acknowledged");
+                    for (reply, outcome) in batch.replies {
+                        let _ = reply.send(outcome.and(Err(e.clone())));
+                    }
+                }
+            }
+            actor.flush(ctx);
+        }));
+    }
+
+    /// Encrypts, signs and chains the queued writes. A write that cannot be built gets its
+    /// error; the others go on.
+    fn build(&self, queue: Vec<Pending>) -> Batch {
+        let mut batch = Batch {
+            entries: Vec::with_capacity(queue.len()),
+            events: Vec::with_capacity(queue.len()),
+            values: Vec::new(),
+            replies: Vec::with_capacity(queue.len()),
+            heads: self.heads.clone(),
+            sender: None,
+        };
+        let mut sender = self.sender.clone();
+        for pending in queue {
+            let outcome = self.build_one(pending.write, &mut batch, &mut sender);
+            batch.replies.push((pending.reply, outcome));
+        }
+        if let Some(chain) = sender {
+            if !batch.entries.is_empty() && self.log.kind() == LogKind::Messages {
+                let key = chain_value_key(self.log.group_pk());
+                match self.values.seal(&key, &chain.to_bytes()) {
+                    Ok(sealed) => batch.values.push((key, sealed)),
+                    Err(e) => {
+                        // Without the chain state the batch must not commit (keys would repeat).
+                        for (_, outcome) in &mut batch.replies {
+                            *outcome = Err(e.clone());
+                        }
+                        batch.entries.clear();
+                        batch.events.clear();
+                        batch.heads = self.heads.clone();
+                        return batch;
+                    }
+                }
+            }
+            batch.sender = Some(chain);
+        }
+        batch
+    }
+
+    fn build_one(
+        &self,
+        write: LocalWrite,
+        batch: &mut Batch,
+        sender: &mut Option<SenderChain>,
+    ) -> Result<EntryId, Error> {
+        let group = &self.group;
+        let device = &group.record.device;
+        let (payload, view) = match (write, self.log.kind()) {
+            (LocalWrite::Message { payload }, LogKind::Messages) => {
+                let chain = sender.as_mut().ok_or_else(|| {
+                    Error::FailedPrecondition("this device has no message chain in the group".into())
+                })?;
+                let (counter, key) = chain
+                    .next_key()
+                    .map_err(|e| Error::Internal(format!("advancing the chain: {e}")))?;
+                let sealed = seal_message(
+                    group.keys(),
+                    device,
+                    LogKind::Messages,
+                    counter,
+                    &key,
+                    &payload,
+                    &mut OsRng,
+                )
+                .map_err(|e| Error::Internal(format!("sealing a message: {e}")))?;
+                (sealed, Some(ViewBody::Message { payload }))
+            }
+            (LocalWrite::Metadata { event, view }, LogKind::Metadata) => {
+                let sealed = seal_metadata(group.keys(), device, &event.encode_to_vec(), &mut OsRng)
+                    .map_err(|e| Error::Internal(format!("sealing metadata: {e}")))?;
+                (sealed, view)
+            }
+            _ => {
+                return Err(Error::Internal(
+                    "write sent to the wrong log of the group".into(),
+                ))
+            }
+        };
+        let parents = parents_of(&batch.heads);
+        let lamport = batch
+            .heads
+            .iter()
+            .map(|h| h.lamport)
+            .max()
+            .unwrap_or(0)
+            .checked_add(1)
+            .ok_or_else(|| Error::Internal("Lamport clock overflow".into()))?;
+        let entry = Entry::sign(group.keys().signing_key(), self.log, parents, lamport, &payload)
+            .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        let id = entry.id();
+        let parents = entry.parents().to_vec();
+        if let Some(body) = view {
+            let event = ViewEvent {
+                member_pk: group.member.verifying_key().to_bytes(),
+                device_pk: device.verifying_key().to_bytes(),
+                body,
+            };
+            batch.events.push(NewEvent {
+                entry_id: id,
+                lamport,
+                parents: parents.clone(),
+                kind: event.kind().as_u8(),
+                body: event.encode(),
+            });
+        }
+        batch.entries.push(NewEntry {
+            id,
+            lamport,
+            parents,
+            bytes: entry.into_bytes(),
+        });
+        batch.heads = vec![OrderKey { lamport, id }];
+        Ok(id)
+    }
+}
+
+/// Parents of the next local entry: the current heads, at most [`MAX_PARENTS`] (the highest in
+/// total order when there are more).
+fn parents_of(heads: &[OrderKey]) -> Vec<EntryId> {
+    let mut heads = heads.to_vec();
+    heads.sort();
+    heads
+        .iter()
+        .rev()
+        .take(MAX_PARENTS)
+        .map(|h| h.id)
+        .collect()
+}
+
+/// Appends entries from another replica (already parsed and signature-checked); replies once
+/// committed.
 #[derive(Message)]
 #[rtype(result = "Result<Vec<Appended>, Error>")]
 pub struct AppendEntries(pub Vec<NewEntry>);
@@ -81,38 +417,16 @@ impl Handler<AppendEntries> for GroupStoreActor {
             async move {
                 check_lamport(&*storage, &log, &entries).await?;
                 let appended = storage.append(&log, &entries).await?;
-                Ok((entries, appended))
+                let heads = storage.heads(&log).await?;
+                Ok((appended, heads))
             }
             .into_actor(self)
             .map(|result: Result<_, Error>, actor, _| {
-                let (entries, appended) = result?;
-                actor.publish(entries, &appended);
+                let (appended, heads) = result?;
+                actor.heads = heads;
                 Ok(appended)
             }),
         ))
-    }
-}
-
-impl GroupStoreActor {
-    fn publish(&self, entries: Vec<NewEntry>, appended: &[Appended]) {
-        let kind = match self.log.kind() {
-            LogKind::Metadata => "metadata",
-            LogKind::Messages => "messages",
-        };
-        let counter = self.metrics.entries_appended.get_or_create(&LogKindLabels { kind });
-        for (entry, outcome) in entries.into_iter().zip(appended) {
-            if let Appended::New { cursor } = outcome {
-                counter.inc();
-                // No receiver is fine: nobody is listening live.
-                let _ = self.live.send(Arc::new(StoredEntry {
-                    id: entry.id,
-                    lamport: entry.lamport,
-                    parents: entry.parents,
-                    bytes: entry.bytes,
-                    cursor: *cursor,
-                }));
-            }
-        }
     }
 }
 
@@ -154,30 +468,29 @@ async fn check_lamport(
 
 /// The log's current heads in total order.
 #[derive(Message)]
-#[rtype(result = "Result<Vec<OrderKey>, Error>")]
+#[rtype(result = "Vec<OrderKey>")]
 pub struct Heads;
 
 impl Handler<Heads> for GroupStoreActor {
-    type Result = ResponseFuture<Result<Vec<OrderKey>, Error>>;
+    type Result = MessageResult<Heads>;
 
     fn handle(&mut self, _: Heads, _: &mut Self::Context) -> Self::Result {
         self.last_activity = Instant::now();
-        let storage = self.storage.clone();
-        let log = self.log;
-        Box::pin(async move { Ok(storage.heads(&log).await?) })
+        MessageResult(self.heads.clone())
     }
 }
 
-/// A receiver of every entry newly stored from now on, in arrival (cursor) order.
+/// A receiver of the log's last event cursor: it changes after every commit that added
+/// events. Holding it keeps the actor alive.
 #[derive(Message)]
-#[rtype(result = "broadcast::Receiver<Arc<StoredEntry>>")]
-pub struct SubscribeLog;
+#[rtype(result = "watch::Receiver<u64>")]
+pub struct WatchEvents;
 
-impl Handler<SubscribeLog> for GroupStoreActor {
-    type Result = MessageResult<SubscribeLog>;
+impl Handler<WatchEvents> for GroupStoreActor {
+    type Result = MessageResult<WatchEvents>;
 
-    fn handle(&mut self, _: SubscribeLog, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, _: WatchEvents, _: &mut Self::Context) -> Self::Result {
         self.last_activity = Instant::now();
-        MessageResult(self.live.subscribe())
+        MessageResult(self.events.subscribe())
     }
 }

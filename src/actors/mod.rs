@@ -4,7 +4,9 @@
 //! admin servers translate requests into actor messages.
 
 pub mod account;
+pub mod contacts;
+pub mod export;
 pub mod group_store;
 
-pub use account::{AccountActor, OpenGroupStore};
-pub use group_store::{AppendEntries, GroupStoreActor, Heads, SubscribeLog};
+pub use account::AccountActor;
+pub use group_store::{AppendEntries, GroupStoreActor, Heads, LocalWrite, WatchEvents, Write};

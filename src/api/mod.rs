@@ -2,7 +2,9 @@
 //! bearer-token authentication.
 
 pub mod auth;
+pub mod convert;
 pub mod protocol;
+pub mod subscriptions;
 
 use std::net::SocketAddr;
 

@@ -1,16 +1,36 @@
-//! The `ProtocolService` implementation: translates calls into actor messages and domain
-//! errors into gRPC statuses.
+//! The `ProtocolService` implementation: validates requests (limits, keys, references),
+//! turns them into account-actor messages, and maps domain errors to gRPC statuses.
 
-use std::pin::Pin;
+use std::{pin::Pin, sync::Arc};
 
+use actix::{Addr, Message, Handler};
 use futures::Stream;
 use tonic::{Request, Response, Status};
 
 use crate::{
+    actors::{
+        account::{
+            AccountActor, AppendAppEvent, CreateGroup, InviteGroup, JoinGroup, LeaveGroup,
+            OpenAccountLog, OpenLog, SendMessage, SetSetting,
+        },
+        contacts::{
+            ContactAction, EnqueueContactRequest, GetContactReference, ResetContactReference,
+            SetContactRequests, UpdateContact,
+        },
+        export::ExportData,
+    },
+    api::{
+        convert,
+        subscriptions::{self, Convert, Range, Source},
+    },
+    defaults,
     error::Error,
+    group::{parse_key, view::SettingScope, ContactReference, EventKind, GroupReference},
+    log::{LogId, LogKind},
     metrics::Metrics,
     p2p::SwarmHandle,
     proto::berty_protocol::{self as pb, protocol_service_server::ProtocolService},
+    storage::Storage,
 };
 
 /// A server-streaming reply.
@@ -29,15 +49,25 @@ pub struct Capabilities {
 #[derive(Clone)]
 pub struct ProtocolApi {
     swarm: SwarmHandle,
+    account: Addr<AccountActor>,
+    storage: Arc<dyn Storage>,
     capabilities: Capabilities,
     metrics: Metrics,
 }
 
 impl ProtocolApi {
     /// The API over a running node.
-    pub fn new(swarm: SwarmHandle, capabilities: Capabilities, metrics: Metrics) -> Self {
+    pub fn new(
+        swarm: SwarmHandle,
+        account: Addr<AccountActor>,
+        storage: Arc<dyn Storage>,
+        capabilities: Capabilities,
+        metrics: Metrics,
+    ) -> Self {
         Self {
             swarm,
+            account,
+            storage,
             capabilities,
             metrics,
         }
@@ -50,17 +80,52 @@ impl ProtocolApi {
             Ok(_) => tonic::Code::Ok,
             Err(status) => status.code(),
         };
+        if let Err(status) = &result {
+            tracing::debug!(method, code = ?status.code(), message = status.message(), "call failed");
+        }
         self.metrics.observe_grpc(method, code);
         result
     }
 
-    fn not_yet<T>(&self, method: &'static str) -> Result<Response<T>, Status> {
-        self.finish(
-            method,
-            Err(Error::Unimplemented(format!(
-                "{method} is not implemented by this berty-node version yet"
-            ))),
-        )
+    /// Sends a message to the account actor.
+    async fn ask<M>(&self, msg: M) -> Result<M::Result, Error>
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        AccountActor: Handler<M>,
+    {
+        self.account
+            .send(msg)
+            .await
+            .map_err(|_| Error::Unavailable("the account actor is not running".into()))
+    }
+
+    async fn subscribe<T: Send + 'static>(
+        &self,
+        method: &'static str,
+        log: Result<(LogId, EventKind), Error>,
+        range: Range,
+        convert: Convert<T>,
+    ) -> Result<Response<ReplyStream<T>>, Status> {
+        let result = async {
+            let (log, kind) = log?;
+            let (store, _) = self
+                .ask(OpenLog {
+                    group_pk: *log.group_pk(),
+                    kind: log.kind(),
+                })
+                .await??;
+            let source = Source {
+                storage: self.storage.clone(),
+                log,
+                store,
+                kinds: vec![kind.as_u8()],
+            };
+            let stream = subscriptions::subscribe(source, range, convert, self.metrics.clone()).await?;
+            Ok(Box::pin(stream) as ReplyStream<T>)
+        }
+        .await;
+        self.finish(method, result)
     }
 }
 
@@ -73,44 +138,49 @@ fn setting_state(on: bool) -> i32 {
     }
 }
 
-/// Writes the `ProtocolService` impl: the calls served so far, verbatim, plus an
-/// `UNIMPLEMENTED` answer for each call not served yet. (A macro because `async_trait` must see
-/// the stubs already expanded.)
-macro_rules! protocol_service {
-    (
-        served { $($served:tt)* }
-        not_yet { $($fn_name:ident: $module:ident => $rpc:literal),* $(,)? }
-        not_yet_stream { $($sfn_name:ident: $stream:ident, $smodule:ident => $srpc:literal),* $(,)? }
-    ) => {
-        #[tonic::async_trait]
-        impl ProtocolService for ProtocolApi {
-            $($served)*
-            $(
-                async fn $fn_name(
-                    &self,
-                    _: Request<pb::$module::Request>,
-                ) -> Result<Response<pb::$module::Reply>, Status> {
-                    self.not_yet($rpc)
-                }
-            )*
-            $(
-                async fn $sfn_name(
-                    &self,
-                    _: Request<pb::$smodule::Request>,
-                ) -> Result<Response<Self::$stream>, Status> {
-                    self.not_yet($srpc)
-                }
-            )*
-        }
-    };
+fn group_key(field: &str, bytes: &[u8]) -> Result<[u8; 32], Error> {
+    Ok(parse_key(field, bytes)?.to_bytes())
 }
 
-protocol_service! {
-    served {
+fn check_len(field: &str, len: usize, max: usize) -> Result<(), Error> {
+    if len > max {
+        return Err(Error::InvalidArgument(format!(
+            "{field}: {len} bytes is over the limit of {max} bytes"
+        )));
+    }
+    Ok(())
+}
+
+fn check_setting(key: &str, value: &[u8]) -> Result<(), Error> {
+    if key.is_empty() {
+        return Err(Error::InvalidArgument("key: must not be empty".into()));
+    }
+    check_len("key", key.len(), defaults::MAX_SETTING_KEY)?;
+    check_len("value", value.len(), defaults::MAX_SETTING_VALUE)
+}
+
+fn group_log(group_pk: &[u8], kind: LogKind, event: EventKind) -> Result<(LogId, EventKind), Error> {
+    Ok((LogId::new(group_key("group_pub_key", group_pk)?, kind), event))
+}
+
+#[tonic::async_trait]
+impl ProtocolService for ProtocolApi {
     type AccountSubscribeStream = ReplyStream<pb::account_subscribe::Reply>;
     type GroupSettingSubscribeStream = ReplyStream<pb::group_setting_store_subscribe::Reply>;
     type GroupMessageSubscribeStream = ReplyStream<pb::group_message_subscribe::Reply>;
     type GroupMemberSubscribeStream = ReplyStream<pb::group_member_subscribe::Reply>;
+
+    async fn instance_export_data(
+        &self,
+        _: Request<pb::instance_export_data::Request>,
+    ) -> Result<Response<pb::instance_export_data::Reply>, Status> {
+        let result = async {
+            let exported_data = self.ask(ExportData).await??;
+            Ok(pb::instance_export_data::Reply { exported_data })
+        }
+        .await;
+        self.finish("InstanceExportData", result)
+    }
 
     async fn instance_get_configuration(
         &self,
@@ -135,34 +205,365 @@ protocol_service! {
         .await;
         self.finish("InstanceGetConfiguration", result)
     }
+
+    async fn group_create(
+        &self,
+        _: Request<pb::group_create::Request>,
+    ) -> Result<Response<pb::group_create::Reply>, Status> {
+        let result = async {
+            let group_pk = self.ask(CreateGroup).await??;
+            Ok(pb::group_create::Reply {
+                group_pub_key: group_pk.to_vec(),
+            })
+        }
+        .await;
+        self.finish("GroupCreate", result)
     }
 
-    not_yet {
-        instance_export_data: instance_export_data => "InstanceExportData",
-        group_create: group_create => "GroupCreate",
-        group_join: group_join => "GroupJoin",
-        group_leave: group_leave => "GroupLeave",
-        group_invite: group_invite => "GroupInvite",
-        device_pair: device_pair => "DevicePair",
-        contact_request_reference: contact_request_reference => "ContactRequestReference",
-        contact_request_disable: contact_request_disable => "ContactRequestDisable",
-        contact_request_enable: contact_request_enable => "ContactRequestEnable",
-        contact_request_reset_reference: contact_request_reset_link => "ContactRequestResetReference",
-        contact_request_enqueue: contact_request_enqueue => "ContactRequestEnqueue",
-        contact_request_accept: contact_request_accept => "ContactRequestAccept",
-        contact_remove: contact_remove => "ContactRemove",
-        contact_block: contact_block => "ContactBlock",
-        contact_unblock: contact_unblock => "ContactUnblock",
-        group_setting_set_group: group_setting_set_group => "GroupSettingSetGroup",
-        group_setting_set_member: group_setting_set_member => "GroupSettingSetMember",
-        group_message_send: group_message_send => "GroupMessageSend",
-        account_append_app_specific_event: account_append_app_specific_event => "AccountAppendAppSpecificEvent",
+    async fn group_join(
+        &self,
+        request: Request<pb::group_join::Request>,
+    ) -> Result<Response<pb::group_join::Reply>, Status> {
+        let request = request.into_inner();
+        let result = async {
+            check_len("meta", request.meta.len(), defaults::MAX_META)?;
+            let reference = GroupReference::decode(&request.reference)?;
+            self.ask(JoinGroup {
+                reference,
+                meta: request.meta,
+            })
+            .await??;
+            Ok(pb::group_join::Reply {})
+        }
+        .await;
+        self.finish("GroupJoin", result)
     }
 
-    not_yet_stream {
-        account_subscribe: AccountSubscribeStream, account_subscribe => "AccountSubscribe",
-        group_setting_subscribe: GroupSettingSubscribeStream, group_setting_store_subscribe => "GroupSettingSubscribe",
-        group_message_subscribe: GroupMessageSubscribeStream, group_message_subscribe => "GroupMessageSubscribe",
-        group_member_subscribe: GroupMemberSubscribeStream, group_member_subscribe => "GroupMemberSubscribe",
+    async fn group_leave(
+        &self,
+        request: Request<pb::group_leave::Request>,
+    ) -> Result<Response<pb::group_leave::Reply>, Status> {
+        let request = request.into_inner();
+        let result = async {
+            let group_pk = group_key("group_pub_key", &request.group_pub_key)?;
+            self.ask(LeaveGroup(group_pk)).await??;
+            Ok(pb::group_leave::Reply {})
+        }
+        .await;
+        self.finish("GroupLeave", result)
+    }
+
+    async fn group_invite(
+        &self,
+        request: Request<pb::group_invite::Request>,
+    ) -> Result<Response<pb::group_invite::Reply>, Status> {
+        let request = request.into_inner();
+        let result = async {
+            let group_pk = group_key("group_pub_key", &request.group_pub_key)?;
+            let reference = self.ask(InviteGroup(group_pk)).await??;
+            Ok(pb::group_invite::Reply { reference })
+        }
+        .await;
+        self.finish("GroupInvite", result)
+    }
+
+    async fn device_pair(
+        &self,
+        _: Request<pb::device_pair::Request>,
+    ) -> Result<Response<pb::device_pair::Reply>, Status> {
+        self.finish(
+            "DevicePair",
+            Err(Error::Unimplemented(
+                "DevicePair is not available yet: it comes with device pairing between nodes; \
+                 `berty-node init --import` already makes a new device from an export"
+                    .into(),
+            )),
+        )
+    }
+
+    async fn contact_request_reference(
+        &self,
+        _: Request<pb::contact_request_reference::Request>,
+    ) -> Result<Response<pb::contact_request_reference::Reply>, Status> {
+        let result = async {
+            let reference = self.ask(GetContactReference).await??;
+            Ok(pb::contact_request_reference::Reply { reference })
+        }
+        .await;
+        self.finish("ContactRequestReference", result)
+    }
+
+    async fn contact_request_disable(
+        &self,
+        _: Request<pb::contact_request_disable::Request>,
+    ) -> Result<Response<pb::contact_request_disable::Reply>, Status> {
+        let result = async {
+            self.ask(SetContactRequests(false)).await??;
+            Ok(pb::contact_request_disable::Reply {})
+        }
+        .await;
+        self.finish("ContactRequestDisable", result)
+    }
+
+    async fn contact_request_enable(
+        &self,
+        _: Request<pb::contact_request_enable::Request>,
+    ) -> Result<Response<pb::contact_request_enable::Reply>, Status> {
+        let result = async {
+            self.ask(SetContactRequests(true)).await??;
+            Ok(pb::contact_request_enable::Reply {})
+        }
+        .await;
+        self.finish("ContactRequestEnable", result)
+    }
+
+    async fn contact_request_reset_reference(
+        &self,
+        _: Request<pb::contact_request_reset_link::Request>,
+    ) -> Result<Response<pb::contact_request_reset_link::Reply>, Status> {
+        let result = async {
+            let reference = self.ask(ResetContactReference).await??;
+            Ok(pb::contact_request_reset_link::Reply { reference })
+        }
+        .await;
+        self.finish("ContactRequestResetReference", result)
+    }
+
+    async fn contact_request_enqueue(
+        &self,
+        request: Request<pb::contact_request_enqueue::Request>,
+    ) -> Result<Response<pb::contact_request_enqueue::Reply>, Status> {
+        let request = request.into_inner();
+        let result = async {
+            check_len("meta", request.meta.len(), defaults::MAX_META)?;
+            let reference = ContactReference::decode(&request.reference)?;
+            self.ask(EnqueueContactRequest {
+                reference,
+                meta: request.meta,
+            })
+            .await??;
+            Ok(pb::contact_request_enqueue::Reply {})
+        }
+        .await;
+        self.finish("ContactRequestEnqueue", result)
+    }
+
+    async fn contact_request_accept(
+        &self,
+        request: Request<pb::contact_request_accept::Request>,
+    ) -> Result<Response<pb::contact_request_accept::Reply>, Status> {
+        let result = self
+            .update_contact(&request.into_inner().contact_pub_key, ContactAction::Accept)
+            .await
+            .map(|()| pb::contact_request_accept::Reply {});
+        self.finish("ContactRequestAccept", result)
+    }
+
+    async fn contact_remove(
+        &self,
+        request: Request<pb::contact_remove::Request>,
+    ) -> Result<Response<pb::contact_remove::Reply>, Status> {
+        let result = self
+            .update_contact(&request.into_inner().contact_pub_key, ContactAction::Remove)
+            .await
+            .map(|()| pb::contact_remove::Reply {});
+        self.finish("ContactRemove", result)
+    }
+
+    async fn contact_block(
+        &self,
+        request: Request<pb::contact_block::Request>,
+    ) -> Result<Response<pb::contact_block::Reply>, Status> {
+        let result = self
+            .update_contact(&request.into_inner().contact_pub_key, ContactAction::Block)
+            .await
+            .map(|()| pb::contact_block::Reply {});
+        self.finish("ContactBlock", result)
+    }
+
+    async fn contact_unblock(
+        &self,
+        request: Request<pb::contact_unblock::Request>,
+    ) -> Result<Response<pb::contact_unblock::Reply>, Status> {
+        let result = self
+            .update_contact(&request.into_inner().contact_pub_key, ContactAction::Unblock)
+            .await
+            .map(|()| pb::contact_unblock::Reply {});
+        self.finish("ContactUnblock", result)
+    }
+
+    async fn group_setting_set_group(
+        &self,
+        request: Request<pb::group_setting_set_group::Request>,
+    ) -> Result<Response<pb::group_setting_set_group::Reply>, Status> {
+        let r = request.into_inner();
+        let result = self
+            .set_setting(&r.group_pub_key, SettingScope::Group, r.key, r.value)
+            .await
+            .map(|()| pb::group_setting_set_group::Reply {});
+        self.finish("GroupSettingSetGroup", result)
+    }
+
+    async fn group_setting_set_member(
+        &self,
+        request: Request<pb::group_setting_set_member::Request>,
+    ) -> Result<Response<pb::group_setting_set_member::Reply>, Status> {
+        let r = request.into_inner();
+        let result = self
+            .set_setting(&r.group_pub_key, SettingScope::Member, r.key, r.value)
+            .await
+            .map(|()| pb::group_setting_set_member::Reply {});
+        self.finish("GroupSettingSetMember", result)
+    }
+
+    async fn group_message_send(
+        &self,
+        request: Request<pb::group_message_send::Request>,
+    ) -> Result<Response<pb::group_message_send::Reply>, Status> {
+        let request = request.into_inner();
+        let result = async {
+            let group_pk = group_key("group_pub_key", &request.group_pub_key)?;
+            check_len("payload", request.payload.len(), defaults::MAX_MESSAGE_PAYLOAD)?;
+            let id = self
+                .ask(SendMessage {
+                    group_pk,
+                    payload: request.payload,
+                })
+                .await??;
+            Ok(pb::group_message_send::Reply {
+                event_id: id.as_bytes().to_vec(),
+            })
+        }
+        .await;
+        self.finish("GroupMessageSend", result)
+    }
+
+    async fn account_append_app_specific_event(
+        &self,
+        request: Request<pb::account_append_app_specific_event::Request>,
+    ) -> Result<Response<pb::account_append_app_specific_event::Reply>, Status> {
+        let request = request.into_inner();
+        let result = async {
+            check_len("payload", request.payload.len(), defaults::MAX_APP_EVENT)?;
+            self.ask(AppendAppEvent(request.payload)).await??;
+            Ok(pb::account_append_app_specific_event::Reply {})
+        }
+        .await;
+        self.finish("AccountAppendAppSpecificEvent", result)
+    }
+
+    async fn account_subscribe(
+        &self,
+        request: Request<pb::account_subscribe::Request>,
+    ) -> Result<Response<Self::AccountSubscribeStream>, Status> {
+        let r = request.into_inner();
+        let range = Range {
+            since: r.since,
+            until: r.until,
+            go_backwards: r.go_backwards,
+            since_cursor: r.since_cursor,
+        };
+        let log = async {
+            let (_, group) = self.ask(OpenAccountLog).await?;
+            Ok((
+                LogId::new(group.record.group_pk().to_bytes(), LogKind::Metadata),
+                EventKind::Account,
+            ))
+        }
+        .await;
+        self.subscribe("AccountSubscribe", log, range, Arc::new(convert::account))
+            .await
+    }
+
+    async fn group_setting_subscribe(
+        &self,
+        request: Request<pb::group_setting_store_subscribe::Request>,
+    ) -> Result<Response<Self::GroupSettingSubscribeStream>, Status> {
+        let r = request.into_inner();
+        let log = group_log(&r.group_pub_key, LogKind::Metadata, EventKind::Setting);
+        let range = Range {
+            since: r.since,
+            until: r.until,
+            go_backwards: r.go_backwards,
+            since_cursor: r.since_cursor,
+        };
+        let group_pk = log.as_ref().map(|(l, _)| *l.group_pk()).unwrap_or_default();
+        self.subscribe(
+            "GroupSettingSubscribe",
+            log,
+            range,
+            Arc::new(move |e| convert::setting(&group_pk, e)),
+        )
+        .await
+    }
+
+    async fn group_message_subscribe(
+        &self,
+        request: Request<pb::group_message_subscribe::Request>,
+    ) -> Result<Response<Self::GroupMessageSubscribeStream>, Status> {
+        let r = request.into_inner();
+        let log = group_log(&r.group_pub_key, LogKind::Messages, EventKind::Message);
+        let range = Range {
+            since: r.since,
+            until: r.until,
+            go_backwards: r.go_backwards,
+            since_cursor: r.since_cursor,
+        };
+        let group_pk = log.as_ref().map(|(l, _)| *l.group_pk()).unwrap_or_default();
+        self.subscribe(
+            "GroupMessageSubscribe",
+            log,
+            range,
+            Arc::new(move |e| convert::message(&group_pk, e)),
+        )
+        .await
+    }
+
+    async fn group_member_subscribe(
+        &self,
+        request: Request<pb::group_member_subscribe::Request>,
+    ) -> Result<Response<Self::GroupMemberSubscribeStream>, Status> {
+        let r = request.into_inner();
+        let log = group_log(&r.group_pub_key, LogKind::Metadata, EventKind::Member);
+        let range = Range {
+            since: r.since,
+            until: r.until,
+            go_backwards: r.go_backwards,
+            since_cursor: r.since_cursor,
+        };
+        let group_pk = log.as_ref().map(|(l, _)| *l.group_pk()).unwrap_or_default();
+        self.subscribe(
+            "GroupMemberSubscribe",
+            log,
+            range,
+            Arc::new(move |e| convert::member(&group_pk, e)),
+        )
+        .await
+    }
+}
+
+impl ProtocolApi {
+    async fn update_contact(&self, contact_pk: &[u8], action: ContactAction) -> Result<(), Error> {
+        let contact_pk = parse_key("contact_pub_key", contact_pk)?;
+        self.ask(UpdateContact { contact_pk, action }).await?
+    }
+
+    async fn set_setting(
+        &self,
+        group_pk: &[u8],
+        scope: SettingScope,
+        key: String,
+        value: Vec<u8>,
+    ) -> Result<(), Error> {
+        let group_pk = group_key("group_pub_key", group_pk)?;
+        check_setting(&key, &value)?;
+        self.ask(SetSetting {
+            group_pk,
+            scope,
+            key,
+            value,
+        })
+        .await??;
+        Ok(())
     }
 }

@@ -66,6 +66,26 @@ pub fn derive_contact_group(
     ))
 }
 
+/// Derives the account group: the private group of every device of one account.
+///
+/// Every device holding the account-proof key derives the same group, so an imported device
+/// finds the account log without being told where it is. Its creation proof names the
+/// account key as creator (members of the account group are the account key).
+pub fn derive_account_group(account_proof: &SigningKey) -> Result<GroupGenesis, CryptoError> {
+    let out = hkdf_sha256::<{ 2 * KEY_LEN }>(
+        account_proof.as_bytes(),
+        &[labels::KDF_ACCOUNT_GROUP],
+    )?;
+    let mut group_seed = Zeroizing::new([0u8; KEY_LEN]);
+    let mut secret = Zeroizing::new([0u8; KEY_LEN]);
+    group_seed.copy_from_slice(&out[..KEY_LEN]);
+    secret.copy_from_slice(&out[KEY_LEN..]);
+    Ok(GroupGenesis::from_parts(
+        SigningKey::from_bytes(&group_seed),
+        GroupSecret::from_zeroizing(secret),
+    ))
+}
+
 secret_bytes!(
     /// The 32-byte seed of an account's contact rendezvous points; resetting the contact
     /// reference draws a new one, so old references stop reaching the account.

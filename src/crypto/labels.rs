@@ -22,6 +22,10 @@ pub const KDF_CHAIN_STEP: &[u8] = b"berty-node/v1/kdf/chain-step";
 pub const KDF_SEALED_CHAIN_KEY: &[u8] = b"berty-node/v1/kdf/sealed-chain-key";
 /// HKDF info prefix: a contact group's key seed and secret, from the accounts' X25519 exchange.
 pub const KDF_CONTACT_GROUP: &[u8] = b"berty-node/v1/kdf/contact-group";
+/// Account group (the private group of an account's devices) from the account-proof seed.
+pub const KDF_ACCOUNT_GROUP: &[u8] = b"berty-node/v1/kdf/account-group";
+/// Associated data of a node value sealed under the data dir's storage key.
+pub const AD_SEALED_VALUE: &[u8] = b"berty-node/v1/ad/sealed-value";
 
 /// Signature by the group key: the group's creation proof.
 pub const SIG_CREATION_PROOF: &[u8] = b"berty-node/v1/sig/creation-proof";
@@ -66,6 +70,8 @@ pub(crate) const ALL: &[&[u8]] = &[
     AD_MESSAGE_HEADER,
     AD_MESSAGE_BODY,
     AD_METADATA,
+    KDF_ACCOUNT_GROUP,
+    AD_SEALED_VALUE,
 ];
 
 #[cfg(test)]

@@ -39,7 +39,7 @@ mod signatures;
 mod known_answers;
 
 pub use contact::{
-    derive_contact_group, period_start, points_to_advertise, RendezvousPoint, RendezvousSeed,
+    derive_account_group, derive_contact_group, period_start, points_to_advertise, RendezvousPoint, RendezvousSeed,
     DEFAULT_RENDEZVOUS_PERIOD_SECS,
 };
 pub use creation_proof::CreationProof;

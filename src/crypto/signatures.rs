@@ -7,15 +7,25 @@
 //! | account key | [`labels::SIG_ACCOUNT_DEVICE`] \|\| account pk \|\| device pk |
 //!
 //! Every field is a 32-byte public key, so each statement has exactly one reading.
-//! Verification is strict (RFC 8032 checks plus no low-order keys or `R` values).
+//!
+//! Every signature here, alone or in a batch ([`verify_batch`]), is checked with the one
+//! Ed25519 rule that also checks log entries, implemented once in `src/log/verify.rs`
+//! (`Entry::check_ed25519`): canonical encodings of the key, `R` and `S`, no key or `R` of
+//! small order, and the cofactored equation `[8](S·B − k·A − R) = 0`. A batch passes when every
+//! one of its signatures passes alone, and fails otherwise except with probability at most
+//! `2^-128`, so every replica accepts the same signatures however it batches them.
 
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 
 use super::{labels, CryptoError};
+use crate::log::Entry;
 
 fn verify(key: &VerifyingKey, statement: &[u8], signature: &Signature) -> Result<(), CryptoError> {
-    key.verify_strict(statement, signature)
-        .map_err(|_| CryptoError::BadSignature)
+    if Entry::check_ed25519(key, statement, signature) {
+        Ok(())
+    } else {
+        Err(CryptoError::BadSignature)
+    }
 }
 
 fn member_device_statement(group_pk: &VerifyingKey, device_pk: &VerifyingKey) -> Vec<u8> {
@@ -137,7 +147,7 @@ impl SignatureCheck {
         &self.key
     }
 
-    /// Runs this check alone, strictly.
+    /// Runs this check alone.
     pub fn verify(&self) -> Result<(), CryptoError> {
         verify(&self.key, &self.statement, &self.signature)
     }
@@ -145,21 +155,26 @@ impl SignatureCheck {
 
 /// Checks many signatures at once, cheaper per signature than one by one.
 ///
-/// `Ok` means every check passes. On `Err`, at least one fails: run
-/// [`SignatureCheck::verify`] on each to find which. Batch checking is the plain (not strict)
-/// Ed25519 equation; keys reaching here came through [`super::parse_public_key`], which
-/// refuses low-order keys.
+/// `Ok` means every check passes [`SignatureCheck::verify`]. On `Err`, at least one fails
+/// (except with probability at most `2^-128`): run [`SignatureCheck::verify`] on each to find
+/// which. Both use the same rule, so the checks that pass alone are exactly those of a batch
+/// that passes.
 pub fn verify_batch(checks: &[SignatureCheck]) -> Result<(), CryptoError> {
-    let statements: Vec<&[u8]> = checks.iter().map(|c| c.statement.as_slice()).collect();
-    let signatures: Vec<Signature> = checks.iter().map(|c| c.signature).collect();
-    let keys: Vec<VerifyingKey> = checks.iter().map(|c| c.key).collect();
-    ed25519_dalek::verify_batch(&statements, &signatures, &keys)
-        .map_err(|_| CryptoError::BadSignature)
+    let batch = checks
+        .iter()
+        .map(|check| (&check.key, check.statement.as_slice(), &check.signature));
+    if Entry::check_ed25519_batch(batch) {
+        Ok(())
+    } else {
+        Err(CryptoError::BadSignature)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use curve25519_dalek::constants::EIGHT_TORSION;
+    use curve25519_dalek::scalar::Scalar;
     use rand::rngs::OsRng;
 
     fn key() -> SigningKey {
@@ -224,6 +239,61 @@ mod tests {
         assert!(verify_account_device(&a, &a, &binding).is_err());
         let pairing = sign_account_device(&account, &g);
         assert!(verify_member_device(&a, &a, &g, &pairing).is_err());
+    }
+
+    /// Checks of `statement`s by one signer, every other one with a point of the 8-torsion
+    /// added to `R` (and `S` computed for it), which only a cofactored equation accepts.
+    fn checks_with_torsion_in_r(count: u8) -> Vec<SignatureCheck> {
+        let signer = key();
+        (0..count)
+            .map(|i| {
+                let statement = vec![i; 10];
+                let signature = if i % 2 == 0 {
+                    signer.sign(&statement)
+                } else {
+                    Entry::sign_with_torsion_in_r(
+                        &signer,
+                        &statement,
+                        &Scalar::from(u64::from(i) + 1000),
+                        &EIGHT_TORSION[usize::from(i) % 7 + 1],
+                    )
+                };
+                SignatureCheck::new(signer.verifying_key(), statement, signature)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_small_order_component_in_r_passes_alone_and_in_every_batch() {
+        let checks = checks_with_torsion_in_r(16);
+        for check in &checks {
+            check.verify().unwrap();
+        }
+        // Every batch of consecutive checks, each several times (new random weights).
+        for start in 0..checks.len() {
+            for end in start..=checks.len() {
+                for _ in 0..4 {
+                    verify_batch(&checks[start..end]).unwrap();
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_small_order_r_fails_alone_and_fails_every_batch() {
+        let signer = key();
+        let mut checks = checks_with_torsion_in_r(6);
+        for (t, torsion) in EIGHT_TORSION.iter().enumerate() {
+            let statement = b"small order".to_vec();
+            let signature =
+                Entry::sign_with_torsion_in_r(&signer, &statement, &Scalar::ZERO, torsion);
+            let bad = SignatureCheck::new(signer.verifying_key(), statement, signature);
+            assert_eq!(bad.verify(), Err(CryptoError::BadSignature), "torsion {t}");
+            checks.insert(t % 6, bad);
+            assert_eq!(verify_batch(&checks), Err(CryptoError::BadSignature));
+            checks.remove(t % 6);
+            verify_batch(&checks).unwrap();
+        }
     }
 
     #[test]

@@ -94,6 +94,70 @@ impl StoredEntry {
     }
 }
 
+/// A decoded event (a "view" of an entry) to store beside the log; subscriptions replay these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    /// The entry the event decodes.
+    pub entry_id: EntryId,
+    /// The entry's Lamport clock (events sort in the log's total order).
+    pub lamport: u64,
+    /// The entry's parents (reported as `EventBase.parent_ids`).
+    pub parents: Vec<EntryId>,
+    /// Which subscription the event belongs to (a small closed set, see `group::EventKind`).
+    pub kind: u8,
+    /// The encoded event (`group::ViewEvent`).
+    pub body: Vec<u8>,
+}
+
+/// A stored event with this replica's event cursor (its arrival order in the view).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    /// The entry the event decodes.
+    pub entry_id: EntryId,
+    /// The entry's Lamport clock.
+    pub lamport: u64,
+    /// The entry's parents.
+    pub parents: Vec<EntryId>,
+    /// The event kind.
+    pub kind: u8,
+    /// The encoded event.
+    pub body: Vec<u8>,
+    /// Arrival sequence of the event in its log's view: 1, 2, 3... without gaps, committed in
+    /// increasing order.
+    pub cursor: u64,
+}
+
+impl StoredEvent {
+    /// The event's position in the log's total order.
+    pub fn order_key(&self) -> OrderKey {
+        OrderKey {
+            lamport: self.lamport,
+            id: self.entry_id,
+        }
+    }
+}
+
+/// Everything one transaction writes: entries of one log, the events decoded from them (or
+/// from entries stored earlier), and node values (such as an advanced chain state).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Commit<'a> {
+    /// Entries to append (as [`Storage::append`]).
+    pub entries: &'a [NewEntry],
+    /// Events to add to the log's view; an event whose entry already has one is left alone.
+    pub events: &'a [NewEvent],
+    /// Node values to put (replacing previous values).
+    pub values: &'a [(String, Vec<u8>)],
+}
+
+/// What a [`Commit`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Committed {
+    /// One outcome per entry, as [`Storage::append`].
+    pub appended: Vec<Appended>,
+    /// One event cursor per event (the existing cursor for an event already stored).
+    pub event_cursors: Vec<u64>,
+}
+
 /// What [`Storage::append`] did with one entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Appended {
@@ -199,6 +263,53 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Number of entries stored in the log.
     async fn count(&self, log: &LogId) -> Result<u64>;
+
+    /// Appends entries, adds decoded events and puts node values in one committed
+    /// transaction: all of it is stored, or none. Entries follow the rules of
+    /// [`Storage::append`]; each event must name an entry stored before or in this commit;
+    /// new events get the log's next event cursors in the order given.
+    async fn commit(&self, log: &LogId, commit: Commit<'_>) -> Result<Committed>;
+
+    /// One decoded event by its entry id.
+    async fn event(&self, log: &LogId, entry_id: &EntryId) -> Result<Option<StoredEvent>>;
+
+    /// A page of the log's events of the given kinds (all kinds when `kinds` is empty) in
+    /// total order, leaving out events whose cursor is above `max_cursor`.
+    async fn events_range(
+        &self,
+        log: &LogId,
+        kinds: &[u8],
+        range: &OrderRange,
+        max_cursor: u64,
+    ) -> Result<Vec<StoredEvent>>;
+
+    /// Events of the given kinds (all when empty) with cursor strictly above `after`,
+    /// ascending cursor, at most `limit`.
+    async fn events_since_cursor(
+        &self,
+        log: &LogId,
+        kinds: &[u8],
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>>;
+
+    /// The highest event cursor of the log (0 when it has no event).
+    async fn last_event_cursor(&self, log: &LogId) -> Result<u64>;
+
+    /// Every log holding at least one entry, in id order.
+    async fn logs(&self) -> Result<Vec<LogId>>;
+
+    /// Node values whose key starts with `prefix`, in key order, keys strictly after `after`
+    /// when given, at most `limit`.
+    async fn values_with_prefix(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<(String, Vec<u8>)>>;
+
+    /// Deletes a node value; deleting a missing key is not an error.
+    async fn delete_value(&self, key: &str) -> Result<()>;
 
     /// A node-level value (small state such as flags and counters) by key.
     async fn get_value(&self, key: &str) -> Result<Option<Vec<u8>>>;

@@ -1,9 +1,10 @@
 //! What the SQLite and PostgreSQL backends share: one store generic over sqlx's [`Database`],
 //! running the same SQL on both engines, and the pure planning of an append.
 //!
-//! Both engines accept every statement here: `$N` placeholders (SQLite reads `$N` as the N-th
-//! argument), `ON CONFLICT`, `RETURNING` and row-value comparisons. What differs between them
-//! (connection settings, pools, column types in the migrations) stays in the backend files.
+//! Both engines accept every statement here: `$N` placeholders in fixed statements (SQLite
+//! reads `$N` as the N-th argument), each engine's own placeholders in statements built with
+//! [`Statement`], `ON CONFLICT`, `RETURNING` and row-value comparisons. What differs between
+//! them (connection settings, pools, column types in the migrations) stays in the backend files.
 //!
 //! # Encoding
 //!
@@ -13,8 +14,15 @@
 //!   SQL ordering matches `u64` ordering, so ranges and `ORDER BY` need no special case. Clock 1
 //!   is stored as `-9223372036854775807`.
 //! - Cursors are positive `i64`s (a log would need 2^63 entries to run out).
-//! - An entry's parents are one blob of concatenated 32-byte ids, in the entry's order; the
-//!   `parents` table holds the same links one per row, for heads maintenance.
+//! - An entry's parents are one blob of concatenated 32-byte ids, in the entry's order.
+//!
+//! # Heads
+//!
+//! Parents are always stored before their children (checked with the log locked), so a new
+//! entry can only be named as parent by entries of its own batch. Each append therefore works
+//! out the heads from the batch alone ([`plan_append`]): the new entries no other new entry
+//! names become heads, the stored parents they name stop being heads. No table of parent
+//! links is kept: it would halve append throughput for no read it serves.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -22,9 +30,14 @@ use std::{
     ops::Bound,
 };
 
-use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Row, Type};
+use sqlx::{
+    Arguments, ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Row, Type,
+};
 
-use super::{Appended, Direction, NewEntry, OrderRange, Result, StorageError, StoredEntry};
+use super::{
+    Appended, Commit, Committed, Direction, NewEntry, NewEvent, OrderRange, Result, StorageError,
+    StoredEntry, StoredEvent,
+};
 use crate::log::{EntryId, LogId, OrderKey, ENTRY_ID_LEN};
 
 /// Most ids put in one `IN (...)` list (both engines accept far more bind parameters).
@@ -35,6 +48,13 @@ const ROWS_PER_INSERT: usize = 500;
 const MAX_CURSOR: u64 = i64::MAX as u64;
 /// The bit flipped to map a Lamport clock onto a signed 64-bit integer.
 const LAMPORT_SIGN_BIT: u64 = 1 << 63;
+
+/// Columns read to build a [`StoredEvent`], in the order [`SqlStore::decode_event`] expects.
+const EVENT_COLUMNS: &str = "entry_id, lamport, parents, kind, body, cursor";
+
+/// Puts a node value, replacing the previous one.
+const PUT_VALUE: &str = "INSERT INTO node_values (key, value) VALUES ($1, $2) \
+     ON CONFLICT (key) DO UPDATE SET value = excluded.value";
 
 /// Columns read to build a [`StoredEntry`], in the order [`SqlStore::decode_entry`] expects.
 const ENTRY_COLUMNS: &str = "entry_id, lamport, parents, bytes, cursor";
@@ -75,13 +95,19 @@ fn unavailable(doing: &'static str) -> impl FnOnce(sqlx::Error) -> StorageError 
 
 /// An entry's parents as stored: their ids concatenated.
 fn parents_blob(parents: &[EntryId]) -> Vec<u8> {
-    parents.iter().flat_map(|p| p.as_bytes().iter().copied()).collect()
+    parents
+        .iter()
+        .flat_map(|p| p.as_bytes().iter().copied())
+        .collect()
 }
 
 /// Parses a stored entry id.
 fn entry_id(bytes: &[u8]) -> Result<EntryId> {
     EntryId::from_slice(bytes).ok_or_else(|| {
-        StorageError::Corrupt(format!("entry id of {} bytes, expected {ENTRY_ID_LEN}", bytes.len()))
+        StorageError::Corrupt(format!(
+            "entry id of {} bytes, expected {ENTRY_ID_LEN}",
+            bytes.len()
+        ))
     })
 }
 
@@ -96,29 +122,113 @@ fn parents_from_blob(blob: &[u8]) -> Result<Vec<EntryId>> {
     blob.chunks_exact(ENTRY_ID_LEN).map(entry_id).collect()
 }
 
-/// `$first, $first+1, ...` (`count` placeholders).
-fn placeholders(first: usize, count: usize) -> String {
-    let mut out = String::with_capacity(count * 6);
-    for n in first..first + count {
-        if n > first {
-            out.push_str(", ");
-        }
-        let _ = write!(out, "${n}");
-    }
-    out
+/// A statement with many parameters, built with the engine's own placeholders (`?` on SQLite,
+/// `$N` on PostgreSQL): sqlx looks numbered SQLite parameters up by name, which costs time
+/// quadratic in their number. (sqlx's `QueryBuilder` cannot be used from code generic over
+/// the engine: the borrow it needs outlives the builder.)
+struct Statement<'a, DB: Database> {
+    sql: String,
+    args: DB::Arguments<'a>,
+    /// The first argument that failed to encode, reported when the statement is run.
+    error: Option<String>,
 }
 
-/// Rows of a multi-row `VALUES` list where each row is the log id (`$1`) then `per_row` fresh
-/// placeholders numbered from `$2`: `($1, $2, $3), ($1, $4, $5)` for 2 rows of 2.
-fn log_rows(rows: usize, per_row: usize) -> String {
-    let mut out = String::with_capacity(rows * (per_row + 1) * 6);
-    for row in 0..rows {
-        if row > 0 {
-            out.push_str(", ");
+impl<'a, DB: Database> Statement<'a, DB> {
+    fn new(sql: &str) -> Self {
+        Self {
+            sql: sql.to_owned(),
+            args: Default::default(),
+            error: None,
         }
-        let _ = write!(out, "($1, {})", placeholders(2 + row * per_row, per_row));
     }
-    out
+
+    /// Appends SQL text.
+    fn push(&mut self, sql: &str) -> &mut Self {
+        self.sql.push_str(sql);
+        self
+    }
+
+    /// Appends a placeholder for `value`.
+    fn bind<T: 'a + Encode<'a, DB> + Type<DB>>(&mut self, value: T) -> &mut Self {
+        if self.error.is_none() {
+            if let Err(err) = self.args.add(value) {
+                self.error = Some(err.to_string());
+            } else if self.args.format_placeholder(&mut self.sql).is_err() {
+                self.error = Some("cannot format a placeholder".into());
+            }
+        }
+        self
+    }
+
+    /// Starts a comma-separated list of placeholders.
+    fn list(&mut self) -> List<'_, 'a, DB> {
+        List {
+            statement: self,
+            empty: true,
+        }
+    }
+
+    /// Appends `VALUES (...), (...)`: one row per item, its placeholders bound by `row`.
+    fn push_values<I: IntoIterator>(
+        &mut self,
+        items: I,
+        mut row: impl FnMut(&mut List<'_, 'a, DB>, I::Item),
+    ) -> &mut Self {
+        self.push("VALUES ");
+        for (i, item) in items.into_iter().enumerate() {
+            self.push(if i == 0 { "(" } else { ", (" });
+            row(&mut self.list(), item);
+            self.push(")");
+        }
+        self
+    }
+
+    /// The SQL text and its arguments.
+    fn finish(self) -> Result<(String, DB::Arguments<'a>)> {
+        match self.error {
+            Some(err) => Err(StorageError::Unavailable(format!(
+                "cannot encode an argument: {err}"
+            ))),
+            None => Ok((self.sql, self.args)),
+        }
+    }
+}
+
+/// Placeholders separated by commas, in a [`Statement`].
+struct List<'s, 'a, DB: Database> {
+    statement: &'s mut Statement<'a, DB>,
+    empty: bool,
+}
+
+impl<'a, DB: Database> List<'_, 'a, DB> {
+    /// Appends a placeholder for `value`, after a comma unless it is the first.
+    fn bind<T: 'a + Encode<'a, DB> + Type<DB>>(&mut self, value: T) -> &mut Self {
+        if !self.empty {
+            self.statement.push(", ");
+        }
+        self.empty = false;
+        self.statement.bind(value);
+        self
+    }
+}
+
+/// `{statement} WHERE log_id = ? AND entry_id IN (?, ...)`, with the log id and `ids` bound.
+fn ids_in_log<'a, DB>(statement: &str, log: &'a [u8], ids: &'a [EntryId]) -> Statement<'a, DB>
+where
+    DB: Database,
+    for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
+{
+    let mut query = Statement::new(statement);
+    query
+        .push(" WHERE log_id = ")
+        .bind(log)
+        .push(" AND entry_id IN (");
+    let mut list = query.list();
+    for id in ids {
+        list.bind(&id.as_bytes()[..]);
+    }
+    query.push(")");
+    query
 }
 
 /// The SQL of a range read, with `$1` the log id, then the lower then upper key (lamport, id)
@@ -132,23 +242,32 @@ fn range_sql(range: &OrderRange) -> String {
             Bound::Excluded(_) => excluded,
             Bound::Unbounded => continue,
         };
-        let _ = write!(sql, " AND (lamport, entry_id) {op} (${next}, ${})", next + 1);
+        let _ = write!(
+            sql,
+            " AND (lamport, entry_id) {op} (${next}, ${})",
+            next + 1
+        );
         next += 2;
     }
     let order = match range.direction {
         Direction::Forward => "ASC",
         Direction::Backward => "DESC",
     };
-    let _ = write!(sql, " ORDER BY lamport {order}, entry_id {order} LIMIT ${next}");
+    let _ = write!(
+        sql,
+        " ORDER BY lamport {order}, entry_id {order} LIMIT ${next}"
+    );
     sql
 }
 
 /// The bounded keys of a range, lower first, as bound by [`range_sql`].
 fn range_keys(range: &OrderRange) -> impl Iterator<Item = &OrderKey> {
-    [&range.lower, &range.upper].into_iter().filter_map(|bound| match bound {
-        Bound::Included(key) | Bound::Excluded(key) => Some(key),
-        Bound::Unbounded => None,
-    })
+    [&range.lower, &range.upper]
+        .into_iter()
+        .filter_map(|bound| match bound {
+            Bound::Included(key) | Bound::Excluded(key) => Some(key),
+            Bound::Unbounded => None,
+        })
 }
 
 /// Every id an append must look up: the batch's entries and their parents, each once.
@@ -310,14 +429,34 @@ where
         if entries.is_empty() {
             return Ok(Vec::new());
         }
-        let log = log.to_bytes();
-        let log = &log[..];
-        let t0 = std::time::Instant::now();
         let mut tx = self
             .writer
             .begin()
             .await
             .map_err(unavailable("starting an append"))?;
+        let (outcomes, wrote) = Self::append_in(&mut tx, log, entries).await?;
+        if wrote {
+            tx.commit()
+                .await
+                .map_err(unavailable("committing an append"))?;
+        } else {
+            // Nothing new: rolling back releases the lock without a commit to sync.
+            tx.rollback()
+                .await
+                .map_err(unavailable("ending an append"))?;
+        }
+        Ok(outcomes)
+    }
+
+    /// Appends `entries` inside the transaction on `tx`, whose first statement this must be
+    /// (see [`LOCK_LOG`]). Returns the outcomes and whether anything was written.
+    async fn append_in(
+        tx: &mut DB::Connection,
+        log: &LogId,
+        entries: &[NewEntry],
+    ) -> Result<(Vec<Appended>, bool)> {
+        let log = log.to_bytes();
+        let log = &log[..];
         let row = sqlx::query::<DB>(LOCK_LOG)
             .bind(log)
             .fetch_one(&mut *tx)
@@ -327,34 +466,21 @@ where
 
         let mut stored = HashMap::new();
         for ids in ids_to_look_up(entries).chunks(IDS_PER_STATEMENT) {
-            let sql = format!(
-                "SELECT entry_id, cursor FROM entries WHERE log_id = $1 AND entry_id IN ({})",
-                placeholders(2, ids.len())
-            );
-            let query = ids
-                .iter()
-                .fold(sqlx::query::<DB>(&sql).bind(log), |q, id| {
-                    q.bind(&id.as_bytes()[..])
-                });
-            for row in query
+            let (sql, args) =
+                ids_in_log::<DB>("SELECT entry_id, cursor FROM entries", log, ids).finish()?;
+            let rows = sqlx::query_with(&sql, args)
                 .fetch_all(&mut *tx)
                 .await
-                .map_err(unavailable("looking up entries"))?
-            {
+                .map_err(unavailable("looking up entries"))?;
+            for row in rows {
                 let id = entry_id(&Self::column::<Vec<u8>>(&row, 0)?)?;
                 stored.insert(id, non_negative(Self::column(&row, 1)?, "cursor")?);
             }
         }
 
-        let t1 = t0.elapsed();
         let plan = plan_append(entries, &stored, last_cursor)?;
-        let t2 = t0.elapsed();
         if plan.new.is_empty() {
-            // Nothing to write: rolling back releases the lock without a commit to sync.
-            tx.rollback()
-                .await
-                .map_err(unavailable("ending an append"))?;
-            return Ok(plan.outcomes);
+            return Ok((plan.outcomes, false));
         }
 
         let added = i64::try_from(plan.new.len()).unwrap_or(i64::MAX);
@@ -368,94 +494,61 @@ where
         .await
         .map_err(unavailable("advancing the log cursor"))?;
 
-        for rows in plan.new.chunks(ROWS_PER_INSERT) {
-            let blobs: Vec<Vec<u8>> = rows.iter().map(|r| parents_blob(&r.entry.parents)).collect();
-            let sql = format!(
-                "INSERT INTO entries (log_id, entry_id, lamport, cursor, parents, bytes) VALUES {}",
-                log_rows(rows.len(), 5)
+        let blobs: Vec<Vec<u8>> = plan
+            .new
+            .iter()
+            .map(|row| parents_blob(&row.entry.parents))
+            .collect();
+        let rows: Vec<(&NewRow<'_>, &Vec<u8>)> = plan.new.iter().zip(&blobs).collect();
+        for rows in rows.chunks(ROWS_PER_INSERT) {
+            let mut insert = Statement::<DB>::new(
+                "INSERT INTO entries (log_id, entry_id, lamport, cursor, parents, bytes) ",
             );
-            let query = rows.iter().zip(&blobs).fold(
-                sqlx::query::<DB>(&sql).bind(log),
-                |q, (row, blob)| {
-                    q.bind(&row.entry.id.as_bytes()[..])
-                        .bind(lamport_to_sql(row.entry.lamport))
-                        .bind(cursor_to_sql(row.cursor))
-                        .bind(&blob[..])
-                        .bind(&row.entry.bytes[..])
-                },
-            );
-            query
+            insert.push_values(rows, |values, (row, blob)| {
+                values
+                    .bind(log)
+                    .bind(&row.entry.id.as_bytes()[..])
+                    .bind(lamport_to_sql(row.entry.lamport))
+                    .bind(cursor_to_sql(row.cursor))
+                    .bind(&blob[..])
+                    .bind(&row.entry.bytes[..]);
+            });
+            let (sql, args) = insert.finish()?;
+            sqlx::query_with(&sql, args)
                 .execute(&mut *tx)
                 .await
                 .map_err(unavailable("inserting entries"))?;
         }
 
-        let t3 = t0.elapsed();
-        let links: Vec<(&EntryId, &EntryId)> = plan
-            .new
-            .iter()
-            .flat_map(|row| row.entry.parents.iter().map(move |p| (p, &row.entry.id)))
-            .collect();
-        for links in links.chunks(ROWS_PER_INSERT) {
-            let sql = format!(
-                "INSERT INTO parents (log_id, parent_id, child_id) VALUES {} ON CONFLICT DO NOTHING",
-                log_rows(links.len(), 2)
-            );
-            let query = links
-                .iter()
-                .fold(sqlx::query::<DB>(&sql).bind(log), |q, (parent, child)| {
-                    q.bind(&parent.as_bytes()[..]).bind(&child.as_bytes()[..])
-                });
-            query
-                .execute(&mut *tx)
-                .await
-                .map_err(unavailable("inserting parent links"))?;
-        }
-
-        let t4 = t0.elapsed();
         for ids in plan.former_heads.chunks(IDS_PER_STATEMENT) {
-            let sql = format!(
-                "DELETE FROM heads WHERE log_id = $1 AND entry_id IN ({})",
-                placeholders(2, ids.len())
-            );
-            let query = ids
-                .iter()
-                .fold(sqlx::query::<DB>(&sql).bind(log), |q, id| {
-                    q.bind(&id.as_bytes()[..])
-                });
-            query
+            let (sql, args) = ids_in_log::<DB>("DELETE FROM heads", log, ids).finish()?;
+            sqlx::query_with(&sql, args)
                 .execute(&mut *tx)
                 .await
                 .map_err(unavailable("updating heads"))?;
         }
 
         for heads in plan.new_heads.chunks(ROWS_PER_INSERT) {
-            let sql = format!(
-                "INSERT INTO heads (log_id, entry_id, lamport) VALUES {}",
-                log_rows(heads.len(), 2)
-            );
-            let query = heads
-                .iter()
-                .fold(sqlx::query::<DB>(&sql).bind(log), |q, entry| {
-                    q.bind(&entry.id.as_bytes()[..])
-                        .bind(lamport_to_sql(entry.lamport))
-                });
-            query
+            let mut insert = Statement::<DB>::new("INSERT INTO heads (log_id, entry_id, lamport) ");
+            insert.push_values(heads, |values, entry| {
+                values
+                    .bind(log)
+                    .bind(&entry.id.as_bytes()[..])
+                    .bind(lamport_to_sql(entry.lamport));
+            });
+            let (sql, args) = insert.finish()?;
+            sqlx::query_with(&sql, args)
                 .execute(&mut *tx)
                 .await
                 .map_err(unavailable("updating heads"))?;
         }
 
-        let t5 = t0.elapsed();
-        tx.commit()
-            .await
-            .map_err(unavailable("committing an append"))?;
-        if entries.len() > 100 { eprintln!("lookup {t1:?} plan {t2:?} entries {t3:?} links {t4:?} heads {t5:?} commit {:?}", t0.elapsed()); }
-        Ok(plan.outcomes)
+        Ok((plan.outcomes, true))
     }
 
     pub(crate) async fn entry(&self, log: &LogId, id: &EntryId) -> Result<Option<StoredEntry>> {
-        let sql = format!("SELECT {ENTRY_COLUMNS} FROM entries WHERE log_id = $1 AND entry_id = $2");
+        let sql =
+            format!("SELECT {ENTRY_COLUMNS} FROM entries WHERE log_id = $1 AND entry_id = $2");
         let row = sqlx::query::<DB>(&sql)
             .bind(&log.to_bytes()[..])
             .bind(&id.as_bytes()[..])
@@ -472,20 +565,13 @@ where
         unique.dedup();
         let mut keys = Vec::with_capacity(unique.len());
         for ids in unique.chunks(IDS_PER_STATEMENT) {
-            let sql = format!(
-                "SELECT lamport, entry_id FROM entries WHERE log_id = $1 AND entry_id IN ({})",
-                placeholders(2, ids.len())
-            );
-            let query = ids
-                .iter()
-                .fold(sqlx::query::<DB>(&sql).bind(&log[..]), |q, id| {
-                    q.bind(&id.as_bytes()[..])
-                });
-            for row in query
+            let (sql, args) =
+                ids_in_log::<DB>("SELECT lamport, entry_id FROM entries", &log, ids).finish()?;
+            let rows = sqlx::query_with(&sql, args)
                 .fetch_all(&self.reader)
                 .await
-                .map_err(unavailable("reading order keys"))?
-            {
+                .map_err(unavailable("reading order keys"))?;
+            for row in rows {
                 keys.push(Self::decode_order_key(&row)?);
             }
         }
@@ -512,13 +598,10 @@ where
         }
         let sql = range_sql(range);
         let log = log.to_bytes();
-        let query = range_keys(range).fold(
-            sqlx::query::<DB>(&sql).bind(&log[..]),
-            |q, key| {
-                q.bind(lamport_to_sql(key.lamport))
-                    .bind(&key.id.as_bytes()[..])
-            },
-        );
+        let query = range_keys(range).fold(sqlx::query::<DB>(&sql).bind(&log[..]), |q, key| {
+            q.bind(lamport_to_sql(key.lamport))
+                .bind(&key.id.as_bytes()[..])
+        });
         query
             .bind(i64::from(range.limit))
             .fetch_all(&self.reader)
@@ -586,10 +669,7 @@ where
     }
 
     pub(crate) async fn put_value(&self, key: &str, value: &[u8]) -> Result<()> {
-        sqlx::query::<DB>(
-            "INSERT INTO node_values (key, value) VALUES ($1, $2) \
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        )
+        sqlx::query::<DB>(PUT_VALUE)
         .bind(key)
         .bind(value)
         .execute(&self.writer)
@@ -598,6 +678,314 @@ where
         Ok(())
     }
 }
+
+impl<DB> SqlStore<DB>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'r> Vec<u8>: Decode<'r, DB> + Type<DB>,
+    for<'r> String: Decode<'r, DB> + Type<DB>,
+    usize: ColumnIndex<DB::Row>,
+{
+    /// A row of [`EVENT_COLUMNS`].
+    fn decode_event(row: &DB::Row) -> Result<StoredEvent> {
+        let cursor = non_negative(Self::column(row, 5)?, "event cursor")?;
+        let kind: i64 = Self::column(row, 3)?;
+        Ok(StoredEvent {
+            entry_id: entry_id(&Self::column::<Vec<u8>>(row, 0)?)?,
+            lamport: lamport_from_sql(Self::column(row, 1)?),
+            parents: parents_from_blob(&Self::column::<Vec<u8>>(row, 2)?)?,
+            kind: u8::try_from(kind)
+                .map_err(|_| StorageError::Corrupt(format!("event kind {kind}")))?,
+            body: Self::column(row, 4)?,
+            cursor,
+        })
+    }
+
+    pub(crate) async fn commit(&self, log: &LogId, commit: Commit<'_>) -> Result<Committed> {
+        if commit.entries.is_empty() && commit.events.is_empty() && commit.values.is_empty() {
+            return Ok(Committed::default());
+        }
+        let mut tx = self
+            .writer
+            .begin()
+            .await
+            .map_err(unavailable("starting a commit"))?;
+        let appended = if commit.entries.is_empty() {
+            // Still take the log's lock first: event cursors are assigned under it.
+            sqlx::query::<DB>(LOCK_LOG)
+                .bind(&log.to_bytes()[..])
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(unavailable("locking the log"))?;
+            Vec::new()
+        } else {
+            Self::append_in(&mut tx, log, commit.entries).await?.0
+        };
+        let event_cursors = Self::add_events_in(&mut tx, log, commit.events).await?;
+        for (key, value) in commit.values {
+            sqlx::query::<DB>(PUT_VALUE)
+                .bind(key.as_str())
+                .bind(&value[..])
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable("storing a node value"))?;
+        }
+        tx.commit().await.map_err(unavailable("committing"))?;
+        Ok(Committed {
+            appended,
+            event_cursors,
+        })
+    }
+
+    /// Adds events inside a transaction that holds the log's lock; returns their cursors.
+    async fn add_events_in(
+        tx: &mut DB::Connection,
+        log: &LogId,
+        events: &[NewEvent],
+    ) -> Result<Vec<u64>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let log = log.to_bytes();
+        let log = &log[..];
+        let row = sqlx::query::<DB>("SELECT last_event_cursor FROM logs WHERE log_id = $1")
+            .bind(log)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(unavailable("reading the event cursor"))?;
+        let mut last = non_negative(Self::column(&row, 0)?, "last event cursor")?;
+        let ids: Vec<EntryId> = events.iter().map(|e| e.entry_id).collect();
+        let mut known: HashMap<EntryId, u64> = HashMap::new();
+        for ids in ids.chunks(IDS_PER_STATEMENT) {
+            let (sql, args) =
+                ids_in_log::<DB>("SELECT entry_id, cursor FROM events", log, ids).finish()?;
+            for row in sqlx::query_with(&sql, args)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(unavailable("looking up events"))?
+            {
+                let id = entry_id(&Self::column::<Vec<u8>>(&row, 0)?)?;
+                known.insert(id, non_negative(Self::column(&row, 1)?, "event cursor")?);
+            }
+        }
+        let mut cursors = Vec::with_capacity(events.len());
+        let mut new: Vec<(&NewEvent, u64, Vec<u8>)> = Vec::new();
+        for event in events {
+            let cursor = match known.get(&event.entry_id) {
+                Some(cursor) => *cursor,
+                None => {
+                    last = last
+                        .checked_add(1)
+                        .filter(|c| *c <= MAX_CURSOR)
+                        .ok_or_else(|| StorageError::Corrupt("event cursor overflow".into()))?;
+                    known.insert(event.entry_id, last);
+                    new.push((event, last, parents_blob(&event.parents)));
+                    last
+                }
+            };
+            cursors.push(cursor);
+        }
+        if new.is_empty() {
+            return Ok(cursors);
+        }
+        sqlx::query::<DB>("UPDATE logs SET last_event_cursor = $2 WHERE log_id = $1")
+            .bind(log)
+            .bind(cursor_to_sql(last))
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable("advancing the event cursor"))?;
+        for rows in new.chunks(ROWS_PER_INSERT) {
+            let mut insert = Statement::<DB>::new(
+                "INSERT INTO events (log_id, cursor, entry_id, lamport, parents, kind, body) ",
+            );
+            insert.push_values(rows, |values, (event, cursor, blob)| {
+                values
+                    .bind(log)
+                    .bind(cursor_to_sql(*cursor))
+                    .bind(&event.entry_id.as_bytes()[..])
+                    .bind(lamport_to_sql(event.lamport))
+                    .bind(&blob[..])
+                    .bind(i64::from(event.kind))
+                    .bind(&event.body[..]);
+            });
+            let (sql, args) = insert.finish()?;
+            sqlx::query_with(&sql, args)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable("inserting events"))?;
+        }
+        Ok(cursors)
+    }
+
+    pub(crate) async fn event(&self, log: &LogId, id: &EntryId) -> Result<Option<StoredEvent>> {
+        let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE log_id = $1 AND entry_id = $2");
+        let row = sqlx::query::<DB>(&sql)
+            .bind(&log.to_bytes()[..])
+            .bind(&id.as_bytes()[..])
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(unavailable("reading an event"))?;
+        row.as_ref().map(Self::decode_event).transpose()
+    }
+
+    pub(crate) async fn events_range(
+        &self,
+        log: &LogId,
+        kinds: &[u8],
+        range: &OrderRange,
+        max_cursor: u64,
+    ) -> Result<Vec<StoredEvent>> {
+        if range.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let log = log.to_bytes();
+        let mut query = Statement::<DB>::new(&format!("SELECT {EVENT_COLUMNS} FROM events"));
+        query
+            .push(" WHERE log_id = ")
+            .bind(&log[..])
+            .push(" AND cursor <= ")
+            .bind(cursor_to_sql(max_cursor));
+        push_kinds(&mut query, kinds);
+        for (bound, included, excluded) in [(&range.lower, ">=", ">"), (&range.upper, "<=", "<")] {
+            let (key, op) = match bound {
+                Bound::Included(key) => (key, included),
+                Bound::Excluded(key) => (key, excluded),
+                Bound::Unbounded => continue,
+            };
+            query
+                .push(&format!(" AND (lamport, entry_id) {op} ("))
+                .bind(lamport_to_sql(key.lamport))
+                .push(", ")
+                .bind(&key.id.as_bytes()[..])
+                .push(")");
+        }
+        let order = match range.direction {
+            Direction::Forward => "ASC",
+            Direction::Backward => "DESC",
+        };
+        query
+            .push(&format!(" ORDER BY lamport {order}, entry_id {order} LIMIT "))
+            .bind(i64::from(range.limit));
+        let (sql, args) = query.finish()?;
+        sqlx::query_with(&sql, args)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(unavailable("reading events"))?
+            .iter()
+            .map(Self::decode_event)
+            .collect()
+    }
+
+    pub(crate) async fn events_since_cursor(
+        &self,
+        log: &LogId,
+        kinds: &[u8],
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let log = log.to_bytes();
+        let mut query = Statement::<DB>::new(&format!("SELECT {EVENT_COLUMNS} FROM events"));
+        query
+            .push(" WHERE log_id = ")
+            .bind(&log[..])
+            .push(" AND cursor > ")
+            .bind(cursor_to_sql(after));
+        push_kinds(&mut query, kinds);
+        query.push(" ORDER BY cursor LIMIT ").bind(i64::from(limit));
+        let (sql, args) = query.finish()?;
+        sqlx::query_with(&sql, args)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(unavailable("reading events by cursor"))?
+            .iter()
+            .map(Self::decode_event)
+            .collect()
+    }
+
+    pub(crate) async fn last_event_cursor(&self, log: &LogId) -> Result<u64> {
+        self.log_counter(log, "last_event_cursor").await
+    }
+
+    pub(crate) async fn logs(&self) -> Result<Vec<LogId>> {
+        sqlx::query::<DB>("SELECT log_id FROM logs WHERE entry_count > 0 ORDER BY log_id")
+            .fetch_all(&self.reader)
+            .await
+            .map_err(unavailable("listing logs"))?
+            .iter()
+            .map(|row| {
+                let bytes: Vec<u8> = Self::column(row, 0)?;
+                LogId::from_bytes(&bytes)
+                    .ok_or_else(|| StorageError::Corrupt("malformed log id".into()))
+            })
+            .collect()
+    }
+
+    pub(crate) async fn values_with_prefix(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<(String, Vec<u8>)>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let prefix_len = i64::try_from(prefix.chars().count()).unwrap_or(i64::MAX);
+        let mut query = Statement::<DB>::new(
+            "SELECT key, value FROM node_values WHERE substr(key, 1, CAST(",
+        );
+        query
+            .bind(prefix_len)
+            .push(" AS INTEGER)) = ")
+            .bind(prefix);
+        if let Some(after) = after {
+            query.push(" AND key > ").bind(after);
+        }
+        query.push(" ORDER BY key LIMIT ").bind(i64::from(limit));
+        let (sql, args) = query.finish()?;
+        sqlx::query_with(&sql, args)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(unavailable("listing node values"))?
+            .iter()
+            .map(|row| Ok((Self::column(row, 0)?, Self::column(row, 1)?)))
+            .collect()
+    }
+
+    pub(crate) async fn delete_value(&self, key: &str) -> Result<()> {
+        sqlx::query::<DB>("DELETE FROM node_values WHERE key = $1")
+            .bind(key)
+            .execute(&self.writer)
+            .await
+            .map_err(unavailable("deleting a node value"))?;
+        Ok(())
+    }
+}
+
+/// ` AND kind IN (...)` for a non-empty list of kinds.
+fn push_kinds<'a, DB>(query: &mut Statement<'a, DB>, kinds: &[u8])
+where
+    DB: Database,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+{
+    if kinds.is_empty() {
+        return;
+    }
+    query.push(" AND kind IN (");
+    let mut list = query.list();
+    for kind in kinds {
+        list.bind(i64::from(*kind));
+    }
+    query.push(")");
+}
+
 
 /// Implements [`Storage`](super::Storage) for a backend type with a `store: SqlStore<_>` field
 /// by handing every call to the store.
@@ -669,6 +1057,66 @@ macro_rules! storage_via_sql_store {
                 self.store.count(log).await
             }
 
+            async fn commit(
+                &self,
+                log: &$crate::log::LogId,
+                commit: $crate::storage::Commit<'_>,
+            ) -> $crate::storage::Result<$crate::storage::Committed> {
+                self.store.commit(log, commit).await
+            }
+
+            async fn event(
+                &self,
+                log: &$crate::log::LogId,
+                entry_id: &$crate::log::EntryId,
+            ) -> $crate::storage::Result<Option<$crate::storage::StoredEvent>> {
+                self.store.event(log, entry_id).await
+            }
+
+            async fn events_range(
+                &self,
+                log: &$crate::log::LogId,
+                kinds: &[u8],
+                range: &$crate::storage::OrderRange,
+                max_cursor: u64,
+            ) -> $crate::storage::Result<Vec<$crate::storage::StoredEvent>> {
+                self.store.events_range(log, kinds, range, max_cursor).await
+            }
+
+            async fn events_since_cursor(
+                &self,
+                log: &$crate::log::LogId,
+                kinds: &[u8],
+                after: u64,
+                limit: u32,
+            ) -> $crate::storage::Result<Vec<$crate::storage::StoredEvent>> {
+                self.store.events_since_cursor(log, kinds, after, limit).await
+            }
+
+            async fn last_event_cursor(
+                &self,
+                log: &$crate::log::LogId,
+            ) -> $crate::storage::Result<u64> {
+                self.store.last_event_cursor(log).await
+            }
+
+            async fn logs(&self) -> $crate::storage::Result<Vec<$crate::log::LogId>> {
+                self.store.logs().await
+            }
+
+            async fn values_with_prefix(
+                &self,
+                prefix: &str,
+                after: Option<&str>,
+                limit: u32,
+            ) -> $crate::storage::Result<Vec<(String, Vec<u8>)>> {
+                self.store.values_with_prefix(prefix, after, limit).await
+            }
+
+            async fn delete_value(&self, key: &str) -> $crate::storage::Result<()> {
+                self.store.delete_value(key).await
+            }
+
             async fn get_value(&self, key: &str) -> $crate::storage::Result<Option<Vec<u8>>> {
                 self.store.get_value(key).await
             }
@@ -700,9 +1148,21 @@ mod tests {
 
     #[test]
     fn lamport_mapping_preserves_order_over_u64() {
-        let clocks = [0, 1, 2, 1 << 32, i64::MAX as u64, 1 << 63, u64::MAX - 1, u64::MAX];
+        let clocks = [
+            0,
+            1,
+            2,
+            1 << 32,
+            i64::MAX as u64,
+            1 << 63,
+            u64::MAX - 1,
+            u64::MAX,
+        ];
         for pair in clocks.windows(2) {
-            assert!(lamport_to_sql(pair[0]) < lamport_to_sql(pair[1]), "{pair:?}");
+            assert!(
+                lamport_to_sql(pair[0]) < lamport_to_sql(pair[1]),
+                "{pair:?}"
+            );
         }
         for clock in clocks {
             assert_eq!(lamport_from_sql(lamport_to_sql(clock)), clock);
@@ -714,20 +1174,23 @@ mod tests {
     #[test]
     fn parents_blob_round_trips_and_rejects_ragged_blobs() {
         let parents = vec![id(3), id(1), id(2)];
-        assert_eq!(parents_from_blob(&parents_blob(&parents)).ok(), Some(parents));
+        assert_eq!(
+            parents_from_blob(&parents_blob(&parents)).ok(),
+            Some(parents)
+        );
         assert_eq!(parents_from_blob(&[]).ok(), Some(vec![]));
-        assert!(matches!(parents_from_blob(&[0; 33]), Err(StorageError::Corrupt(_))));
-    }
-
-    #[test]
-    fn placeholders_number_rows_after_the_log_id() {
-        assert_eq!(placeholders(2, 3), "$2, $3, $4");
-        assert_eq!(log_rows(2, 2), "($1, $2, $3), ($1, $4, $5)");
+        assert!(matches!(
+            parents_from_blob(&[0; 33]),
+            Err(StorageError::Corrupt(_))
+        ));
     }
 
     #[test]
     fn range_sql_binds_lower_then_upper_then_limit() {
-        let key = OrderKey { lamport: 1, id: id(1) };
+        let key = OrderKey {
+            lamport: 1,
+            id: id(1),
+        };
         let range = OrderRange {
             lower: Bound::Excluded(key),
             upper: Bound::Included(key),
@@ -736,7 +1199,10 @@ mod tests {
         };
         let sql = range_sql(&range);
         assert!(sql.contains("(lamport, entry_id) > ($2, $3) AND (lamport, entry_id) <= ($4, $5)"));
-        assert!(sql.ends_with("ORDER BY lamport DESC, entry_id DESC LIMIT $6"), "{sql}");
+        assert!(
+            sql.ends_with("ORDER BY lamport DESC, entry_id DESC LIMIT $6"),
+            "{sql}"
+        );
         assert!(range_sql(&OrderRange::all(1)).ends_with("entry_id ASC LIMIT $2"));
     }
 
@@ -754,8 +1220,14 @@ mod tests {
             ]
         );
         assert_eq!(plan.last_cursor, 10);
-        assert_eq!(plan.new_heads.iter().map(|e| e.id).collect::<Vec<_>>(), vec![id(3)]);
-        assert!(plan.former_heads.is_empty(), "parents inside the batch were never heads");
+        assert_eq!(
+            plan.new_heads.iter().map(|e| e.id).collect::<Vec<_>>(),
+            vec![id(3)]
+        );
+        assert!(
+            plan.former_heads.is_empty(),
+            "parents inside the batch were never heads"
+        );
     }
 
     #[test]

@@ -51,7 +51,10 @@ impl NodeProcess {
         let read = async {
             while let Some(line) = lines.next_line().await.expect("read stdout") {
                 if let Some((key, value)) = line.split_once(' ') {
-                    printed.entry(key.to_string()).or_default().push(value.to_string());
+                    printed
+                        .entry(key.to_string())
+                        .or_default()
+                        .push(value.to_string());
                 }
                 if line.starts_with("admin_listen ") {
                     return true;
@@ -62,7 +65,10 @@ impl NodeProcess {
         let complete = tokio::time::timeout(START_TIMEOUT, read)
             .await
             .expect("node printed its addresses in time");
-        assert!(complete, "node exited before printing its addresses: {printed:?}");
+        assert!(
+            complete,
+            "node exited before printing its addresses: {printed:?}"
+        );
         // Keep draining stdout so the child never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         let one = |key: &str| printed[key][0].clone();
@@ -92,7 +98,10 @@ impl NodeProcess {
             if let Some(status) = self.child.try_wait().expect("wait child") {
                 return status;
             }
-            assert!(std::time::Instant::now() < deadline, "node did not exit within {timeout:?}");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "node did not exit within {timeout:?}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -124,8 +133,7 @@ pub async fn http_get(addr: SocketAddr, path: &str, token: Option<&str>) -> (u16
     let auth = token
         .map(|t| format!("Authorization: Bearer {t}\r\n"))
         .unwrap_or_default();
-    let request =
-        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await.expect("send");
     let mut response = Vec::new();
     stream.read_to_end(&mut response).await.expect("read");

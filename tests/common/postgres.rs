@@ -110,7 +110,10 @@ impl Drop for TestDatabase {
         match dropped {
             Ok(Ok(())) => {}
             Ok(Err(err)) => eprintln!("could not drop test database {}: {err}", self.name),
-            Err(_) => eprintln!("could not drop test database {}: the thread panicked", self.name),
+            Err(_) => eprintln!(
+                "could not drop test database {}: the thread panicked",
+                self.name
+            ),
         }
     }
 }

@@ -1,0 +1,326 @@
+//! The account actor's contact handling: the contact-request switch and reference, outgoing
+//! requests (recorded and queued in a persistent outbox until the network delivers them),
+//! accepting, removing, blocking and unblocking contacts.
+//!
+//! Each change is recorded as an account event first (the account log is what the account's
+//! devices share), then in the local records.
+
+use actix::prelude::*;
+use prost::Message as _;
+use rand::rngs::OsRng;
+
+use crate::{
+    actors::account::{account_event, AccountActor},
+    actors::group_store::{GroupStoreActor, LocalWrite, Write},
+    crypto::{RendezvousSeed, VerifyingKey},
+    error::Error,
+    group::ContactReference,
+    proto::{berty_protocol::AccountEventType, wire},
+    sealed_values::SealedValues,
+};
+
+/// Node-value key of the contact-request settings.
+pub const CONTACT_SETTINGS_KEY: &str = "contacts/settings";
+/// Node-value key prefix of contact records.
+pub const CONTACT_PREFIX: &str = "contact/";
+/// Node-value key prefix of outbox items.
+pub const OUTBOX_PREFIX: &str = "outbox/";
+
+const RECORD_VERSION: u32 = 1;
+
+fn contact_key(pk: &VerifyingKey) -> String {
+    format!("{CONTACT_PREFIX}{}", hex::encode(pk.as_bytes()))
+}
+
+fn outbox_key(pk: &VerifyingKey) -> String {
+    format!("{OUTBOX_PREFIX}{}", hex::encode(pk.as_bytes()))
+}
+
+async fn settings(values: &SealedValues) -> Result<wire::ContactSettings, Error> {
+    match values.get(CONTACT_SETTINGS_KEY).await? {
+        Some(bytes) => wire::ContactSettings::decode(&bytes[..])
+            .map_err(|e| Error::Internal(format!("stored contact settings: {e}"))),
+        None => Ok(wire::ContactSettings {
+            version: RECORD_VERSION,
+            ..Default::default()
+        }),
+    }
+}
+
+async fn contact(values: &SealedValues, pk: &VerifyingKey) -> Result<Option<wire::ContactRecord>, Error> {
+    match values.get(&contact_key(pk)).await? {
+        Some(bytes) => wire::ContactRecord::decode(&bytes[..])
+            .map(Some)
+            .map_err(|e| Error::Internal(format!("stored contact record: {e}"))),
+        None => Ok(None),
+    }
+}
+
+async fn send(store: &Addr<GroupStoreActor>, write: LocalWrite) -> Result<(), Error> {
+    store
+        .send(Write(write))
+        .await
+        .map_err(|_| Error::Unavailable("account store actor is gone".into()))??;
+    Ok(())
+}
+
+fn reference_of(account_pk: &VerifyingKey, seed: &[u8]) -> Result<Vec<u8>, Error> {
+    let seed = RendezvousSeed::from_slice(seed)
+        .map_err(|_| Error::Internal("stored rendezvous seed is not 32 bytes".into()))?;
+    Ok(ContactReference {
+        account_pk: *account_pk,
+        rendezvous_seed: seed,
+    }
+    .encode())
+}
+
+/// Turns incoming contact requests on or off.
+#[derive(Message)]
+#[rtype(result = "Result<(), Error>")]
+pub struct SetContactRequests(pub bool);
+
+impl Handler<SetContactRequests> for AccountActor {
+    type Result = AtomicResponse<Self, Result<(), Error>>;
+
+    fn handle(&mut self, msg: SetContactRequests, _: &mut Self::Context) -> Self::Result {
+        let store = self.account_store();
+        let values = self.values.clone();
+        let account_pk = self.keys.account_pk();
+        AtomicResponse::new(Box::pin(
+            async move {
+                let mut state = settings(&values).await?;
+                if msg.0 && state.rendezvous_seed.is_empty() {
+                    // The first enable draws the seed the reference carries.
+                    let seed = RendezvousSeed::generate(&mut OsRng);
+                    let reference = reference_of(&account_pk, seed.as_bytes())?;
+                    send(
+                        &store,
+                        account_event(
+                            AccountEventType::ContactRequestReferenceReset,
+                            Vec::new(),
+                            reference,
+                            |e| e.rendezvous_seed = seed.as_bytes().to_vec(),
+                        ),
+                    )
+                    .await?;
+                    state.rendezvous_seed = seed.as_bytes().to_vec();
+                }
+                let event_type = if msg.0 {
+                    AccountEventType::ContactRequestEnabled
+                } else {
+                    AccountEventType::ContactRequestDisabled
+                };
+                send(&store, account_event(event_type, Vec::new(), Vec::new(), |_| {})).await?;
+                state.enabled = msg.0;
+                values
+                    .put(CONTACT_SETTINGS_KEY, &state.encode_to_vec())
+                    .await
+            }
+            .into_actor(self),
+        ))
+    }
+}
+
+/// This account's contact reference; empty while requests are disabled.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<u8>, Error>")]
+pub struct GetContactReference;
+
+impl Handler<GetContactReference> for AccountActor {
+    type Result = ResponseFuture<Result<Vec<u8>, Error>>;
+
+    fn handle(&mut self, _: GetContactReference, _: &mut Self::Context) -> Self::Result {
+        let values = self.values.clone();
+        let account_pk = self.keys.account_pk();
+        Box::pin(async move {
+            let state = settings(&values).await?;
+            if !state.enabled || state.rendezvous_seed.is_empty() {
+                return Ok(Vec::new());
+            }
+            reference_of(&account_pk, &state.rendezvous_seed)
+        })
+    }
+}
+
+/// Draws a new rendezvous seed so old references stop reaching this account; returns the new
+/// reference.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<u8>, Error>")]
+pub struct ResetContactReference;
+
+impl Handler<ResetContactReference> for AccountActor {
+    type Result = AtomicResponse<Self, Result<Vec<u8>, Error>>;
+
+    fn handle(&mut self, _: ResetContactReference, _: &mut Self::Context) -> Self::Result {
+        let store = self.account_store();
+        let values = self.values.clone();
+        let account_pk = self.keys.account_pk();
+        AtomicResponse::new(Box::pin(
+            async move {
+                let mut state = settings(&values).await?;
+                let seed = RendezvousSeed::generate(&mut OsRng);
+                let reference = reference_of(&account_pk, seed.as_bytes())?;
+                send(
+                    &store,
+                    account_event(
+                        AccountEventType::ContactRequestReferenceReset,
+                        Vec::new(),
+                        reference.clone(),
+                        |e| e.rendezvous_seed = seed.as_bytes().to_vec(),
+                    ),
+                )
+                .await?;
+                state.rendezvous_seed = seed.as_bytes().to_vec();
+                values
+                    .put(CONTACT_SETTINGS_KEY, &state.encode_to_vec())
+                    .await?;
+                Ok(reference)
+            }
+            .into_actor(self),
+        ))
+    }
+}
+
+/// Records an outgoing contact request and queues it for delivery.
+#[derive(Message)]
+#[rtype(result = "Result<(), Error>")]
+pub struct EnqueueContactRequest {
+    /// The other account's reference.
+    pub reference: ContactReference,
+    /// What we show them.
+    pub meta: Vec<u8>,
+}
+
+impl Handler<EnqueueContactRequest> for AccountActor {
+    type Result = AtomicResponse<Self, Result<(), Error>>;
+
+    fn handle(&mut self, msg: EnqueueContactRequest, _: &mut Self::Context) -> Self::Result {
+        let store = self.account_store();
+        let values = self.values.clone();
+        let own = self.keys.account_pk();
+        AtomicResponse::new(Box::pin(
+            async move {
+                let target = msg.reference.account_pk;
+                if target == own {
+                    return Err(Error::InvalidArgument(
+                        "reference: this is this account's own reference".into(),
+                    ));
+                }
+                if let Some(existing) = contact(&values, &target).await? {
+                    if existing.state == wire::ContactState::Accepted as i32 {
+                        return Err(Error::FailedPrecondition(
+                            "this account is already a contact".into(),
+                        ));
+                    }
+                }
+                send(
+                    &store,
+                    account_event(
+                        AccountEventType::ContactRequestEnqueued,
+                        target.as_bytes().to_vec(),
+                        msg.meta.clone(),
+                        |_| {},
+                    ),
+                )
+                .await?;
+                let record = wire::ContactRecord {
+                    version: RECORD_VERSION,
+                    account_pk: target.as_bytes().to_vec(),
+                    state: wire::ContactState::Outgoing as i32,
+                    blocked: false,
+                    meta: msg.meta.clone(),
+                    rendezvous_seed: msg.reference.rendezvous_seed.as_bytes().to_vec(),
+                };
+                values.put(&contact_key(&target), &record.encode_to_vec()).await?;
+                let item = wire::OutboxItem {
+                    version: RECORD_VERSION,
+                    target: Some(msg.reference.to_wire()),
+                    meta: msg.meta,
+                    attempts: 0,
+                    next_attempt_unix: 0,
+                };
+                values.put(&outbox_key(&target), &item.encode_to_vec()).await
+            }
+            .into_actor(self),
+        ))
+    }
+}
+
+/// What to do with a contact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContactAction {
+    /// Accept an incoming request.
+    Accept,
+    /// Remove the contact (leave the contact group).
+    Remove,
+    /// Block: drop its requests and messages.
+    Block,
+    /// Unblock.
+    Unblock,
+}
+
+/// Applies a [`ContactAction`] to a known contact (`NOT_FOUND` otherwise).
+#[derive(Message)]
+#[rtype(result = "Result<(), Error>")]
+pub struct UpdateContact {
+    /// The contact's account key.
+    pub contact_pk: VerifyingKey,
+    /// What to do.
+    pub action: ContactAction,
+}
+
+impl Handler<UpdateContact> for AccountActor {
+    type Result = AtomicResponse<Self, Result<(), Error>>;
+
+    fn handle(&mut self, msg: UpdateContact, _: &mut Self::Context) -> Self::Result {
+        let store = self.account_store();
+        let values = self.values.clone();
+        AtomicResponse::new(Box::pin(
+            async move {
+                let pk = msg.contact_pk;
+                let hex_pk = hex::encode(pk.as_bytes());
+                let mut record = contact(&values, &pk)
+                    .await?
+                    .ok_or_else(|| Error::NotFound(format!("no contact or request from {hex_pk}")))?;
+                let event_type = match msg.action {
+                    ContactAction::Accept => {
+                        if record.state != wire::ContactState::Incoming as i32 {
+                            return Err(Error::NotFound(format!(
+                                "no incoming contact request from {hex_pk}"
+                            )));
+                        }
+                        record.state = wire::ContactState::Accepted as i32;
+                        AccountEventType::ContactAccepted
+                    }
+                    ContactAction::Remove => AccountEventType::ContactRemoved,
+                    ContactAction::Block => {
+                        record.blocked = true;
+                        AccountEventType::ContactBlocked
+                    }
+                    ContactAction::Unblock => {
+                        if !record.blocked {
+                            return Err(Error::FailedPrecondition(format!(
+                                "contact {hex_pk} is not blocked"
+                            )));
+                        }
+                        record.blocked = false;
+                        AccountEventType::ContactUnblocked
+                    }
+                };
+                send(
+                    &store,
+                    account_event(event_type, pk.as_bytes().to_vec(), Vec::new(), |_| {}),
+                )
+                .await?;
+                if msg.action == ContactAction::Remove {
+                    values.storage().delete_value(&contact_key(&pk)).await?;
+                    values.storage().delete_value(&outbox_key(&pk)).await?;
+                } else {
+                    values.put(&contact_key(&pk), &record.encode_to_vec()).await?;
+                }
+                Ok(())
+            }
+            .into_actor(self),
+        ))
+    }
+}

@@ -1,0 +1,80 @@
+//! Export: everything this device holds, in the versioned `berty.node.wire.v1.Export` format
+//! (see `proto/bertynode_wire.proto` and docs/api.md). Reads go page by page.
+
+use actix::prelude::*;
+use prost::Message as _;
+
+use crate::{
+    actors::account::AccountActor,
+    defaults,
+    error::Error,
+    proto::wire,
+    sealed_values::SealedValues,
+};
+
+/// Version of the export format written by this node.
+pub const EXPORT_VERSION: u32 = 1;
+
+/// Builds the export of this device.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<u8>, Error>")]
+pub struct ExportData;
+
+impl Handler<ExportData> for AccountActor {
+    type Result = ResponseFuture<Result<Vec<u8>, Error>>;
+
+    fn handle(&mut self, _: ExportData, _: &mut Self::Context) -> Self::Result {
+        let values = self.values.clone();
+        let account_keys = self.keys.to_bytes().to_vec();
+        Box::pin(async move { export(&values, account_keys).await })
+    }
+}
+
+async fn export(values: &SealedValues, account_keys: Vec<u8>) -> Result<Vec<u8>, Error> {
+    let storage = values.storage();
+    let mut export = wire::Export {
+        version: EXPORT_VERSION,
+        account_keys,
+        ..Default::default()
+    };
+    let mut after: Option<String> = None;
+    loop {
+        let page = storage
+            .values_with_prefix("", after.as_deref(), defaults::EVENT_PAGE)
+            .await?;
+        let Some((last, _)) = page.last() else { break };
+        after = Some(last.clone());
+        for (key, sealed) in page {
+            let value = values.open(&key, &sealed)?;
+            export.values.push(wire::ExportValue { key, value });
+        }
+    }
+    for log in storage.logs().await? {
+        let mut out = wire::ExportLog {
+            log_id: log.to_bytes().to_vec(),
+            ..Default::default()
+        };
+        let mut cursor = 0;
+        loop {
+            let page = storage.since_cursor(&log, cursor, defaults::EVENT_PAGE).await?;
+            let Some(last) = page.last() else { break };
+            cursor = last.cursor;
+            out.entries.extend(page.into_iter().map(|e| e.bytes));
+        }
+        let mut cursor = 0;
+        loop {
+            let page = storage
+                .events_since_cursor(&log, &[], cursor, defaults::EVENT_PAGE)
+                .await?;
+            let Some(last) = page.last() else { break };
+            cursor = last.cursor;
+            out.events.extend(page.into_iter().map(|e| wire::ExportEvent {
+                entry_id: e.entry_id.as_bytes().to_vec(),
+                kind: u32::from(e.kind),
+                body: e.body,
+            }));
+        }
+        export.logs.push(out);
+    }
+    Ok(export.encode_to_vec())
+}

@@ -1,0 +1,296 @@
+//! `client group ...`: create, invite, join, leave, send, subscribe, members, settings.
+
+use clap::Subcommand;
+
+use super::{
+    connection::Connector,
+    encoding::{parse_key, parse_reference, Binary},
+    output,
+    payload::{MetaArgs, PayloadArgs, ValueArgs},
+    print_bytes,
+    subscription::{print_stream, until_interrupted, Range, RangeArgs},
+};
+use crate::proto::berty_protocol::{
+    group_create, group_invite, group_join, group_leave, group_member_subscribe,
+    group_message_send, group_message_subscribe, group_setting_set_group, group_setting_set_member,
+    group_setting_store_subscribe,
+};
+
+/// Group calls. GROUP is a group public key (base64url, base64 or hex).
+#[derive(Debug, Subcommand)]
+pub enum GroupCommand {
+    /// Create a group with this account as creator and first member; prints the group key
+    /// (GroupCreate).
+    Create,
+    /// Print an invitation reference for a group (GroupInvite).
+    Invite {
+        /// The group public key.
+        #[arg(value_name = "GROUP", value_parser = parse_key)]
+        group: Binary,
+    },
+    /// Join a group with an invitation reference (GroupJoin).
+    Join {
+        /// The reference printed by `group invite`.
+        #[arg(value_name = "REFERENCE", value_parser = parse_reference)]
+        reference: Binary,
+        /// What the other members see on your member event.
+        #[command(flatten)]
+        meta: MetaArgs,
+    },
+    /// Leave a group: stop replicating it; its history stays readable (GroupLeave).
+    Leave {
+        /// The group public key.
+        #[arg(value_name = "GROUP", value_parser = parse_key)]
+        group: Binary,
+    },
+    /// Send a message; prints its event id (GroupMessageSend).
+    #[command(override_usage = "berty-node client group send [OPTIONS] <GROUP> \
+                                <TEXT | --payload-file PATH | --payload-base64 BASE64>")]
+    Send {
+        /// The group public key.
+        #[arg(value_name = "GROUP", value_parser = parse_key)]
+        group: Binary,
+        /// What to send.
+        #[command(flatten)]
+        payload: PayloadArgs,
+    },
+    /// Print the group's messages, one JSON object per line (GroupMessageSubscribe).
+    Subscribe {
+        /// The group public key.
+        #[arg(value_name = "GROUP", value_parser = parse_key)]
+        group: Binary,
+        /// Which messages.
+        #[command(flatten)]
+        range: RangeArgs,
+    },
+    /// Print the group's member devices, one JSON object per line (GroupMemberSubscribe).
+    Members {
+        /// The group public key.
+        #[arg(value_name = "GROUP", value_parser = parse_key)]
+        group: Binary,
+        /// Which member events.
+        #[command(flatten)]
+        range: RangeArgs,
+    },
+    /// Print the group's setting changes, one JSON object per line (GroupSettingSubscribe).
+    Settings {
+        /// The group public key.
+        #[arg(value_name = "GROUP", value_parser = parse_key)]
+        group: Binary,
+        /// Which setting events.
+        #[command(flatten)]
+        range: RangeArgs,
+    },
+    /// Set a group-wide setting; only the group's creator may (GroupSettingSetGroup).
+    #[command(
+        override_usage = "berty-node client group set-group [OPTIONS] <GROUP> <KEY> \
+                                <VALUE | --value-file PATH | --value-base64 BASE64>"
+    )]
+    SetGroup {
+        /// The group public key.
+        #[arg(value_name = "GROUP", value_parser = parse_key)]
+        group: Binary,
+        /// The setting's name.
+        key: String,
+        /// The setting's value.
+        #[command(flatten)]
+        value: ValueArgs,
+    },
+    /// Set one of your own member settings in a group (GroupSettingSetMember).
+    #[command(
+        override_usage = "berty-node client group set-member [OPTIONS] <GROUP> <KEY> \
+                                <VALUE | --value-file PATH | --value-base64 BASE64>"
+    )]
+    SetMember {
+        /// The group public key.
+        #[arg(value_name = "GROUP", value_parser = parse_key)]
+        group: Binary,
+        /// The setting's name.
+        key: String,
+        /// The setting's value.
+        #[command(flatten)]
+        value: ValueArgs,
+    },
+}
+
+/// Runs one `group` command against the node.
+pub async fn run(command: GroupCommand, connector: &Connector) -> anyhow::Result<()> {
+    match command {
+        GroupCommand::Create => {
+            let reply = connector
+                .connect()
+                .await?
+                .group_create(group_create::Request {})
+                .await?
+                .into_inner();
+            print_bytes(
+                &reply.group_pub_key,
+                "group key (GroupCreate.Reply field 100)",
+            )
+        }
+        GroupCommand::Invite { group } => {
+            let reply = connector
+                .connect()
+                .await?
+                .group_invite(group_invite::Request {
+                    group_pub_key: group.0,
+                })
+                .await?
+                .into_inner();
+            print_bytes(&reply.reference, "reference")
+        }
+        GroupCommand::Join { reference, meta } => {
+            connector
+                .connect()
+                .await?
+                .group_join(group_join::Request {
+                    reference: reference.0,
+                    meta: meta.bytes(),
+                })
+                .await?;
+            Ok(())
+        }
+        GroupCommand::Leave { group } => {
+            connector
+                .connect()
+                .await?
+                .group_leave(group_leave::Request {
+                    group_pub_key: group.0,
+                })
+                .await?;
+            Ok(())
+        }
+        GroupCommand::Send { group, payload } => {
+            let request = group_message_send::Request {
+                group_pub_key: group.0,
+                payload: payload.read()?,
+            };
+            let reply = connector
+                .connect()
+                .await?
+                .group_message_send(request)
+                .await?
+                .into_inner();
+            print_bytes(
+                &reply.event_id,
+                "event id (GroupMessageSend.Reply field 100)",
+            )
+        }
+        GroupCommand::Subscribe { group, range } => {
+            let request = message_subscribe_request(group.0, range.range());
+            until_interrupted(async {
+                let stream = connector
+                    .connect()
+                    .await?
+                    .group_message_subscribe(request)
+                    .await?
+                    .into_inner();
+                print_stream(stream, |reply| {
+                    output::message_event_line(&reply.event.unwrap_or_default())
+                })
+                .await
+            })
+            .await
+        }
+        GroupCommand::Members { group, range } => {
+            let request = member_subscribe_request(group.0, range.range());
+            until_interrupted(async {
+                let stream = connector
+                    .connect()
+                    .await?
+                    .group_member_subscribe(request)
+                    .await?
+                    .into_inner();
+                print_stream(stream, |reply| {
+                    output::member_event_line(&reply.event.unwrap_or_default())
+                })
+                .await
+            })
+            .await
+        }
+        GroupCommand::Settings { group, range } => {
+            let request = setting_subscribe_request(group.0, range.range());
+            until_interrupted(async {
+                let stream = connector
+                    .connect()
+                    .await?
+                    .group_setting_subscribe(request)
+                    .await?
+                    .into_inner();
+                print_stream(stream, |reply| {
+                    output::setting_event_line(&reply.event.unwrap_or_default())
+                })
+                .await
+            })
+            .await
+        }
+        GroupCommand::SetGroup { group, key, value } => {
+            let request = group_setting_set_group::Request {
+                group_pub_key: group.0,
+                key,
+                value: value.read()?,
+            };
+            connector
+                .connect()
+                .await?
+                .group_setting_set_group(request)
+                .await?;
+            Ok(())
+        }
+        GroupCommand::SetMember { group, key, value } => {
+            let request = group_setting_set_member::Request {
+                group_pub_key: group.0,
+                key,
+                value: value.read()?,
+            };
+            connector
+                .connect()
+                .await?
+                .group_setting_set_member(request)
+                .await?;
+            Ok(())
+        }
+    }
+}
+
+/// The `group subscribe` request.
+pub fn message_subscribe_request(
+    group_pub_key: Vec<u8>,
+    range: Range,
+) -> group_message_subscribe::Request {
+    group_message_subscribe::Request {
+        group_pub_key,
+        since: range.since,
+        until: range.until,
+        go_backwards: range.go_backwards,
+        since_cursor: range.since_cursor,
+    }
+}
+
+/// The `group members` request.
+pub fn member_subscribe_request(
+    group_pub_key: Vec<u8>,
+    range: Range,
+) -> group_member_subscribe::Request {
+    group_member_subscribe::Request {
+        group_pub_key,
+        since: range.since,
+        until: range.until,
+        go_backwards: range.go_backwards,
+        since_cursor: range.since_cursor,
+    }
+}
+
+/// The `group settings` request.
+pub fn setting_subscribe_request(
+    group_pub_key: Vec<u8>,
+    range: Range,
+) -> group_setting_store_subscribe::Request {
+    group_setting_store_subscribe::Request {
+        group_pub_key,
+        since: range.since,
+        until: range.until,
+        go_backwards: range.go_backwards,
+        since_cursor: range.since_cursor,
+    }
+}
