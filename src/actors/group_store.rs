@@ -53,9 +53,12 @@ pub enum LocalWrite {
     },
 }
 
+/// Where the outcome of one write goes.
+type Reply = oneshot::Sender<Result<EntryId, Error>>;
+
 struct Pending {
     write: LocalWrite,
-    reply: oneshot::Sender<Result<EntryId, Error>>,
+    reply: Reply,
 }
 
 /// The actor owning one log.
@@ -198,7 +201,7 @@ struct Batch {
     entries: Vec<NewEntry>,
     events: Vec<NewEvent>,
     values: Vec<(String, Vec<u8>)>,
-    replies: Vec<(oneshot::Sender<Result<EntryId, Error>>, Result<EntryId, Error>)>,
+    replies: Vec<(Reply, Result<EntryId, Error>)>,
     heads: Vec<OrderKey>,
     sender: Option<SenderChain>,
 }

@@ -151,7 +151,7 @@ impl GroupContext {
     /// True when this account created the group (or the group has no single creator).
     pub fn is_creator(&self) -> bool {
         self.creator
-            .map_or(true, |creator| creator == self.member.verifying_key())
+            .is_none_or(|creator| creator == self.member.verifying_key())
     }
 }
 

@@ -746,7 +746,7 @@ mod throwaway_bench {
     use super::*;
     use crate::log::test_support::{log_id, signing_key};
     use crate::log::EntryId;
-    use ed25519_dalek::Verifier;
+    use ed25519_dalek::{Signer, Verifier};
     use std::time::Instant;
 
     #[test]
@@ -787,5 +787,39 @@ mod throwaway_bench {
                 single * 1e6, batch * 1e6, old_single * 1e6, old_batch * 1e6
             );
         }
+    }
+
+    #[test]
+    #[ignore]
+    fn bench_parts() {
+        use curve25519_dalek::edwards::CompressedEdwardsY;
+        let sk = signing_key();
+        let key = sk.verifying_key();
+        let msg = vec![1u8; 200];
+        let sig = sk.sign(&msg);
+        let n = 20000;
+        let r_bytes = *sig.r_bytes();
+        let a = key.to_edwards();
+        let s = Scalar::from_bytes_mod_order(*sig.s_bytes());
+        let k = Scalar::from_bytes_mod_order([7; 32]);
+        let time = |name: &str, f: &mut dyn FnMut() -> bool| {
+            let mut best = f64::MAX;
+            for _ in 0..5 {
+                let t = Instant::now();
+                let mut c = 0;
+                for _ in 0..n { if f() { c += 1; } }
+                assert!(c >= 0);
+                best = best.min(t.elapsed().as_secs_f64() / n as f64);
+            }
+            println!("PART {name}: {:.2} us", best * 1e6);
+        };
+        time("decompress", &mut || CompressedEdwardsY(std::hint::black_box(r_bytes)).decompress().is_some());
+        time("compress", &mut || std::hint::black_box(a).compress().as_bytes()[0] == 0);
+        time("is_small_order", &mut || std::hint::black_box(a).is_small_order());
+        time("double_mul", &mut || EdwardsPoint::vartime_double_scalar_mul_basepoint(&k, &std::hint::black_box(a), &s).is_identity());
+        time("hash", &mut || Sha512::new().chain_update(r_bytes).chain_update(key.as_bytes()).chain_update(std::hint::black_box(&msg)).finalize()[0] == 0);
+        time("prepare", &mut || prepare(&key, std::hint::black_box(&msg), &sig).is_some());
+        time("check_ed25519", &mut || Entry::check_ed25519(&key, std::hint::black_box(&msg), &sig));
+        time("dalek verify", &mut || key.verify(std::hint::black_box(&msg), &sig).is_ok());
     }
 }

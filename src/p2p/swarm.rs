@@ -131,7 +131,7 @@ fn build(keypair: Keypair) -> Result<Swarm<Behaviour>, P2pError> {
         )
         .map_err(|e| transport_err(&e))?
         .with_quic()
-        .with_behaviour(|key| Behaviour::new(key))
+        .with_behaviour(Behaviour::new)
         .map_err(|e| transport_err(&e))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))
         .build())
