@@ -13,12 +13,17 @@
 //! - [`log`]: log entries, ids, the Merkle DAG and its total order (pure, no I/O).
 //! - [`storage`]: the storage trait and its SQLite and PostgreSQL backends.
 //! - [`group`]: group records, references and decoded views (domain types at the edge of the wire).
-//! - [`actors`]: the account actor and one group store actor per group log.
+//! - [`actors`]: the account actor (groups, contacts, export) and one group store actor per
+//!   group log (batched local writes, live cursor).
 //! - [`p2p`]: the libp2p swarm, owned by one task and driven through a command channel.
-//! - [`api`]: the tonic gRPC services and the mapping of errors to gRPC statuses.
+//! - [`api`]: the tonic gRPC service: validation, calls to the actors, subscriptions.
 //! - [`admin`]: the actix-web admin server: health, readiness, metrics.
 //! - [`client`]: `berty-node client`, a command-line gRPC client with one command per call.
+//! - [`import`]: `init --import` / `--restore`: a data dir made from an export.
 //! - [`keystore`]: secret keys at rest in the data dir (mode 0600).
+//! - [`sealed_values`]: node values sealed under the data dir's storage key.
+//! - [`error`]: the edge error type and its gRPC / HTTP status mapping.
+//! - [`proto`]: generated protobuf code (`berty.protocol` and our own `berty.node.wire.v1`).
 //! - [`metrics`]: the one Prometheus registry.
 //! - [`telemetry`]: logging setup.
 
