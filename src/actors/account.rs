@@ -468,11 +468,9 @@ impl Handler<LeaveGroup> for AccountActor {
             .into_actor(self)
             .map(move |result: Result<(), Error>, actor, _| {
                 result?;
+                // The stores stay registered (one actor per log); with no writes allowed they
+                // only serve reads and stop once idle.
                 actor.groups.insert(group_pk, left);
-                // Stop replicating: drop the stores so they stop once idle.
-                actor
-                    .stores
-                    .retain(|log, _| log.group_pk() != &group_pk);
                 Ok(())
             }),
         ))

@@ -73,7 +73,6 @@ pub struct GroupStoreActor {
     events: watch::Sender<u64>,
     queue: Vec<Pending>,
     writing: bool,
-    loaded: Result<(), Error>,
     last_activity: Instant,
 }
 
@@ -92,7 +91,6 @@ impl GroupStoreActor {
             events,
             queue: Vec::new(),
             writing: false,
-            loaded: Ok(()),
             last_activity: Instant::now(),
         }
     }
@@ -138,17 +136,18 @@ impl Actor for GroupStoreActor {
     fn started(&mut self, ctx: &mut Self::Context) {
         self.metrics.group_store_actors.inc();
         tracing::debug!(log = ?self.log, "group store starting");
-        // Hold every message until the state is loaded.
+        // Hold every message until the state is loaded. If it cannot be (storage down), stop:
+        // waiting callers get UNAVAILABLE and the next use starts a fresh actor.
         ctx.wait(load(self.log, self.values.clone()).into_actor(self).map(
-            |loaded, actor, _| match loaded {
+            |loaded, actor, ctx| match loaded {
                 Ok(loaded) => {
                     actor.heads = loaded.heads;
                     actor.sender = loaded.sender;
                     actor.events.send_replace(loaded.last_event_cursor);
                 }
                 Err(e) => {
-                    tracing::error!(log = ?actor.log, %e, "cannot load group store state");
-                    actor.loaded = Err(e);
+                    tracing::error!(log = ?actor.log, %e, "cannot load group store state; stopping");
+                    ctx.stop();
                 }
             },
         ));
@@ -177,10 +176,6 @@ impl Handler<Write> for GroupStoreActor {
     fn handle(&mut self, msg: Write, ctx: &mut Self::Context) -> Self::Result {
         self.last_activity = Instant::now();
         let (reply, answer) = oneshot::channel();
-        if let Err(e) = &self.loaded {
-            let e = e.clone();
-            return Box::pin(async move { Err(e) });
-        }
         self.queue.push(Pending {
             write: msg.0,
             reply,

@@ -155,10 +155,9 @@ impl SignatureCheck {
 
 /// Checks many signatures at once, cheaper per signature than one by one.
 ///
-/// `Ok` means every check passes [`SignatureCheck::verify`]. On `Err`, at least one fails
-/// (except with probability at most `2^-128`): run [`SignatureCheck::verify`] on each to find
-/// which. Both use the same rule, so the checks that pass alone are exactly those of a batch
-/// that passes.
+/// `Ok` when every check passes [`SignatureCheck::verify`]; when one does not, `Err` except
+/// with probability at most `2^-128`. On `Err`, run [`SignatureCheck::verify`] on each to find
+/// which fail. Both use the same rule, so a batch of checks that pass alone always passes.
 pub fn verify_batch(checks: &[SignatureCheck]) -> Result<(), CryptoError> {
     let batch = checks
         .iter()

@@ -20,8 +20,9 @@
 //! signature in the batch passes the single check, and, when one does not, fails except with
 //! probability at most `2^-128`. A failed batch falls back to the single check of each
 //! signature, so the answer is the single check's whichever way signatures are batched.
-//! (ed25519-dalek's own batch equation is not cofactored while its single check is cofactorless
-//! and exact: the two disagree on signatures whose `R` has a small-order component.)
+//! (ed25519-dalek's two checks are both cofactorless, the single one exact and the batch one
+//! randomised: on a signature whose `R` has a small-order component, the first always refuses
+//! and the second accepts or not depending on the weights.)
 
 use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
 use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
@@ -60,12 +61,13 @@ impl Entry {
         prepare(key, message, signature).is_some_and(|prepared| prepared.equation_holds())
     }
 
-    /// Checks many `(key, message, signature)` at once with one batch equation: `true` when
-    /// every one passes [`Entry::check_ed25519`] (always `true` when there are none).
+    /// Checks many `(key, message, signature)` at once with one batch equation: always `true`
+    /// when every one passes [`Entry::check_ed25519`] (and when there are none); when one
+    /// fails, `false` except with probability at most `2^-128`.
     ///
-    /// `false` means at least one fails, except with probability at most `2^-128`; run
-    /// [`Entry::check_ed25519`] on each to find which. Cheaper per signature than checking them
-    /// one by one, and more so when consecutive signatures share a key.
+    /// `false` means at least one fails: run [`Entry::check_ed25519`] on each to find which.
+    /// Cheaper per signature than checking them one by one, and more so when consecutive
+    /// signatures share a key.
     pub(crate) fn check_ed25519_batch<'a>(
         checks: impl IntoIterator<Item = (&'a VerifyingKey, &'a [u8], &'a Signature)>,
     ) -> bool {
@@ -738,88 +740,5 @@ mod tests {
             let tampered: EntryId = tamper(&entry, how).id();
             assert_ne!(tampered, entry.id());
         }
-    }
-}
-
-#[cfg(test)]
-mod throwaway_bench {
-    use super::*;
-    use crate::log::test_support::{log_id, signing_key};
-    use crate::log::EntryId;
-    use ed25519_dalek::{Signer, Verifier};
-    use std::time::Instant;
-
-    #[test]
-    #[ignore]
-    fn bench_verify() {
-        let sk = signing_key();
-        let key = sk.verifying_key();
-        for payload_len in [64usize, 1024] {
-            let n = 4096;
-            let payload = vec![0x5a; payload_len];
-            let entries: Vec<Entry> = (0..n)
-                .map(|i| {
-                    Entry::sign(&sk, log_id(), vec![EntryId([(i % 251) as u8; 32]), EntryId([255; 32])], 2 + i as u64, &payload).unwrap()
-                })
-                .collect();
-            let sigs: Vec<Signature> = entries.iter().map(|e| signature_of(e).unwrap()).collect();
-            let msgs: Vec<&[u8]> = entries.iter().map(|e| e.signed_message()).collect();
-            let keys = vec![key; VERIFY_BATCH_SIZE];
-            let (mut single, mut batch, mut old_single, mut old_batch) = (f64::MAX, f64::MAX, f64::MAX, f64::MAX);
-            for _ in 0..7 {
-                let t = Instant::now();
-                assert_eq!(entries.iter().filter(|e| e.verify(&key).is_ok()).count(), n);
-                single = single.min(t.elapsed().as_secs_f64() / n as f64);
-                let t = Instant::now();
-                assert_eq!(verify_batch(&entries, &key).into_iter().filter(|v| *v).count(), n);
-                batch = batch.min(t.elapsed().as_secs_f64() / n as f64);
-                let t = Instant::now();
-                assert!(msgs.iter().zip(&sigs).all(|(m, s)| key.verify(m, s).is_ok()));
-                old_single = old_single.min(t.elapsed().as_secs_f64() / n as f64);
-                let t = Instant::now();
-                for (m, s) in msgs.chunks(VERIFY_BATCH_SIZE).zip(sigs.chunks(VERIFY_BATCH_SIZE)) {
-                    ed25519_dalek::verify_batch(m, s, &keys[..m.len()]).unwrap();
-                }
-                old_batch = old_batch.min(t.elapsed().as_secs_f64() / n as f64);
-            }
-            println!(
-                "BENCH payload {payload_len} B: new single {:.2} us, new batch {:.2} us | dalek single {:.2} us, dalek batch {:.2} us (per entry)",
-                single * 1e6, batch * 1e6, old_single * 1e6, old_batch * 1e6
-            );
-        }
-    }
-
-    #[test]
-    #[ignore]
-    fn bench_parts() {
-        use curve25519_dalek::edwards::CompressedEdwardsY;
-        let sk = signing_key();
-        let key = sk.verifying_key();
-        let msg = vec![1u8; 200];
-        let sig = sk.sign(&msg);
-        let n = 20000;
-        let r_bytes = *sig.r_bytes();
-        let a = key.to_edwards();
-        let s = Scalar::from_bytes_mod_order(*sig.s_bytes());
-        let k = Scalar::from_bytes_mod_order([7; 32]);
-        let time = |name: &str, f: &mut dyn FnMut() -> bool| {
-            let mut best = f64::MAX;
-            for _ in 0..5 {
-                let t = Instant::now();
-                let mut c = 0;
-                for _ in 0..n { if f() { c += 1; } }
-                assert!(c >= 0);
-                best = best.min(t.elapsed().as_secs_f64() / n as f64);
-            }
-            println!("PART {name}: {:.2} us", best * 1e6);
-        };
-        time("decompress", &mut || CompressedEdwardsY(std::hint::black_box(r_bytes)).decompress().is_some());
-        time("compress", &mut || std::hint::black_box(a).compress().as_bytes()[0] == 0);
-        time("is_small_order", &mut || std::hint::black_box(a).is_small_order());
-        time("double_mul", &mut || EdwardsPoint::vartime_double_scalar_mul_basepoint(&k, &std::hint::black_box(a), &s).is_identity());
-        time("hash", &mut || Sha512::new().chain_update(r_bytes).chain_update(key.as_bytes()).chain_update(std::hint::black_box(&msg)).finalize()[0] == 0);
-        time("prepare", &mut || prepare(&key, std::hint::black_box(&msg), &sig).is_some());
-        time("check_ed25519", &mut || Entry::check_ed25519(&key, std::hint::black_box(&msg), &sig));
-        time("dalek verify", &mut || key.verify(std::hint::black_box(&msg), &sig).is_ok());
     }
 }
