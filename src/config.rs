@@ -121,6 +121,22 @@ struct RawP2p {
     rendezvous: Vec<String>,
     external_addresses: Vec<String>,
     mdns: bool,
+    max_connections: u32,
+    max_connections_per_peer: u32,
+    max_pending_incoming: u32,
+    test_controls: bool,
+}
+
+/// libp2p connection limits (`p2p.max_connections`, `p2p.max_connections_per_peer`,
+/// `p2p.max_pending_incoming`); every value is at least 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimitsConfig {
+    /// Established connections at once, all peers and directions together.
+    pub max_connections: u32,
+    /// Established connections at once with one peer.
+    pub max_connections_per_peer: u32,
+    /// Inbound connections still in their handshake at once.
+    pub max_pending_incoming: u32,
 }
 
 /// Circuit relay v2 server limits (`relay.*`).
@@ -210,6 +226,10 @@ pub struct NodeConfig {
     pub external_addresses: Vec<Multiaddr>,
     /// mDNS discovery on.
     pub mdns: bool,
+    /// libp2p connection limits.
+    pub connection_limits: ConnectionLimitsConfig,
+    /// Test-only swarm commands (partitions, refusing direct connections) are accepted.
+    pub test_controls: bool,
     /// Relay server limits.
     pub relay: RelayConfig,
     /// Rendezvous server limits.
@@ -316,6 +336,17 @@ impl NodeConfig {
         let rendezvous_servers = parse_multiaddrs("p2p.rendezvous", &raw.p2p.rendezvous)?;
         let external_addresses =
             parse_multiaddrs("p2p.external_addresses", &raw.p2p.external_addresses)?;
+        let connection_limits = ConnectionLimitsConfig {
+            max_connections: at_least_one("p2p.max_connections", raw.p2p.max_connections)?,
+            max_connections_per_peer: at_least_one(
+                "p2p.max_connections_per_peer",
+                raw.p2p.max_connections_per_peer,
+            )?,
+            max_pending_incoming: at_least_one(
+                "p2p.max_pending_incoming",
+                raw.p2p.max_pending_incoming,
+            )?,
+        };
         let rendezvous = raw.rendezvous;
         if rendezvous.min_ttl_secs > rendezvous.max_ttl_secs {
             return Err(invalid(
@@ -338,6 +369,8 @@ impl NodeConfig {
             rendezvous_servers,
             external_addresses,
             mdns: raw.p2p.mdns,
+            connection_limits,
+            test_controls: raw.p2p.test_controls,
             relay: raw.relay,
             rendezvous,
             mirror: raw.mirror,
@@ -356,6 +389,13 @@ fn parse_socket(key: &'static str, value: &str) -> Result<SocketAddr, ConfigErro
         .trim()
         .parse()
         .map_err(|e| invalid(key, format!("{value:?} is not host:port ({e})")))
+}
+
+fn at_least_one(key: &'static str, value: u32) -> Result<u32, ConfigError> {
+    if value == 0 {
+        return Err(invalid(key, "must be at least 1"));
+    }
+    Ok(value)
 }
 
 fn parse_multiaddrs(key: &'static str, values: &[String]) -> Result<Vec<Multiaddr>, ConfigError> {
@@ -421,6 +461,11 @@ mod tests {
         assert!(config.api_token.is_none());
         assert!(config.admin_token.is_none());
         assert!(!config.mdns);
+        assert!(
+            !config.test_controls,
+            "test controls are off unless asked for"
+        );
+        assert!(config.connection_limits.max_connections > config.relay.max_reservations);
     }
 
     #[test]
@@ -466,6 +511,21 @@ mod tests {
             ("BERTY_NODE__LOG__FORMAT", "xml", "log.format"),
             ("BERTY_NODE__API__GRPC_LISTEN", "0.0.0.0:9091", "api.token"),
             ("BERTY_NODE__RELAY__NO_SUCH_KEY", "1", "no_such_key"),
+            (
+                "BERTY_NODE__P2P__MAX_CONNECTIONS",
+                "0",
+                "p2p.max_connections",
+            ),
+            (
+                "BERTY_NODE__P2P__MAX_CONNECTIONS_PER_PEER",
+                "0",
+                "p2p.max_connections_per_peer",
+            ),
+            (
+                "BERTY_NODE__P2P__MAX_PENDING_INCOMING",
+                "0",
+                "p2p.max_pending_incoming",
+            ),
         ];
         for (var, value, key) in cases {
             let err = NodeConfig::load(&Sources {

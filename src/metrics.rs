@@ -28,6 +28,103 @@ pub struct LogKindLabels {
     pub kind: &'static str,
 }
 
+/// Labels of the connection counters (closed sets).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConnectionLabels {
+    /// `inbound` or `outbound`.
+    pub direction: &'static str,
+    /// `direct`, or `relayed` (through a circuit relay).
+    pub route: &'static str,
+}
+
+/// Labels of the refused-connection counter (closed set).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DenialLabels {
+    /// `limit` (a `p2p.max_*` limit), `partition` (test control), `direct_refused` (test
+    /// control: relayed connections only), or `penalty` (a penalised peer).
+    pub reason: &'static str,
+}
+
+/// Labels of the relay server counters (closed set).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RelayOutcomeLabels {
+    /// `accepted`, `renewed` (reservations only) or `denied`.
+    pub outcome: &'static str,
+}
+
+/// Handles to the libp2p networking metrics (`berty_node_p2p_*`, `berty_node_relay_*`).
+#[derive(Debug, Clone, Default)]
+pub struct P2pMetrics {
+    /// Connections established, by direction and route.
+    pub connections_established: Family<ConnectionLabels, Counter>,
+    /// Connections closed, by direction and route.
+    pub connections_closed: Family<ConnectionLabels, Counter>,
+    /// Connections open now.
+    pub connections_open: Gauge,
+    /// Connections refused, by reason.
+    pub connections_denied: Family<DenialLabels, Counter>,
+    /// Penalties given to peers (each refuses the peer for a while).
+    pub penalties: Counter,
+    /// Relay server reservation requests, by outcome.
+    pub relay_reservations: Family<RelayOutcomeLabels, Counter>,
+    /// Relay server circuit requests, by outcome.
+    pub relay_circuits: Family<RelayOutcomeLabels, Counter>,
+    /// Reservations the relay server holds now.
+    pub relay_active_reservations: Gauge,
+    /// Circuits the relay server carries now.
+    pub relay_active_circuits: Gauge,
+}
+
+impl P2pMetrics {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "p2p_connections_established",
+            "libp2p connections established, by direction and route",
+            self.connections_established.clone(),
+        );
+        registry.register(
+            "p2p_connections_closed",
+            "libp2p connections closed, by direction and route",
+            self.connections_closed.clone(),
+        );
+        registry.register(
+            "p2p_connections",
+            "libp2p connections open now",
+            self.connections_open.clone(),
+        );
+        registry.register(
+            "p2p_connections_denied",
+            "libp2p connections refused, by reason",
+            self.connections_denied.clone(),
+        );
+        registry.register(
+            "p2p_penalties",
+            "Penalties given to peers (each refuses the peer for a while)",
+            self.penalties.clone(),
+        );
+        registry.register(
+            "relay_reservations",
+            "Circuit relay reservation requests served, by outcome",
+            self.relay_reservations.clone(),
+        );
+        registry.register(
+            "relay_circuits",
+            "Circuit relay circuit requests served, by outcome",
+            self.relay_circuits.clone(),
+        );
+        registry.register(
+            "relay_active_reservations",
+            "Circuit relay reservations held now",
+            self.relay_active_reservations.clone(),
+        );
+        registry.register(
+            "relay_active_circuits",
+            "Circuit relay circuits open now",
+            self.relay_active_circuits.clone(),
+        );
+    }
+}
+
 /// Handles to every metric the node updates.
 #[derive(Debug, Clone, Default)]
 pub struct Metrics {
@@ -41,6 +138,8 @@ pub struct Metrics {
     pub group_store_actors: Gauge,
     /// Open event subscriptions.
     pub subscriptions: Gauge,
+    /// libp2p networking.
+    pub p2p: P2pMetrics,
 }
 
 impl Metrics {
@@ -78,6 +177,7 @@ impl Metrics {
             "Open event subscriptions",
             metrics.subscriptions.clone(),
         );
+        metrics.p2p.register(&mut registry);
         (metrics, registry)
     }
 

@@ -86,12 +86,18 @@ impl Node {
         let peer_key = keystore::load_or_create_peer_key(&config.data_dir)?;
         let account = keystore::load_or_create_account(&config.data_dir)?;
         let storage = storage::open(&config.database_url, &config.data_dir).await?;
-        let (metrics, registry) = Metrics::new();
+        let (metrics, mut registry) = Metrics::new();
         metrics.storage_up.set(1);
 
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let (swarm, swarm_task) =
-            p2p::spawn(peer_key, &config.p2p_listen, shutdown_rx.clone()).await?;
+        let (swarm, swarm_task) = p2p::spawn(
+            peer_key,
+            p2p::P2pSettings::from_config(&config),
+            &mut registry,
+            metrics.p2p.clone(),
+            shutdown_rx.clone(),
+        )
+        .await?;
         let info = swarm.info().await?;
 
         let storage_key = sealed_values::load_or_create_storage_key(&config.data_dir)?;
@@ -101,7 +107,10 @@ impl Node {
             .map_err(NodeError::Account)?
             .start();
 
-        let capabilities = Capabilities::default();
+        let capabilities = Capabilities {
+            mdns: info.mdns,
+            relay: info.relay_server || info.relay_client,
+        };
         let api = ProtocolApi::new(
             swarm.clone(),
             account,

@@ -11,7 +11,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
         .route("/metrics", web::get().to(metrics_text))
-        .service(web::scope("/admin/v1").route("/node", web::get().to(node_info)));
+        .service(
+            web::scope("/admin/v1")
+                .route("/node", web::get().to(node_info))
+                .route("/peers", web::get().to(connected_peers))
+                .route("/relay", web::get().to(relay_stats)),
+        );
 }
 
 async fn healthz() -> HttpResponse {
@@ -84,6 +89,52 @@ async fn node_info(state: web::Data<AdminState>, req: HttpRequest) -> HttpRespon
             "listen_addrs": info.listen_addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
             "connected_peers": info.connected_peers,
             "version": env!("CARGO_PKG_VERSION"),
+        })),
+        Err(e) => HttpResponse::ServiceUnavailable().json(json!({ "error": e.to_string() })),
+    }
+}
+
+/// `GET /admin/v1/peers`: connected peers, their connections (direct or relayed), the agent
+/// they announced and the last ping round trip.
+async fn connected_peers(state: web::Data<AdminState>, req: HttpRequest) -> HttpResponse {
+    if let Some(denied) = check_token(&state, &req) {
+        return denied;
+    }
+    match state.swarm.connected_peers().await {
+        Ok(peers) => HttpResponse::Ok().json(json!({
+            "peers": peers.iter().map(|p| json!({
+                "peer_id": p.peer_id.to_string(),
+                "agent_version": p.agent_version,
+                "rtt_ms": p.rtt.map(|d| d.as_secs_f64() * 1000.0),
+                "connections": p.connections.iter().map(|c| json!({
+                    "remote_addr": c.remote_addr.to_string(),
+                    "route": c.route.label(),
+                    "direction": if c.inbound { "inbound" } else { "outbound" },
+                })).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+        })),
+        Err(e) => HttpResponse::ServiceUnavailable().json(json!({ "error": e.to_string() })),
+    }
+}
+
+/// `GET /admin/v1/relay`: the circuit relay server: on or off, serving or not (it needs a
+/// confirmed external address), reservations and circuits now and since start.
+async fn relay_stats(state: web::Data<AdminState>, req: HttpRequest) -> HttpResponse {
+    if let Some(denied) = check_token(&state, &req) {
+        return denied;
+    }
+    match state.swarm.relay_stats().await {
+        Ok(stats) => HttpResponse::Ok().json(json!({
+            "enabled": stats.enabled,
+            "serving": stats.serving,
+            "reserved_peers": stats.reserved_peers.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+            "active_reservations": stats.active_reservations,
+            "active_circuits": stats.active_circuits,
+            "reservations_accepted": stats.reservations_accepted,
+            "reservations_renewed": stats.reservations_renewed,
+            "reservations_denied": stats.reservations_denied,
+            "circuits_accepted": stats.circuits_accepted,
+            "circuits_denied": stats.circuits_denied,
         })),
         Err(e) => HttpResponse::ServiceUnavailable().json(json!({ "error": e.to_string() })),
     }

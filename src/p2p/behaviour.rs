@@ -1,32 +1,121 @@
-//! The composed network behaviour: every protocol the node speaks.
+//! The composed network behaviour: every protocol the node speaks, and the gates in front.
 
 // The derive generates a `BehaviourEvent` enum that cannot carry doc comments.
 #![allow(missing_docs)]
 
-use libp2p::{identify, identity::Keypair, ping, swarm::NetworkBehaviour};
+use libp2p::{
+    autonat, connection_limits, dcutr, identify,
+    identity::Keypair,
+    kad::{self, store::MemoryStore},
+    mdns, ping, relay,
+    swarm::{behaviour::toggle::Toggle, NetworkBehaviour},
+    PeerId, StreamProtocol,
+};
+
+use super::{
+    peer_gate::PeerGate,
+    settings::{relay_server_config, P2pSettings},
+};
+use crate::metrics::P2pMetrics;
 
 /// Identify protocol version announced to peers.
 pub const IDENTIFY_PROTOCOL: &str = "/berty-node/id/1.0.0";
+/// Kademlia protocol id: our own DHT, versioned, apart from the public IPFS one.
+pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/berty-node/kad/1.0.0");
 
-/// All protocols of the node, composed.
+/// All protocols of the node, composed. The gates come first, so a refused connection never
+/// reaches a protocol.
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
+    /// `p2p.max_connections`, `p2p.max_connections_per_peer`, `p2p.max_pending_incoming`.
+    pub limits: connection_limits::Behaviour,
+    /// Partitions, direct-connection refusals and penalties.
+    pub gate: PeerGate,
     /// Exchanges listen addresses, observed addresses and protocols with peers.
     pub identify: identify::Behaviour,
-    /// Keeps connections alive and measures round trips.
+    /// Keeps measuring round trips.
     pub ping: ping::Behaviour,
+    /// The DHT, in server mode.
+    pub kad: kad::Behaviour<MemoryStore>,
+    /// Circuit relay v2 server, when `relay.enabled`.
+    pub relay_server: Toggle<relay::Behaviour>,
+    /// Circuit relay v2 client: reservations on other relays, dials through them.
+    pub relay_client: relay::client::Behaviour,
+    /// Upgrades relayed connections to direct ones by hole punching.
+    pub dcutr: dcutr::Behaviour,
+    /// Confirms which observed addresses are reachable from outside.
+    pub autonat: autonat::Behaviour,
+    /// Local network discovery, when `p2p.mdns` (and the socket could be opened).
+    pub mdns: Toggle<mdns::tokio::Behaviour>,
 }
 
 impl Behaviour {
-    /// Builds the behaviour for the node's key.
-    pub fn new(key: &Keypair) -> Self {
+    /// Builds the behaviour for the node's key. mDNS that cannot start is logged and left off.
+    pub fn new(
+        key: &Keypair,
+        relay_client: relay::client::Behaviour,
+        settings: &P2pSettings,
+        metrics: &P2pMetrics,
+    ) -> Self {
+        let peer_id = key.public().to_peer_id();
         let agent = format!("berty-node/{}", env!("CARGO_PKG_VERSION"));
+        let limits = settings.connection_limits;
         Self {
+            limits: connection_limits::Behaviour::new(
+                connection_limits::ConnectionLimits::default()
+                    .with_max_established(Some(limits.max_connections))
+                    .with_max_established_per_peer(Some(limits.max_connections_per_peer))
+                    .with_max_pending_incoming(Some(limits.max_pending_incoming)),
+            ),
+            gate: PeerGate::new(metrics.connections_denied.clone()),
             identify: identify::Behaviour::new(
                 identify::Config::new(IDENTIFY_PROTOCOL.to_string(), key.public())
                     .with_agent_version(agent),
             ),
             ping: ping::Behaviour::default(),
+            kad: kademlia(peer_id, settings),
+            relay_server: Toggle::from(
+                settings
+                    .relay
+                    .enabled
+                    .then(|| relay::Behaviour::new(peer_id, relay_server_config(&settings.relay))),
+            ),
+            relay_client,
+            dcutr: dcutr::Behaviour::new(peer_id),
+            autonat: autonat::Behaviour::new(
+                peer_id,
+                autonat::Config {
+                    boot_delay: settings.timings.autonat_boot_delay,
+                    retry_interval: settings.timings.autonat_retry_interval,
+                    refresh_interval: settings.timings.autonat_refresh_interval,
+                    // Loopback and private networks are real deployments too (and the tests).
+                    only_global_ips: false,
+                    ..autonat::Config::default()
+                },
+            ),
+            mdns: Toggle::from(mdns_behaviour(peer_id, settings.mdns)),
+        }
+    }
+}
+
+fn kademlia(peer_id: PeerId, settings: &P2pSettings) -> kad::Behaviour<MemoryStore> {
+    let mut config = kad::Config::new(KAD_PROTOCOL);
+    config.set_query_timeout(settings.timings.kad_query_timeout);
+    let mut kad = kad::Behaviour::with_config(peer_id, MemoryStore::new(peer_id), config);
+    // Infrastructure nodes answer DHT queries whatever their observed reachability.
+    kad.set_mode(Some(kad::Mode::Server));
+    kad
+}
+
+fn mdns_behaviour(peer_id: PeerId, enabled: bool) -> Option<mdns::tokio::Behaviour> {
+    if !enabled {
+        return None;
+    }
+    match mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id) {
+        Ok(mdns) => Some(mdns),
+        Err(e) => {
+            tracing::warn!(%e, "p2p.mdns is on but mDNS cannot start; running without it");
+            None
         }
     }
 }

@@ -1,7 +1,33 @@
-//! libp2p networking. One task owns the `Swarm` ([`swarm`]); everything else talks to it
-//! through [`SwarmHandle`], a command channel with reply slots.
+//! libp2p networking. One task owns the `Swarm`; everything else talks to it through
+//! [`SwarmHandle`], a command channel with reply slots.
+//!
+//! # Layout
+//!
+//! - [`settings`]: what the swarm is built from (`p2p.*`, `relay.*`, protocol timings).
+//! - [`behaviour`]: the composed behaviour: connection limits, the peer gate, identify, ping,
+//!   Kademlia (server mode), circuit relay v2 server and client, DCUtR, AutoNAT, mDNS.
+//! - [`peer_gate`]: refusing connections with given peers (partitions and direct-connection
+//!   refusals for tests, penalties).
+//! - [`relay_ledger`]: what the relay server has served (reservations, circuits).
+//! - [`handle`]: [`SwarmHandle`], its commands and the shapes of their replies.
+//! - [`swarm`]: building the swarm and starting its task ([`spawn`]).
+//! - `task`: the task that owns the swarm, answers commands and follows events.
+//! - [`error`]: what can go wrong ([`P2pError`]).
 
 pub mod behaviour;
+pub mod error;
+pub mod handle;
+pub mod peer_gate;
+pub mod relay_ledger;
+pub mod settings;
 pub mod swarm;
+mod task;
 
-pub use swarm::{spawn, P2pError, SwarmHandle, SwarmInfo};
+pub use error::P2pError;
+pub use handle::{
+    ConnectedPeer, PeerConnection, SwarmCommand, SwarmHandle, SwarmInfo, TestControl,
+};
+pub use peer_gate::{RefusalReason, RefusedPeer, Route};
+pub use relay_ledger::RelayStats;
+pub use settings::{P2pSettings, Timings};
+pub use swarm::spawn;

@@ -1,0 +1,47 @@
+//! What can go wrong in the networking layer.
+
+use libp2p::{Multiaddr, PeerId};
+
+/// An error from starting the swarm or from one of its commands.
+#[derive(Debug, thiserror::Error)]
+pub enum P2pError {
+    /// Building the transport failed.
+    #[error("libp2p transport: {0}")]
+    Transport(String),
+    /// A listen address could not be bound.
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen {
+        /// The address from `p2p.listen`.
+        addr: Multiaddr,
+        /// Why.
+        reason: String,
+    },
+    /// The swarm task is gone.
+    #[error("the swarm task has stopped")]
+    Stopped,
+    /// A dial failed or was refused.
+    #[error("dialling {addr}: {reason}")]
+    Dial {
+        /// The address dialled.
+        addr: Multiaddr,
+        /// Why it failed.
+        reason: String,
+    },
+    /// The DHT does not know the peer.
+    #[error("peer {0} not found in the DHT")]
+    PeerNotFound(PeerId),
+    /// A relay address is malformed, or the relay refused or dropped the reservation.
+    #[error("relay reservation on {addr}: {reason}")]
+    Relay {
+        /// The relay address.
+        addr: Multiaddr,
+        /// Why.
+        reason: String,
+    },
+    /// The operation did not finish in time.
+    #[error("{0} timed out")]
+    Timeout(&'static str),
+    /// A test-only command was sent while `p2p.test_controls` is off.
+    #[error("test controls are off (p2p.test_controls = false)")]
+    TestControlsDisabled,
+}

@@ -1,0 +1,232 @@
+//! [`SwarmHandle`]: how the rest of the node talks to the swarm task, one command with a reply
+//! slot per question.
+
+use std::time::{Duration, Instant};
+
+use libp2p::{Multiaddr, PeerId};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{
+    error::P2pError,
+    peer_gate::{RefusedPeer, Route},
+    relay_ledger::RelayStats,
+};
+
+/// A request to the swarm task.
+#[derive(Debug)]
+pub enum SwarmCommand {
+    /// Identity, addresses and the state of optional parts.
+    Info(oneshot::Sender<SwarmInfo>),
+    /// Peers with an open connection, and how they are reached.
+    ConnectedPeers(oneshot::Sender<Vec<ConnectedPeer>>),
+    /// Dials an address; answers once connected (with the peer) or failed.
+    Dial {
+        /// With or without `/p2p/<peer id>`.
+        addr: Multiaddr,
+        /// The reply slot.
+        reply: oneshot::Sender<Result<PeerId, P2pError>>,
+    },
+    /// Looks a peer's addresses up in the DHT.
+    FindPeer {
+        /// The peer.
+        peer: PeerId,
+        /// The reply slot.
+        reply: oneshot::Sender<Result<Vec<Multiaddr>, P2pError>>,
+    },
+    /// Takes a reservation on a relay; answers with the `/p2p-circuit` address once accepted.
+    ListenOnRelay {
+        /// The relay's address, with `/p2p/<relay peer id>`.
+        relay: Multiaddr,
+        /// The reply slot.
+        reply: oneshot::Sender<Result<Multiaddr, P2pError>>,
+    },
+    /// What the relay server has served.
+    RelayStats(oneshot::Sender<RelayStats>),
+    /// Disconnects a peer and refuses it for a while.
+    Penalise {
+        /// The peer.
+        peer: PeerId,
+        /// How long it is refused.
+        duration: Duration,
+        /// The reply slot.
+        reply: oneshot::Sender<()>,
+    },
+    /// Peers refused now.
+    RefusedPeers(oneshot::Sender<Vec<RefusedPeer>>),
+    /// A test control (needs `p2p.test_controls`).
+    Test {
+        /// What to do.
+        control: TestControl,
+        /// The reply slot.
+        reply: oneshot::Sender<Result<(), P2pError>>,
+    },
+}
+
+/// Test-only controls, accepted when `p2p.test_controls` is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestControl {
+    /// Disconnect the peer and refuse every connection with it.
+    Partition(PeerId),
+    /// Refuse direct connections with the peer (closing open ones): only relayed ones pass.
+    RefuseDirect(PeerId),
+    /// Lift a partition or a direct-connection refusal.
+    Heal(PeerId),
+}
+
+/// What the swarm reports about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SwarmInfo {
+    /// This node's peer id.
+    pub peer_id: PeerId,
+    /// Addresses the node listens on (relay circuits included), each ending in `/p2p/<peer id>`.
+    pub listen_addrs: Vec<Multiaddr>,
+    /// Number of peers with an open connection.
+    pub connected_peers: usize,
+    /// Confirmed external addresses (configured, or observed and confirmed by AutoNAT).
+    pub external_addrs: Vec<Multiaddr>,
+    /// mDNS discovery runs.
+    pub mdns: bool,
+    /// The circuit relay server runs (`relay.enabled`).
+    pub relay_server: bool,
+    /// The relay server serves reservations now (it needs a confirmed external address).
+    pub relay_serving: bool,
+    /// The circuit relay client runs (always: the node can be reached through relays).
+    pub relay_client: bool,
+}
+
+/// One open connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerConnection {
+    /// The remote address (for a relayed inbound connection, the circuit's `/p2p/<peer id>`).
+    pub remote_addr: Multiaddr,
+    /// Direct or through a relay.
+    pub route: Route,
+    /// The peer dialled us.
+    pub inbound: bool,
+}
+
+/// A peer with at least one open connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectedPeer {
+    /// The peer.
+    pub peer_id: PeerId,
+    /// Its open connections.
+    pub connections: Vec<PeerConnection>,
+    /// The agent version it announced through identify, once received.
+    pub agent_version: Option<String>,
+    /// The last ping round trip, once measured.
+    pub rtt: Option<Duration>,
+}
+
+impl ConnectedPeer {
+    /// Every open connection goes through a relay.
+    pub fn relayed_only(&self) -> bool {
+        !self.connections.is_empty() && self.connections.iter().all(|c| c.route == Route::Relayed)
+    }
+}
+
+/// A cheap, cloneable handle to the swarm task.
+#[derive(Debug, Clone)]
+pub struct SwarmHandle {
+    peer_id: PeerId,
+    commands: mpsc::Sender<SwarmCommand>,
+}
+
+impl SwarmHandle {
+    pub(super) fn new(peer_id: PeerId, commands: mpsc::Sender<SwarmCommand>) -> Self {
+        Self { peer_id, commands }
+    }
+
+    /// This node's peer id.
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    /// The swarm's current state.
+    pub async fn info(&self) -> Result<SwarmInfo, P2pError> {
+        self.ask(SwarmCommand::Info).await
+    }
+
+    /// Peers with an open connection.
+    pub async fn connected_peers(&self) -> Result<Vec<ConnectedPeer>, P2pError> {
+        self.ask(SwarmCommand::ConnectedPeers).await
+    }
+
+    /// Dials `addr`; returns the peer once a connection is established.
+    pub async fn dial(&self, addr: Multiaddr) -> Result<PeerId, P2pError> {
+        self.ask(|reply| SwarmCommand::Dial { addr, reply }).await?
+    }
+
+    /// The addresses of `peer` known to the DHT (a Kademlia closest-peers lookup).
+    pub async fn find_peer(&self, peer: PeerId) -> Result<Vec<Multiaddr>, P2pError> {
+        self.ask(|reply| SwarmCommand::FindPeer { peer, reply })
+            .await?
+    }
+
+    /// Takes a reservation on `relay` (an address ending in `/p2p/<relay peer id>`); returns
+    /// the address others dial to reach this node through it
+    /// (`<relay>/p2p-circuit/p2p/<our peer id>`).
+    pub async fn listen_on_relay(&self, relay: Multiaddr) -> Result<Multiaddr, P2pError> {
+        self.ask(|reply| SwarmCommand::ListenOnRelay { relay, reply })
+            .await?
+    }
+
+    /// What the relay server has served.
+    pub async fn relay_stats(&self) -> Result<RelayStats, P2pError> {
+        self.ask(SwarmCommand::RelayStats).await
+    }
+
+    /// Disconnects `peer` and refuses it for `duration`.
+    pub async fn penalise(&self, peer: PeerId, duration: Duration) -> Result<(), P2pError> {
+        self.ask(|reply| SwarmCommand::Penalise {
+            peer,
+            duration,
+            reply,
+        })
+        .await
+    }
+
+    /// Peers refused now, and until when (`Instant`s are this process's clock).
+    pub async fn refused_peers(&self) -> Result<Vec<RefusedPeer>, P2pError> {
+        self.ask(SwarmCommand::RefusedPeers).await
+    }
+
+    /// Test control: disconnects `peer` and refuses every connection with it.
+    pub async fn partition(&self, peer: PeerId) -> Result<(), P2pError> {
+        self.test(TestControl::Partition(peer)).await
+    }
+
+    /// Test control: refuses direct connections with `peer`; relayed ones still pass.
+    pub async fn refuse_direct(&self, peer: PeerId) -> Result<(), P2pError> {
+        self.test(TestControl::RefuseDirect(peer)).await
+    }
+
+    /// Test control: lifts a partition or direct-connection refusal of `peer`.
+    pub async fn heal(&self, peer: PeerId) -> Result<(), P2pError> {
+        self.test(TestControl::Heal(peer)).await
+    }
+
+    async fn test(&self, control: TestControl) -> Result<(), P2pError> {
+        self.ask(|reply| SwarmCommand::Test { control, reply })
+            .await?
+    }
+
+    async fn ask<T>(
+        &self,
+        command: impl FnOnce(oneshot::Sender<T>) -> SwarmCommand,
+    ) -> Result<T, P2pError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(command(reply))
+            .await
+            .map_err(|_| P2pError::Stopped)?;
+        answer.await.map_err(|_| P2pError::Stopped)
+    }
+}
+
+/// A reply waiting for the swarm, given up on at `deadline`.
+#[derive(Debug)]
+pub(super) struct Pending<T> {
+    pub reply: oneshot::Sender<Result<T, P2pError>>,
+    pub deadline: Instant,
+}

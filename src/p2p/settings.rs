@@ -1,0 +1,146 @@
+//! What the swarm is built from: the `p2p.*` and `relay.*` configuration plus timings.
+
+use std::time::Duration;
+
+use libp2p::{relay, Multiaddr};
+
+use crate::config::{ConnectionLimitsConfig, NodeConfig, RelayConfig};
+
+/// Connections without traffic are closed after this long.
+pub const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(60);
+/// AutoNAT waits this long after start before its first probe (peers need time to connect).
+pub const AUTONAT_BOOT_DELAY: Duration = Duration::from_secs(15);
+/// AutoNAT probes again this often while reachability is unknown or unconfirmed.
+pub const AUTONAT_RETRY_INTERVAL: Duration = Duration::from_secs(90);
+/// AutoNAT re-checks a confirmed status this often.
+pub const AUTONAT_REFRESH_INTERVAL: Duration = Duration::from_secs(15 * 60);
+/// A Kademlia query (find a peer, bootstrap) gives up after this long.
+pub const KAD_QUERY_TIMEOUT: Duration = Duration::from_secs(30);
+/// `ListenOnRelay` gives up if the relay has not accepted the reservation by then.
+pub const RELAY_LISTEN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Timings of the swarm's protocols. The defaults suit the Internet; tests on loopback shorten
+/// the AutoNAT ones so reachability is confirmed within a second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timings {
+    /// See [`IDLE_CONNECTION_TIMEOUT`].
+    pub idle_connection: Duration,
+    /// See [`AUTONAT_BOOT_DELAY`].
+    pub autonat_boot_delay: Duration,
+    /// See [`AUTONAT_RETRY_INTERVAL`].
+    pub autonat_retry_interval: Duration,
+    /// See [`AUTONAT_REFRESH_INTERVAL`].
+    pub autonat_refresh_interval: Duration,
+    /// See [`KAD_QUERY_TIMEOUT`].
+    pub kad_query_timeout: Duration,
+    /// See [`RELAY_LISTEN_TIMEOUT`].
+    pub relay_listen_timeout: Duration,
+}
+
+impl Default for Timings {
+    fn default() -> Self {
+        Self {
+            idle_connection: IDLE_CONNECTION_TIMEOUT,
+            autonat_boot_delay: AUTONAT_BOOT_DELAY,
+            autonat_retry_interval: AUTONAT_RETRY_INTERVAL,
+            autonat_refresh_interval: AUTONAT_REFRESH_INTERVAL,
+            kad_query_timeout: KAD_QUERY_TIMEOUT,
+            relay_listen_timeout: RELAY_LISTEN_TIMEOUT,
+        }
+    }
+}
+
+/// Everything [`spawn`](super::spawn) needs besides the key.
+#[derive(Debug, Clone)]
+pub struct P2pSettings {
+    /// `p2p.listen`.
+    pub listen: Vec<Multiaddr>,
+    /// `p2p.bootstrap`: dialled at start and added to the DHT when they name their peer id.
+    pub bootstrap: Vec<Multiaddr>,
+    /// `p2p.external_addresses`: announced as confirmed external addresses from the start.
+    pub external_addresses: Vec<Multiaddr>,
+    /// `p2p.mdns`.
+    pub mdns: bool,
+    /// `relay.*`: the circuit relay server and its limits.
+    pub relay: RelayConfig,
+    /// `p2p.max_connections`, `p2p.max_connections_per_peer`, `p2p.max_pending_incoming`.
+    pub connection_limits: ConnectionLimitsConfig,
+    /// `p2p.test_controls`.
+    pub test_controls: bool,
+    /// Protocol timings (not operator settings).
+    pub timings: Timings,
+}
+
+impl P2pSettings {
+    /// The settings of a configured node.
+    pub fn from_config(config: &NodeConfig) -> Self {
+        Self {
+            listen: config.p2p_listen.clone(),
+            bootstrap: config.bootstrap.clone(),
+            external_addresses: config.external_addresses.clone(),
+            mdns: config.mdns,
+            relay: config.relay.clone(),
+            connection_limits: config.connection_limits,
+            test_controls: config.test_controls,
+            timings: Timings::default(),
+        }
+    }
+}
+
+/// libp2p's relay server configuration for `relay.*`: our limits, libp2p's per-peer and per-IP
+/// rate limiters.
+pub fn relay_server_config(relay: &RelayConfig) -> relay::Config {
+    let max_circuit_duration_secs = relay.max_circuit_duration_secs.min(u64::from(u32::MAX));
+    if max_circuit_duration_secs != relay.max_circuit_duration_secs {
+        tracing::warn!(
+            configured = relay.max_circuit_duration_secs,
+            used = max_circuit_duration_secs,
+            "relay.max_circuit_duration_secs is above what the protocol can carry; capped"
+        );
+    }
+    relay::Config {
+        max_reservations: usize_of(relay.max_reservations),
+        max_reservations_per_peer: usize_of(relay.max_reservations_per_peer),
+        reservation_duration: Duration::from_secs(relay.reservation_duration_secs),
+        max_circuits: usize_of(relay.max_circuits),
+        max_circuits_per_peer: usize_of(relay.max_circuits_per_peer),
+        max_circuit_duration: Duration::from_secs(max_circuit_duration_secs),
+        max_circuit_bytes: relay.max_circuit_bytes,
+        ..relay::Config::default()
+    }
+}
+
+fn usize_of(value: u32) -> usize {
+    usize::try_from(value).unwrap_or(usize::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relay_limits_come_from_the_config() {
+        let relay = RelayConfig {
+            enabled: true,
+            max_reservations: 1,
+            max_reservations_per_peer: 2,
+            reservation_duration_secs: 3,
+            max_circuits: 4,
+            max_circuits_per_peer: 5,
+            max_circuit_duration_secs: u64::MAX,
+            max_circuit_bytes: 7,
+        };
+        let config = relay_server_config(&relay);
+        assert_eq!(config.max_reservations, 1);
+        assert_eq!(config.max_reservations_per_peer, 2);
+        assert_eq!(config.reservation_duration, Duration::from_secs(3));
+        assert_eq!(config.max_circuits, 4);
+        assert_eq!(config.max_circuits_per_peer, 5);
+        assert_eq!(
+            config.max_circuit_duration,
+            Duration::from_secs(u64::from(u32::MAX)),
+            "capped so libp2p does not panic"
+        );
+        assert_eq!(config.max_circuit_bytes, 7);
+    }
+}

@@ -1,0 +1,268 @@
+//! The task that owns the `Swarm`: answers [`SwarmCommand`]s ([`commands`]) and follows swarm
+//! events ([`events`]).
+
+mod commands;
+mod events;
+
+use std::{
+    collections::{HashMap, HashSet},
+    time::{Duration, Instant},
+};
+
+use futures::StreamExt;
+use libp2p::{
+    core::transport::ListenerId,
+    kad,
+    multiaddr::Protocol,
+    swarm::{ConnectionId, SwarmEvent},
+    Multiaddr, PeerId, Swarm,
+};
+use tokio::sync::{mpsc, watch};
+
+use super::{
+    behaviour::Behaviour,
+    error::P2pError,
+    handle::{PeerConnection, Pending, SwarmCommand},
+    relay_ledger::RelayLedger,
+    settings::P2pSettings,
+};
+use crate::metrics::{ConnectionLabels, P2pMetrics};
+
+/// How often expired replies and penalties are swept.
+const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(1);
+/// How long start-up waits for every listen address to be bound.
+const LISTEN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a `Dial` waits for the connection before giving up.
+const DIAL_REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What identify and ping told us about a connected peer.
+#[derive(Debug, Default)]
+struct PeerDetails {
+    agent_version: Option<String>,
+    rtt: Option<Duration>,
+}
+
+/// The swarm and everything the task tracks beside it.
+pub(super) struct SwarmTask {
+    swarm: Swarm<Behaviour>,
+    settings: P2pSettings,
+    metrics: P2pMetrics,
+    libp2p_metrics: libp2p::metrics::Metrics,
+    relay: RelayLedger,
+    connections: HashMap<PeerId, HashMap<ConnectionId, PeerConnection>>,
+    details: HashMap<PeerId, PeerDetails>,
+    dials: HashMap<ConnectionId, (Multiaddr, Pending<PeerId>)>,
+    finds: HashMap<kad::QueryId, (PeerId, Pending<Vec<Multiaddr>>)>,
+    relay_listens: HashMap<ListenerId, (Multiaddr, Pending<Multiaddr>)>,
+    kad_bootstrapped: bool,
+}
+
+impl SwarmTask {
+    pub(super) fn new(
+        swarm: Swarm<Behaviour>,
+        settings: P2pSettings,
+        metrics: P2pMetrics,
+        libp2p_metrics: libp2p::metrics::Metrics,
+    ) -> Self {
+        let relay = RelayLedger::new(swarm.behaviour().relay_server.is_enabled(), metrics.clone());
+        Self {
+            swarm,
+            settings,
+            metrics,
+            libp2p_metrics,
+            relay,
+            connections: HashMap::new(),
+            details: HashMap::new(),
+            dials: HashMap::new(),
+            finds: HashMap::new(),
+            relay_listens: HashMap::new(),
+            kad_bootstrapped: false,
+        }
+    }
+
+    /// Drives the swarm until every listener in `pending` has an address.
+    pub(super) async fn wait_for_listeners(
+        &mut self,
+        mut pending: HashSet<ListenerId>,
+    ) -> Result<(), P2pError> {
+        let first = self
+            .settings
+            .listen
+            .first()
+            .cloned()
+            .unwrap_or_else(Multiaddr::empty);
+        let deadline = tokio::time::sleep(LISTEN_TIMEOUT);
+        tokio::pin!(deadline);
+        while !pending.is_empty() {
+            tokio::select! {
+                _ = &mut deadline => {
+                    return Err(P2pError::Listen {
+                        addr: first,
+                        reason: format!("not bound after {LISTEN_TIMEOUT:?}"),
+                    });
+                }
+                event = self.swarm.select_next_some() => match event {
+                    SwarmEvent::NewListenAddr { listener_id, address } => {
+                        tracing::info!(%address, "listening");
+                        pending.remove(&listener_id);
+                    }
+                    SwarmEvent::ListenerClosed { listener_id, addresses, reason }
+                        if pending.contains(&listener_id) =>
+                    {
+                        return Err(P2pError::Listen {
+                            addr: addresses.first().cloned().unwrap_or(first),
+                            reason: format!("{reason:?}"),
+                        });
+                    }
+                    SwarmEvent::ListenerError { listener_id, error }
+                        if pending.contains(&listener_id) =>
+                    {
+                        return Err(P2pError::Listen { addr: first, reason: error.to_string() });
+                    }
+                    other => self.handle_event(other),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Announces the configured external addresses and joins the network through the
+    /// bootstrap peers.
+    pub(super) fn start_networking(&mut self) {
+        for addr in self.settings.external_addresses.clone() {
+            tracing::info!(%addr, "external address (configured)");
+            self.swarm.add_external_address(addr);
+        }
+        for addr in self.settings.bootstrap.clone() {
+            if let Some(peer) = peer_of(&addr) {
+                self.swarm
+                    .behaviour_mut()
+                    .kad
+                    .add_address(&peer, addr.clone());
+            }
+            if let Err(e) = self.swarm.dial(addr.clone()) {
+                tracing::warn!(%addr, %e, "cannot dial bootstrap peer");
+            }
+        }
+        self.bootstrap_kad();
+    }
+
+    /// Runs until `shutdown` turns true (or its sender is dropped) or every handle is dropped.
+    pub(super) async fn run(
+        mut self,
+        mut inbox: mpsc::Receiver<SwarmCommand>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let mut maintenance = tokio::time::interval(MAINTENANCE_INTERVAL);
+        loop {
+            tokio::select! {
+                changed = shutdown.changed() => {
+                    if changed.is_err() || *shutdown.borrow() { break; }
+                }
+                command = inbox.recv() => match command {
+                    Some(command) => self.handle_command(command),
+                    None => break,
+                },
+                event = self.swarm.select_next_some() => self.handle_event(event),
+                _ = maintenance.tick() => self.expire(Instant::now()),
+            }
+        }
+        tracing::debug!("swarm task stopped");
+    }
+
+    fn bootstrap_kad(&mut self) {
+        if self.kad_bootstrapped {
+            return;
+        }
+        match self.swarm.behaviour_mut().kad.bootstrap() {
+            Ok(_) => {
+                tracing::debug!("DHT bootstrap started");
+                self.kad_bootstrapped = true;
+            }
+            Err(kad::NoKnownPeers()) => {
+                tracing::debug!("DHT bootstrap waits for a first peer");
+            }
+        }
+    }
+
+    fn expire(&mut self, now: Instant) {
+        self.swarm.behaviour_mut().gate.prune(now);
+        expire_map(
+            &mut self.dials,
+            now,
+            |(_, p)| p.deadline,
+            |(_, p)| {
+                let _ = p.reply.send(Err(P2pError::Timeout("dial")));
+            },
+        );
+        expire_map(
+            &mut self.finds,
+            now,
+            |(_, p)| p.deadline,
+            |(_, p)| {
+                let _ = p.reply.send(Err(P2pError::Timeout("DHT lookup")));
+            },
+        );
+        let expired: Vec<ListenerId> = self
+            .relay_listens
+            .iter()
+            .filter(|(_, (_, p))| p.deadline <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            if let Some((_, pending)) = self.relay_listens.remove(&id) {
+                self.swarm.remove_listener(id);
+                let _ = pending
+                    .reply
+                    .send(Err(P2pError::Timeout("relay reservation")));
+            }
+        }
+    }
+}
+
+fn labels(connection: &PeerConnection) -> ConnectionLabels {
+    ConnectionLabels {
+        direction: if connection.inbound {
+            "inbound"
+        } else {
+            "outbound"
+        },
+        route: connection.route.label(),
+    }
+}
+
+/// The peer id an address ends with, if any.
+fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
+    match addr.iter().last() {
+        Some(Protocol::P2p(peer)) => Some(peer),
+        _ => None,
+    }
+}
+
+/// `addr` ending in `/p2p/<peer>`.
+fn with_peer(addr: Multiaddr, peer: PeerId) -> Multiaddr {
+    if peer_of(&addr) == Some(peer) {
+        addr
+    } else {
+        addr.with(Protocol::P2p(peer))
+    }
+}
+
+/// Removes the entries whose deadline has passed, handing each to `expired`.
+fn expire_map<K: Copy + Eq + std::hash::Hash, V>(
+    map: &mut HashMap<K, V>,
+    now: Instant,
+    deadline: impl Fn(&V) -> Instant,
+    mut expired: impl FnMut(V),
+) {
+    let keys: Vec<K> = map
+        .iter()
+        .filter(|(_, v)| deadline(v) <= now)
+        .map(|(k, _)| *k)
+        .collect();
+    for key in keys {
+        if let Some(value) = map.remove(&key) {
+            expired(value);
+        }
+    }
+}

@@ -1,0 +1,383 @@
+//! Several real swarms on loopback (TCP and QUIC, port 0, each with its own key), started
+//! through the library's `p2p::spawn` with configuration loaded the way the node loads it:
+//! the DHT, the circuit relay (reservations, relayed connections, limits) and connection
+//! limits. Every wait polls a command until a condition holds, under an overall timeout.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::{collections::HashMap, future::Future, time::Duration};
+
+use berty_node::{
+    config::{NodeConfig, Sources},
+    metrics::{self, Metrics},
+    p2p::{self, P2pSettings, Route, SwarmHandle},
+};
+use libp2p::{identity::Keypair, multiaddr::Protocol, Multiaddr, PeerId};
+use prometheus_client::registry::Registry;
+use tokio::{sync::watch, task::JoinHandle};
+
+/// Longest wait for any one condition.
+const WAIT: Duration = Duration::from_secs(20);
+/// Interval between two polls.
+const POLL: Duration = Duration::from_millis(50);
+
+/// One swarm and what the test inspects beside it.
+struct TestNode {
+    handle: SwarmHandle,
+    registry: Registry,
+    _shutdown: watch::Sender<bool>,
+    _task: JoinHandle<()>,
+}
+
+impl TestNode {
+    /// A node listening on loopback TCP and QUIC with test controls on, configured by the
+    /// `BERTY_NODE__*` variables in `env` on top of the built-in defaults.
+    async fn start(env: &[(&str, &str)]) -> Self {
+        Self::start_with(env, |_| {}).await
+    }
+
+    /// [`start`](Self::start), with AutoNAT probing within a second so that a relay confirms
+    /// its loopback address (and starts serving reservations) as soon as a peer connects.
+    async fn start_relay(env: &[(&str, &str)]) -> Self {
+        Self::start_with(env, |settings| {
+            settings.timings.autonat_boot_delay = Duration::from_millis(100);
+            settings.timings.autonat_retry_interval = Duration::from_millis(300);
+        })
+        .await
+    }
+
+    async fn start_with(env: &[(&str, &str)], tune: impl FnOnce(&mut P2pSettings)) -> Self {
+        let mut vars: HashMap<String, String> = [
+            (
+                "BERTY_NODE__P2P__LISTEN",
+                "/ip4/127.0.0.1/tcp/0,/ip4/127.0.0.1/udp/0/quic-v1",
+            ),
+            ("BERTY_NODE__P2P__TEST_CONTROLS", "true"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let config = NodeConfig::load(&Sources {
+            env: Some(vars),
+            ..Sources::default()
+        })
+        .expect("valid test configuration");
+        let mut settings = P2pSettings::from_config(&config);
+        tune(&mut settings);
+        let (metrics, mut registry) = Metrics::new();
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let (handle, task) = p2p::spawn(
+            Keypair::generate_ed25519(),
+            settings,
+            &mut registry,
+            metrics.p2p.clone(),
+            shutdown_rx,
+        )
+        .await
+        .expect("swarm starts");
+        Self {
+            handle,
+            registry,
+            _shutdown: shutdown,
+            _task: task,
+        }
+    }
+
+    fn peer_id(&self) -> PeerId {
+        self.handle.peer_id()
+    }
+
+    /// The listen address on `transport` (`tcp` or `quic-v1`), with `/p2p/<peer id>`.
+    async fn addr(&self, transport: &str) -> Multiaddr {
+        self.handle
+            .info()
+            .await
+            .unwrap()
+            .listen_addrs
+            .into_iter()
+            .find(|a| {
+                a.iter().any(|p| match p {
+                    Protocol::Tcp(_) => transport == "tcp",
+                    Protocol::QuicV1 => transport == "quic-v1",
+                    _ => false,
+                }) && !a.iter().any(|p| p == Protocol::P2pCircuit)
+            })
+            .expect("listening on the transport")
+    }
+
+    async fn connected_to(&self, peer: PeerId) -> bool {
+        self.handle
+            .connected_peers()
+            .await
+            .unwrap()
+            .iter()
+            .any(|p| p.peer_id == peer)
+    }
+
+    /// The value of one sample in the Prometheus text (0 when absent).
+    fn metric(&self, sample: &str) -> u64 {
+        let text = metrics::render(&self.registry).unwrap();
+        text.lines()
+            .find_map(|line| line.strip_prefix(sample)?.strip_prefix(' '))
+            .map(|v| v.trim().parse::<f64>().unwrap() as u64)
+            .unwrap_or(0)
+    }
+}
+
+/// Polls `probe` every [`POLL`] until it yields a value; panics with `what` after [`WAIT`].
+async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {WAIT:?} waiting for: {what}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// `addr` without its `/p2p/<peer id>`.
+fn without_peer(addr: &Multiaddr) -> Multiaddr {
+    addr.iter()
+        .filter(|p| !matches!(p, Protocol::P2p(_)))
+        .collect()
+}
+
+/// Waits until `relay` has a confirmed external address and serves reservations.
+async fn until_serving(relay: &TestNode) {
+    eventually(
+        "the relay confirms an external address and serves",
+        || async {
+            let info = relay.handle.info().await.unwrap();
+            (info.relay_serving && !info.external_addrs.is_empty()).then_some(())
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_peer_is_found_through_the_dht_of_a_bootstrap_node() {
+    let a = TestNode::start(&[]).await;
+    let a_addr = a.addr("tcp").await.to_string();
+    let bootstrap = [("BERTY_NODE__P2P__BOOTSTRAP", a_addr.as_str())];
+    let b = TestNode::start(&bootstrap).await;
+    eventually("B bootstraps to A", || async {
+        (a.connected_to(b.peer_id()).await && b.connected_to(a.peer_id()).await).then_some(())
+    })
+    .await;
+
+    // C knows only A, and learns where B is from A's routing table.
+    let c = TestNode::start(&bootstrap).await;
+    let b_tcp = without_peer(&b.addr("tcp").await);
+    let found = eventually("C finds B through A's DHT", || async {
+        c.handle
+            .find_peer(b.peer_id())
+            .await
+            .ok()
+            .filter(|addrs| addrs.iter().any(|a| without_peer(a) == b_tcp))
+    })
+    .await;
+
+    // The address found is one C can dial.
+    let found_tcp = found
+        .iter()
+        .find(|a| a.iter().any(|p| matches!(p, Protocol::Tcp(_))))
+        .cloned()
+        .expect("a TCP address for B");
+    assert_eq!(c.handle.dial(found_tcp).await.unwrap(), b.peer_id());
+    assert!(
+        c.handle.find_peer(PeerId::random()).await.is_err(),
+        "an unknown peer is not found"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn peers_refusing_direct_connections_meet_through_a_relay() {
+    let relay = TestNode::start_relay(&[]).await;
+    let a = TestNode::start(&[]).await;
+    let b = TestNode::start(&[]).await;
+    a.handle.refuse_direct(b.peer_id()).await.unwrap();
+    b.handle.refuse_direct(a.peer_id()).await.unwrap();
+    let relay_addr = relay.addr("tcp").await;
+    a.handle.dial(relay_addr.clone()).await.unwrap();
+    b.handle.dial(relay_addr.clone()).await.unwrap();
+    until_serving(&relay).await;
+
+    // A takes a reservation on the relay and is reachable at its circuit address.
+    let circuit = a.handle.listen_on_relay(relay_addr).await.unwrap();
+    assert!(
+        circuit.iter().any(|p| p == Protocol::P2pCircuit),
+        "{circuit}"
+    );
+    assert!(circuit
+        .to_string()
+        .ends_with(&format!("/p2p/{}", a.peer_id())));
+    assert!(a
+        .handle
+        .info()
+        .await
+        .unwrap()
+        .listen_addrs
+        .contains(&circuit));
+
+    // A direct dial between them is refused...
+    let a_direct = a.addr("tcp").await;
+    assert!(
+        b.handle.dial(a_direct).await.is_err(),
+        "direct dial refused"
+    );
+    assert!(b.metric("berty_node_p2p_connections_denied_total{reason=\"direct_refused\"}") >= 1);
+
+    // ...but the relayed one works, and identify and ping run over it.
+    assert_eq!(b.handle.dial(circuit).await.unwrap(), a.peer_id());
+    for (from, to) in [(&b, &a), (&a, &b)] {
+        let peer = eventually("identify and ping over the relayed connection", || async {
+            from.handle
+                .connected_peers()
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|p| p.peer_id == to.peer_id())
+                .filter(|p| p.agent_version.is_some() && p.rtt.is_some())
+        })
+        .await;
+        assert!(peer.relayed_only(), "no direct connection: {peer:?}");
+        assert!(peer.connections.iter().all(|c| c.route == Route::Relayed));
+        assert!(peer.agent_version.unwrap().starts_with("berty-node/"));
+    }
+
+    let stats = relay.handle.relay_stats().await.unwrap();
+    assert!(stats.enabled && stats.serving);
+    assert_eq!(stats.reserved_peers, vec![a.peer_id()]);
+    assert_eq!(stats.reservations_accepted, 1);
+    assert!(stats.circuits_accepted >= 1, "{stats:?}");
+    assert!(relay.metric("berty_node_relay_circuits_total{outcome=\"accepted\"}") >= 1);
+    assert!(
+        relay.metric(
+            "berty_node_p2p_connections_established_total{direction=\"inbound\",route=\"direct\"}"
+        ) >= 2
+    );
+    assert!(b.metric("berty_node_p2p_connections_established_total{direction=\"outbound\",route=\"relayed\"}") >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_relay_denies_reservations_beyond_its_limit() {
+    let relay = TestNode::start_relay(&[("BERTY_NODE__RELAY__MAX_RESERVATIONS", "1")]).await;
+    let a = TestNode::start(&[]).await;
+    let c = TestNode::start(&[]).await;
+    let relay_addr = relay.addr("tcp").await;
+    a.handle.dial(relay_addr.clone()).await.unwrap();
+    c.handle.dial(relay_addr.clone()).await.unwrap();
+    until_serving(&relay).await;
+
+    a.handle.listen_on_relay(relay_addr.clone()).await.unwrap();
+    let denied = c.handle.listen_on_relay(relay_addr).await;
+    assert!(denied.is_err(), "second reservation denied: {denied:?}");
+
+    let stats = relay.handle.relay_stats().await.unwrap();
+    assert_eq!(stats.reserved_peers, vec![a.peer_id()]);
+    assert_eq!(
+        (stats.reservations_accepted, stats.reservations_denied),
+        (1, 1)
+    );
+    assert_eq!(
+        relay.metric("berty_node_relay_reservations_total{outcome=\"accepted\"}"),
+        1
+    );
+    assert_eq!(
+        relay.metric("berty_node_relay_reservations_total{outcome=\"denied\"}"),
+        1
+    );
+    assert_eq!(relay.metric("berty_node_relay_active_reservations"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connection_limits_refuse_extra_connections() {
+    let limited = TestNode::start(&[
+        ("BERTY_NODE__P2P__MAX_CONNECTIONS", "2"),
+        ("BERTY_NODE__P2P__MAX_CONNECTIONS_PER_PEER", "1"),
+    ])
+    .await;
+    let addr = limited.addr("tcp").await;
+    let x = TestNode::start(&[]).await;
+    let y = TestNode::start(&[]).await;
+    let z = TestNode::start(&[]).await;
+    x.handle.dial(addr.clone()).await.unwrap();
+    y.handle.dial(addr.clone()).await.unwrap();
+    eventually("both first peers connected", || async {
+        (limited.connected_to(x.peer_id()).await && limited.connected_to(y.peer_id()).await)
+            .then_some(())
+    })
+    .await;
+
+    // A third peer, and a second connection from a connected peer, are both refused: the
+    // limited node closes them as soon as the handshake tells it who they are.
+    let _ = z.handle.dial(addr.clone()).await;
+    let _ = x.handle.dial(limited.addr("quic-v1").await).await;
+    eventually("two connections refused by the limits", || async {
+        (limited.metric("berty_node_p2p_connections_denied_total{reason=\"limit\"}") >= 2)
+            .then_some(())
+    })
+    .await;
+    eventually("the third peer is not connected", || async {
+        (!z.connected_to(limited.peer_id()).await).then_some(())
+    })
+    .await;
+    let peers = limited.handle.connected_peers().await.unwrap();
+    let ids: Vec<PeerId> = peers.iter().map(|p| p.peer_id).collect();
+    assert_eq!(ids.len(), 2, "{peers:?}");
+    assert!(ids.contains(&x.peer_id()) && ids.contains(&y.peer_id()));
+    assert!(peers.iter().all(|p| p.connections.len() == 1), "{peers:?}");
+    assert_eq!(limited.metric("berty_node_p2p_connections"), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_partition_disconnects_and_refuses_until_healed() {
+    let a = TestNode::start(&[]).await;
+    let b = TestNode::start(&[]).await;
+    let a_addr = a.addr("tcp").await;
+    b.handle.dial(a_addr.clone()).await.unwrap();
+    a.handle.partition(b.peer_id()).await.unwrap();
+    eventually("the partition closes the connection", || async {
+        (!a.connected_to(b.peer_id()).await && !b.connected_to(a.peer_id()).await).then_some(())
+    })
+    .await;
+    let _ = b.handle.dial(a_addr.clone()).await;
+    eventually("a's refusal counted", || async {
+        (a.metric("berty_node_p2p_connections_denied_total{reason=\"partition\"}") >= 1)
+            .then_some(())
+    })
+    .await;
+    assert!(!a.connected_to(b.peer_id()).await);
+
+    a.handle.heal(b.peer_id()).await.unwrap();
+    assert_eq!(b.handle.dial(a_addr).await.unwrap(), a.peer_id());
+    eventually("connected again after healing", || async {
+        a.connected_to(b.peer_id()).await.then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn test_controls_are_off_unless_configured() {
+    let node = TestNode::start(&[("BERTY_NODE__P2P__TEST_CONTROLS", "false")]).await;
+    let peer = PeerId::random();
+    for result in [
+        node.handle.partition(peer).await,
+        node.handle.refuse_direct(peer).await,
+        node.handle.heal(peer).await,
+    ] {
+        assert!(
+            matches!(result, Err(p2p::P2pError::TestControlsDisabled)),
+            "{result:?}"
+        );
+    }
+}
