@@ -7,6 +7,8 @@
 //! | `GET /readyz` | none | 200 when storage and the swarm answer, else 503 with the reason |
 //! | `GET /metrics` | none | Prometheus text format |
 //! | `GET /admin/v1/node` | admin token | peer id, listen addresses, version |
+//! | `GET /admin/v1/peers` | admin token | connected peers: addresses, direct or relayed, agent, ping |
+//! | `GET /admin/v1/relay` | admin token | relay server state: reservations, circuits, limits |
 //!
 //! `/admin/v1/` routes answer 404 when no `admin.token` is configured.
 
