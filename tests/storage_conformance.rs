@@ -15,6 +15,7 @@ use std::{
     collections::{BTreeMap, HashMap},
     ops::Bound,
     path::Path,
+    slice,
     sync::{Arc, LazyLock},
     time::{Duration, Instant},
 };
@@ -22,8 +23,8 @@ use std::{
 use berty_node::{
     log::{EntryId, LogId, LogKind, OrderKey},
     storage::{
-        self, Appended, Backend, Direction, NewEntry, OrderRange, Storage, StorageError,
-        StoredEntry,
+        self, Appended, Backend, Commit, Committed, Direction, NewEntry, NewEvent, OrderRange,
+        Storage, StorageError, StoredEntry, StoredEvent,
     },
 };
 use common::postgres::TestDatabase;
@@ -77,11 +78,17 @@ conformance_tests! {
         ranges_match_a_sorted_model,
         cursors_are_consecutive_and_stable,
         concurrent_appends_to_one_log,
+        two_storages_on_one_database,
         order_keys_of_stored_ids,
         large_batches_round_trip,
         node_values_get_and_put,
         data_survives_reopening,
         open_picks_the_backend_from_the_url,
+        commit_is_all_or_nothing,
+        events_get_cursors_and_stay_idempotent,
+        event_pages_match_a_sorted_model,
+        logs_lists_logs_with_entries,
+        values_list_by_prefix_and_delete,
     ],
     benches: [append_throughput],
 }
@@ -136,7 +143,11 @@ impl Fixture {
             data_dir,
             database,
         } = self;
-        assert_eq!(Arc::strong_count(&storage), 1, "a storage handle is still held");
+        assert_eq!(
+            Arc::strong_count(&storage),
+            1,
+            "a storage handle is still held"
+        );
         drop(storage);
         let storage = storage::open(&url, data_dir.path()).await.unwrap();
         Fixture {
@@ -158,7 +169,11 @@ fn log_id(n: u8, kind: LogKind) -> LogId {
 
 /// An entry with the given body whose lamport follows its parents (1 for a root).
 fn entry(body: &str, parents: &[&NewEntry]) -> NewEntry {
-    let lamport = parents.iter().map(|p| p.lamport).max().map_or(1, |max| max + 1);
+    let lamport = parents
+        .iter()
+        .map(|p| p.lamport)
+        .max()
+        .map_or(1, |max| max + 1);
     entry_at(body, lamport, parents)
 }
 
@@ -224,8 +239,14 @@ async fn append_and_read_back(fx: Fixture) {
     let b = entry("b", &[&a]);
     let c = entry("c", &[&b, &a]);
     assert_eq!(s.append(&LOG, &[]).await.unwrap(), vec![]);
-    assert_eq!(s.append(&LOG, &[a.clone(), b.clone()]).await.unwrap(), vec![new(1), new(2)]);
-    assert_eq!(s.append(&LOG, &[c.clone()]).await.unwrap(), vec![new(3)]);
+    assert_eq!(
+        s.append(&LOG, &[a.clone(), b.clone()]).await.unwrap(),
+        vec![new(1), new(2)]
+    );
+    assert_eq!(
+        s.append(&LOG, slice::from_ref(&c)).await.unwrap(),
+        vec![new(3)]
+    );
 
     for (e, cursor) in [(&a, 1), (&b, 2), (&c, 3)] {
         assert_eq!(s.entry(&LOG, &e.id).await.unwrap(), Some(stored(e, cursor)));
@@ -233,16 +254,22 @@ async fn append_and_read_back(fx: Fixture) {
     let read = s.entry(&LOG, &c.id).await.unwrap().unwrap();
     assert_eq!(read.parents, vec![b.id, a.id], "parents keep their order");
     assert_eq!(read.order_key(), key(&c));
-    assert_eq!(s.entry(&LOG, &entry("unknown", &[]).id).await.unwrap(), None);
+    assert_eq!(
+        s.entry(&LOG, &entry("unknown", &[]).id).await.unwrap(),
+        None
+    );
     assert_eq!(s.count(&LOG).await.unwrap(), 3);
 
     // Logs are separate, including the two logs of one group.
     let metadata = log_id(1, LogKind::Metadata);
     assert_eq!(s.entry(&metadata, &a.id).await.unwrap(), None);
     assert_eq!(s.count(&metadata).await.unwrap(), 0);
-    assert_eq!(s.append(&metadata, &[a.clone()]).await.unwrap(), vec![new(1)]);
+    assert_eq!(
+        s.append(&metadata, slice::from_ref(&a)).await.unwrap(),
+        vec![new(1)]
+    );
     assert!(matches!(
-        s.append(&metadata, &[c.clone()]).await,
+        s.append(&metadata, slice::from_ref(&c)).await,
         Err(StorageError::MissingParent { .. })
     ));
     assert_eq!(s.count(&metadata).await.unwrap(), 1);
@@ -254,7 +281,10 @@ async fn append_is_idempotent(fx: Fixture) {
     let s = fx.storage();
     let [a, b, c] = <[NewEntry; 3]>::try_from(chain("i", 3)).unwrap();
     let batch = [a.clone(), b.clone(), c.clone()];
-    assert_eq!(s.append(&LOG, &batch).await.unwrap(), vec![new(1), new(2), new(3)]);
+    assert_eq!(
+        s.append(&LOG, &batch).await.unwrap(),
+        vec![new(1), new(2), new(3)]
+    );
     assert_eq!(
         s.append(&LOG, &batch).await.unwrap(),
         vec![existing(1), existing(2), existing(3)]
@@ -267,13 +297,17 @@ async fn append_is_idempotent(fx: Fixture) {
     let d = entry("d", &[&c]);
     let e = entry("e", &[&d]);
     assert_eq!(
-        s.append(&LOG, &[d.clone(), d.clone(), e.clone(), d.clone()]).await.unwrap(),
+        s.append(&LOG, &[d.clone(), d.clone(), e.clone(), d.clone()])
+            .await
+            .unwrap(),
         vec![new(4), existing(4), new(5), existing(4)]
     );
     // Stored and new entries mixed.
     let f = entry("f", &[&a]);
     assert_eq!(
-        s.append(&LOG, &[a.clone(), f.clone(), e.clone()]).await.unwrap(),
+        s.append(&LOG, &[a.clone(), f.clone(), e.clone()])
+            .await
+            .unwrap(),
         vec![existing(1), new(6), existing(5)]
     );
     assert_eq!(s.count(&LOG).await.unwrap(), 6);
@@ -289,7 +323,10 @@ async fn missing_parent_rolls_back_the_whole_batch(fx: Fixture) {
     let b = entry("b", &[&a]);
     let c = entry("c", &[&b, &ghost]);
 
-    let err = s.append(&LOG, &[a.clone(), b.clone(), c.clone()]).await.unwrap_err();
+    let err = s
+        .append(&LOG, &[a.clone(), b.clone(), c.clone()])
+        .await
+        .unwrap_err();
     assert!(
         matches!(err, StorageError::MissingParent { entry, parent } if entry == c.id && parent == ghost.id),
         "{err:?}"
@@ -300,24 +337,37 @@ async fn missing_parent_rolls_back_the_whole_batch(fx: Fixture) {
     assert_eq!(s.entry(&LOG, &a.id).await.unwrap(), None);
     assert_eq!(s.since_cursor(&LOG, 0, 10).await.unwrap(), vec![]);
 
-    assert_eq!(s.append(&LOG, &[a.clone()]).await.unwrap(), vec![new(1)]);
+    assert_eq!(
+        s.append(&LOG, slice::from_ref(&a)).await.unwrap(),
+        vec![new(1)]
+    );
     let orphan = entry("orphan", &[&ghost]);
     assert!(matches!(
         s.append(&LOG, &[b.clone(), orphan]).await,
         Err(StorageError::MissingParent { .. })
     ));
-    assert_eq!(s.entry(&LOG, &b.id).await.unwrap(), None, "b was rolled back");
+    assert_eq!(
+        s.entry(&LOG, &b.id).await.unwrap(),
+        None,
+        "b was rolled back"
+    );
     assert_eq!(s.heads(&LOG).await.unwrap(), vec![key(&a)]);
 
     // A parent later in the batch does not count.
     let b_child = entry("b-child", &[&b]);
-    let err = s.append(&LOG, &[b_child.clone(), b.clone()]).await.unwrap_err();
+    let err = s
+        .append(&LOG, &[b_child.clone(), b.clone()])
+        .await
+        .unwrap_err();
     assert!(
         matches!(err, StorageError::MissingParent { entry, parent } if entry == b_child.id && parent == b.id),
         "{err:?}"
     );
     // Failed appends leave no gap in cursors.
-    assert_eq!(s.append(&LOG, &[b.clone(), b_child]).await.unwrap(), vec![new(2), new(3)]);
+    assert_eq!(
+        s.append(&LOG, &[b.clone(), b_child]).await.unwrap(),
+        vec![new(2), new(3)]
+    );
     assert_eq!(s.count(&LOG).await.unwrap(), 3);
 }
 
@@ -329,32 +379,32 @@ async fn heads_follow_linear_branching_and_merging_histories(fx: Fixture) {
     let b = entry("b", &[&a]);
     let c = entry("c", &[&b]);
     for e in [&a, &b, &c] {
-        s.append(&LOG, &[e.clone()]).await.unwrap();
+        s.append(&LOG, slice::from_ref(e)).await.unwrap();
         assert_eq!(s.heads(&LOG).await.unwrap(), vec![key(e)]);
     }
     // Two branches from c.
     let d = entry("d", &[&c]);
     let e = entry("e", &[&c]);
-    s.append(&LOG, &[d.clone()]).await.unwrap();
-    s.append(&LOG, &[e.clone()]).await.unwrap();
+    s.append(&LOG, slice::from_ref(&d)).await.unwrap();
+    s.append(&LOG, slice::from_ref(&e)).await.unwrap();
     assert_eq!(s.heads(&LOG).await.unwrap(), sorted_keys(&[&d, &e]));
     // A branch from an older entry.
     let f = entry("f", &[&b]);
-    s.append(&LOG, &[f.clone()]).await.unwrap();
+    s.append(&LOG, slice::from_ref(&f)).await.unwrap();
     assert_eq!(s.heads(&LOG).await.unwrap(), sorted_keys(&[&d, &e, &f]));
     // Re-appending a stored entry changes nothing.
     s.append(&LOG, &[c.clone(), a.clone()]).await.unwrap();
     assert_eq!(s.heads(&LOG).await.unwrap(), sorted_keys(&[&d, &e, &f]));
     // A partial merge, then a full one.
     let g = entry("g", &[&d, &f]);
-    s.append(&LOG, &[g.clone()]).await.unwrap();
+    s.append(&LOG, slice::from_ref(&g)).await.unwrap();
     assert_eq!(s.heads(&LOG).await.unwrap(), sorted_keys(&[&e, &g]));
     let h = entry("h", &[&e, &g]);
-    s.append(&LOG, &[h.clone()]).await.unwrap();
+    s.append(&LOG, slice::from_ref(&h)).await.unwrap();
     assert_eq!(s.heads(&LOG).await.unwrap(), vec![key(&h)]);
     // A second root.
     let r = entry("r", &[]);
-    s.append(&LOG, &[r.clone()]).await.unwrap();
+    s.append(&LOG, slice::from_ref(&r)).await.unwrap();
     assert_eq!(s.heads(&LOG).await.unwrap(), sorted_keys(&[&h, &r]));
 
     // The same history in one batch, on another log, ends with the same heads.
@@ -385,7 +435,10 @@ fn model_range(model: &BTreeMap<OrderKey, StoredEntry>, range: &OrderRange) -> V
         };
         above && below
     };
-    let matching = model.iter().filter(|(k, _)| inside(k)).map(|(_, e)| e.clone());
+    let matching = model
+        .iter()
+        .filter(|(k, _)| inside(k))
+        .map(|(_, e)| e.clone());
     let limit = range.limit as usize;
     match range.direction {
         Direction::Forward => matching.take(limit).collect(),
@@ -440,11 +493,26 @@ async fn ranges_match_a_sorted_model(fx: Fixture) {
     let stored_keys: Vec<OrderKey> = model.keys().copied().collect();
     let mut probes: Vec<OrderKey> = stored_keys.choose_multiple(&mut rng, 6).copied().collect();
     probes.extend([
-        OrderKey { lamport: 0, id: EntryId([0; 32]) },
-        OrderKey { lamport: 1, id: EntryId([0xff; 32]) },
-        OrderKey { lamport: 5, id: EntryId([0; 32]) },
-        OrderKey { lamport: i64::MAX as u64 + 1, id: EntryId([0x80; 32]) },
-        OrderKey { lamport: u64::MAX, id: EntryId([0xff; 32]) },
+        OrderKey {
+            lamport: 0,
+            id: EntryId([0; 32]),
+        },
+        OrderKey {
+            lamport: 1,
+            id: EntryId([0xff; 32]),
+        },
+        OrderKey {
+            lamport: 5,
+            id: EntryId([0; 32]),
+        },
+        OrderKey {
+            lamport: i64::MAX as u64 + 1,
+            id: EntryId([0x80; 32]),
+        },
+        OrderKey {
+            lamport: u64::MAX,
+            id: EntryId([0xff; 32]),
+        },
     ]);
     let mut bounds = vec![Bound::Unbounded];
     for probe in &probes {
@@ -521,13 +589,19 @@ async fn cursors_are_consecutive_and_stable(fx: Fixture) {
     assert_eq!(s.since_cursor(&LOG, 20, 10).await.unwrap(), vec![]);
     assert_eq!(s.since_cursor(&LOG, u64::MAX, 10).await.unwrap(), vec![]);
     assert_eq!(s.since_cursor(&LOG, 0, 0).await.unwrap(), vec![]);
-    assert_eq!(s.since_cursor(&LOG, 17, 10).await.unwrap(), expected[17..].to_vec());
+    assert_eq!(
+        s.since_cursor(&LOG, 17, 10).await.unwrap(),
+        expected[17..].to_vec()
+    );
 
     // Cursors never change once given.
     let more = entry("k-more", &[&entries[19]]);
     assert_eq!(s.append(&LOG, &[more]).await.unwrap(), vec![new(21)]);
     for e in &expected {
-        assert_eq!(s.entry(&LOG, &e.id).await.unwrap().unwrap().cursor, e.cursor);
+        assert_eq!(
+            s.entry(&LOG, &e.id).await.unwrap().unwrap().cursor,
+            e.cursor
+        );
     }
     assert_eq!(s.last_cursor(&LOG).await.unwrap(), 21);
     assert_eq!(s.count(&LOG).await.unwrap(), 21);
@@ -597,7 +671,10 @@ async fn concurrent_appends_to_one_log(fx: Fixture) {
         assert!(own.windows(2).all(|w| w[0] < w[1]), "{own:?}");
         for (id, outcome) in &outcomes {
             if let Appended::New { cursor } = outcome {
-                assert!(new_cursors.insert(*id, *cursor).is_none(), "stored twice: {id:?}");
+                assert!(
+                    new_cursors.insert(*id, *cursor).is_none(),
+                    "stored twice: {id:?}"
+                );
             }
         }
         all_outcomes.extend(outcomes);
@@ -607,9 +684,17 @@ async fn concurrent_appends_to_one_log(fx: Fixture) {
     assert_eq!(new_cursors.len() as u64, total);
     let mut cursors: Vec<u64> = new_cursors.values().copied().collect();
     cursors.sort_unstable();
-    assert_eq!(cursors, (1..=total).collect::<Vec<_>>(), "unique and gap-free");
+    assert_eq!(
+        cursors,
+        (1..=total).collect::<Vec<_>>(),
+        "unique and gap-free"
+    );
     for (id, outcome) in &all_outcomes {
-        assert_eq!(outcome.cursor(), new_cursors[id], "Existing reports the first cursor");
+        assert_eq!(
+            outcome.cursor(),
+            new_cursors[id],
+            "Existing reports the first cursor"
+        );
     }
     assert_eq!(s.count(&LOG).await.unwrap(), total);
     assert_eq!(s.last_cursor(&LOG).await.unwrap(), total);
@@ -623,10 +708,64 @@ async fn concurrent_appends_to_one_log(fx: Fixture) {
     assert_eq!(s.heads(&LOG).await.unwrap(), sorted_keys(&expected_heads));
 }
 
+/// Two storages opened on the same database (two processes, or two nodes sharing one
+/// PostgreSQL) append to one log at once: every append succeeds (SQLite waits for the other
+/// writer instead of failing) and cursors stay unique, gap-free and visible in order.
+async fn two_storages_on_one_database(fx: Fixture) {
+    const PER_WRITER: usize = 40;
+    let first = fx.storage();
+    let second = storage::open(&fx.url, fx.data_dir.path()).await.unwrap();
+    let chains = [chain("first", PER_WRITER), chain("second", PER_WRITER)];
+    let total = 2 * PER_WRITER as u64;
+    let reader = {
+        let s = Arc::clone(&second);
+        tokio::spawn(async move {
+            let mut after = 0;
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while after < total {
+                assert!(Instant::now() < deadline, "reader stuck at cursor {after}");
+                for e in s.since_cursor(&LOG, after, 50).await.unwrap() {
+                    assert_eq!(e.cursor, after + 1, "cursor gap seen by a reader");
+                    after = e.cursor;
+                }
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    let writers: Vec<_> = [first, Arc::clone(&second)]
+        .into_iter()
+        .zip(chains.clone())
+        .map(|(s, entries)| {
+            tokio::spawn(async move {
+                let mut cursors = Vec::new();
+                for pair in entries.chunks(2) {
+                    let got = s.append(&LOG, pair).await.unwrap();
+                    cursors.extend(got.iter().map(|o| o.cursor()));
+                }
+                cursors
+            })
+        })
+        .collect();
+    let mut cursors = Vec::new();
+    for writer in writers {
+        let mine = writer.await.unwrap();
+        assert!(mine.windows(2).all(|w| w[0] < w[1]), "{mine:?}");
+        cursors.extend(mine);
+    }
+    reader.await.unwrap();
+    cursors.sort_unstable();
+    assert_eq!(cursors, (1..=total).collect::<Vec<_>>());
+    assert_eq!(second.count(&LOG).await.unwrap(), total);
+    let tips = [chains[0].last().unwrap(), chains[1].last().unwrap()];
+    assert_eq!(second.heads(&LOG).await.unwrap(), sorted_keys(&tips));
+}
+
 async fn order_keys_of_stored_ids(fx: Fixture) {
     let s = fx.storage();
     let [a, b, c] = <[NewEntry; 3]>::try_from(chain("o", 3)).unwrap();
-    s.append(&LOG, &[a.clone(), b.clone(), c.clone()]).await.unwrap();
+    s.append(&LOG, &[a.clone(), b.clone(), c.clone()])
+        .await
+        .unwrap();
     let unknown = entry("unknown", &[]);
     assert_eq!(s.order_keys(&LOG, &[]).await.unwrap(), vec![]);
     let mut keys = s
@@ -647,15 +786,23 @@ async fn large_batches_round_trip(fx: Fixture) {
     let outcomes = s.append(&LOG, &entries).await.unwrap();
     assert_eq!(outcomes, (1..=2_500).map(new).collect::<Vec<_>>());
     // A merge of 1,200 roots: many parent links and former heads in one batch.
-    let roots: Vec<NewEntry> = (0..1_200).map(|i| entry(&format!("root-{i}"), &[])).collect();
+    let roots: Vec<NewEntry> = (0..1_200)
+        .map(|i| entry(&format!("root-{i}"), &[]))
+        .collect();
     s.append(&LOG, &roots).await.unwrap();
     let mut parents: Vec<&NewEntry> = roots.iter().collect();
     parents.push(entries.last().unwrap());
     let merge = entry("merge", &parents);
-    assert_eq!(s.append(&LOG, &[merge.clone()]).await.unwrap(), vec![new(3_701)]);
+    assert_eq!(
+        s.append(&LOG, slice::from_ref(&merge)).await.unwrap(),
+        vec![new(3_701)]
+    );
     assert_eq!(s.heads(&LOG).await.unwrap(), vec![key(&merge)]);
     assert_eq!(s.count(&LOG).await.unwrap(), 3_701);
-    assert_eq!(s.entry(&LOG, &merge.id).await.unwrap(), Some(stored(&merge, 3_701)));
+    assert_eq!(
+        s.entry(&LOG, &merge.id).await.unwrap(),
+        Some(stored(&merge, 3_701))
+    );
     // The whole batch again is all Existing.
     let again = s.append(&LOG, &entries).await.unwrap();
     assert_eq!(again, (1..=2_500).map(existing).collect::<Vec<_>>());
@@ -673,7 +820,10 @@ async fn large_batches_round_trip(fx: Fixture) {
         )
         .await
         .unwrap();
-    assert_eq!(last, vec![stored(&merge, 3_701), stored(&entries[2_499], 2_500)]);
+    assert_eq!(
+        last,
+        vec![stored(&merge, 3_701), stored(&entries[2_499], 2_500)]
+    );
 }
 
 async fn node_values_get_and_put(fx: Fixture) {
@@ -688,7 +838,11 @@ async fn node_values_get_and_put(fx: Fixture) {
     let binary: Vec<u8> = (0..=255).collect();
     s.put_value("binary/é", &binary).await.unwrap();
     assert_eq!(s.get_value("binary/é").await.unwrap(), Some(binary));
-    assert_eq!(s.get_value("Flag").await.unwrap(), None, "keys are case-sensitive");
+    assert_eq!(
+        s.get_value("Flag").await.unwrap(),
+        None,
+        "keys are case-sensitive"
+    );
     assert_eq!(s.get_value("flag").await.unwrap(), Some(b"off".to_vec()));
 }
 
@@ -697,7 +851,9 @@ async fn data_survives_reopening(fx: Fixture) {
     let a = entry("a", &[]);
     let b = entry("b", &[&a]);
     let c = entry("c", &[&a]);
-    s.append(&LOG, &[a.clone(), b.clone(), c.clone()]).await.unwrap();
+    s.append(&LOG, &[a.clone(), b.clone(), c.clone()])
+        .await
+        .unwrap();
     s.put_value("counter", &7u64.to_be_bytes()).await.unwrap();
     drop(s);
 
@@ -714,7 +870,10 @@ async fn data_survives_reopening(fx: Fixture) {
         Some(7u64.to_be_bytes().to_vec())
     );
     let d = entry("d", &[&b, &c]);
-    assert_eq!(s.append(&LOG, &[a.clone(), d.clone()]).await.unwrap(), vec![existing(1), new(4)]);
+    assert_eq!(
+        s.append(&LOG, &[a.clone(), d.clone()]).await.unwrap(),
+        vec![existing(1), new(4)]
+    );
     assert_eq!(s.heads(&LOG).await.unwrap(), vec![key(&d)]);
 }
 
@@ -730,7 +889,9 @@ async fn open_picks_the_backend_from_the_url(fx: Fixture) {
             // A sqlite: URL naming a file in a directory that does not exist yet.
             let path = dir.join("nested/deeper/other.db");
             let url = format!("sqlite:{}", path.display());
-            let other = storage::open(&url, Path::new("/nonexistent")).await.unwrap();
+            let other = storage::open(&url, Path::new("/nonexistent"))
+                .await
+                .unwrap();
             assert_eq!(other.backend(), Backend::Sqlite);
             other.append(&LOG, &[entry("x", &[])]).await.unwrap();
             assert!(path.is_file());
@@ -753,7 +914,11 @@ async fn open_picks_the_backend_from_the_url(fx: Fixture) {
     ));
     // A server that is not there is Unavailable, not a panic.
     let gone = storage::open("postgres://nobody@127.0.0.1:1/none", dir).await;
-    assert!(matches!(gone, Err(StorageError::Unavailable(_))), "{:?}", gone.err());
+    assert!(
+        matches!(gone, Err(StorageError::Unavailable(_))),
+        "{:?}",
+        gone.err()
+    );
 }
 
 /// Batched and single-entry append throughput, printed (not asserted).
@@ -787,10 +952,14 @@ async fn append_throughput(fx: Fixture) {
     const BATCHED: usize = 50_000;
     let entries = chain(&mut rng, BATCHED, 0, None);
     let start = Instant::now();
+    let cpu_start = process_cpu_time();
     for batch in entries.chunks(1_000) {
         s.append(&LOG, batch).await.unwrap();
     }
     let batched = start.elapsed();
+    let batched_cpu = process_cpu_time()
+        .zip(cpu_start)
+        .map(|(end, start)| end - start);
 
     const SINGLES: usize = 2_000;
     let singles = chain(&mut rng, SINGLES, BATCHED, entries.last());
@@ -798,7 +967,7 @@ async fn append_throughput(fx: Fixture) {
     let start = Instant::now();
     for e in &singles {
         let t = Instant::now();
-        s.append(&LOG, std::slice::from_ref(e)).await.unwrap();
+        s.append(&LOG, slice::from_ref(e)).await.unwrap();
         latencies.push(t.elapsed());
     }
     let single = start.elapsed();
@@ -821,7 +990,7 @@ async fn append_throughput(fx: Fixture) {
             let s = Arc::clone(&s);
             tokio::spawn(async move {
                 for e in &entries {
-                    s.append(&log, std::slice::from_ref(e)).await.unwrap();
+                    s.append(&log, slice::from_ref(e)).await.unwrap();
                 }
             })
         })
@@ -844,14 +1013,445 @@ async fn append_throughput(fx: Fixture) {
     assert_eq!(read, BATCHED + SINGLES);
 
     eprintln!(
-        "{backend:?}: batched 1,000 x 1 KiB: {:.0} entries/s; single appends: {:.0}/s \
+        "{backend:?}: batched 1,000 x 1 KiB: {:.0} entries/s ({} per CPU-second of this \
+         process); single appends: {:.0}/s \
          (p50 {:?}, p99 {:?}); single appends from {TASKS} tasks: {:.0}/s; \
          since_cursor catch-up: {:.0} entries/s",
         BATCHED as f64 / batched.as_secs_f64(),
+        batched_cpu.map_or("?".into(), |cpu| format!(
+            "{:.0}",
+            BATCHED as f64 / cpu.as_secs_f64()
+        )),
         SINGLES as f64 / single.as_secs_f64(),
         pct(50),
         pct(99),
         (TASKS * PER_TASK) as f64 / concurrent.as_secs_f64(),
         read as f64 / catch_up.as_secs_f64(),
     );
+}
+
+/// The event of `entry`, of `kind`.
+fn event(entry: &NewEntry, kind: u8) -> NewEvent {
+    NewEvent {
+        entry_id: entry.id,
+        lamport: entry.lamport,
+        parents: entry.parents.clone(),
+        kind,
+        body: [b"event of ".as_slice(), &entry.bytes].concat(),
+    }
+}
+
+fn stored_event(event: &NewEvent, cursor: u64) -> StoredEvent {
+    StoredEvent {
+        entry_id: event.entry_id,
+        lamport: event.lamport,
+        parents: event.parents.clone(),
+        kind: event.kind,
+        body: event.body.clone(),
+        cursor,
+    }
+}
+
+fn value(key: &str, value: &[u8]) -> (String, Vec<u8>) {
+    (key.to_owned(), value.to_vec())
+}
+
+async fn commit_is_all_or_nothing(fx: Fixture) {
+    let s = fx.storage();
+    assert_eq!(
+        s.commit(&LOG, Commit::default()).await.unwrap(),
+        Committed::default()
+    );
+    let a = entry("a", &[]);
+    let b = entry("b", &[&a]);
+    let values = [value("state", b"1")];
+    let committed = s
+        .commit(
+            &LOG,
+            Commit {
+                entries: &[a.clone(), b.clone()],
+                events: &[event(&a, 1), event(&b, 2)],
+                values: &values,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        committed,
+        Committed {
+            appended: vec![new(1), new(2)],
+            event_cursors: vec![1, 2],
+        }
+    );
+    assert_eq!(s.get_value("state").await.unwrap(), Some(b"1".to_vec()));
+    assert_eq!(s.heads(&LOG).await.unwrap(), vec![key(&b)]);
+
+    // A missing parent rolls back entries, events and values alike.
+    let ghost = entry("ghost", &[]);
+    let c = entry("c", &[&b]);
+    let orphan = entry("orphan", &[&ghost]);
+    let values = [value("state", b"2"), value("other", b"x")];
+    let err = s
+        .commit(
+            &LOG,
+            Commit {
+                entries: &[c.clone(), orphan.clone()],
+                events: &[event(&c, 1)],
+                values: &values,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StorageError::MissingParent { entry, .. } if entry == orphan.id),
+        "{err:?}"
+    );
+    assert_eq!(s.get_value("state").await.unwrap(), Some(b"1".to_vec()));
+    assert_eq!(s.get_value("other").await.unwrap(), None);
+    assert_eq!(s.entry(&LOG, &c.id).await.unwrap(), None);
+    assert_eq!(s.event(&LOG, &c.id).await.unwrap(), None);
+    assert_eq!(s.last_event_cursor(&LOG).await.unwrap(), 2);
+
+    // An event naming an entry that is not stored fails the whole commit too.
+    let unstored = entry("unstored", &[&b]);
+    assert!(s
+        .commit(
+            &LOG,
+            Commit {
+                entries: slice::from_ref(&c),
+                events: &[event(&c, 1), event(&unstored, 1)],
+                values: &values,
+            },
+        )
+        .await
+        .is_err());
+    assert_eq!(s.entry(&LOG, &c.id).await.unwrap(), None);
+    assert_eq!(s.get_value("other").await.unwrap(), None);
+    assert_eq!(s.last_event_cursor(&LOG).await.unwrap(), 2);
+    assert_eq!(s.last_cursor(&LOG).await.unwrap(), 2);
+
+    // Values alone, and values of another log's commit, are committed too.
+    let values = [value("state", b"3")];
+    let other = log_id(2, LogKind::Metadata);
+    let committed = s
+        .commit(
+            &other,
+            Commit {
+                values: &values,
+                ..Commit::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(committed, Committed::default());
+    assert_eq!(s.get_value("state").await.unwrap(), Some(b"3".to_vec()));
+    assert_eq!(s.count(&other).await.unwrap(), 0);
+}
+
+async fn events_get_cursors_and_stay_idempotent(fx: Fixture) {
+    let s = fx.storage();
+    assert_eq!(s.last_event_cursor(&LOG).await.unwrap(), 0);
+    let [a, b, c] = <[NewEntry; 3]>::try_from(chain("ev", 3)).unwrap();
+    s.append(&LOG, &[a.clone(), b.clone(), c.clone()])
+        .await
+        .unwrap();
+    // Events for entries stored earlier, out of log order, with a duplicate in the batch.
+    let (ea, eb, ec) = (event(&a, 1), event(&b, 2), event(&c, 1));
+    let committed = s
+        .commit(
+            &LOG,
+            Commit {
+                events: &[ec.clone(), ea.clone(), ec.clone()],
+                ..Commit::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(committed.appended, vec![]);
+    assert_eq!(committed.event_cursors, vec![1, 2, 1]);
+    // An event already stored keeps its cursor, even with another body.
+    let mut changed = ec.clone();
+    changed.body = b"changed".to_vec();
+    let committed = s
+        .commit(
+            &LOG,
+            Commit {
+                events: &[changed, eb.clone()],
+                ..Commit::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(committed.event_cursors, vec![1, 3]);
+    assert_eq!(s.last_event_cursor(&LOG).await.unwrap(), 3);
+    assert_eq!(
+        s.event(&LOG, &c.id).await.unwrap(),
+        Some(stored_event(&ec, 1))
+    );
+    assert_eq!(
+        s.event(&LOG, &b.id).await.unwrap(),
+        Some(stored_event(&eb, 3))
+    );
+    let other = log_id(7, LogKind::Messages);
+    assert_eq!(s.event(&other, &c.id).await.unwrap(), None);
+    assert_eq!(s.last_event_cursor(&other).await.unwrap(), 0);
+    // Entry cursors are untouched by events.
+    assert_eq!(s.last_cursor(&LOG).await.unwrap(), 3);
+
+    let all = s.events_since_cursor(&LOG, &[], 0, 10).await.unwrap();
+    assert_eq!(
+        all,
+        vec![
+            stored_event(&ec, 1),
+            stored_event(&ea, 2),
+            stored_event(&eb, 3)
+        ]
+    );
+    assert_eq!(
+        s.events_since_cursor(&LOG, &[1], 1, 10).await.unwrap(),
+        vec![stored_event(&ea, 2)]
+    );
+    assert_eq!(
+        s.events_since_cursor(&LOG, &[2, 9], 0, 10).await.unwrap(),
+        vec![stored_event(&eb, 3)]
+    );
+    assert_eq!(
+        s.events_since_cursor(&LOG, &[], 0, 2).await.unwrap().len(),
+        2
+    );
+    assert_eq!(
+        s.events_since_cursor(&LOG, &[], 0, 0).await.unwrap(),
+        vec![]
+    );
+    assert_eq!(
+        s.events_since_cursor(&LOG, &[], u64::MAX, 10)
+            .await
+            .unwrap(),
+        vec![]
+    );
+}
+
+/// Events of `model` inside `range`, of `kinds` (all when empty), cursor at most `max_cursor`.
+fn model_events(
+    model: &BTreeMap<OrderKey, StoredEvent>,
+    kinds: &[u8],
+    range: &OrderRange,
+    max_cursor: u64,
+) -> Vec<StoredEvent> {
+    let entries: BTreeMap<OrderKey, StoredEntry> = model
+        .iter()
+        .filter(|(_, e)| (kinds.is_empty() || kinds.contains(&e.kind)) && e.cursor <= max_cursor)
+        .map(|(k, e)| {
+            let as_entry = StoredEntry {
+                id: e.entry_id,
+                lamport: e.lamport,
+                parents: vec![],
+                bytes: vec![],
+                cursor: e.cursor,
+            };
+            (*k, as_entry)
+        })
+        .collect();
+    model_range(&entries, range)
+        .iter()
+        .map(|e| model[&e.order_key()].clone())
+        .collect()
+}
+
+async fn event_pages_match_a_sorted_model(fx: Fixture) {
+    let s = fx.storage();
+    let mut rng = StdRng::seed_from_u64(11);
+    let mut lamports = vec![0, 1, 1, 1, 3, u64::MAX, u64::MAX, i64::MAX as u64 + 1];
+    lamports.extend((0..24).map(|_| rng.gen_range(0..12)));
+    let entries: Vec<NewEntry> = lamports
+        .iter()
+        .enumerate()
+        .map(|(i, lamport)| entry_at(&format!("ev{i}"), *lamport, &[]))
+        .collect();
+    s.append(&LOG, &entries).await.unwrap();
+    let mut events: Vec<NewEvent> = entries
+        .iter()
+        .map(|e| event(e, rng.gen_range(1..=3)))
+        .collect();
+    events.shuffle(&mut rng);
+    let mut model = BTreeMap::new();
+    for batch in events.chunks(5) {
+        let committed = s
+            .commit(
+                &LOG,
+                Commit {
+                    events: batch,
+                    ..Commit::default()
+                },
+            )
+            .await
+            .unwrap();
+        for (e, cursor) in batch.iter().zip(committed.event_cursors) {
+            let key = OrderKey {
+                lamport: e.lamport,
+                id: e.entry_id,
+            };
+            model.insert(key, stored_event(e, cursor));
+        }
+    }
+    let keys: Vec<OrderKey> = model.keys().copied().collect();
+    let mut bounds = vec![Bound::Unbounded];
+    for probe in keys.choose_multiple(&mut rng, 4) {
+        bounds.push(Bound::Included(*probe));
+        bounds.push(Bound::Excluded(*probe));
+    }
+    bounds.push(Bound::Included(OrderKey {
+        lamport: 1,
+        id: EntryId([0xff; 32]),
+    }));
+    let total = model.len() as u64;
+    for kinds in [&[][..], &[1], &[2, 3]] {
+        for max_cursor in [0, total / 2, total, u64::MAX] {
+            for lower in &bounds {
+                for upper in &bounds {
+                    for direction in [Direction::Forward, Direction::Backward] {
+                        for limit in [1, 4, 100] {
+                            let range = OrderRange {
+                                lower: *lower,
+                                upper: *upper,
+                                direction,
+                                limit,
+                            };
+                            assert_eq!(
+                                s.events_range(&LOG, kinds, &range, max_cursor)
+                                    .await
+                                    .unwrap(),
+                                model_events(&model, kinds, &range, max_cursor),
+                                "{kinds:?} {max_cursor} {range:?}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn logs_lists_logs_with_entries(fx: Fixture) {
+    let s = fx.storage();
+    assert_eq!(s.logs().await.unwrap(), vec![]);
+    let logs = [
+        log_id(9, LogKind::Metadata),
+        log_id(3, LogKind::Messages),
+        log_id(3, LogKind::Metadata),
+    ];
+    for (i, log) in logs.iter().enumerate() {
+        s.append(log, &[entry(&format!("l{i}"), &[])])
+            .await
+            .unwrap();
+    }
+    // A log touched only by a commit of values, or by a failed append, holds no entry.
+    let values = [value("v", b"1")];
+    let empty = log_id(1, LogKind::Metadata);
+    s.commit(
+        &empty,
+        Commit {
+            values: &values,
+            ..Commit::default()
+        },
+    )
+    .await
+    .unwrap();
+    let failed = log_id(2, LogKind::Metadata);
+    let ghost = entry("ghost", &[]);
+    assert!(s
+        .append(&failed, &[entry("orphan", &[&ghost])])
+        .await
+        .is_err());
+    let mut expected = logs.to_vec();
+    expected.sort_by_key(|log| log.to_bytes());
+    assert_eq!(s.logs().await.unwrap(), expected);
+}
+
+async fn values_list_by_prefix_and_delete(fx: Fixture) {
+    let s = fx.storage();
+    let keys = [
+        "group/b",
+        "group/a",
+        "group/B",
+        "group/é",
+        "group/a/x",
+        "groups",
+        "group",
+        "contact/a",
+        "g%oup/_",
+        "",
+        "group/\u{10FFFF}",
+    ];
+    for (i, key) in keys.iter().enumerate() {
+        s.put_value(key, &[i as u8]).await.unwrap();
+    }
+    let listed = |values: Vec<(String, Vec<u8>)>| -> Vec<String> {
+        values.into_iter().map(|(key, _)| key).collect()
+    };
+    // Keys sort bytewise on every backend.
+    let group: Vec<String> = vec![
+        "group/B".into(),
+        "group/a".into(),
+        "group/a/x".into(),
+        "group/b".into(),
+        "group/é".into(),
+        "group/\u{10FFFF}".into(),
+    ];
+    assert_eq!(
+        listed(s.values_with_prefix("group/", None, 100).await.unwrap()),
+        group
+    );
+    let first = s.values_with_prefix("group/", None, 1).await.unwrap();
+    assert_eq!(first, vec![(String::from("group/B"), vec![2])]);
+    // Paging with `after`.
+    let mut paged = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = s
+            .values_with_prefix("group/", after.as_deref(), 2)
+            .await
+            .unwrap();
+        let Some((last, _)) = page.last() else { break };
+        after = Some(last.clone());
+        paged.extend(listed(page));
+    }
+    assert_eq!(paged, group);
+    // Wildcard characters in a prefix are literal.
+    assert_eq!(
+        listed(s.values_with_prefix("g%", None, 100).await.unwrap()),
+        vec!["g%oup/_".to_owned()]
+    );
+    assert_eq!(
+        listed(s.values_with_prefix("g_", None, 100).await.unwrap()),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        s.values_with_prefix("", None, 100).await.unwrap().len(),
+        keys.len()
+    );
+    assert_eq!(
+        s.values_with_prefix("group/", None, 0).await.unwrap(),
+        vec![]
+    );
+
+    s.delete_value("group/a").await.unwrap();
+    s.delete_value("group/a").await.unwrap();
+    s.delete_value("never stored").await.unwrap();
+    assert_eq!(s.get_value("group/a").await.unwrap(), None);
+    assert_eq!(s.get_value("group/a/x").await.unwrap(), Some(vec![4]));
+    assert_eq!(
+        s.values_with_prefix("group/a", None, 10).await.unwrap(),
+        vec![(String::from("group/a/x"), vec![4])]
+    );
+}
+
+/// CPU time (user and system) used so far by this process, all threads, from `/proc`.
+fn process_cpu_time() -> Option<Duration> {
+    // Fields 14 and 15 of /proc/self/stat, in clock ticks (100 per second on Linux).
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let after_name = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = after_name.split(' ').collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
 }

@@ -6,7 +6,7 @@
 ALTER TABLE logs ADD COLUMN last_event_cursor INTEGER NOT NULL DEFAULT 0 CHECK (last_event_cursor >= 0);
 
 CREATE TABLE events (
-    log_id BLOB NOT NULL,
+    log_key INTEGER NOT NULL,
     -- Arrival sequence of the event in the log's view (1, 2, 3... without gaps).
     cursor INTEGER NOT NULL CHECK (cursor > 0),
     entry_id BLOB NOT NULL,
@@ -18,10 +18,10 @@ CREATE TABLE events (
     kind INTEGER NOT NULL,
     -- The encoded event (berty.node.wire.v1.ViewEvent).
     body BLOB NOT NULL,
-    PRIMARY KEY (log_id, cursor),
-    FOREIGN KEY (log_id, entry_id) REFERENCES entries (log_id, entry_id)
+    PRIMARY KEY (log_key, cursor),
+    FOREIGN KEY (log_key, entry_id) REFERENCES entries (log_key, entry_id)
 ) STRICT;
 
-CREATE UNIQUE INDEX events_by_entry ON events (log_id, entry_id);
+CREATE UNIQUE INDEX events_by_entry ON events (log_key, entry_id);
 -- History of one kind in total order, both ways.
-CREATE INDEX events_by_order ON events (log_id, kind, lamport, entry_id);
+CREATE INDEX events_by_order ON events (log_key, kind, lamport, entry_id);

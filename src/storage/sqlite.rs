@@ -15,7 +15,11 @@ use sqlx::{
     Sqlite,
 };
 
-use super::{sql::SqlStore, Backend, Result, StorageError};
+use super::{
+    sql::{Dialect, SqlStore, Statement},
+    Backend, Result, StorageError,
+};
+use crate::log::EntryId;
 
 /// Migrations of the SQLite schema, applied when the database is opened.
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
@@ -92,4 +96,45 @@ impl SqliteStorage {
     }
 }
 
+impl Dialect for Sqlite {
+    /// `column IN (?, ?, ...)`: SQLite probes the index once per id.
+    fn push_id_in<'a>(statement: &mut Statement<'a, Self>, column: &str, ids: &'a [EntryId]) {
+        statement.push(column).push(" IN (");
+        let mut list = statement.list();
+        for id in ids {
+            list.bind(&id.as_bytes()[..]);
+        }
+        statement.push(")");
+    }
+}
+
 super::sql::storage_via_sql_store!(SqliteStorage, Backend::Sqlite);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn connections_are_durable_wal_with_foreign_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new/dir/node.db");
+        let storage = SqliteStorage::open_file(&path).await.unwrap();
+        assert!(path.is_file());
+        for pool in storage.store.pools() {
+            for (pragma, column, expected) in [
+                ("journal_mode", "journal_mode", "wal"),
+                ("synchronous", "synchronous", "2"),
+                ("foreign_keys", "foreign_keys", "1"),
+                ("busy_timeout", "timeout", "10000"),
+            ] {
+                let value: String = sqlx::query_scalar(&format!(
+                    "SELECT CAST({column} AS TEXT) FROM pragma_{pragma}"
+                ))
+                .fetch_one(pool)
+                .await
+                .unwrap();
+                assert_eq!(value.to_lowercase(), expected, "{pragma}");
+            }
+        }
+    }
+}
