@@ -74,6 +74,29 @@ fn reference_of(account_pk: &VerifyingKey, seed: &[u8]) -> Result<Vec<u8>, Error
     .encode())
 }
 
+/// Draws a new rendezvous seed, records `ContactRequestReferenceReset` (with the new reference)
+/// and puts the seed in `state` (which the caller saves); returns the new reference.
+async fn reset_seed(
+    store: &Addr<GroupStoreActor>,
+    account_pk: &VerifyingKey,
+    state: &mut wire::ContactSettings,
+) -> Result<Vec<u8>, Error> {
+    let seed = RendezvousSeed::generate(&mut OsRng);
+    let reference = reference_of(account_pk, seed.as_bytes())?;
+    send(
+        store,
+        account_event(
+            AccountEventType::ContactRequestReferenceReset,
+            Vec::new(),
+            reference.clone(),
+            |e| e.rendezvous_seed = seed.as_bytes().to_vec(),
+        ),
+    )
+    .await?;
+    state.rendezvous_seed = seed.as_bytes().to_vec();
+    Ok(reference)
+}
+
 /// Turns incoming contact requests on or off.
 #[derive(Message)]
 #[rtype(result = "Result<(), Error>")]
@@ -91,19 +114,7 @@ impl Handler<SetContactRequests> for AccountActor {
                 let mut state = settings(&values).await?;
                 if msg.0 && state.rendezvous_seed.is_empty() {
                     // The first enable draws the seed the reference carries.
-                    let seed = RendezvousSeed::generate(&mut OsRng);
-                    let reference = reference_of(&account_pk, seed.as_bytes())?;
-                    send(
-                        &store,
-                        account_event(
-                            AccountEventType::ContactRequestReferenceReset,
-                            Vec::new(),
-                            reference,
-                            |e| e.rendezvous_seed = seed.as_bytes().to_vec(),
-                        ),
-                    )
-                    .await?;
-                    state.rendezvous_seed = seed.as_bytes().to_vec();
+                    reset_seed(&store, &account_pk, &mut state).await?;
                 }
                 let event_type = if msg.0 {
                     AccountEventType::ContactRequestEnabled
@@ -158,19 +169,7 @@ impl Handler<ResetContactReference> for AccountActor {
         AtomicResponse::new(Box::pin(
             async move {
                 let mut state = settings(&values).await?;
-                let seed = RendezvousSeed::generate(&mut OsRng);
-                let reference = reference_of(&account_pk, seed.as_bytes())?;
-                send(
-                    &store,
-                    account_event(
-                        AccountEventType::ContactRequestReferenceReset,
-                        Vec::new(),
-                        reference.clone(),
-                        |e| e.rendezvous_seed = seed.as_bytes().to_vec(),
-                    ),
-                )
-                .await?;
-                state.rendezvous_seed = seed.as_bytes().to_vec();
+                let reference = reset_seed(&store, &account_pk, &mut state).await?;
                 values
                     .put(CONTACT_SETTINGS_KEY, &state.encode_to_vec())
                     .await?;

@@ -30,7 +30,7 @@ use crate::{
     metrics::Metrics,
     p2p::SwarmHandle,
     proto::berty_protocol::{self as pb, protocol_service_server::ProtocolService},
-    storage::Storage,
+    storage::{Storage, StoredEvent},
 };
 
 /// A server-streaming reply.
@@ -457,12 +457,7 @@ impl ProtocolService for ProtocolApi {
         request: Request<pb::account_subscribe::Request>,
     ) -> Result<Response<Self::AccountSubscribeStream>, Status> {
         let r = request.into_inner();
-        let range = Range {
-            since: r.since,
-            until: r.until,
-            go_backwards: r.go_backwards,
-            since_cursor: r.since_cursor,
-        };
+        let range = Range::new(r.since, r.until, r.go_backwards, r.since_cursor);
         let log = async {
             let (_, group) = self.ask(OpenAccountLog).await?;
             Ok((
@@ -480,19 +475,13 @@ impl ProtocolService for ProtocolApi {
         request: Request<pb::group_setting_store_subscribe::Request>,
     ) -> Result<Response<Self::GroupSettingSubscribeStream>, Status> {
         let r = request.into_inner();
-        let log = group_log(&r.group_pub_key, LogKind::Metadata, EventKind::Setting);
-        let range = Range {
-            since: r.since,
-            until: r.until,
-            go_backwards: r.go_backwards,
-            since_cursor: r.since_cursor,
-        };
-        let group_pk = log.as_ref().map(|(l, _)| *l.group_pk()).unwrap_or_default();
-        self.subscribe(
+        let range = Range::new(r.since, r.until, r.go_backwards, r.since_cursor);
+        self.subscribe_group(
             "GroupSettingSubscribe",
-            log,
+            &r.group_pub_key,
+            (LogKind::Metadata, EventKind::Setting),
             range,
-            Arc::new(move |e| convert::setting(&group_pk, e)),
+            convert::setting,
         )
         .await
     }
@@ -502,19 +491,13 @@ impl ProtocolService for ProtocolApi {
         request: Request<pb::group_message_subscribe::Request>,
     ) -> Result<Response<Self::GroupMessageSubscribeStream>, Status> {
         let r = request.into_inner();
-        let log = group_log(&r.group_pub_key, LogKind::Messages, EventKind::Message);
-        let range = Range {
-            since: r.since,
-            until: r.until,
-            go_backwards: r.go_backwards,
-            since_cursor: r.since_cursor,
-        };
-        let group_pk = log.as_ref().map(|(l, _)| *l.group_pk()).unwrap_or_default();
-        self.subscribe(
+        let range = Range::new(r.since, r.until, r.go_backwards, r.since_cursor);
+        self.subscribe_group(
             "GroupMessageSubscribe",
-            log,
+            &r.group_pub_key,
+            (LogKind::Messages, EventKind::Message),
             range,
-            Arc::new(move |e| convert::message(&group_pk, e)),
+            convert::message,
         )
         .await
     }
@@ -524,25 +507,34 @@ impl ProtocolService for ProtocolApi {
         request: Request<pb::group_member_subscribe::Request>,
     ) -> Result<Response<Self::GroupMemberSubscribeStream>, Status> {
         let r = request.into_inner();
-        let log = group_log(&r.group_pub_key, LogKind::Metadata, EventKind::Member);
-        let range = Range {
-            since: r.since,
-            until: r.until,
-            go_backwards: r.go_backwards,
-            since_cursor: r.since_cursor,
-        };
-        let group_pk = log.as_ref().map(|(l, _)| *l.group_pk()).unwrap_or_default();
-        self.subscribe(
+        let range = Range::new(r.since, r.until, r.go_backwards, r.since_cursor);
+        self.subscribe_group(
             "GroupMemberSubscribe",
-            log,
+            &r.group_pub_key,
+            (LogKind::Metadata, EventKind::Member),
             range,
-            Arc::new(move |e| convert::member(&group_pk, e)),
+            convert::member,
         )
         .await
     }
 }
 
 impl ProtocolApi {
+    /// A subscription to one kind of event of one of a group's logs.
+    async fn subscribe_group<T: Send + 'static>(
+        &self,
+        method: &'static str,
+        group_pub_key: &[u8],
+        (log_kind, event_kind): (LogKind, EventKind),
+        range: Range,
+        convert: fn(&[u8; 32], &StoredEvent) -> Result<Option<T>, Error>,
+    ) -> Result<Response<ReplyStream<T>>, Status> {
+        let log = group_log(group_pub_key, log_kind, event_kind);
+        let group_pk = log.as_ref().map(|(l, _)| *l.group_pk()).unwrap_or_default();
+        self.subscribe(method, log, range, Arc::new(move |e| convert(&group_pk, e)))
+            .await
+    }
+
     async fn update_contact(&self, contact_pk: &[u8], action: ContactAction) -> Result<(), Error> {
         let contact_pk = parse_key("contact_pub_key", contact_pk)?;
         self.ask(UpdateContact { contact_pk, action }).await?

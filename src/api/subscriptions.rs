@@ -36,6 +36,18 @@ pub struct Range {
     pub since_cursor: u64,
 }
 
+impl Range {
+    /// The range of a `*Subscribe.Request`.
+    pub fn new(since: Vec<u8>, until: Vec<u8>, go_backwards: bool, since_cursor: u64) -> Self {
+        Self {
+            since,
+            until,
+            go_backwards,
+            since_cursor,
+        }
+    }
+}
+
 /// Turns a stored event into a reply; `None` skips it.
 pub type Convert<T> = Arc<dyn Fn(&StoredEvent) -> Result<Option<T>, Error> + Send + Sync>;
 
