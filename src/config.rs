@@ -419,7 +419,10 @@ fn read_token(
     let token = token.trim();
     let file = file.trim();
     if !token.is_empty() && !file.is_empty() {
-        return Err(invalid(key, format!("set either {key} or {file_key}, not both")));
+        return Err(invalid(
+            key,
+            format!("set either {key} or {file_key}, not both"),
+        ));
     }
     if !file.is_empty() {
         let content = std::fs::read_to_string(file)
@@ -504,10 +507,18 @@ mod tests {
     #[test]
     fn errors_name_the_key() {
         let cases = [
-            ("BERTY_NODE__API__GRPC_LISTEN", "not an address", "api.grpc_listen"),
+            (
+                "BERTY_NODE__API__GRPC_LISTEN",
+                "not an address",
+                "api.grpc_listen",
+            ),
             ("BERTY_NODE__P2P__LISTEN", "/nonsense", "p2p.listen"),
             ("BERTY_NODE__RELAY__MAX_CIRCUITS", "many", "max_circuits"),
-            ("BERTY_NODE__STORAGE__DATABASE_URL", "mysql://x", "storage.database_url"),
+            (
+                "BERTY_NODE__STORAGE__DATABASE_URL",
+                "mysql://x",
+                "storage.database_url",
+            ),
             ("BERTY_NODE__LOG__FORMAT", "xml", "log.format"),
             ("BERTY_NODE__API__GRPC_LISTEN", "0.0.0.0:9091", "api.token"),
             ("BERTY_NODE__RELAY__NO_SUCH_KEY", "1", "no_such_key"),
@@ -534,7 +545,10 @@ mod tests {
             })
             .unwrap_err()
             .to_string();
-            assert!(err.contains(key), "{var}={value}: error {err:?} does not name {key}");
+            assert!(
+                err.contains(key),
+                "{var}={value}: error {err:?} does not name {key}"
+            );
         }
     }
 

@@ -63,7 +63,8 @@ pub async fn import(
     export: &[u8],
     mode: ImportMode,
 ) -> Result<ImportSummary, Error> {
-    let export = wire::Export::decode(export).map_err(|e| invalid(format!("not an export ({e})")))?;
+    let export =
+        wire::Export::decode(export).map_err(|e| invalid(format!("not an export ({e})")))?;
     if export.version != EXPORT_VERSION {
         return Err(invalid(format!("unsupported version {}", export.version)));
     }
@@ -73,7 +74,10 @@ pub async fn import(
         ImportMode::Restore => keys,
     };
     let internal = |e: keystore::KeystoreError| Error::Internal(e.to_string());
-    if keystore::load_account(data_dir).map_err(internal)?.is_some() {
+    if keystore::load_account(data_dir)
+        .map_err(internal)?
+        .is_some()
+    {
         return Err(Error::FailedPrecondition(format!(
             "{} already holds an account; import into an empty data dir",
             data_dir.display()
@@ -144,8 +148,10 @@ async fn import_log(
     for batch in entries.chunks(IMPORT_BATCH) {
         storage.append(&log_id, batch).await?;
     }
-    let by_id: std::collections::HashMap<_, _> =
-        entries.iter().map(|e| (e.id, (e.lamport, e.parents.clone()))).collect();
+    let by_id: std::collections::HashMap<_, _> = entries
+        .iter()
+        .map(|e| (e.id, (e.lamport, e.parents.clone())))
+        .collect();
     let mut events = Vec::with_capacity(log.events.len());
     for event in log.events {
         let entry_id = crate::log::EntryId::from_slice(&event.entry_id)

@@ -137,7 +137,10 @@ pub fn load_account(data_dir: &Path) -> Result<Option<AccountKeys>, KeystoreErro
 /// Saves the account's keys in the data dir (mode 0600), replacing any previous ones.
 pub fn save_account(data_dir: &Path, keys: &AccountKeys) -> Result<(), KeystoreError> {
     ensure_dir(data_dir)?;
-    write_secret_file(&data_dir.join(defaults::ACCOUNT_KEY_FILE), keys.to_bytes().as_ref())
+    write_secret_file(
+        &data_dir.join(defaults::ACCOUNT_KEY_FILE),
+        keys.to_bytes().as_ref(),
+    )
 }
 
 /// Loads the account, creating a new one (fresh random keys) if the data dir has none.
@@ -173,7 +176,10 @@ mod tests {
         let path = dir.path().join(defaults::PEER_KEY_FILE);
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
         let err = load_or_create_peer_key(dir.path()).unwrap_err();
-        assert!(matches!(err, KeystoreError::Permissions { mode: 0o644, .. }));
+        assert!(matches!(
+            err,
+            KeystoreError::Permissions { mode: 0o644, .. }
+        ));
     }
 
     #[test]

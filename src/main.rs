@@ -161,7 +161,10 @@ fn init(config: NodeConfig, import: Option<(PathBuf, ImportMode)>) -> anyhow::Re
     let account = keystore::load_or_create_account(&config.data_dir)?;
     println!("data_dir {}", config.data_dir.display());
     println!("peer_id {}", peer_key.public().to_peer_id());
-    println!("account_pk {}", hex::encode(account.account_pk().as_bytes()));
+    println!(
+        "account_pk {}",
+        hex::encode(account.account_pk().as_bytes())
+    );
     println!("device_pk {}", hex::encode(account.device_pk().as_bytes()));
     Ok(())
 }

@@ -118,8 +118,13 @@ impl Node {
             capabilities,
             metrics.clone(),
         );
-        let (grpc_addr, grpc_task) =
-            api::serve(config.grpc_listen, api, config.api_token.clone(), shutdown_rx).await?;
+        let (grpc_addr, grpc_task) = api::serve(
+            config.grpc_listen,
+            api,
+            config.api_token.clone(),
+            shutdown_rx,
+        )
+        .await?;
 
         let admin = admin::serve(
             config.admin_listen,
@@ -144,13 +149,23 @@ impl Node {
         );
         parts.push(
             grpc_task
-                .map(|r| ("gRPC server", flatten(r.map(|r| r.map_err(|e| e.to_string())))))
+                .map(|r| {
+                    (
+                        "gRPC server",
+                        flatten(r.map(|r| r.map_err(|e| e.to_string()))),
+                    )
+                })
                 .boxed(),
         );
         parts.push(
             admin
                 .task
-                .map(|r| ("admin server", flatten(r.map(|r| r.map_err(|e| e.to_string())))))
+                .map(|r| {
+                    (
+                        "admin server",
+                        flatten(r.map(|r| r.map_err(|e| e.to_string()))),
+                    )
+                })
                 .boxed(),
         );
 
@@ -215,9 +230,7 @@ impl Node {
     }
 }
 
-fn flatten<E: ToString>(
-    joined: Result<Result<(), String>, E>,
-) -> Result<(), String> {
+fn flatten<E: ToString>(joined: Result<Result<(), String>, E>) -> Result<(), String> {
     joined.map_err(|e| e.to_string()).and_then(|r| r)
 }
 

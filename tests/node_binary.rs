@@ -36,15 +36,15 @@ async fn serve_answer_and_stop(database_url: &str) {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
-    let node = NodeProcess::spawn(
-        &["--config", config.to_str().unwrap()],
-        &env,
-        dir.path(),
-    )
-    .await;
+    let node = NodeProcess::spawn(&["--config", config.to_str().unwrap()], &env, dir.path()).await;
     assert_ne!(node.grpc_addr.port(), 0);
     assert_ne!(node.admin_addr.port(), 0);
-    assert_eq!(node.p2p_addrs.len(), 2, "TCP and QUIC listeners: {:?}", node.p2p_addrs);
+    assert_eq!(
+        node.p2p_addrs.len(),
+        2,
+        "TCP and QUIC listeners: {:?}",
+        node.p2p_addrs
+    );
 
     let reply = node
         .grpc()
@@ -57,7 +57,10 @@ async fn serve_answer_and_stop(database_url: &str) {
     assert_eq!(reply.listeners.len(), 2);
     for listener in &reply.listeners {
         assert!(listener.starts_with("/ip4/127.0.0.1/"), "{listener}");
-        assert!(listener.ends_with(&format!("/p2p/{}", node.peer_id)), "{listener}");
+        assert!(
+            listener.ends_with(&format!("/p2p/{}", node.peer_id)),
+            "{listener}"
+        );
         assert!(!listener.contains("/tcp/0/") && !listener.contains("/udp/0/"));
     }
     assert_eq!(reply.ble_enabled, SettingState::Unavailable as i32);
@@ -84,7 +87,11 @@ async fn serve_answer_and_stop(database_url: &str) {
 
     node.signal("TERM");
     let status = node.wait(Duration::from_secs(20)).await;
-    assert_eq!(status.code(), Some(0), "SIGTERM must exit 0, got {status:?}");
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "SIGTERM must exit 0, got {status:?}"
+    );
 }
 
 #[tokio::test]

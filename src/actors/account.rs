@@ -48,7 +48,11 @@ pub struct AccountActor {
 impl AccountActor {
     /// Loads the account's groups and makes sure this device is set up in each of them
     /// (first start, or first start after an import as a new device).
-    pub async fn load(keys: AccountKeys, values: SealedValues, metrics: Metrics) -> Result<Self, Error> {
+    pub async fn load(
+        keys: AccountKeys,
+        values: SealedValues,
+        metrics: Metrics,
+    ) -> Result<Self, Error> {
         let genesis = derive_account_group(keys.account_proof())
             .map_err(|e| Error::Internal(format!("deriving the account group: {e}")))?;
         let (group_keys, proof) = genesis
@@ -102,8 +106,13 @@ impl AccountActor {
             }
         }
         self.stores.retain(|_, addr| addr.connected());
-        let addr = GroupStoreActor::new(log, group.clone(), self.values.clone(), self.metrics.clone())
-            .start();
+        let addr = GroupStoreActor::new(
+            log,
+            group.clone(),
+            self.values.clone(),
+            self.metrics.clone(),
+        )
+        .start();
         self.stores.insert(log, addr.clone());
         addr
     }
@@ -118,7 +127,10 @@ impl AccountActor {
 
     fn known_group(&self, group_pk: &[u8; 32]) -> Result<Arc<GroupContext>, Error> {
         self.group(group_pk).ok_or_else(|| {
-            Error::NotFound(format!("group {} is not known to this account", hex::encode(group_pk)))
+            Error::NotFound(format!(
+                "group {} is not known to this account",
+                hex::encode(group_pk)
+            ))
         })
     }
 
@@ -170,14 +182,16 @@ impl AccountActor {
         .map_err(|e| Error::Internal(format!("sealing the chain key: {e}")))?;
         let member_write = LocalWrite::Metadata {
             event: wire::MetadataEvent {
-                event: Some(wire::metadata_event::Event::MemberDevice(wire::MemberDevice {
-                    member_pk: member_pk.as_bytes().to_vec(),
-                    device_pk: device_pk.as_bytes().to_vec(),
-                    member_signature: member_signature.to_bytes().to_vec(),
-                    account_pk: account_pk.clone(),
-                    account_signature,
-                    meta: meta.clone(),
-                })),
+                event: Some(wire::metadata_event::Event::MemberDevice(
+                    wire::MemberDevice {
+                        member_pk: member_pk.as_bytes().to_vec(),
+                        device_pk: device_pk.as_bytes().to_vec(),
+                        member_signature: member_signature.to_bytes().to_vec(),
+                        account_pk: account_pk.clone(),
+                        account_signature,
+                        meta: meta.clone(),
+                    },
+                )),
             },
             view: Some(ViewBody::Member { account_pk, meta }),
         };
@@ -416,7 +430,11 @@ impl Handler<InviteGroup> for AccountActor {
 
     fn handle(&mut self, msg: InviteGroup, _: &mut Self::Context) -> Self::Result {
         let group = self.joined_group(&msg.0)?;
-        let Some(proof) = group.record.proof.clone().filter(|_| group.record.kind == GroupKind::Multi)
+        let Some(proof) = group
+            .record
+            .proof
+            .clone()
+            .filter(|_| group.record.kind == GroupKind::Multi)
         else {
             return Err(Error::InvalidArgument(
                 "only multi-member groups have invitations".into(),
@@ -458,7 +476,12 @@ impl Handler<LeaveGroup> for AccountActor {
         let values = self.values.clone();
         let record_key = Self::record_key(&left);
         let record = left.record.encode();
-        let event = account_event(AccountEventType::GroupLeft, group_pk.to_vec(), Vec::new(), |_| {});
+        let event = account_event(
+            AccountEventType::GroupLeft,
+            group_pk.to_vec(),
+            Vec::new(),
+            |_| {},
+        );
         AtomicResponse::new(Box::pin(
             async move {
                 send(&account, event).await?;
@@ -547,9 +570,12 @@ impl Handler<SendMessage> for AccountActor {
             .joined_group(&msg.group_pk)
             .map(|group| self.store(&group, LogKind::Messages));
         Box::pin(async move {
-            send(&store?, LocalWrite::Message {
-                payload: msg.payload,
-            })
+            send(
+                &store?,
+                LocalWrite::Message {
+                    payload: msg.payload,
+                },
+            )
             .await
         })
     }

@@ -47,7 +47,10 @@ async fn settings(values: &SealedValues) -> Result<wire::ContactSettings, Error>
     }
 }
 
-async fn contact(values: &SealedValues, pk: &VerifyingKey) -> Result<Option<wire::ContactRecord>, Error> {
+async fn contact(
+    values: &SealedValues,
+    pk: &VerifyingKey,
+) -> Result<Option<wire::ContactRecord>, Error> {
     match values.get(&contact_key(pk)).await? {
         Some(bytes) => wire::ContactRecord::decode(&bytes[..])
             .map(Some)
@@ -121,7 +124,11 @@ impl Handler<SetContactRequests> for AccountActor {
                 } else {
                     AccountEventType::ContactRequestDisabled
                 };
-                send(&store, account_event(event_type, Vec::new(), Vec::new(), |_| {})).await?;
+                send(
+                    &store,
+                    account_event(event_type, Vec::new(), Vec::new(), |_| {}),
+                )
+                .await?;
                 state.enabled = msg.0;
                 values
                     .put(CONTACT_SETTINGS_KEY, &state.encode_to_vec())
@@ -205,13 +212,17 @@ impl Handler<EnqueueContactRequest> for AccountActor {
                         "reference: this is this account's own reference".into(),
                     ));
                 }
-                if let Some(existing) = contact(&values, &target).await? {
+                let existing = contact(&values, &target).await?;
+                if let Some(existing) = &existing {
                     if existing.state == wire::ContactState::Accepted as i32 {
                         return Err(Error::FailedPrecondition(
                             "this account is already a contact".into(),
                         ));
                     }
                 }
+                // A new request does not lift a block: only ContactUnblock does (and records
+                // it in the account log).
+                let blocked = existing.is_some_and(|e| e.blocked);
                 send(
                     &store,
                     account_event(
@@ -226,11 +237,13 @@ impl Handler<EnqueueContactRequest> for AccountActor {
                     version: RECORD_VERSION,
                     account_pk: target.as_bytes().to_vec(),
                     state: wire::ContactState::Outgoing as i32,
-                    blocked: false,
+                    blocked,
                     meta: msg.meta.clone(),
                     rendezvous_seed: msg.reference.rendezvous_seed.as_bytes().to_vec(),
                 };
-                values.put(&contact_key(&target), &record.encode_to_vec()).await?;
+                values
+                    .put(&contact_key(&target), &record.encode_to_vec())
+                    .await?;
                 let item = wire::OutboxItem {
                     version: RECORD_VERSION,
                     target: Some(msg.reference.to_wire()),
@@ -238,7 +251,9 @@ impl Handler<EnqueueContactRequest> for AccountActor {
                     attempts: 0,
                     next_attempt_unix: 0,
                 };
-                values.put(&outbox_key(&target), &item.encode_to_vec()).await
+                values
+                    .put(&outbox_key(&target), &item.encode_to_vec())
+                    .await
             }
             .into_actor(self),
         ))
@@ -278,9 +293,9 @@ impl Handler<UpdateContact> for AccountActor {
             async move {
                 let pk = msg.contact_pk;
                 let hex_pk = hex::encode(pk.as_bytes());
-                let mut record = contact(&values, &pk)
-                    .await?
-                    .ok_or_else(|| Error::NotFound(format!("no contact or request from {hex_pk}")))?;
+                let mut record = contact(&values, &pk).await?.ok_or_else(|| {
+                    Error::NotFound(format!("no contact or request from {hex_pk}"))
+                })?;
                 let event_type = match msg.action {
                     ContactAction::Accept => {
                         if record.state != wire::ContactState::Incoming as i32 {
@@ -315,7 +330,9 @@ impl Handler<UpdateContact> for AccountActor {
                     values.storage().delete_value(&contact_key(&pk)).await?;
                     values.storage().delete_value(&outbox_key(&pk)).await?;
                 } else {
-                    values.put(&contact_key(&pk), &record.encode_to_vec()).await?;
+                    values
+                        .put(&contact_key(&pk), &record.encode_to_vec())
+                        .await?;
                 }
                 Ok(())
             }

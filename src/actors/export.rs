@@ -5,11 +5,7 @@ use actix::prelude::*;
 use prost::Message as _;
 
 use crate::{
-    actors::account::AccountActor,
-    defaults,
-    error::Error,
-    proto::wire,
-    sealed_values::SealedValues,
+    actors::account::AccountActor, defaults, error::Error, proto::wire, sealed_values::SealedValues,
 };
 
 /// Version of the export format written by this node.
@@ -56,7 +52,9 @@ async fn export(values: &SealedValues, account_keys: Vec<u8>) -> Result<Vec<u8>,
         };
         let mut cursor = 0;
         loop {
-            let page = storage.since_cursor(&log, cursor, defaults::EVENT_PAGE).await?;
+            let page = storage
+                .since_cursor(&log, cursor, defaults::EVENT_PAGE)
+                .await?;
             let Some(last) = page.last() else { break };
             cursor = last.cursor;
             out.entries.extend(page.into_iter().map(|e| e.bytes));
@@ -68,11 +66,12 @@ async fn export(values: &SealedValues, account_keys: Vec<u8>) -> Result<Vec<u8>,
                 .await?;
             let Some(last) = page.last() else { break };
             cursor = last.cursor;
-            out.events.extend(page.into_iter().map(|e| wire::ExportEvent {
-                entry_id: e.entry_id.as_bytes().to_vec(),
-                kind: u32::from(e.kind),
-                body: e.body,
-            }));
+            out.events
+                .extend(page.into_iter().map(|e| wire::ExportEvent {
+                    entry_id: e.entry_id.as_bytes().to_vec(),
+                    kind: u32::from(e.kind),
+                    body: e.body,
+                }));
         }
         export.logs.push(out);
     }

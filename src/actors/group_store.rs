@@ -78,7 +78,12 @@ pub struct GroupStoreActor {
 
 impl GroupStoreActor {
     /// A store for `log` of `group`; its state is loaded when it starts.
-    pub fn new(log: LogId, group: Arc<GroupContext>, values: SealedValues, metrics: Metrics) -> Self {
+    pub fn new(
+        log: LogId,
+        group: Arc<GroupContext>,
+        values: SealedValues,
+        metrics: Metrics,
+    ) -> Self {
         let (events, _) = watch::channel(0);
         Self {
             log,
@@ -153,7 +158,11 @@ impl Actor for GroupStoreActor {
         ));
         ctx.run_interval(defaults::GROUP_STORE_IDLE_CHECK, |actor, ctx| {
             let idle = actor.last_activity.elapsed() >= defaults::GROUP_STORE_IDLE;
-            if idle && actor.events.receiver_count() == 0 && actor.queue.is_empty() && !actor.writing {
+            if idle
+                && actor.events.receiver_count() == 0
+                && actor.queue.is_empty()
+                && !actor.writing
+            {
                 tracing::debug!(log = ?actor.log, "group store idle, stopping");
                 ctx.stop();
             }
@@ -318,7 +327,9 @@ impl GroupStoreActor {
         let (payload, view) = match (write, self.log.kind()) {
             (LocalWrite::Message { payload }, LogKind::Messages) => {
                 let chain = sender.as_mut().ok_or_else(|| {
-                    Error::FailedPrecondition("this device has no message chain in the group".into())
+                    Error::FailedPrecondition(
+                        "this device has no message chain in the group".into(),
+                    )
                 })?;
                 let (counter, key) = chain
                     .next_key()
@@ -336,8 +347,9 @@ impl GroupStoreActor {
                 (sealed, Some(ViewBody::Message { payload }))
             }
             (LocalWrite::Metadata { event, view }, LogKind::Metadata) => {
-                let sealed = seal_metadata(group.keys(), device, &event.encode_to_vec(), &mut OsRng)
-                    .map_err(|e| Error::Internal(format!("sealing metadata: {e}")))?;
+                let sealed =
+                    seal_metadata(group.keys(), device, &event.encode_to_vec(), &mut OsRng)
+                        .map_err(|e| Error::Internal(format!("sealing metadata: {e}")))?;
                 (sealed, view)
             }
             _ => {
@@ -355,8 +367,14 @@ impl GroupStoreActor {
             .unwrap_or(0)
             .checked_add(1)
             .ok_or_else(|| Error::Internal("Lamport clock overflow".into()))?;
-        let entry = Entry::sign(group.keys().signing_key(), self.log, parents, lamport, &payload)
-            .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        let entry = Entry::sign(
+            group.keys().signing_key(),
+            self.log,
+            parents,
+            lamport,
+            &payload,
+        )
+        .map_err(|e| Error::InvalidArgument(e.to_string()))?;
         let id = entry.id();
         let parents = entry.parents().to_vec();
         if let Some(body) = view {
@@ -389,12 +407,7 @@ impl GroupStoreActor {
 fn parents_of(heads: &[OrderKey]) -> Vec<EntryId> {
     let mut heads = heads.to_vec();
     heads.sort();
-    heads
-        .iter()
-        .rev()
-        .take(MAX_PARENTS)
-        .map(|h| h.id)
-        .collect()
+    heads.iter().rev().take(MAX_PARENTS).map(|h| h.id).collect()
 }
 
 /// Appends entries from another replica (already parsed and signature-checked); replies once

@@ -41,7 +41,8 @@ async fn readyz(state: web::Data<AdminState>) -> HttpResponse {
         HttpResponse::Ok().json(json!({ "status": "ready" }))
     } else {
         tracing::warn!(?problems, "not ready");
-        HttpResponse::ServiceUnavailable().json(json!({ "status": "not ready", "problems": problems }))
+        HttpResponse::ServiceUnavailable()
+            .json(json!({ "status": "not ready", "problems": problems }))
     }
 }
 

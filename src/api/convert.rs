@@ -10,11 +10,20 @@ use crate::{
 fn event_base(event: &StoredEvent) -> pb::EventBase {
     pb::EventBase {
         id: event.entry_id.as_bytes().to_vec(),
-        parent_ids: event.parents.iter().map(|p| p.as_bytes().to_vec()).collect(),
+        parent_ids: event
+            .parents
+            .iter()
+            .map(|p| p.as_bytes().to_vec())
+            .collect(),
     }
 }
 
-fn group_store_event(group_pk: &[u8; 32], event: &StoredEvent, view: &ViewEvent, account_pk: Vec<u8>) -> pb::GroupStoreEvent {
+fn group_store_event(
+    group_pk: &[u8; 32],
+    event: &StoredEvent,
+    view: &ViewEvent,
+    account_pk: Vec<u8>,
+) -> pb::GroupStoreEvent {
     pb::GroupStoreEvent {
         event_base: Some(event_base(event)),
         group_pub_key: group_pk.to_vec(),
@@ -26,7 +35,10 @@ fn group_store_event(group_pk: &[u8; 32], event: &StoredEvent, view: &ViewEvent,
 }
 
 /// A message event, or `None` for any other kind.
-pub fn message(group_pk: &[u8; 32], event: &StoredEvent) -> Result<Option<pb::group_message_subscribe::Reply>, Error> {
+pub fn message(
+    group_pk: &[u8; 32],
+    event: &StoredEvent,
+) -> Result<Option<pb::group_message_subscribe::Reply>, Error> {
     let view = ViewEvent::decode(&event.body)?;
     let ViewBody::Message { payload } = &view.body else {
         return Ok(None);
@@ -40,21 +52,32 @@ pub fn message(group_pk: &[u8; 32], event: &StoredEvent) -> Result<Option<pb::gr
 }
 
 /// A member event, or `None` for any other kind.
-pub fn member(group_pk: &[u8; 32], event: &StoredEvent) -> Result<Option<pb::group_member_subscribe::Reply>, Error> {
+pub fn member(
+    group_pk: &[u8; 32],
+    event: &StoredEvent,
+) -> Result<Option<pb::group_member_subscribe::Reply>, Error> {
     let view = ViewEvent::decode(&event.body)?;
     let ViewBody::Member { account_pk, meta } = &view.body else {
         return Ok(None);
     };
     Ok(Some(pb::group_member_subscribe::Reply {
         event: Some(pb::GroupMemberStoreEvent {
-            group_store_event: Some(group_store_event(group_pk, event, &view, account_pk.clone())),
+            group_store_event: Some(group_store_event(
+                group_pk,
+                event,
+                &view,
+                account_pk.clone(),
+            )),
             meta: meta.clone(),
         }),
     }))
 }
 
 /// A setting event, or `None` for any other kind.
-pub fn setting(group_pk: &[u8; 32], event: &StoredEvent) -> Result<Option<pb::group_setting_store_subscribe::Reply>, Error> {
+pub fn setting(
+    group_pk: &[u8; 32],
+    event: &StoredEvent,
+) -> Result<Option<pb::group_setting_store_subscribe::Reply>, Error> {
     let view = ViewEvent::decode(&event.body)?;
     let ViewBody::Setting { scope, key, value } = &view.body else {
         return Ok(None);

@@ -3,7 +3,7 @@
 
 use std::{pin::Pin, sync::Arc};
 
-use actix::{Addr, Message, Handler};
+use actix::{Addr, Handler, Message};
 use futures::Stream;
 use tonic::{Request, Response, Status};
 
@@ -74,7 +74,11 @@ impl ProtocolApi {
     }
 
     /// Counts the call in metrics and turns domain errors into statuses.
-    fn finish<T>(&self, method: &'static str, result: Result<T, Error>) -> Result<Response<T>, Status> {
+    fn finish<T>(
+        &self,
+        method: &'static str,
+        result: Result<T, Error>,
+    ) -> Result<Response<T>, Status> {
         let result = result.map(Response::new).map_err(Status::from);
         let code = match &result {
             Ok(_) => tonic::Code::Ok,
@@ -121,7 +125,8 @@ impl ProtocolApi {
                 store,
                 kinds: vec![kind.as_u8()],
             };
-            let stream = subscriptions::subscribe(source, range, convert, self.metrics.clone()).await?;
+            let stream =
+                subscriptions::subscribe(source, range, convert, self.metrics.clone()).await?;
             Ok(Box::pin(stream) as ReplyStream<T>)
         }
         .await;
@@ -159,8 +164,15 @@ fn check_setting(key: &str, value: &[u8]) -> Result<(), Error> {
     check_len("value", value.len(), defaults::MAX_SETTING_VALUE)
 }
 
-fn group_log(group_pk: &[u8], kind: LogKind, event: EventKind) -> Result<(LogId, EventKind), Error> {
-    Ok((LogId::new(group_key("group_pub_key", group_pk)?, kind), event))
+fn group_log(
+    group_pk: &[u8],
+    kind: LogKind,
+    event: EventKind,
+) -> Result<(LogId, EventKind), Error> {
+    Ok((
+        LogId::new(group_key("group_pub_key", group_pk)?, kind),
+        event,
+    ))
 }
 
 #[tonic::async_trait]
@@ -386,7 +398,10 @@ impl ProtocolService for ProtocolApi {
         request: Request<pb::contact_unblock::Request>,
     ) -> Result<Response<pb::contact_unblock::Reply>, Status> {
         let result = self
-            .update_contact(&request.into_inner().contact_pub_key, ContactAction::Unblock)
+            .update_contact(
+                &request.into_inner().contact_pub_key,
+                ContactAction::Unblock,
+            )
             .await
             .map(|()| pb::contact_unblock::Reply {});
         self.finish("ContactUnblock", result)
@@ -423,7 +438,11 @@ impl ProtocolService for ProtocolApi {
         let request = request.into_inner();
         let result = async {
             let group_pk = group_key("group_pub_key", &request.group_pub_key)?;
-            check_len("payload", request.payload.len(), defaults::MAX_MESSAGE_PAYLOAD)?;
+            check_len(
+                "payload",
+                request.payload.len(),
+                defaults::MAX_MESSAGE_PAYLOAD,
+            )?;
             let id = self
                 .ask(SendMessage {
                     group_pk,

@@ -98,7 +98,9 @@ pub async fn subscribe<T: Send + 'static>(
             let resume_from = if range.since_cursor > 0 {
                 range.since_cursor
             } else {
-                reader.history(since, until, range.go_backwards, snapshot).await?;
+                reader
+                    .history(since, until, range.go_backwards, snapshot)
+                    .await?;
                 snapshot
             };
             if live {
@@ -176,7 +178,9 @@ impl<T: Send + 'static> Reader<T> {
                 .events_range(&self.source.log, &self.source.kinds, &range, snapshot)
                 .await?;
             self.emit(&page).await?;
-            let Some(last) = page.last() else { return Ok(()) };
+            let Some(last) = page.last() else {
+                return Ok(());
+            };
             if page.len() < defaults::EVENT_PAGE as usize {
                 return Ok(());
             }
@@ -194,7 +198,12 @@ impl<T: Send + 'static> Reader<T> {
             let page = self
                 .source
                 .storage
-                .events_since_cursor(&self.source.log, &self.source.kinds, after, defaults::EVENT_PAGE)
+                .events_since_cursor(
+                    &self.source.log,
+                    &self.source.kinds,
+                    after,
+                    defaults::EVENT_PAGE,
+                )
                 .await?;
             if let Some(last) = page.last() {
                 after = last.cursor;
@@ -230,10 +239,15 @@ async fn resolve(
         return Ok(None);
     }
     let id = EntryId::from_slice(id).ok_or_else(|| {
-        Error::InvalidArgument(format!("{field}: an event id is 32 bytes, got {}", id.len()))
+        Error::InvalidArgument(format!(
+            "{field}: an event id is 32 bytes, got {}",
+            id.len()
+        ))
     })?;
     match storage.event(log, &id).await? {
         Some(event) => Ok(Some(event.order_key())),
-        None => Err(Error::InvalidArgument(format!("{field}: unknown event id {id}"))),
+        None => Err(Error::InvalidArgument(format!(
+            "{field}: unknown event id {id}"
+        ))),
     }
 }

@@ -72,10 +72,8 @@ pub fn derive_contact_group(
 /// finds the account log without being told where it is. Its creation proof names the
 /// account key as creator (members of the account group are the account key).
 pub fn derive_account_group(account_proof: &SigningKey) -> Result<GroupGenesis, CryptoError> {
-    let out = hkdf_sha256::<{ 2 * KEY_LEN }>(
-        account_proof.as_bytes(),
-        &[labels::KDF_ACCOUNT_GROUP],
-    )?;
+    let out =
+        hkdf_sha256::<{ 2 * KEY_LEN }>(account_proof.as_bytes(), &[labels::KDF_ACCOUNT_GROUP])?;
     let mut group_seed = Zeroizing::new([0u8; KEY_LEN]);
     let mut secret = Zeroizing::new([0u8; KEY_LEN]);
     group_seed.copy_from_slice(&out[..KEY_LEN]);

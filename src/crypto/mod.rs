@@ -39,8 +39,8 @@ mod signatures;
 mod known_answers;
 
 pub use contact::{
-    derive_account_group, derive_contact_group, period_start, points_to_advertise, RendezvousPoint, RendezvousSeed,
-    DEFAULT_RENDEZVOUS_PERIOD_SECS,
+    derive_account_group, derive_contact_group, period_start, points_to_advertise, RendezvousPoint,
+    RendezvousSeed, DEFAULT_RENDEZVOUS_PERIOD_SECS,
 };
 pub use creation_proof::CreationProof;
 pub use envelope::{open, seal, SymmetricKey, ENVELOPE_OVERHEAD, NONCE_LEN, TAG_LEN};

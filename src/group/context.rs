@@ -88,7 +88,8 @@ impl GroupRecord {
             Ok(wire::GroupKind::Contact) => GroupKind::Contact,
             _ => return Err(corrupt("unknown kind")),
         };
-        let group_pk = parse_key("group_pk", &wire.group_pk).map_err(|e| corrupt(&e.to_string()))?;
+        let group_pk =
+            parse_key("group_pk", &wire.group_pk).map_err(|e| corrupt(&e.to_string()))?;
         let secret = GroupSecret::from_slice(&wire.group_secret).map_err(|_| corrupt("secret"))?;
         let keys = GroupKeys::new(group_pk, secret).map_err(|e| corrupt(&e.to_string()))?;
         let proof = if wire.creation_proof.is_empty() {

@@ -8,7 +8,7 @@ pub mod view;
 
 pub use context::{GroupContext, GroupKind, GroupRecord};
 pub use reference::{ContactReference, GroupReference};
-pub use view::{EventKind, ViewEvent, ViewBody};
+pub use view::{EventKind, ViewBody, ViewEvent};
 
 use crate::{crypto::VerifyingKey, error::Error};
 

@@ -40,8 +40,9 @@ impl GroupReference {
     /// Parses and verifies an invitation: known version, valid keys, a creation proof signed
     /// by the group key over these parameters.
     pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
-        let wire = wire::GroupReference::decode(bytes)
-            .map_err(|e| Error::InvalidArgument(format!("reference: not a group reference ({e})")))?;
+        let wire = wire::GroupReference::decode(bytes).map_err(|e| {
+            Error::InvalidArgument(format!("reference: not a group reference ({e})"))
+        })?;
         Self::from_wire(&wire)
     }
 
@@ -161,7 +162,10 @@ mod tests {
         };
         let back = ContactReference::decode(&original.encode()).unwrap();
         assert_eq!(back.account_pk, original.account_pk);
-        assert_eq!(back.rendezvous_seed.as_bytes(), original.rendezvous_seed.as_bytes());
+        assert_eq!(
+            back.rendezvous_seed.as_bytes(),
+            original.rendezvous_seed.as_bytes()
+        );
     }
 
     proptest! {

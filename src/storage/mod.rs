@@ -328,10 +328,14 @@ pub async fn open(database_url: &str, data_dir: &Path) -> Result<Arc<dyn Storage
         return Ok(Arc::new(sqlite::SqliteStorage::open_file(&path).await?));
     }
     if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
-        return Ok(Arc::new(postgres::PostgresStorage::connect(database_url).await?));
+        return Ok(Arc::new(
+            postgres::PostgresStorage::connect(database_url).await?,
+        ));
     }
     if database_url.starts_with("sqlite:") {
-        return Ok(Arc::new(sqlite::SqliteStorage::open_url(database_url).await?));
+        return Ok(Arc::new(
+            sqlite::SqliteStorage::open_url(database_url).await?,
+        ));
     }
     Err(StorageError::Config(format!(
         "storage.database_url must be empty, sqlite:..., or postgres://...; got a URL with scheme {:?}",
