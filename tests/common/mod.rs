@@ -1,5 +1,6 @@
 //! Helpers shared by the integration tests.
-#![allow(dead_code)]
+#![allow(dead_code, unused_macros)]
 
 pub mod node;
 pub mod postgres;
+pub mod protocol;
