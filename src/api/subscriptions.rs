@@ -85,6 +85,13 @@ pub async fn subscribe<T: Send + 'static>(
             ));
         }
     }
+    if range.since_cursor > 0 && (since.is_some() || until.is_some() || range.go_backwards) {
+        return Err(Error::InvalidArgument(
+            "since_cursor: resumes the live stream; it cannot be combined with since, until or \
+             go_backwards"
+                .into(),
+        ));
+    }
     let live = until.is_none() && !range.go_backwards;
     let (tx, rx) = mpsc::channel(defaults::SUBSCRIPTION_BUFFER);
     tokio::spawn(async move {

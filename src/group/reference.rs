@@ -154,6 +154,19 @@ mod tests {
     }
 
     #[test]
+    fn neither_reference_parses_as_the_other() {
+        let group = reference().encode();
+        assert!(ContactReference::decode(&group).is_err());
+        let account = AccountKeys::generate(&mut OsRng);
+        let contact = ContactReference {
+            account_pk: account.account_pk(),
+            rendezvous_seed: RendezvousSeed::generate(&mut OsRng),
+        }
+        .encode();
+        assert!(GroupReference::decode(&contact).is_err());
+    }
+
+    #[test]
     fn contact_reference_round_trips() {
         let account = AccountKeys::generate(&mut OsRng);
         let original = ContactReference {

@@ -36,7 +36,10 @@ impl PostgresStorage {
     /// Connects to the database named by a `postgres://` URL and applies pending migrations.
     pub async fn connect(url: &str) -> Result<Self> {
         let options = PgConnectOptions::from_str(url)
-            .map_err(|err| StorageError::Config(format!("bad PostgreSQL URL: {err}")))?;
+            .map_err(|err| StorageError::Config(format!("bad PostgreSQL URL: {err}")))?
+            // Plan every statement for its parameters: a generic plan cached while a log was
+            // empty makes id lookups slower and slower as the log grows.
+            .options([("plan_cache_mode", "force_custom_plan")]);
         let target = format!(
             "database {:?} on {}:{}",
             options.get_database().unwrap_or_default(),
