@@ -66,6 +66,13 @@ async fn serve_answer_and_stop(database_url: &str) {
     assert_eq!(reply.ble_enabled, SettingState::Unavailable as i32);
     assert_eq!(reply.wifi_p2p_enabled, SettingState::Unavailable as i32);
 
+    // Reflection lists the service, so grpcurl and friends work without the .proto files.
+    let services = reflected_services(&node).await;
+    assert!(
+        services.contains(&"berty.protocol.ProtocolService".to_string()),
+        "{services:?}"
+    );
+
     let (status, body) = http_get(node.admin_addr, "/healthz", None).await;
     assert_eq!(status, 200, "{body}");
     let (status, body) = http_get(node.admin_addr, "/readyz", None).await;
@@ -92,6 +99,37 @@ async fn serve_answer_and_stop(database_url: &str) {
         Some(0),
         "SIGTERM must exit 0, got {status:?}"
     );
+}
+
+/// The services the node lists through gRPC server reflection (v1).
+async fn reflected_services(node: &NodeProcess) -> Vec<String> {
+    use tonic_reflection::pb::v1::{
+        server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+        ServerReflectionRequest,
+    };
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", node.grpc_addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = ServerReflectionClient::new(channel);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut replies = client
+        .server_reflection_info(tokio_stream::once(request))
+        .await
+        .unwrap()
+        .into_inner();
+    let reply = replies.message().await.unwrap().unwrap();
+    match reply.message_response {
+        Some(MessageResponse::ListServicesResponse(list)) => {
+            list.service.into_iter().map(|s| s.name).collect()
+        }
+        other => panic!("unexpected reflection reply {other:?}"),
+    }
 }
 
 #[tokio::test]
