@@ -122,9 +122,10 @@ fn serve(config: NodeConfig) -> anyhow::Result<()> {
     let (result, runtime) = system.block_on(async move {
         let runtime = tokio::runtime::Handle::current();
         let result = async {
+            let stop = termination_signal().context("installing the signal handlers")?;
             let node = Node::start(config).await.context("starting the node")?;
             node.print_addresses();
-            node.run_until(termination_signal()).await?;
+            node.run_until(stop).await?;
             Ok(())
         }
         .await;

@@ -234,19 +234,17 @@ fn flatten<E: ToString>(joined: Result<Result<(), String>, E>) -> Result<(), Str
     joined.map_err(|e| e.to_string()).and_then(|r| r)
 }
 
-/// A future that completes on SIGINT or SIGTERM.
-pub async fn termination_signal() {
+/// Installs the SIGINT and SIGTERM handlers now and returns a future that completes when
+/// either arrives. Call it before starting the node, so a signal sent during start-up is not
+/// lost (the default action would kill the process uncleanly).
+pub fn termination_signal() -> std::io::Result<impl Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(term) => term,
-        Err(e) => {
-            tracing::warn!(%e, "cannot listen for SIGTERM; only Ctrl-C will stop the node");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
         }
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
-    }
+    })
 }

@@ -55,6 +55,12 @@ impl PostgresStorage {
                 StorageError::Unavailable(format!("cannot connect to PostgreSQL {target}: {err}"))
             })?;
         MIGRATOR.run(&pool).await?;
+        // Fresh planner statistics: without them (autovacuum off or not yet run) cursor scans
+        // fall back to reading whole logs.
+        sqlx::query("ANALYZE")
+            .execute(&pool)
+            .await
+            .map_err(|err| StorageError::Unavailable(format!("ANALYZE failed: {err}")))?;
         Ok(Self {
             store: SqlStore::new(pool.clone(), pool),
         })

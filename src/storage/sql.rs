@@ -888,8 +888,10 @@ where
         let mut query = Statement::<DB>::new(&format!("SELECT {EVENT_COLUMNS} FROM events"));
         query.push(" WHERE ");
         push_log(&mut query, LogRef::Id(&log));
+        // `+cursor`: a filter only, never the index to walk (the order index is the right one;
+        // without statistics SQLite would otherwise walk the cursor index and sort the log).
         query
-            .push(" AND cursor <= ")
+            .push(" AND +cursor <= ")
             .bind(cursor_to_sql(max_cursor));
         push_kinds(&mut query, kinds);
         push_order_range(&mut query, range);

@@ -79,6 +79,11 @@ impl SqliteStorage {
             .await
             .map_err(opening)?;
         MIGRATOR.run(&writer).await?;
+        // Refresh the planner's statistics where they are stale (cheap when nothing changed).
+        sqlx::query("PRAGMA optimize")
+            .execute(&writer)
+            .await
+            .map_err(opening)?;
         // An in-memory database lives in shared-cache mode, where concurrent connections get
         // table locks that `busy_timeout` does not retry: one connection does everything.
         let reader = if in_memory {
