@@ -124,6 +124,8 @@ struct RawP2p {
     max_connections: u32,
     max_connections_per_peer: u32,
     max_pending_incoming: u32,
+    penalty_secs: u64,
+    replication: bool,
     test_controls: bool,
 }
 
@@ -230,6 +232,11 @@ pub struct NodeConfig {
     pub connection_limits: ConnectionLimitsConfig,
     /// Test-only swarm commands (partitions, refusing direct connections) are accepted.
     pub test_controls: bool,
+    /// How long a peer that sent invalid data is disconnected and refused (`p2p.penalty_secs`).
+    pub penalty: std::time::Duration,
+    /// Replication of group logs with other peers (`p2p.replication`; experimental, off by
+    /// default until it is complete).
+    pub replication: bool,
     /// Relay server limits.
     pub relay: RelayConfig,
     /// Rendezvous server limits.
@@ -371,6 +378,8 @@ impl NodeConfig {
             mdns: raw.p2p.mdns,
             connection_limits,
             test_controls: raw.p2p.test_controls,
+            penalty: std::time::Duration::from_secs(raw.p2p.penalty_secs),
+            replication: raw.p2p.replication,
             relay: raw.relay,
             rendezvous,
             mirror: raw.mirror,
@@ -469,6 +478,7 @@ mod tests {
             "test controls are off unless asked for"
         );
         assert!(config.connection_limits.max_connections > config.relay.max_reservations);
+        assert_eq!(config.penalty, std::time::Duration::from_secs(600));
     }
 
     #[test]

@@ -45,3 +45,7 @@ pub const MAX_APP_EVENT: usize = 64 * 1024;
 pub const EVENT_PAGE: u32 = 512;
 /// Replies buffered per subscription before the reader waits for the client.
 pub const SUBSCRIPTION_BUFFER: usize = 256;
+
+/// Network events (connections, sync requests) queued for the replicator; beyond, the swarm
+/// drops them (counted in `berty_node_p2p_network_events_dropped_total`).
+pub const NETWORK_EVENT_QUEUE: usize = 8192;

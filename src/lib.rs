@@ -16,6 +16,8 @@
 //! - [`actors`]: the account actor (groups, contacts, export) and one group store actor per
 //!   group log (batched local writes, live cursor).
 //! - [`p2p`]: the libp2p swarm, owned by one task and driven through a command channel.
+//! - [`replication`]: the sync protocol between replicas: link-key hello, heads, batched
+//!   fetches, announcements, the peer actor of each connected peer, decoding remote entries.
 //! - [`api`]: the tonic gRPC service: validation, calls to the actors, subscriptions.
 //! - [`admin`]: the actix-web admin server: health, readiness, metrics.
 //! - [`client`]: `berty-node client`, a command-line gRPC client with one command per call.
@@ -43,6 +45,7 @@ pub mod metrics;
 pub mod node;
 pub mod p2p;
 pub mod proto;
+pub mod replication;
 pub mod sealed_values;
 pub mod storage;
 pub mod telemetry;

@@ -52,6 +52,15 @@ pub struct RelayOutcomeLabels {
     pub outcome: &'static str,
 }
 
+/// Labels of the rejected-entries counter (closed set).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RejectionLabels {
+    /// `malformed` (does not parse, or over a cap), `wrong_log`, `bad_signature`, `lamport`,
+    /// `missing_parent` (the sender cannot provide an entry's ancestry) or `protocol` (an
+    /// unparsable or oversized frame).
+    pub reason: &'static str,
+}
+
 /// Handles to the libp2p networking metrics (`berty_node_p2p_*`, `berty_node_relay_*`).
 #[derive(Debug, Clone, Default)]
 pub struct P2pMetrics {
@@ -65,6 +74,8 @@ pub struct P2pMetrics {
     pub connections_denied: Family<DenialLabels, Counter>,
     /// Penalties given to peers (each refuses the peer for a while).
     pub penalties: Counter,
+    /// Network events the replicator could not take (its queue was full).
+    pub network_events_dropped: Counter,
     /// Relay server reservation requests, by outcome.
     pub relay_reservations: Family<RelayOutcomeLabels, Counter>,
     /// Relay server circuit requests, by outcome.
@@ -101,6 +112,11 @@ impl P2pMetrics {
             "p2p_penalties",
             "Penalties given to peers (each refuses the peer for a while)",
             self.penalties.clone(),
+        );
+        registry.register(
+            "p2p_network_events_dropped",
+            "Network events dropped because the replicator's queue was full",
+            self.network_events_dropped.clone(),
         );
         registry.register(
             "relay_reservations",
@@ -140,6 +156,12 @@ pub struct Metrics {
     pub subscriptions: Gauge,
     /// libp2p networking.
     pub p2p: P2pMetrics,
+    /// Entries received from other replicas and newly stored.
+    pub replication_entries_received: Counter,
+    /// Entries (or frames) from other replicas refused, by reason; each penalises its sender.
+    pub replication_rejected: Family<RejectionLabels, Counter>,
+    /// Peers that proved they hold the link key of at least one group of ours.
+    pub replication_peers: Gauge,
 }
 
 impl Metrics {
@@ -176,6 +198,21 @@ impl Metrics {
             "subscriptions",
             "Open event subscriptions",
             metrics.subscriptions.clone(),
+        );
+        registry.register(
+            "replication_entries_received",
+            "Entries received from other replicas and newly stored",
+            metrics.replication_entries_received.clone(),
+        );
+        registry.register(
+            "replication_rejected",
+            "Entries or frames from other replicas refused, by reason (each penalises its sender)",
+            metrics.replication_rejected.clone(),
+        );
+        registry.register(
+            "replication_peers",
+            "Connected peers replicating at least one group with this node",
+            metrics.replication_peers.clone(),
         );
         metrics.p2p.register(&mut registry);
         (metrics, registry)

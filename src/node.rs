@@ -13,13 +13,17 @@ use libp2p::{Multiaddr, PeerId};
 use tokio::sync::watch;
 
 use crate::{
-    actors::AccountActor,
+    actors::{
+        account::{Replication, SetReplication},
+        AccountActor,
+    },
     admin::{self, AdminState},
     api::{self, protocol::Capabilities, ProtocolApi},
     config::NodeConfig,
     defaults, keystore,
     metrics::Metrics,
     p2p,
+    replication::Replicator,
     sealed_values::{self, SealedValues},
     storage::{self, Storage},
 };
@@ -90,11 +94,14 @@ impl Node {
         metrics.storage_up.set(1);
 
         let (shutdown, shutdown_rx) = watch::channel(false);
+        let (network_events, network_inbox) =
+            tokio::sync::mpsc::channel(crate::defaults::NETWORK_EVENT_QUEUE);
         let (swarm, swarm_task) = p2p::spawn(
             peer_key,
             p2p::P2pSettings::from_config(&config),
             &mut registry,
             metrics.p2p.clone(),
+            network_events,
             shutdown_rx.clone(),
         )
         .await?;
@@ -106,6 +113,21 @@ impl Node {
             .await
             .map_err(NodeError::Account)?
             .start();
+        if config.replication {
+            let replicator = Replicator::new(
+                swarm.clone(),
+                account.clone(),
+                storage.clone(),
+                metrics.clone(),
+                config.penalty,
+                network_inbox,
+            )
+            .start();
+            account.do_send(SetReplication(Replication {
+                appended: replicator.clone().recipient(),
+                groups: replicator.recipient(),
+            }));
+        }
 
         let capabilities = Capabilities {
             mdns: info.mdns,

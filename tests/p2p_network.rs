@@ -72,6 +72,7 @@ impl TestNode {
             settings,
             &mut registry,
             metrics.p2p.clone(),
+            tokio::sync::mpsc::channel(16).0,
             shutdown_rx,
         )
         .await

@@ -1072,6 +1072,7 @@ async fn commit_is_all_or_nothing(fx: Fixture) {
                 entries: &[a.clone(), b.clone()],
                 events: &[event(&a, 1), event(&b, 2)],
                 values: &values,
+                deletes: &[],
             },
         )
         .await
@@ -1098,6 +1099,7 @@ async fn commit_is_all_or_nothing(fx: Fixture) {
                 entries: &[c.clone(), orphan.clone()],
                 events: &[event(&c, 1)],
                 values: &values,
+                deletes: &[],
             },
         )
         .await
@@ -1121,6 +1123,7 @@ async fn commit_is_all_or_nothing(fx: Fixture) {
                 entries: slice::from_ref(&c),
                 events: &[event(&c, 1), event(&unstored, 1)],
                 values: &values,
+                deletes: &[],
             },
         )
         .await
@@ -1146,6 +1149,22 @@ async fn commit_is_all_or_nothing(fx: Fixture) {
     assert_eq!(committed, Committed::default());
     assert_eq!(s.get_value("state").await.unwrap(), Some(b"3".to_vec()));
     assert_eq!(s.count(&other).await.unwrap(), 0);
+
+    // Deletes run after the puts of the same commit.
+    let values = [value("kept", b"4"), value("gone", b"5")];
+    s.commit(
+        &other,
+        Commit {
+            values: &values,
+            deletes: &["state".to_string(), "gone".to_string()],
+            ..Commit::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.get_value("state").await.unwrap(), None);
+    assert_eq!(s.get_value("gone").await.unwrap(), None);
+    assert_eq!(s.get_value("kept").await.unwrap(), Some(b"4".to_vec()));
 }
 
 async fn events_get_cursors_and_stay_idempotent(fx: Fixture) {

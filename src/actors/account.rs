@@ -13,7 +13,7 @@ use actix::prelude::*;
 use rand::rngs::OsRng;
 
 use crate::{
-    actors::group_store::{chain_value_key, GroupStoreActor, LocalWrite, Write},
+    actors::group_store::{chain_value_key, GroupStoreActor, LocalWrite, LogAppended, Write},
     crypto::{
         derive_account_group, seal_chain_key, sign_account_disclosure, sign_member_device,
         AccountKeys, SenderChain, SigningKey,
@@ -23,8 +23,20 @@ use crate::{
     log::{EntryId, LogId, LogKind},
     metrics::Metrics,
     proto::{berty_protocol::AccountEventType, wire},
+    replication::replicator::{Directory, GroupLinks, GroupsChanged},
     sealed_values::SealedValues,
 };
+
+/// Node-value key of this device's first chain state in a group: what new members receive,
+/// so they can read the whole history.
+pub fn first_chain_value_key(group_pk: &[u8; 32]) -> String {
+    format!("chain0/{}", hex::encode(group_pk))
+}
+
+/// Node-value key marking that this device shared its chain key with a member.
+fn shared_value_key(group_pk: &[u8; 32], member: &[u8; 32]) -> String {
+    format!("shared/{}/{}", hex::encode(group_pk), hex::encode(member))
+}
 
 /// Node-value key prefix of group records.
 pub const GROUP_PREFIX: &str = "group/";
@@ -43,6 +55,16 @@ pub struct AccountActor {
     pub(crate) groups: HashMap<[u8; 32], Arc<GroupContext>>,
     stores: HashMap<LogId, Addr<GroupStoreActor>>,
     next_seq: u64,
+    replicator: Option<Replication>,
+}
+
+/// Where the account tells replication about new entries and about its groups.
+#[derive(Clone)]
+pub struct Replication {
+    /// Receives every commit of every store.
+    pub appended: Recipient<LogAppended>,
+    /// Receives the groups to replicate whenever they change.
+    pub groups: Recipient<GroupsChanged>,
 }
 
 impl AccountActor {
@@ -94,6 +116,7 @@ impl AccountActor {
             groups,
             stores: HashMap::new(),
             next_seq,
+            replicator: None,
         })
     }
 
@@ -111,6 +134,7 @@ impl AccountActor {
             group.clone(),
             self.values.clone(),
             self.metrics.clone(),
+            self.replicator.as_ref().map(|r| r.appended.clone()),
         )
         .start();
         self.stores.insert(log, addr.clone());
@@ -208,8 +232,35 @@ impl AccountActor {
             metadata: self.store(group, LogKind::Metadata),
             writes: vec![member_write, chain_write],
             chain_key: chain_value_key(group_pk.as_bytes()),
+            first_chain_key: first_chain_value_key(group_pk.as_bytes()),
             chain,
         })
+    }
+
+    /// The groups to replicate: the account group and every group not left.
+    fn directory(&self) -> Directory {
+        let links = |g: &GroupContext| GroupLinks {
+            link_key: g.keys().link_key().clone(),
+            signing_pk: g.keys().signing_pk(),
+        };
+        let mut directory: HashMap<[u8; 32], GroupLinks> = self
+            .groups
+            .iter()
+            .filter(|(_, g)| !g.record.left)
+            .map(|(pk, g)| (*pk, links(g)))
+            .collect();
+        directory.insert(
+            self.account_group.record.group_pk().to_bytes(),
+            links(&self.account_group),
+        );
+        Arc::new(directory)
+    }
+
+    /// Tells replication the current groups.
+    fn publish_directory(&self) {
+        if let Some(replicator) = &self.replicator {
+            replicator.groups.do_send(GroupsChanged(self.directory()));
+        }
     }
 
     fn record_key(group: &GroupContext) -> String {
@@ -222,6 +273,7 @@ struct DeviceSetup {
     metadata: Addr<GroupStoreActor>,
     writes: Vec<LocalWrite>,
     chain_key: String,
+    first_chain_key: String,
     chain: SenderChain,
 }
 
@@ -229,6 +281,9 @@ impl DeviceSetup {
     /// Saves the chain, then writes the member and chain-key events.
     async fn run(self, values: &SealedValues) -> Result<(), Error> {
         values.put(&self.chain_key, &self.chain.to_bytes()).await?;
+        values
+            .put(&self.first_chain_key, &self.chain.to_bytes())
+            .await?;
         for write in self.writes {
             send(&self.metadata, write).await?;
         }
@@ -414,6 +469,7 @@ impl AccountActor {
             .map(move |result: Result<(), Error>, actor, _| {
                 result?;
                 actor.groups.insert(group_pk, group);
+                actor.publish_directory();
                 Ok(group_pk)
             }),
         ))
@@ -494,6 +550,7 @@ impl Handler<LeaveGroup> for AccountActor {
                 // The stores stay registered (one actor per log); with no writes allowed they
                 // only serve reads and stop once idle.
                 actor.groups.insert(group_pk, left);
+                actor.publish_directory();
                 Ok(())
             }),
         ))
@@ -626,5 +683,99 @@ impl Handler<OpenAccountLog> for AccountActor {
 
     fn handle(&mut self, _: OpenAccountLog, _: &mut Self::Context) -> Self::Result {
         MessageResult((self.account_store(), self.account_group.clone()))
+    }
+}
+
+/// Connects the account to replication: stores report their commits, the account reports its
+/// groups (now and on every change). Stores already running keep running without it until
+/// they stop when idle.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetReplication(pub Replication);
+
+impl Handler<SetReplication> for AccountActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: SetReplication, _: &mut Self::Context) {
+        self.replicator = Some(msg.0);
+        // New stores pick the replicator up; running ones are replaced on next use.
+        self.stores.clear();
+        self.publish_directory();
+    }
+}
+
+/// Shares this device's chain key (from its first message on, so the whole history reads)
+/// with members seen for the first time, once per member.
+#[derive(Message)]
+#[rtype(result = "Result<(), Error>")]
+pub struct ShareChainKey {
+    /// The group.
+    pub group_pk: [u8; 32],
+    /// The members.
+    pub members: Vec<[u8; 32]>,
+}
+
+impl Handler<ShareChainKey> for AccountActor {
+    type Result = ResponseFuture<Result<(), Error>>;
+
+    fn handle(&mut self, msg: ShareChainKey, _: &mut Self::Context) -> Self::Result {
+        let group = match self.joined_group(&msg.group_pk) {
+            Ok(group) => group,
+            // Left or unknown: nothing to share.
+            Err(_) => return Box::pin(async { Ok(()) }),
+        };
+        let metadata = self.store(&group, LogKind::Metadata);
+        let values = self.values.clone();
+        Box::pin(async move {
+            let group_pk = *group.record.group_pk();
+            let device_pk = group.record.device.verifying_key();
+            let first = match values
+                .get(&first_chain_value_key(group_pk.as_bytes()))
+                .await?
+            {
+                Some(bytes) => Some(bytes),
+                None => values.get(&chain_value_key(group_pk.as_bytes())).await?,
+            };
+            let Some(first) = first else {
+                return Ok(());
+            };
+            let chain = SenderChain::from_bytes(&first)
+                .map_err(|e| Error::Internal(format!("stored chain does not parse: {e}")))?;
+            for member in msg.members {
+                let marker = shared_value_key(group_pk.as_bytes(), &member);
+                if values.get(&marker).await?.is_some() {
+                    continue;
+                }
+                let Ok(member_pk) = crate::crypto::parse_public_key(&member) else {
+                    continue;
+                };
+                let sealed = seal_chain_key(
+                    &group_pk,
+                    &device_pk,
+                    &member_pk,
+                    chain.chain_key(),
+                    chain.counter(),
+                    &mut OsRng,
+                )
+                .map_err(|e| Error::Internal(format!("sealing the chain key: {e}")))?;
+                send(
+                    &metadata,
+                    LocalWrite::Metadata {
+                        event: wire::MetadataEvent {
+                            event: Some(wire::metadata_event::Event::ChainKey(
+                                wire::ChainKeyShare {
+                                    recipient_member_pk: member.to_vec(),
+                                    sealed_chain_key: sealed,
+                                },
+                            )),
+                        },
+                        view: None,
+                    },
+                )
+                .await?;
+                values.put(&marker, &[1]).await?;
+            }
+            Ok(())
+        })
     }
 }

@@ -9,4 +9,7 @@ pub mod export;
 pub mod group_store;
 
 pub use account::AccountActor;
-pub use group_store::{AppendEntries, GroupStoreActor, Heads, LocalWrite, WatchEvents, Write};
+pub use group_store::{
+    AppendRemote, GroupStoreActor, Heads, LocalWrite, LogAppended, RemoteOutcome, ReplayQueued,
+    WatchEvents, Write,
+};

@@ -49,6 +49,9 @@ pub const AD_MESSAGE_BODY: &[u8] = b"berty-node/v1/ad/message-body";
 /// Associated data prefix: a metadata payload sealed under the group metadata key.
 pub const AD_METADATA: &[u8] = b"berty-node/v1/ad/metadata";
 
+/// MAC key label: a replica's proof that it holds a group's link key (sync hello).
+pub const MAC_LINK_PROOF: &[u8] = b"berty-node/v1/mac/link-proof";
+
 /// Every label above, for the distinctness test.
 #[cfg(test)]
 pub(crate) const ALL: &[&[u8]] = &[
@@ -72,6 +75,7 @@ pub(crate) const ALL: &[&[u8]] = &[
     AD_METADATA,
     KDF_ACCOUNT_GROUP,
     AD_SEALED_VALUE,
+    MAC_LINK_PROOF,
 ];
 
 #[cfg(test)]

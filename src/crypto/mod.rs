@@ -13,6 +13,7 @@
 //!   to one member.
 //! - `message`: message payloads (sealed header and body); `metadata`: metadata payloads.
 //! - `contact`: contact groups and rendezvous points.
+//! - `link`: the sync hello's link-key proof tags.
 //! - `error`: [`CryptoError`].
 //!
 //! Every binary layout starts with a version byte and is documented in its module; decoders
@@ -28,6 +29,7 @@ mod group;
 mod kdf;
 mod keys;
 pub mod labels;
+mod link;
 mod message;
 mod metadata;
 mod ratchet;
@@ -50,6 +52,7 @@ pub use keys::{
     derive_member_key, parse_public_key, parse_signature, signing_key_from_seed, AccountKeys,
     KEY_LEN, SIGNATURE_LEN,
 };
+pub use link::{link_proof_tag, LINK_NONCE_LEN, LINK_TAG_LEN};
 pub use message::{
     open_body, open_body_unverified, open_header, seal_message, MessageHeader, MESSAGE_OVERHEAD,
 };

@@ -7,7 +7,7 @@ use libp2p::{
     autonat, connection_limits, dcutr, identify,
     identity::Keypair,
     kad::{self, store::MemoryStore},
-    mdns, ping, relay,
+    mdns, ping, relay, request_response,
     swarm::{behaviour::toggle::Toggle, NetworkBehaviour},
     PeerId, StreamProtocol,
 };
@@ -15,6 +15,7 @@ use libp2p::{
 use super::{
     peer_gate::PeerGate,
     settings::{relay_server_config, P2pSettings},
+    sync_codec::{SyncCodec, SYNC_PROTOCOL},
 };
 use crate::metrics::P2pMetrics;
 
@@ -22,6 +23,9 @@ use crate::metrics::P2pMetrics;
 pub const IDENTIFY_PROTOCOL: &str = "/berty-node/id/1.0.0";
 /// Kademlia protocol id: our own DHT, versioned, apart from the public IPFS one.
 pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/berty-node/kad/1.0.0");
+
+/// Sync streams open at once per connection.
+const SYNC_MAX_STREAMS: usize = 256;
 
 /// All protocols of the node, composed. The gates come first, so a refused connection never
 /// reaches a protocol.
@@ -47,6 +51,8 @@ pub struct Behaviour {
     pub autonat: autonat::Behaviour,
     /// Local network discovery, when `p2p.mdns` (and the socket could be opened).
     pub mdns: Toggle<mdns::tokio::Behaviour>,
+    /// Our sync protocol (`/berty-node/sync/1.0.0`): link-key proofs, heads, batched fetches.
+    pub sync: request_response::Behaviour<SyncCodec>,
 }
 
 impl Behaviour {
@@ -94,6 +100,13 @@ impl Behaviour {
                 },
             ),
             mdns: Toggle::from(mdns_behaviour(peer_id, settings.mdns)),
+            sync: request_response::Behaviour::with_codec(
+                SyncCodec,
+                [(SYNC_PROTOCOL, request_response::ProtocolSupport::Full)],
+                request_response::Config::default()
+                    .with_request_timeout(settings.timings.sync_request_timeout)
+                    .with_max_concurrent_streams(SYNC_MAX_STREAMS),
+            ),
         }
     }
 }

@@ -41,6 +41,14 @@ pub enum P2pError {
     /// The operation did not finish in time.
     #[error("{0} timed out")]
     Timeout(&'static str),
+    /// A sync request failed (no connection, timeout, refused stream, bad answer).
+    #[error("sync request to {peer}: {reason}")]
+    Sync {
+        /// The peer asked.
+        peer: PeerId,
+        /// Why it failed.
+        reason: String,
+    },
     /// A test-only command was sent while `p2p.test_controls` is off.
     #[error("test controls are off (p2p.test_controls = false)")]
     TestControlsDisabled,

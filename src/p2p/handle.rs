@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::proto::wire::{SyncRequest, SyncResponse};
+
 use super::{
     error::P2pError,
     peer_gate::{RefusedPeer, Route},
@@ -53,6 +55,15 @@ pub enum SwarmCommand {
     },
     /// Peers refused now.
     RefusedPeers(oneshot::Sender<Vec<RefusedPeer>>),
+    /// Sends a sync request to a connected peer; answers with its response.
+    Sync {
+        /// The peer.
+        peer: PeerId,
+        /// The request.
+        request: SyncRequest,
+        /// The reply slot.
+        reply: oneshot::Sender<Result<SyncResponse, P2pError>>,
+    },
     /// A test control (needs `p2p.test_controls`).
     Test {
         /// What to do.
@@ -189,6 +200,17 @@ impl SwarmHandle {
     /// Peers refused now, and until when (`Instant`s are this process's clock).
     pub async fn refused_peers(&self) -> Result<Vec<RefusedPeer>, P2pError> {
         self.ask(SwarmCommand::RefusedPeers).await
+    }
+
+    /// Sends a sync request to `peer` (connected, or reachable at a known address) and waits
+    /// for its response.
+    pub async fn sync(&self, peer: PeerId, request: SyncRequest) -> Result<SyncResponse, P2pError> {
+        self.ask(|reply| SwarmCommand::Sync {
+            peer,
+            request,
+            reply,
+        })
+        .await?
     }
 
     /// Test control: disconnects `peer` and refuses every connection with it.

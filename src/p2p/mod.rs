@@ -5,11 +5,13 @@
 //!
 //! - [`settings`]: what the swarm is built from (`p2p.*`, `relay.*`, protocol timings).
 //! - [`behaviour`]: the composed behaviour: connection limits, the peer gate, identify, ping,
-//!   Kademlia (server mode), circuit relay v2 server and client, DCUtR, AutoNAT, mDNS.
+//!   Kademlia (server mode), circuit relay v2 server and client, DCUtR, AutoNAT, mDNS, sync.
 //! - [`peer_gate`]: refusing connections with given peers (partitions and direct-connection
 //!   refusals for tests, penalties).
 //! - [`relay_ledger`]: what the relay server has served (reservations, circuits).
 //! - [`handle`]: [`SwarmHandle`], its commands and the shapes of their replies.
+//! - [`network_event`]: [`NetworkEvent`], what the swarm tells the replicator.
+//! - [`sync_codec`]: framing of our sync protocol (`/berty-node/sync/1.0.0`).
 //! - [`swarm`]: building the swarm and starting its task ([`spawn`]).
 //! - `task`: the task that owns the swarm, answers commands and follows events.
 //! - [`error`]: what can go wrong ([`P2pError`]).
@@ -17,16 +19,19 @@
 pub mod behaviour;
 pub mod error;
 pub mod handle;
+pub mod network_event;
 pub mod peer_gate;
 pub mod relay_ledger;
 pub mod settings;
 pub mod swarm;
+pub mod sync_codec;
 mod task;
 
 pub use error::P2pError;
 pub use handle::{
     ConnectedPeer, PeerConnection, SwarmCommand, SwarmHandle, SwarmInfo, TestControl,
 };
+pub use network_event::NetworkEvent;
 pub use peer_gate::{RefusalReason, RefusedPeer, Route};
 pub use relay_ledger::RelayStats;
 pub use settings::{P2pSettings, Timings};

@@ -19,6 +19,9 @@ pub const KAD_QUERY_TIMEOUT: Duration = Duration::from_secs(30);
 /// `ListenOnRelay` gives up if the relay has not accepted the reservation by then.
 pub const RELAY_LISTEN_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// A sync request (hello, heads, fetch, announce) fails if unanswered after this long.
+pub const SYNC_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Timings of the swarm's protocols. The defaults suit the Internet; tests on loopback shorten
 /// the AutoNAT ones so reachability is confirmed within a second.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +38,8 @@ pub struct Timings {
     pub kad_query_timeout: Duration,
     /// See [`RELAY_LISTEN_TIMEOUT`].
     pub relay_listen_timeout: Duration,
+    /// See [`SYNC_REQUEST_TIMEOUT`].
+    pub sync_request_timeout: Duration,
 }
 
 impl Default for Timings {
@@ -46,6 +51,7 @@ impl Default for Timings {
             autonat_refresh_interval: AUTONAT_REFRESH_INTERVAL,
             kad_query_timeout: KAD_QUERY_TIMEOUT,
             relay_listen_timeout: RELAY_LISTEN_TIMEOUT,
+            sync_request_timeout: SYNC_REQUEST_TIMEOUT,
         }
     }
 }

@@ -12,8 +12,8 @@ use tokio::{
 };
 
 use super::{
-    behaviour::Behaviour, error::P2pError, handle::SwarmHandle, settings::P2pSettings,
-    task::SwarmTask,
+    behaviour::Behaviour, error::P2pError, handle::SwarmHandle, network_event::NetworkEvent,
+    settings::P2pSettings, task::SwarmTask,
 };
 use crate::metrics::P2pMetrics;
 
@@ -25,12 +25,14 @@ const COMMAND_QUEUE: usize = 256;
 /// (or every handle is dropped). Returns once the listen addresses are known.
 ///
 /// libp2p's own metrics (bandwidth, swarm, identify, kad, ping, relay, dcutr) are registered in
-/// `registry` under `libp2p_`; ours update `metrics`.
+/// `registry` under `libp2p_`; ours update `metrics`. Connections, identify results, sync
+/// requests and protocol violations go to `events` (never waited on: dropped when full).
 pub async fn spawn(
     keypair: Keypair,
     settings: P2pSettings,
     registry: &mut Registry,
     metrics: P2pMetrics,
+    events: mpsc::Sender<NetworkEvent>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(SwarmHandle, JoinHandle<()>), P2pError> {
     let mut swarm = build(keypair, &settings, registry, &metrics)?;
@@ -46,7 +48,7 @@ pub async fn spawn(
         pending.insert(id);
     }
     let libp2p_metrics = libp2p::metrics::Metrics::new(registry);
-    let mut task = SwarmTask::new(swarm, settings, metrics, libp2p_metrics);
+    let mut task = SwarmTask::new(swarm, settings, metrics, libp2p_metrics, events);
     task.wait_for_listeners(pending).await?;
     task.start_networking();
 

@@ -147,6 +147,8 @@ pub struct Commit<'a> {
     pub events: &'a [NewEvent],
     /// Node values to put (replacing previous values).
     pub values: &'a [(String, Vec<u8>)],
+    /// Node values to delete (after the puts).
+    pub deletes: &'a [String],
 }
 
 /// What a [`Commit`] did.

@@ -57,6 +57,7 @@ const LAMPORT_SIGN_BIT: u64 = 1 << 63;
 const EVENT_COLUMNS: &str = "entry_id, lamport, parents, kind, body, cursor";
 
 /// Puts a node value, replacing the previous one.
+const DELETE_VALUE: &str = "DELETE FROM node_values WHERE key = $1";
 const PUT_VALUE: &str = "INSERT INTO node_values (key, value) VALUES ($1, $2) \
      ON CONFLICT (key) DO UPDATE SET value = excluded.value";
 
@@ -754,7 +755,11 @@ where
     }
 
     pub(crate) async fn commit(&self, log: &LogId, commit: Commit<'_>) -> Result<Committed> {
-        if commit.entries.is_empty() && commit.events.is_empty() && commit.values.is_empty() {
+        if commit.entries.is_empty()
+            && commit.events.is_empty()
+            && commit.values.is_empty()
+            && commit.deletes.is_empty()
+        {
             return Ok(Committed::default());
         }
         let mut tx = self
@@ -775,6 +780,13 @@ where
                 .execute(&mut *tx)
                 .await
                 .map_err(unavailable("storing a node value"))?;
+        }
+        for key in commit.deletes {
+            sqlx::query::<DB>(DELETE_VALUE)
+                .bind(key.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable("deleting a node value"))?;
         }
         tx.commit().await.map_err(unavailable("committing"))?;
         Ok(Committed {
@@ -982,7 +994,7 @@ where
     }
 
     pub(crate) async fn delete_value(&self, key: &str) -> Result<()> {
-        sqlx::query::<DB>("DELETE FROM node_values WHERE key = $1")
+        sqlx::query::<DB>(DELETE_VALUE)
             .bind(key)
             .execute(&self.writer)
             .await

@@ -214,10 +214,17 @@ impl Home {
 
     /// Starts `berty-node serve` on this home.
     pub async fn serve(&self) -> NodeProcess {
+        self.serve_with(&[]).await
+    }
+
+    /// Starts `berty-node serve` on this home with extra environment variables.
+    pub async fn serve_with(&self, extra: &[(&str, &str)]) -> NodeProcess {
         let data_dir = self.data_dir();
+        let mut env = self.env();
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         NodeProcess::spawn(
             &["--data-dir", data_dir.to_str().expect("utf-8 path")],
-            &self.env(),
+            &env,
             self.dir.path(),
         )
         .await
@@ -255,7 +262,12 @@ impl TestNode {
 
     /// Serves an initialised home.
     pub async fn serve(home: Home, id: Identity) -> Self {
-        let process = home.serve().await;
+        Self::serve_with(home, id, &[]).await
+    }
+
+    /// Serves an initialised home with extra environment variables.
+    pub async fn serve_with(home: Home, id: Identity, extra: &[(&str, &str)]) -> Self {
+        let process = home.serve_with(extra).await;
         assert_eq!(
             process.peer_id, id.peer_id,
             "serve uses the data dir's peer key"

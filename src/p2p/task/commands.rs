@@ -48,6 +48,11 @@ impl SwarmTask {
             SwarmCommand::RefusedPeers(reply) => {
                 let _ = reply.send(self.swarm.behaviour().gate.refused_peers(Instant::now()));
             }
+            SwarmCommand::Sync {
+                peer,
+                request,
+                reply,
+            } => self.send_sync(peer, request, reply),
             SwarmCommand::Test { control, reply } => {
                 let _ = reply.send(self.test_control(control));
             }

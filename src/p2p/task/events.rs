@@ -18,6 +18,7 @@ use crate::{
         behaviour::{BehaviourEvent, KAD_PROTOCOL},
         error::P2pError,
         handle::PeerConnection,
+        network_event::NetworkEvent,
         peer_gate::Route,
     },
 };
@@ -47,11 +48,15 @@ impl SwarmTask {
                     .connections_established
                     .get_or_create(&labels(&connection))
                     .inc();
-                self.connections
-                    .entry(peer_id)
-                    .or_default()
-                    .insert(connection_id, connection);
+                let open = self.connections.entry(peer_id).or_default();
+                open.insert(connection_id, connection.clone());
+                let first = open.len() == 1;
                 self.update_connection_gauge();
+                self.tell(NetworkEvent::Connected {
+                    peer: peer_id,
+                    connection,
+                    first,
+                });
                 if let Some((_, pending)) = self.dials.remove(&connection_id) {
                     let _ = pending.reply.send(Ok(peer_id));
                 }
@@ -73,6 +78,7 @@ impl SwarmTask {
                     if connections.is_empty() {
                         self.connections.remove(&peer_id);
                         self.details.remove(&peer_id);
+                        self.tell(NetworkEvent::Disconnected { peer: peer_id });
                     }
                 }
                 self.update_connection_gauge();
@@ -225,14 +231,21 @@ impl SwarmTask {
                 }
             }
             BehaviourEvent::Mdns(libp2p::mdns::Event::Expired(_)) => {}
+            BehaviourEvent::Sync(event) => self.on_sync(event),
         }
     }
 
     /// Inbound peers are only routable through the listen addresses identify reports.
     fn on_identified(&mut self, peer: PeerId, info: identify::Info) {
         if self.connections.contains_key(&peer) {
-            self.details.entry(peer).or_default().agent_version = Some(info.agent_version);
+            self.details.entry(peer).or_default().agent_version = Some(info.agent_version.clone());
         }
+        self.tell(NetworkEvent::Identified {
+            peer,
+            protocols: info.protocols.iter().map(ToString::to_string).collect(),
+            listen_addrs: info.listen_addrs.clone(),
+            agent_version: info.agent_version,
+        });
         if info.protocols.contains(&KAD_PROTOCOL) {
             for addr in info.listen_addrs {
                 self.swarm.behaviour_mut().kad.add_address(&peer, addr);

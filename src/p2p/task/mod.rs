@@ -3,17 +3,19 @@
 
 mod commands;
 mod events;
+mod sync;
 
 use std::{
     collections::{HashMap, HashSet},
     time::{Duration, Instant},
 };
 
-use futures::StreamExt;
+use futures::{stream::FuturesUnordered, StreamExt};
 use libp2p::{
     core::transport::ListenerId,
     kad,
     multiaddr::Protocol,
+    request_response::OutboundRequestId,
     swarm::{ConnectionId, SwarmEvent},
     Multiaddr, PeerId, Swarm,
 };
@@ -23,6 +25,7 @@ use super::{
     behaviour::Behaviour,
     error::P2pError,
     handle::{PeerConnection, Pending, SwarmCommand},
+    network_event::NetworkEvent,
     relay_ledger::RelayLedger,
     settings::P2pSettings,
 };
@@ -55,6 +58,9 @@ pub(super) struct SwarmTask {
     finds: HashMap<kad::QueryId, (PeerId, Pending<Vec<Multiaddr>>)>,
     relay_listens: HashMap<ListenerId, (Multiaddr, Pending<Multiaddr>)>,
     kad_bootstrapped: bool,
+    events: mpsc::Sender<NetworkEvent>,
+    sync_requests: HashMap<OutboundRequestId, (PeerId, sync::SyncReply)>,
+    sync_answers: FuturesUnordered<sync::PendingAnswer>,
 }
 
 impl SwarmTask {
@@ -63,6 +69,7 @@ impl SwarmTask {
         settings: P2pSettings,
         metrics: P2pMetrics,
         libp2p_metrics: libp2p::metrics::Metrics,
+        events: mpsc::Sender<NetworkEvent>,
     ) -> Self {
         let relay = RelayLedger::new(swarm.behaviour().relay_server.is_enabled(), metrics.clone());
         Self {
@@ -77,6 +84,9 @@ impl SwarmTask {
             finds: HashMap::new(),
             relay_listens: HashMap::new(),
             kad_bootstrapped: false,
+            events,
+            sync_requests: HashMap::new(),
+            sync_answers: FuturesUnordered::new(),
         }
     }
 
@@ -164,6 +174,9 @@ impl SwarmTask {
                     None => break,
                 },
                 event = self.swarm.select_next_some() => self.handle_event(event),
+                Some((answer, channel)) = self.sync_answers.next(), if !self.sync_answers.is_empty() => {
+                    self.send_sync_answer(answer, channel);
+                }
                 _ = maintenance.tick() => self.expire(Instant::now()),
             }
         }

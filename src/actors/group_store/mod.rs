@@ -11,8 +11,17 @@
 //!
 //! The actor is started on first use by the account actor and stops itself after a period
 //! with no traffic and no subscriber.
+//!
+//! `remote`: entries from other replicas ([`AppendRemote`]) and messages queued until their
+//! sender's chain key arrives ([`ReplayQueued`]).
+
+mod remote;
+
+pub use remote::{AppendRemote, RemoteOutcome, ReplayQueued};
 
 use std::{collections::HashMap, sync::Arc, time::Instant};
+
+use libp2p::PeerId;
 
 use actix::prelude::*;
 use prost::Message as _;
@@ -20,7 +29,7 @@ use rand::rngs::OsRng;
 use tokio::sync::{oneshot, watch};
 
 use crate::{
-    crypto::{seal_message, seal_metadata, SenderChain},
+    crypto::{seal_message, seal_metadata, ReceiverChain, SenderChain},
     defaults,
     error::Error,
     group::{GroupContext, ViewBody, ViewEvent},
@@ -30,6 +39,20 @@ use crate::{
     sealed_values::SealedValues,
     storage::{Appended, Commit, NewEntry, NewEvent, Storage},
 };
+
+/// What a store tells the replicator after each commit that added entries.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct LogAppended {
+    /// The log.
+    pub log: LogId,
+    /// Its heads after the commit.
+    pub heads: Vec<OrderKey>,
+    /// The new entries (encoded), in total order.
+    pub entries: Vec<Vec<u8>>,
+    /// The peer they came from (`None` for local writes).
+    pub source: Option<PeerId>,
+}
 
 /// Node-value key of this device's sender chain in a group.
 pub fn chain_value_key(group_pk: &[u8; 32]) -> String {
@@ -74,6 +97,12 @@ pub struct GroupStoreActor {
     queue: Vec<Pending>,
     writing: bool,
     last_activity: Instant,
+    /// Devices of the group and their members (what decoding has learnt).
+    members: HashMap<[u8; 32], [u8; 32]>,
+    /// Messages log: receiver chains of other devices, loaded as they are needed.
+    chains: HashMap<[u8; 32], ReceiverChain>,
+    replicator: Option<Recipient<LogAppended>>,
+    remote_jobs: std::collections::VecDeque<remote::RemoteJob>,
 }
 
 impl GroupStoreActor {
@@ -83,6 +112,7 @@ impl GroupStoreActor {
         group: Arc<GroupContext>,
         values: SealedValues,
         metrics: Metrics,
+        replicator: Option<Recipient<LogAppended>>,
     ) -> Self {
         let (events, _) = watch::channel(0);
         Self {
@@ -97,6 +127,36 @@ impl GroupStoreActor {
             queue: Vec::new(),
             writing: false,
             last_activity: Instant::now(),
+            members: HashMap::new(),
+            chains: HashMap::new(),
+            replicator,
+            remote_jobs: std::collections::VecDeque::new(),
+        }
+    }
+
+    /// Tells the replicator about entries just committed.
+    fn announce(&self, entries: Vec<Vec<u8>>, source: Option<PeerId>) {
+        if entries.is_empty() {
+            return;
+        }
+        if let Some(replicator) = &self.replicator {
+            replicator.do_send(LogAppended {
+                log: self.log,
+                heads: self.heads.clone(),
+                entries,
+                source,
+            });
+        }
+    }
+
+    /// Bumps the event cursor watch to `last` (subscribers wake up).
+    fn events_committed(&self, cursors: &[u64]) {
+        if let Some(last) = cursors.iter().max() {
+            self.events.send_if_modified(|current| {
+                let changed = *last > *current;
+                *current = (*current).max(*last);
+                changed
+            });
         }
     }
 
@@ -112,6 +172,7 @@ struct Loaded {
     heads: Vec<OrderKey>,
     last_event_cursor: u64,
     sender: Option<SenderChain>,
+    members: HashMap<[u8; 32], [u8; 32]>,
 }
 
 async fn load(log: LogId, values: SealedValues) -> Result<Loaded, Error> {
@@ -128,10 +189,12 @@ async fn load(log: LogId, values: SealedValues) -> Result<Loaded, Error> {
     } else {
         None
     };
+    let members = remote::load_members(&values, log.group_pk()).await?;
     Ok(Loaded {
         heads,
         last_event_cursor,
         sender,
+        members,
     })
 }
 
@@ -148,6 +211,7 @@ impl Actor for GroupStoreActor {
                 Ok(loaded) => {
                     actor.heads = loaded.heads;
                     actor.sender = loaded.sender;
+                    actor.members = loaded.members;
                     actor.events.send_replace(loaded.last_event_cursor);
                 }
                 Err(e) => {
@@ -161,6 +225,7 @@ impl Actor for GroupStoreActor {
             if idle
                 && actor.events.receiver_count() == 0
                 && actor.queue.is_empty()
+                && actor.remote_jobs.is_empty()
                 && !actor.writing
             {
                 tracing::debug!(log = ?actor.log, "group store idle, stopping");
@@ -189,9 +254,7 @@ impl Handler<Write> for GroupStoreActor {
             write: msg.0,
             reply,
         });
-        if !self.writing {
-            self.flush(ctx);
-        }
+        self.pump(ctx);
         Box::pin(async move {
             answer
                 .await
@@ -211,6 +274,20 @@ struct Batch {
 }
 
 impl GroupStoreActor {
+    /// Starts the next job when none runs: local writes first (one batch), then one job of
+    /// remote entries. Jobs run one at a time, as spawned futures (never `ctx.wait`, which
+    /// would stop a running commit from being polled while holding the writer).
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        if self.writing {
+            return;
+        }
+        if !self.queue.is_empty() {
+            self.flush(ctx);
+        } else if let Some(job) = self.remote_jobs.pop_front() {
+            self.run_remote(job, ctx);
+        }
+    }
+
     /// Builds every queued write into one batch and commits it; when it is done, flushes
     /// whatever queued up meanwhile.
     fn flush(&mut self, ctx: &mut Context<Self>) {
@@ -230,6 +307,7 @@ impl GroupStoreActor {
                         entries: &batch.entries,
                         events: &batch.events,
                         values: &batch.values,
+                        deletes: &[],
                     },
                 )
                 .await;
@@ -252,16 +330,14 @@ impl GroupStoreActor {
                         })
                         .inc_by(new as u64);
                     actor.heads = batch.heads;
+                    actor.announce(
+                        batch.entries.iter().map(|e| e.bytes.clone()).collect(),
+                        None,
+                    );
                     if batch.sender.is_some() {
                         actor.sender = batch.sender;
                     }
-                    if let Some(last) = committed.event_cursors.iter().max() {
-                        actor.events.send_if_modified(|current| {
-                            let changed = *last > *current;
-                            *current = (*current).max(*last);
-                            changed
-                        });
-                    }
+                    actor.events_committed(&committed.event_cursors);
                     for (reply, outcome) in batch.replies {
                         let _ = reply.send(outcome);
                     }
@@ -274,7 +350,7 @@ impl GroupStoreActor {
                     }
                 }
             }
-            actor.flush(ctx);
+            actor.pump(ctx);
         }));
     }
 
@@ -408,73 +484,6 @@ fn parents_of(heads: &[OrderKey]) -> Vec<EntryId> {
     let mut heads = heads.to_vec();
     heads.sort();
     heads.iter().rev().take(MAX_PARENTS).map(|h| h.id).collect()
-}
-
-/// Appends entries from another replica (already parsed and signature-checked); replies once
-/// committed.
-#[derive(Message)]
-#[rtype(result = "Result<Vec<Appended>, Error>")]
-pub struct AppendEntries(pub Vec<NewEntry>);
-
-impl Handler<AppendEntries> for GroupStoreActor {
-    type Result = AtomicResponse<Self, Result<Vec<Appended>, Error>>;
-
-    fn handle(&mut self, msg: AppendEntries, _: &mut Self::Context) -> Self::Result {
-        self.last_activity = Instant::now();
-        let storage = self.storage.clone();
-        let log = self.log;
-        let entries = msg.0;
-        AtomicResponse::new(Box::pin(
-            async move {
-                check_lamport(&*storage, &log, &entries).await?;
-                let appended = storage.append(&log, &entries).await?;
-                let heads = storage.heads(&log).await?;
-                Ok((appended, heads))
-            }
-            .into_actor(self)
-            .map(|result: Result<_, Error>, actor, _| {
-                let (appended, heads) = result?;
-                actor.heads = heads;
-                Ok(appended)
-            }),
-        ))
-    }
-}
-
-/// Checks the Lamport rule (clock = max of parents' clocks + 1; 1 for a root) for a batch,
-/// looking parents up in storage or earlier in the batch.
-async fn check_lamport(
-    storage: &dyn Storage,
-    log: &LogId,
-    entries: &[NewEntry],
-) -> Result<(), Error> {
-    let mut known: HashMap<EntryId, u64> = HashMap::new();
-    let wanted: Vec<EntryId> = entries
-        .iter()
-        .flat_map(|e| e.parents.iter().copied())
-        .collect();
-    for OrderKey { lamport, id } in storage.order_keys(log, &wanted).await? {
-        known.insert(id, lamport);
-    }
-    for entry in entries {
-        let mut max = 0u64;
-        for parent in &entry.parents {
-            let lamport = known.get(parent).copied().ok_or_else(|| {
-                Error::InvalidArgument(format!("entry {} names unknown parent {parent}", entry.id))
-            })?;
-            max = max.max(lamport);
-        }
-        if Some(entry.lamport) != max.checked_add(1) {
-            return Err(Error::InvalidArgument(format!(
-                "entry {} has Lamport clock {}, expected {}",
-                entry.id,
-                entry.lamport,
-                max.saturating_add(1)
-            )));
-        }
-        known.insert(entry.id, entry.lamport);
-    }
-    Ok(())
 }
 
 /// The log's current heads in total order.

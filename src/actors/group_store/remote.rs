@@ -1,0 +1,510 @@
+//! Entries from other replicas: the Lamport rule, decoding into the view, one commit; and
+//! messages queued until their sender's chain key arrives.
+
+use std::collections::{HashMap, HashSet};
+
+use actix::prelude::*;
+use libp2p::PeerId;
+use tokio::sync::oneshot;
+
+use super::GroupStoreActor;
+use crate::{
+    crypto::ReceiverChain,
+    error::Error,
+    group::GroupContext,
+    log::{Entry, EntryId, LogId, LogKind},
+    metrics::LogKindLabels,
+    replication::decode::{
+        decode_messages, decode_metadata, member_value_key, open_headers, queue_key, queue_prefix,
+        queued_entry_id, receiver_value_key,
+    },
+    sealed_values::SealedValues,
+    storage::{Commit, NewEntry, NewEvent, Storage},
+};
+
+/// Page size when listing node values of a group.
+const VALUES_PAGE: u32 = 512;
+
+/// Appends entries from another replica, in total order, each already decoded and checked
+/// against the group signing key. Entries are stored up to the first that names a parent
+/// this node does not have (the caller fetches from further back) or that breaks the
+/// Lamport rule (the sender is misbehaving).
+#[derive(Message)]
+#[rtype(result = "Result<RemoteOutcome, Error>")]
+pub struct AppendRemote {
+    /// The entries, parents before children.
+    pub entries: Vec<Entry>,
+    /// The peer they came from.
+    pub source: Option<PeerId>,
+}
+
+/// What [`AppendRemote`] did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RemoteOutcome {
+    /// Entries newly stored.
+    pub stored: usize,
+    /// Entries already stored.
+    pub existing: usize,
+    /// An entry names a parent not stored here: the entries from it on were not stored.
+    pub missing_parent: Option<EntryId>,
+    /// An entry breaks the Lamport rule: nothing from it on was stored.
+    pub violation: Option<String>,
+    /// Members seen for the first time (metadata log).
+    pub new_members: Vec<[u8; 32]>,
+    /// Devices whose chain key reached this member (metadata log).
+    pub new_chains: Vec<[u8; 32]>,
+    /// Entries stored that show nothing (they break a rule of the group).
+    pub skipped: usize,
+}
+
+/// Loads the device-to-member bindings of a group.
+pub(super) async fn load_members(
+    values: &SealedValues,
+    group_pk: &[u8; 32],
+) -> Result<HashMap<[u8; 32], [u8; 32]>, Error> {
+    let prefix = format!("member/{}/", hex::encode(group_pk));
+    let mut members = HashMap::new();
+    for (key, sealed) in list(values.storage().as_ref(), &prefix).await? {
+        let device = key
+            .strip_prefix(&prefix)
+            .and_then(|d| hex::decode(d).ok())
+            .and_then(|d| <[u8; 32]>::try_from(d).ok());
+        let member = <[u8; 32]>::try_from(values.open(&key, &sealed)?).ok();
+        if let (Some(device), Some(member)) = (device, member) {
+            members.insert(device, member);
+        }
+    }
+    Ok(members)
+}
+
+/// Every node value under `prefix`, in key order.
+async fn list(storage: &dyn Storage, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, Error> {
+    let mut out: Vec<(String, Vec<u8>)> = Vec::new();
+    loop {
+        let after = out.last().map(|(k, _)| k.clone());
+        let page = storage
+            .values_with_prefix(prefix, after.as_deref(), VALUES_PAGE)
+            .await?;
+        let done = page.len() < VALUES_PAGE as usize;
+        out.extend(page);
+        if done {
+            return Ok(out);
+        }
+    }
+}
+
+/// Loads the stored receiver chain of `device`, if any.
+async fn load_chain(
+    values: &SealedValues,
+    group_pk: &[u8; 32],
+    device: &[u8; 32],
+) -> Result<Option<ReceiverChain>, Error> {
+    match values.get(&receiver_value_key(group_pk, device)).await? {
+        Some(bytes) => ReceiverChain::from_bytes(&bytes)
+            .map(Some)
+            .map_err(|e| Error::Internal(format!("stored receiver chain does not parse: {e}"))),
+        None => Ok(None),
+    }
+}
+
+/// The entries that may be stored, in order: up to the first with an unknown parent or a
+/// wrong Lamport clock; entries already stored are left out.
+async fn admissible(
+    storage: &dyn Storage,
+    log: &LogId,
+    entries: Vec<Entry>,
+    outcome: &mut RemoteOutcome,
+) -> Result<Vec<Entry>, Error> {
+    let wanted: Vec<EntryId> = entries
+        .iter()
+        .flat_map(|e| e.parents().iter().copied().chain([e.id()]))
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let mut known: HashMap<EntryId, u64> = storage
+        .order_keys(log, &wanted)
+        .await?
+        .into_iter()
+        .map(|k| (k.id, k.lamport))
+        .collect();
+    let mut accepted = Vec::with_capacity(entries.len());
+    for entry in entries {
+        if known.contains_key(&entry.id()) {
+            outcome.existing += 1;
+            continue;
+        }
+        let mut max = 0u64;
+        let mut missing = None;
+        for parent in entry.parents() {
+            match known.get(parent) {
+                Some(lamport) => max = max.max(*lamport),
+                None => missing = Some(*parent),
+            }
+        }
+        if let Some(parent) = missing {
+            outcome.missing_parent = Some(parent);
+            break;
+        }
+        if Some(entry.lamport()) != max.checked_add(1) {
+            outcome.violation = Some(format!(
+                "entry {} has Lamport clock {}, expected {}",
+                entry.id(),
+                entry.lamport(),
+                max.saturating_add(1)
+            ));
+            break;
+        }
+        known.insert(entry.id(), entry.lamport());
+        accepted.push(entry);
+    }
+    Ok(accepted)
+}
+
+/// What one commit of remote entries or replayed messages writes.
+#[derive(Default)]
+struct Decoded {
+    events: Vec<NewEvent>,
+    values: Vec<(String, Vec<u8>)>,
+    deletes: Vec<String>,
+}
+
+/// Decodes metadata entries and the node values they teach.
+async fn decode_metadata_entries(
+    group: &GroupContext,
+    values: &SealedValues,
+    members: &mut HashMap<[u8; 32], [u8; 32]>,
+    entries: &[Entry],
+    outcome: &mut RemoteOutcome,
+) -> Result<Decoded, Error> {
+    let group_pk = group.record.group_pk().to_bytes();
+    let own_device = group.record.device.verifying_key().to_bytes();
+    let decoded = decode_metadata(group, members, entries);
+    let mut out = Decoded {
+        events: decoded.events,
+        ..Decoded::default()
+    };
+    for (device, member) in decoded.members {
+        let key = member_value_key(&group_pk, &device);
+        out.values.push((key.clone(), values.seal(&key, &member)?));
+    }
+    for (device, chain) in decoded.chains {
+        let key = receiver_value_key(&group_pk, &device);
+        // The first share wins: the messages store owns the chain once it exists.
+        if device == own_device || values.storage().get_value(&key).await?.is_some() {
+            continue;
+        }
+        out.values
+            .push((key.clone(), values.seal(&key, &chain.to_bytes())?));
+        outcome.new_chains.push(device);
+    }
+    outcome.new_members = decoded.new_members;
+    outcome.skipped += decoded.skipped;
+    Ok(out)
+}
+
+/// Decodes message entries with the receiver chains (loading those not in `chains`), off the
+/// actor's thread; queues those whose sender has no chain here yet.
+async fn decode_message_entries(
+    group: std::sync::Arc<GroupContext>,
+    values: &SealedValues,
+    members: &HashMap<[u8; 32], [u8; 32]>,
+    chains: &mut HashMap<[u8; 32], ReceiverChain>,
+    entries: Vec<Entry>,
+    outcome: &mut RemoteOutcome,
+) -> Result<Decoded, Error> {
+    let group_pk = group.record.group_pk().to_bytes();
+    let (opened, skipped) = open_headers(&group, entries);
+    outcome.skipped += skipped;
+    let mut members = members.clone();
+    for message in &opened {
+        let device = message.header.device.to_bytes();
+        if let std::collections::hash_map::Entry::Vacant(slot) = chains.entry(device) {
+            if let Some(chain) = load_chain(values, &group_pk, &device).await? {
+                slot.insert(chain);
+            }
+        }
+        if let std::collections::hash_map::Entry::Vacant(slot) = members.entry(device) {
+            let key = member_value_key(&group_pk, &device);
+            if let Some(member) = values.get(&key).await? {
+                if let Ok(member) = <[u8; 32]>::try_from(member) {
+                    slot.insert(member);
+                }
+            }
+        }
+    }
+    let mut moved = std::mem::take(chains);
+    let context = group.clone();
+    let (decoded, moved) = tokio::task::spawn_blocking(move || {
+        let decoded = decode_messages(&context, &mut moved, &members, &opened);
+        (decoded, moved)
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("message decoding task failed: {e}")))?;
+    *chains = moved;
+    outcome.skipped += decoded.skipped;
+    let mut out = Decoded {
+        events: decoded.events,
+        ..Decoded::default()
+    };
+    for device in decoded.touched {
+        if let Some(chain) = chains.get(&device) {
+            let key = receiver_value_key(&group_pk, &device);
+            out.values
+                .push((key.clone(), values.seal(&key, &chain.to_bytes())?));
+        }
+    }
+    for (device, lamport, id) in decoded.queued {
+        out.values
+            .push((queue_key(&group_pk, &device, lamport, &id), b"q".to_vec()));
+    }
+    Ok(out)
+}
+
+/// A remote job waiting for its turn in the store.
+pub(crate) enum RemoteJob {
+    Append(AppendRemote, oneshot::Sender<Result<RemoteOutcome, Error>>),
+    Replay(ReplayQueued, oneshot::Sender<Result<usize, Error>>),
+}
+
+impl Handler<AppendRemote> for GroupStoreActor {
+    type Result = ResponseFuture<Result<RemoteOutcome, Error>>;
+
+    fn handle(&mut self, msg: AppendRemote, ctx: &mut Self::Context) -> Self::Result {
+        self.last_activity = std::time::Instant::now();
+        let (reply, answer) = oneshot::channel();
+        self.remote_jobs.push_back(RemoteJob::Append(msg, reply));
+        self.pump(ctx);
+        Box::pin(async move {
+            answer
+                .await
+                .unwrap_or_else(|_| Err(Error::Unavailable("the group store stopped".into())))
+        })
+    }
+}
+
+impl GroupStoreActor {
+    /// Runs one remote job; the next job starts when it is done.
+    pub(super) fn run_remote(&mut self, job: RemoteJob, ctx: &mut Context<Self>) {
+        self.writing = true;
+        match job {
+            RemoteJob::Append(msg, reply) => self.append_remote(msg, reply, ctx),
+            RemoteJob::Replay(msg, reply) => self.replay_queued(msg, reply, ctx),
+        }
+    }
+
+    fn append_remote(
+        &mut self,
+        msg: AppendRemote,
+        reply: oneshot::Sender<Result<RemoteOutcome, Error>>,
+        ctx: &mut Context<Self>,
+    ) {
+        let storage = self.storage.clone();
+        let values = self.values.clone();
+        let group = self.group.clone();
+        let log = self.log;
+        let mut members = self.members.clone();
+        let mut chains = std::mem::take(&mut self.chains);
+        let source = msg.source;
+        ctx.spawn(
+            async move {
+                let mut outcome = RemoteOutcome::default();
+                let result = async {
+                    let accepted =
+                        admissible(storage.as_ref(), &log, msg.entries, &mut outcome).await?;
+                    if accepted.is_empty() {
+                        return Ok((Vec::new(), Vec::new(), Vec::new()));
+                    }
+                    let decoded = match log.kind() {
+                        LogKind::Metadata => {
+                            decode_metadata_entries(
+                                &group,
+                                &values,
+                                &mut members,
+                                &accepted,
+                                &mut outcome,
+                            )
+                            .await?
+                        }
+                        LogKind::Messages => {
+                            decode_message_entries(
+                                group.clone(),
+                                &values,
+                                &members,
+                                &mut chains,
+                                accepted.clone(),
+                                &mut outcome,
+                            )
+                            .await?
+                        }
+                    };
+                    let new_entries: Vec<NewEntry> = accepted
+                        .into_iter()
+                        .map(|e| NewEntry {
+                            id: e.id(),
+                            lamport: e.lamport(),
+                            parents: e.parents().to_vec(),
+                            bytes: e.into_bytes(),
+                        })
+                        .collect();
+                    let committed = storage
+                        .commit(
+                            &log,
+                            Commit {
+                                entries: &new_entries,
+                                events: &decoded.events,
+                                values: &decoded.values,
+                                deletes: &decoded.deletes,
+                            },
+                        )
+                        .await?;
+                    let heads = storage.heads(&log).await?;
+                    let bytes = new_entries.into_iter().map(|e| e.bytes).collect();
+                    Ok::<_, Error>((bytes, committed.event_cursors, heads))
+                }
+                .await;
+                (result, outcome, members, chains)
+            }
+            .into_actor(self)
+            .map(move |(result, mut outcome, members, chains), actor, ctx| {
+                actor.writing = false;
+                actor.members = members;
+                actor.chains = chains;
+                let answer = result.map(|(bytes, cursors, heads)| {
+                    outcome.stored = bytes.len();
+                    if !heads.is_empty() {
+                        actor.heads = heads;
+                    }
+                    actor.events_committed(&cursors);
+                    actor
+                        .metrics
+                        .entries_appended
+                        .get_or_create(&LogKindLabels {
+                            kind: actor.kind_label(),
+                        })
+                        .inc_by(outcome.stored as u64);
+                    actor.announce(bytes, source);
+                    outcome
+                });
+                let _ = reply.send(answer);
+                actor.pump(ctx);
+            }),
+        );
+    }
+}
+
+/// Decodes the queued messages of `devices` (messages log), now that their chain keys may
+/// have arrived.
+#[derive(Message)]
+#[rtype(result = "Result<usize, Error>")]
+pub struct ReplayQueued {
+    /// The sender devices.
+    pub devices: Vec<[u8; 32]>,
+}
+
+impl Handler<ReplayQueued> for GroupStoreActor {
+    type Result = ResponseFuture<Result<usize, Error>>;
+
+    fn handle(&mut self, msg: ReplayQueued, ctx: &mut Self::Context) -> Self::Result {
+        self.last_activity = std::time::Instant::now();
+        let (reply, answer) = oneshot::channel();
+        self.remote_jobs.push_back(RemoteJob::Replay(msg, reply));
+        self.pump(ctx);
+        Box::pin(async move {
+            answer
+                .await
+                .unwrap_or_else(|_| Err(Error::Unavailable("the group store stopped".into())))
+        })
+    }
+}
+
+impl GroupStoreActor {
+    fn replay_queued(
+        &mut self,
+        msg: ReplayQueued,
+        reply: oneshot::Sender<Result<usize, Error>>,
+        ctx: &mut Context<Self>,
+    ) {
+        let storage = self.storage.clone();
+        let values = self.values.clone();
+        let group = self.group.clone();
+        let log = self.log;
+        let mut chains = std::mem::take(&mut self.chains);
+        for device in &msg.devices {
+            // Reload: the metadata store may have stored the chain since.
+            chains.remove(device);
+        }
+        ctx.spawn(
+            async move {
+                let result = async {
+                    let group_pk = group.record.group_pk().to_bytes();
+                    let members = load_members(&values, &group_pk).await?;
+                    let mut replayed = 0;
+                    let mut cursors = Vec::new();
+                    for device in msg.devices {
+                        let queued =
+                            list(storage.as_ref(), &queue_prefix(&group_pk, &device)).await?;
+                        if queued.is_empty() {
+                            continue;
+                        }
+                        let mut entries = Vec::with_capacity(queued.len());
+                        for (key, _) in &queued {
+                            let Some(id) = queued_entry_id(key) else {
+                                continue;
+                            };
+                            if let Some(stored) = storage.entry(&log, &id).await? {
+                                if let Ok(entry) = Entry::decode(&stored.bytes) {
+                                    entries.push(entry);
+                                }
+                            }
+                        }
+                        let mut outcome = RemoteOutcome::default();
+                        let mut decoded = decode_message_entries(
+                            group.clone(),
+                            &values,
+                            &members,
+                            &mut chains,
+                            entries,
+                            &mut outcome,
+                        )
+                        .await?;
+                        let still_queued: HashSet<String> =
+                            decoded.values.iter().map(|(k, _)| k.clone()).collect();
+                        decoded.deletes = queued
+                            .into_iter()
+                            .map(|(k, _)| k)
+                            .filter(|k| !still_queued.contains(k))
+                            .collect();
+                        replayed += decoded.events.len();
+                        let committed = storage
+                            .commit(
+                                &log,
+                                Commit {
+                                    entries: &[],
+                                    events: &decoded.events,
+                                    values: &decoded.values,
+                                    deletes: &decoded.deletes,
+                                },
+                            )
+                            .await?;
+                        cursors.extend(committed.event_cursors);
+                    }
+                    Ok::<_, Error>((replayed, cursors, members))
+                }
+                .await;
+                (result, chains)
+            }
+            .into_actor(self)
+            .map(|(result, chains), actor, ctx| {
+                actor.writing = false;
+                actor.chains = chains;
+                let answer = result.map(|(replayed, cursors, members)| {
+                    actor.members = members;
+                    actor.events_committed(&cursors);
+                    replayed
+                });
+                let _ = reply.send(answer);
+                actor.pump(ctx);
+            }),
+        );
+    }
+}

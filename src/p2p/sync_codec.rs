@@ -1,0 +1,188 @@
+//! Framing of the sync protocol: one request and one response per stream, each an unsigned
+//! LEB128 varint length followed by that many bytes of protobuf (`SyncRequest` /
+//! `SyncResponse` of `proto/bertynode_wire.proto`).
+//!
+//! A frame over its cap or one that does not parse is not an I/O error: it is read as
+//! [`Frame::Garbage`], so the swarm learns which peer sent it and can penalise it (libp2p's
+//! request-response drops inbound read errors without saying from whom).
+
+use std::io;
+
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use libp2p::{request_response, StreamProtocol};
+use prost::Message;
+
+use crate::proto::wire::{SyncRequest, SyncResponse};
+
+/// The sync protocol's id.
+pub const SYNC_PROTOCOL: StreamProtocol = StreamProtocol::new("/berty-node/sync/1.0.0");
+/// Largest request frame accepted (an announce carries at most `replication::MAX_INLINE_BYTES`).
+pub const MAX_REQUEST_BYTES: usize = 2 * 1024 * 1024;
+/// Largest response frame accepted (a fetch reply carries at most
+/// `replication::MAX_FETCH_BYTES` of entries).
+pub const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+
+/// A frame as read: the message, or why it was refused.
+#[derive(Debug, Clone)]
+pub enum Frame<T> {
+    /// A well-formed message.
+    Message(T),
+    /// Over the cap or unparsable: the peer is misbehaving.
+    Garbage(String),
+}
+
+/// The codec of [`SYNC_PROTOCOL`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SyncCodec;
+
+async fn read_frame<T: Message + Default, R: AsyncRead + Unpin + Send>(
+    io: &mut R,
+    max: usize,
+) -> io::Result<Frame<T>> {
+    let mut len: u64 = 0;
+    for shift in (0..64).step_by(7) {
+        let mut byte = [0u8; 1];
+        io.read_exact(&mut byte).await?;
+        len |= u64::from(byte[0] & 0x7f) << shift;
+        if byte[0] & 0x80 == 0 {
+            break;
+        }
+        if shift >= 63 {
+            return Ok(Frame::Garbage("frame length is not a valid varint".into()));
+        }
+    }
+    let len = match usize::try_from(len) {
+        Ok(len) if len <= max => len,
+        _ => {
+            return Ok(Frame::Garbage(format!(
+                "frame of {len} bytes, cap is {max}"
+            )))
+        }
+    };
+    let mut buf = vec![0u8; len];
+    io.read_exact(&mut buf).await?;
+    Ok(match T::decode(buf.as_slice()) {
+        Ok(message) => Frame::Message(message),
+        Err(e) => Frame::Garbage(format!("frame does not parse: {e}")),
+    })
+}
+
+async fn write_frame<T: Message, W: AsyncWrite + Unpin + Send>(
+    io: &mut W,
+    frame: Frame<T>,
+    max: usize,
+) -> io::Result<()> {
+    let message = match frame {
+        Frame::Message(message) => message,
+        Frame::Garbage(reason) => {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, reason));
+        }
+    };
+    let body = message.encode_to_vec();
+    if body.len() > max {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("frame of {} bytes over the cap of {max}", body.len()),
+        ));
+    }
+    let mut buf = Vec::with_capacity(body.len() + 10);
+    prost::encoding::encode_varint(body.len() as u64, &mut buf);
+    buf.extend_from_slice(&body);
+    io.write_all(&buf).await?;
+    io.flush().await
+}
+
+impl request_response::Codec for SyncCodec {
+    type Protocol = StreamProtocol;
+    type Request = Frame<SyncRequest>;
+    type Response = Frame<SyncResponse>;
+
+    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Self::Request>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        read_frame(io, MAX_REQUEST_BYTES).await
+    }
+
+    async fn read_response<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> io::Result<Self::Response>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        read_frame(io, MAX_RESPONSE_BYTES).await
+    }
+
+    async fn write_request<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        request: Self::Request,
+    ) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        write_frame(io, request, MAX_REQUEST_BYTES).await
+    }
+
+    async fn write_response<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        response: Self::Response,
+    ) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        write_frame(io, response, MAX_RESPONSE_BYTES).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::wire::{sync_request, SyncHello};
+
+    fn hello() -> SyncRequest {
+        SyncRequest {
+            request: Some(sync_request::Request::Hello(SyncHello {
+                nonce: vec![7; 32],
+            })),
+        }
+    }
+
+    #[tokio::test]
+    async fn frames_round_trip() {
+        let mut buf = Vec::new();
+        write_frame(&mut buf, Frame::Message(hello()), MAX_REQUEST_BYTES)
+            .await
+            .unwrap();
+        let read: Frame<SyncRequest> = read_frame(&mut buf.as_slice(), MAX_REQUEST_BYTES)
+            .await
+            .unwrap();
+        assert!(matches!(read, Frame::Message(m) if m == hello()));
+    }
+
+    #[tokio::test]
+    async fn garbage_and_oversized_frames_are_flagged() {
+        let garbage = [5u8, 0xff, 0xff, 0xff, 0xff, 0xff];
+        let read: Frame<SyncRequest> = read_frame(&mut garbage.as_slice(), MAX_REQUEST_BYTES)
+            .await
+            .unwrap();
+        assert!(matches!(read, Frame::Garbage(_)));
+        let mut huge = Vec::new();
+        prost::encoding::encode_varint(MAX_REQUEST_BYTES as u64 + 1, &mut huge);
+        let read: Frame<SyncRequest> = read_frame(&mut huge.as_slice(), MAX_REQUEST_BYTES)
+            .await
+            .unwrap();
+        assert!(matches!(read, Frame::Garbage(reason) if reason.contains("cap")));
+        let truncated = [10u8, 1, 2];
+        assert!(
+            read_frame::<SyncRequest, _>(&mut truncated.as_slice(), MAX_REQUEST_BYTES)
+                .await
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,153 @@
+//! The sync protocol's messages to and from our types, and the checks on received entries.
+
+use crate::{
+    crypto::VerifyingKey,
+    log::{verify_batch, Entry, EntryId, LogId, LogKind, OrderKey},
+    metrics::{Metrics, RejectionLabels},
+    proto::wire::{
+        sync_request::Request, sync_response::Response, SyncError, SyncHead, SyncLog, SyncRequest,
+        SyncResponse,
+    },
+};
+
+/// `SyncError.code`: the requester has not proven it holds the group's link key.
+pub const ERROR_NOT_PROVEN: u32 = 1;
+/// `SyncError.code`: the request is malformed.
+pub const ERROR_MALFORMED: u32 = 2;
+/// `SyncError.code`: temporarily unavailable.
+pub const ERROR_UNAVAILABLE: u32 = 3;
+
+/// A request with its one field set.
+pub fn request(request: Request) -> SyncRequest {
+    SyncRequest {
+        request: Some(request),
+    }
+}
+
+/// A response with its one field set.
+pub fn response(response: Response) -> SyncResponse {
+    SyncResponse {
+        response: Some(response),
+    }
+}
+
+/// An error response.
+pub fn error(code: u32, message: impl Into<String>) -> SyncResponse {
+    response(Response::Error(SyncError {
+        code,
+        message: message.into(),
+    }))
+}
+
+/// The wire form of a log.
+pub fn log_to_wire(log: &LogId) -> SyncLog {
+    SyncLog {
+        group_pk: log.group_pk().to_vec(),
+        kind: u32::from(log.kind().as_byte()),
+    }
+}
+
+/// A log from the wire, if well formed.
+pub fn log_from_wire(log: Option<&SyncLog>) -> Option<LogId> {
+    let log = log?;
+    let group_pk: [u8; 32] = log.group_pk.as_slice().try_into().ok()?;
+    let kind = LogKind::from_byte(u8::try_from(log.kind).ok()?)?;
+    Some(LogId::new(group_pk, kind))
+}
+
+/// The wire form of a place in the total order.
+pub fn head_to_wire(head: &OrderKey) -> SyncHead {
+    SyncHead {
+        id: head.id.as_bytes().to_vec(),
+        lamport: head.lamport,
+    }
+}
+
+/// A place in the total order from the wire, if well formed.
+pub fn head_from_wire(head: &SyncHead) -> Option<OrderKey> {
+    Some(OrderKey {
+        lamport: head.lamport,
+        id: EntryId::from_slice(&head.id)?,
+    })
+}
+
+/// Why received entries were refused (each penalises the sender).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejection {
+    /// An entry does not parse or is over a cap.
+    Malformed(String),
+    /// An entry belongs to another log than the one asked for.
+    WrongLog,
+    /// An entry's signature is not the group signing key's.
+    BadSignature,
+    /// An entry breaks the Lamport rule.
+    Lamport(String),
+    /// The sender cannot provide an entry's ancestry.
+    MissingParent,
+    /// An unparsable or oversized frame.
+    Protocol(String),
+}
+
+impl Rejection {
+    /// The metric label.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Malformed(_) => "malformed",
+            Self::WrongLog => "wrong_log",
+            Self::BadSignature => "bad_signature",
+            Self::Lamport(_) => "lamport",
+            Self::MissingParent => "missing_parent",
+            Self::Protocol(_) => "protocol",
+        }
+    }
+
+    /// Counts `entries` rejected entries (at least one) for this reason.
+    pub fn count(&self, metrics: &Metrics, entries: usize) {
+        metrics
+            .replication_rejected
+            .get_or_create(&RejectionLabels {
+                reason: self.label(),
+            })
+            .inc_by(entries.max(1) as u64);
+    }
+}
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Malformed(why) => write!(f, "malformed entry: {why}"),
+            Self::WrongLog => f.write_str("entry of another log"),
+            Self::BadSignature => f.write_str("entry not signed by the group signing key"),
+            Self::Lamport(why) => write!(f, "Lamport rule broken: {why}"),
+            Self::MissingParent => f.write_str("entry whose ancestry the sender cannot provide"),
+            Self::Protocol(why) => write!(f, "protocol violation: {why}"),
+        }
+    }
+}
+
+/// Decodes entries received for `log` and checks each: canonical encoding within the caps
+/// (the id is the hash of the bytes received), the log it names, and the group signing key's
+/// signature (in batches, on a blocking thread). One bad entry refuses the whole batch.
+pub async fn verify_received(
+    log: LogId,
+    signing_pk: VerifyingKey,
+    raw: Vec<Vec<u8>>,
+) -> Result<Vec<Entry>, Rejection> {
+    let check = move || {
+        let mut entries = Vec::with_capacity(raw.len());
+        for bytes in &raw {
+            let entry = Entry::decode(bytes).map_err(|e| Rejection::Malformed(e.to_string()))?;
+            if entry.log_id() != log {
+                return Err(Rejection::WrongLog);
+            }
+            entries.push(entry);
+        }
+        if verify_batch(&entries, &signing_pk).iter().any(|ok| !ok) {
+            return Err(Rejection::BadSignature);
+        }
+        Ok(entries)
+    };
+    tokio::task::spawn_blocking(check)
+        .await
+        .map_err(|e| Rejection::Malformed(format!("verification task failed: {e}")))?
+}
