@@ -92,6 +92,7 @@ impl PeerContext {
         self.metrics
             .replication_entries_received
             .inc_by(outcome.stored as u64);
+        tracing::debug!(%source, ?log, ?outcome, "remote entries appended");
         if !outcome.new_members.is_empty() {
             self.account
                 .send(ShareChainKey {

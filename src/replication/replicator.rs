@@ -445,6 +445,7 @@ impl Handler<LogAppended> for Replicator {
 
     fn handle(&mut self, msg: LogAppended, _: &mut Self::Context) {
         let group = msg.log.group_pk();
+        tracing::debug!(log = ?msg.log, entries = msg.entries.len(), peers = self.peer_groups.len(), "announcing");
         for (peer, groups) in &self.peer_groups {
             if Some(*peer) == msg.source || !groups.contains(group) {
                 continue;

@@ -150,6 +150,10 @@ impl Home {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
+        // BERTY_TEST_LOG=<filter> shows the nodes' logs (for debugging a test).
+        if let Ok(filter) = std::env::var("BERTY_TEST_LOG") {
+            env.insert("BERTY_NODE__LOG__FILTER".to_string(), filter);
+        }
         if let Some(db) = &self.db {
             env.insert(
                 "BERTY_NODE__STORAGE__DATABASE_URL".to_string(),

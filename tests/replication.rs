@@ -1,6 +1,3 @@
-//! PENDING (not compiled: cargo only builds tests/*.rs): move back to tests/ when replication
-//! is complete (issue #5); the nodes need `p2p.replication = true`.
-//!
 //! Replication between separate node processes on loopback, on SQLite and on PostgreSQL:
 //! joining from an invite, messages and settings both ways among three members, a late member
 //! reading the whole history, catch-up of a node stopped while 1,000 messages were written.
@@ -39,53 +36,36 @@ async fn serve_bootstrapped(
         .map(|n| n.process.p2p_addrs[0].clone())
         .collect();
     let list = addrs.join(",");
-    TestNode::serve_with(
-        home,
-        id,
-        &[
-            ("BERTY_NODE__P2P__BOOTSTRAP", list.as_str()),
-            ("BERTY_NODE__P2P__REPLICATION", "true"),
-        ],
-    )
-    .await
+    let mut env = vec![("BERTY_NODE__P2P__REPLICATION", "true")];
+    if !list.is_empty() {
+        env.push(("BERTY_NODE__P2P__BOOTSTRAP", list.as_str()));
+    }
+    TestNode::serve_with(home, id, &env).await
 }
 
-/// Waits until `node`'s view of `group` holds `n` messages; returns their payloads.
+/// Waits until `node`'s view of `group` holds `n` messages (history, then the live tail);
+/// returns their payloads in the order they came.
 async fn wait_for_messages(node: &mut TestNode, group: &[u8], n: usize) -> Vec<Vec<u8>> {
-    let stream = messages(&mut node.client, group, Range::default())
+    let mut stream = messages(&mut node.client, group, Range::default())
         .await
-        .expect("history");
-    // History then live: the first `n` events, whichever way they arrive.
-    let mut live = messages(&mut node.client, group, Range::live())
+        .expect("subscribe");
+    take(&mut stream, n)
         .await
-        .expect("live");
-    let history: Vec<_> = common::protocol::drain(stream).await;
-    let mut out: Vec<Vec<u8>> = history.iter().map(|r| payload(r).to_vec()).collect();
-    if out.len() < n {
-        let more = take(&mut live, n - out.len()).await;
-        out.extend(more.iter().map(|r| payload(r).to_vec()));
-    }
-    out
+        .iter()
+        .map(|r| payload(r).to_vec())
+        .collect()
 }
 
 /// Waits until `node` sees `n` member devices in `group`.
 async fn wait_for_members(node: &mut TestNode, group: &[u8], n: usize) {
-    let mut live = members(&mut node.client, group, Range::live())
+    let mut stream = members(&mut node.client, group, Range::default())
         .await
-        .expect("members");
-    let history = common::protocol::drain(
-        members(&mut node.client, group, Range::default())
-            .await
-            .expect("members"),
-    )
-    .await;
-    if history.len() < n {
-        take(&mut live, n - history.len()).await;
-    }
+        .expect("subscribe");
+    take(&mut stream, n).await;
 }
 
 async fn three_members_exchange_messages_both_ways(backend: Backend) {
-    let mut a = TestNode::start(backend).await;
+    let mut a = node_bootstrapped_to(backend, &[]).await;
     let group = a.create_group().await;
     let invite = a.invite(&group).await;
     a.send(&group, b"from a, before anyone joined").await;
@@ -137,13 +117,17 @@ async fn three_members_exchange_messages_both_ways(backend: Backend) {
 }
 
 async fn a_stopped_node_catches_up(backend: Backend) {
-    let mut a = TestNode::start(backend).await;
+    let mut a = node_bootstrapped_to(backend, &[]).await;
     let group = a.create_group().await;
     let invite = a.invite(&group).await;
     let mut b = node_bootstrapped_to(backend, &[&a]).await;
     b.join(&invite, b"b").await;
     a.send(&group, b"before the stop").await;
-    within("B reads the first message", wait_for_messages(&mut b, &group, 1)).await;
+    within(
+        "B reads the first message",
+        wait_for_messages(&mut b, &group, 1),
+    )
+    .await;
 
     let (home, id) = b.kill().await;
     const WHILE_DOWN: usize = 1000;
