@@ -234,8 +234,7 @@ pub struct NodeConfig {
     pub test_controls: bool,
     /// How long a peer that sent invalid data is disconnected and refused (`p2p.penalty_secs`).
     pub penalty: std::time::Duration,
-    /// Replication of group logs with other peers (`p2p.replication`; experimental, off by
-    /// default until it is complete).
+    /// Replication of group logs with other peers (`p2p.replication`).
     pub replication: bool,
     /// Relay server limits.
     pub relay: RelayConfig,
