@@ -113,7 +113,7 @@ impl Node {
             .await
             .map_err(NodeError::Account)?
             .start();
-        if config.replication {
+        let replicator = config.replication.then(|| {
             let replicator = Replicator::new(
                 swarm.clone(),
                 account.clone(),
@@ -125,9 +125,10 @@ impl Node {
             .start();
             account.do_send(SetReplication(Replication {
                 appended: replicator.clone().recipient(),
-                groups: replicator.recipient(),
+                groups: replicator.clone().recipient(),
             }));
-        }
+            replicator
+        });
 
         let capabilities = Capabilities {
             mdns: info.mdns,
@@ -156,6 +157,8 @@ impl Node {
                 storage: storage.clone(),
                 swarm,
                 token: config.admin_token.clone(),
+                replicator,
+                penalty: config.penalty,
             },
         )
         .map_err(|source| NodeError::Admin {

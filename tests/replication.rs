@@ -11,13 +11,18 @@ use std::collections::BTreeSet;
 
 use berty_node::proto::berty_protocol as pb;
 use common::protocol::{
-    both_backends, members, messages, payload, take, within, Backend, Home, Range, TestNode,
+    both_backends, members, messages, payload, settings, take, within, Backend, Home, Range,
+    TestNode,
 };
 
 both_backends!(
     three_members_exchange_messages_both_ways,
     a_stopped_node_catches_up,
+    partitioned_replicas_converge,
 );
+
+/// Admin token of the nodes in these tests.
+const ADMIN_TOKEN: &str = "replication-test";
 
 /// A node whose swarm dials `bootstrap` at start.
 async fn node_bootstrapped_to(backend: Backend, bootstrap: &[&TestNode]) -> TestNode {
@@ -36,7 +41,11 @@ async fn serve_bootstrapped(
         .map(|n| n.process.p2p_addrs[0].clone())
         .collect();
     let list = addrs.join(",");
-    let mut env = vec![("BERTY_NODE__P2P__REPLICATION", "true")];
+    let mut env = vec![
+        ("BERTY_NODE__P2P__REPLICATION", "true"),
+        ("BERTY_NODE__P2P__TEST_CONTROLS", "true"),
+        ("BERTY_NODE__ADMIN__TOKEN", ADMIN_TOKEN),
+    ];
     if !list.is_empty() {
         env.push(("BERTY_NODE__P2P__BOOTSTRAP", list.as_str()));
     }
@@ -104,7 +113,49 @@ async fn three_members_exchange_messages_both_ways(backend: Backend) {
             "{name}'s messages"
         );
     }
-    // The creator-only rule holds on every replica: B's group setting shows nowhere.
+    // Settings flow both ways: the creator's group setting and a member's own setting.
+    within(
+        "A sets the group name",
+        a.client
+            .group_setting_set_group(pb::group_setting_set_group::Request {
+                group_pub_key: group.clone(),
+                key: "name".into(),
+                value: b"three of us".to_vec(),
+            }),
+    )
+    .await
+    .expect("creator sets a group setting");
+    within(
+        "C sets its nick",
+        c.client
+            .group_setting_set_member(pb::group_setting_set_member::Request {
+                group_pub_key: group.clone(),
+                key: "nick".into(),
+                value: b"cee".to_vec(),
+            }),
+    )
+    .await
+    .expect("member sets its own setting");
+    for (name, node) in [("A", &mut a), ("B", &mut b), ("C", &mut c)] {
+        let mut stream = settings(&mut node.client, &group, Range::default())
+            .await
+            .expect("settings");
+        let got: BTreeSet<(String, Vec<u8>)> =
+            within(&format!("{name} sees both settings"), take(&mut stream, 2))
+                .await
+                .into_iter()
+                .map(|r| r.event.expect("event"))
+                .map(|e| (e.key, e.value))
+                .collect();
+        let expected: BTreeSet<(String, Vec<u8>)> = [
+            ("name".to_string(), b"three of us".to_vec()),
+            ("nick".to_string(), b"cee".to_vec()),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(got, expected, "{name}'s settings");
+    }
+    // The creator-only rule at the API: B cannot write a group setting.
     let denied = b
         .client
         .group_setting_set_group(pb::group_setting_set_group::Request {
@@ -161,4 +212,59 @@ async fn a_stopped_node_catches_up(backend: Backend) {
     for i in 0..WHILE_DOWN {
         assert!(set.contains(format!("m{i}").as_bytes()), "m{i} reached B");
     }
+}
+
+/// `POST` to a node's admin API; panics unless it answers 200.
+async fn admin_post(node: &TestNode, path: &str, json: Option<&str>) -> String {
+    let (status, body) = within(
+        path,
+        common::node::http_post(node.process.admin_addr, path, Some(ADMIN_TOKEN), json),
+    )
+    .await;
+    assert_eq!(status, 200, "POST {path}: {body}");
+    body
+}
+
+/// The ids of a group's messages in the total order of the log (a fresh subscription's
+/// history), once `n` are there.
+async fn ordered_ids(node: &mut TestNode, group: &[u8], n: usize) -> Vec<Vec<u8>> {
+    wait_for_messages(node, group, n).await;
+    let mut stream = messages(&mut node.client, group, Range::default())
+        .await
+        .expect("subscribe");
+    common::protocol::ids(&take(&mut stream, n).await)
+}
+
+async fn partitioned_replicas_converge(backend: Backend) {
+    let mut a = node_bootstrapped_to(backend, &[]).await;
+    let group = a.create_group().await;
+    let invite = a.invite(&group).await;
+    let mut b = node_bootstrapped_to(backend, &[&a]).await;
+    b.join(&invite, b"b").await;
+    a.send(&group, b"before").await;
+    within(
+        "B reads the first message",
+        wait_for_messages(&mut b, &group, 1),
+    )
+    .await;
+    // B must be able to write: its chain key reached A (A reads B's message).
+    b.send(&group, b"b ready").await;
+    within("A reads B", wait_for_messages(&mut a, &group, 2)).await;
+
+    let b_peer = b.process.peer_id.clone();
+    admin_post(&a, &format!("/admin/v1/test/partition/{b_peer}"), None).await;
+    const EACH_SIDE: usize = 25;
+    for i in 0..EACH_SIDE {
+        a.send(&group, format!("a{i}").as_bytes()).await;
+        b.send(&group, format!("b{i}").as_bytes()).await;
+    }
+    admin_post(&a, &format!("/admin/v1/test/heal/{b_peer}"), None).await;
+    let a_addr = format!("{{\"addr\": \"{}\"}}", a.process.p2p_addrs[0]);
+    admin_post(&b, "/admin/v1/dial", Some(&a_addr)).await;
+
+    let total = 2 + 2 * EACH_SIDE;
+    let on_a = within("A converges", ordered_ids(&mut a, &group, total)).await;
+    let on_b = within("B converges", ordered_ids(&mut b, &group, total)).await;
+    assert_eq!(on_a.len(), total);
+    assert_eq!(on_a, on_b, "identical logs in identical order");
 }

@@ -34,6 +34,10 @@ pub struct AdminState {
     pub swarm: SwarmHandle,
     /// Bearer token for `/admin/v1/`; `None` turns those routes off.
     pub token: Option<String>,
+    /// The replicator (peer actors' state), when replication runs.
+    pub replicator: Option<actix::Addr<crate::replication::Replicator>>,
+    /// Default ban length (`p2p.penalty_secs`).
+    pub penalty: std::time::Duration,
 }
 
 /// A running admin server.

@@ -1,10 +1,18 @@
 //! The admin routes.
 
+use std::{collections::HashMap, time::Duration};
+
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
+use libp2p::{Multiaddr, PeerId};
 use serde_json::json;
 
 use super::AdminState;
-use crate::{api::auth::constant_time_eq, metrics};
+use crate::{
+    api::auth::constant_time_eq,
+    metrics,
+    p2p::P2pError,
+    replication::{PeerState, PeerStates},
+};
 
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -15,6 +23,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::scope("/admin/v1")
                 .route("/node", web::get().to(node_info))
                 .route("/peers", web::get().to(connected_peers))
+                .route("/peers/{peer}/ban", web::post().to(ban_peer))
+                .route("/dial", web::post().to(dial))
+                .route("/test/{control}/{peer}", web::post().to(test_control))
                 .route("/relay", web::get().to(relay_stats)),
         );
 }
@@ -96,11 +107,22 @@ async fn node_info(state: web::Data<AdminState>, req: HttpRequest) -> HttpRespon
 }
 
 /// `GET /admin/v1/peers`: connected peers, their connections (direct or relayed), the agent
-/// they announced and the last ping round trip.
+/// they announced, the last ping round trip, and what their peer actor knows: protocols,
+/// listen addresses, how many groups they replicate with us, entries received, penalty.
 async fn connected_peers(state: web::Data<AdminState>, req: HttpRequest) -> HttpResponse {
     if let Some(denied) = check_token(&state, &req) {
         return denied;
     }
+    let actors: HashMap<String, PeerState> = match &state.replicator {
+        Some(replicator) => replicator
+            .send(PeerStates)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|s| (s.peer_id.clone(), s))
+            .collect(),
+        None => HashMap::new(),
+    };
     match state.swarm.connected_peers().await {
         Ok(peers) => HttpResponse::Ok().json(json!({
             "peers": peers.iter().map(|p| json!({
@@ -112,9 +134,120 @@ async fn connected_peers(state: web::Data<AdminState>, req: HttpRequest) -> Http
                     "route": c.route.label(),
                     "direction": if c.inbound { "inbound" } else { "outbound" },
                 })).collect::<Vec<_>>(),
+                "replication": actors.get(&p.peer_id.to_string()),
             })).collect::<Vec<_>>(),
         })),
         Err(e) => HttpResponse::ServiceUnavailable().json(json!({ "error": e.to_string() })),
+    }
+}
+
+fn p2p_error(e: &P2pError) -> HttpResponse {
+    match e {
+        P2pError::TestControlsDisabled => {
+            HttpResponse::Forbidden().json(json!({ "error": e.to_string() }))
+        }
+        P2pError::Stopped => {
+            HttpResponse::ServiceUnavailable().json(json!({ "error": e.to_string() }))
+        }
+        _ => HttpResponse::BadGateway().json(json!({ "error": e.to_string() })),
+    }
+}
+
+fn parse_peer(peer: &str) -> Option<PeerId> {
+    peer.parse().ok()
+}
+
+fn bad_peer(peer: &str) -> HttpResponse {
+    HttpResponse::BadRequest().json(json!({ "error": format!("not a peer id: {peer}") }))
+}
+
+/// Query of `POST /admin/v1/peers/{peer}/ban`.
+#[derive(serde::Deserialize)]
+struct BanQuery {
+    /// How long, in seconds (default: `p2p.penalty_secs`).
+    secs: Option<u64>,
+}
+
+/// `POST /admin/v1/peers/{peer}/ban[?secs=N]`: disconnects the peer and refuses it.
+async fn ban_peer(
+    state: web::Data<AdminState>,
+    req: HttpRequest,
+    peer: web::Path<String>,
+    query: web::Query<BanQuery>,
+) -> HttpResponse {
+    if let Some(denied) = check_token(&state, &req) {
+        return denied;
+    }
+    let Some(peer) = parse_peer(&peer) else {
+        return bad_peer(&peer);
+    };
+    let duration = query.secs.map_or(state.penalty, Duration::from_secs);
+    match state.swarm.penalise(peer, duration).await {
+        Ok(()) => HttpResponse::Ok().json(json!({
+            "peer_id": peer.to_string(),
+            "banned_secs": duration.as_secs(),
+        })),
+        Err(e) => p2p_error(&e),
+    }
+}
+
+/// Body of `POST /admin/v1/dial`.
+#[derive(serde::Deserialize)]
+struct DialBody {
+    /// A multiaddr, with or without `/p2p/<peer id>`.
+    addr: String,
+}
+
+/// `POST /admin/v1/dial` with `{"addr": "..."}`: connects to a peer; answers with its id.
+async fn dial(
+    state: web::Data<AdminState>,
+    req: HttpRequest,
+    body: web::Json<DialBody>,
+) -> HttpResponse {
+    if let Some(denied) = check_token(&state, &req) {
+        return denied;
+    }
+    let addr: Multiaddr = match body.addr.parse() {
+        Ok(addr) => addr,
+        Err(_) => {
+            return HttpResponse::BadRequest()
+                .json(json!({ "error": format!("not a multiaddr: {}", body.addr) }))
+        }
+    };
+    match state.swarm.dial(addr).await {
+        Ok(peer) => HttpResponse::Ok().json(json!({ "peer_id": peer.to_string() })),
+        Err(e) => p2p_error(&e),
+    }
+}
+
+/// `POST /admin/v1/test/{partition|refuse_direct|heal}/{peer}`: the swarm's test controls
+/// (403 unless `p2p.test_controls`).
+async fn test_control(
+    state: web::Data<AdminState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> HttpResponse {
+    if let Some(denied) = check_token(&state, &req) {
+        return denied;
+    }
+    let (control, peer) = path.into_inner();
+    let Some(peer) = parse_peer(&peer) else {
+        return bad_peer(&peer);
+    };
+    let result = match control.as_str() {
+        "partition" => state.swarm.partition(peer).await,
+        "refuse_direct" => state.swarm.refuse_direct(peer).await,
+        "heal" => state.swarm.heal(peer).await,
+        other => {
+            return HttpResponse::NotFound()
+                .json(json!({ "error": format!("no test control {other}") }))
+        }
+    };
+    match result {
+        Ok(()) => {
+            HttpResponse::Ok().json(json!({ "control": control, "peer_id": peer.to_string() }))
+        }
+        Err(e) => p2p_error(&e),
     }
 }
 
