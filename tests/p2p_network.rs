@@ -201,6 +201,38 @@ async fn a_peer_is_found_through_the_dht_of_a_bootstrap_node() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn providers_of_a_key_are_found_through_the_dht() {
+    let r = TestNode::start(&[]).await;
+    let r_addr = r.addr("tcp").await.to_string();
+    let bootstrap = [("BERTY_NODE__P2P__BOOTSTRAP", r_addr.as_str())];
+    let a = TestNode::start(&bootstrap).await;
+    let b = TestNode::start(&bootstrap).await;
+    eventually("A and B bootstrap to R", || async {
+        (r.connected_to(a.peer_id()).await && r.connected_to(b.peer_id()).await).then_some(())
+    })
+    .await;
+    let key = b"a group's discovery key".to_vec();
+    a.handle.provide(key.clone()).await.unwrap();
+    let found = eventually("B finds A as a provider of the key", || async {
+        let found = b.handle.find_providers(key.clone()).await.ok()?;
+        found.contains(&a.peer_id()).then_some(found)
+    })
+    .await;
+    assert!(
+        !found.contains(&b.peer_id()),
+        "the asker is never its own provider"
+    );
+    assert!(
+        b.handle
+            .find_providers(b"nobody provides this".to_vec())
+            .await
+            .unwrap()
+            .is_empty(),
+        "a key nobody provides has no providers"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn peers_refusing_direct_connections_meet_through_a_relay() {
     let relay = TestNode::start_relay(&[]).await;
     let a = TestNode::start(&[]).await;

@@ -19,6 +19,7 @@ both_backends!(
     three_members_exchange_messages_both_ways,
     a_stopped_node_catches_up,
     partitioned_replicas_converge,
+    members_find_each_other_through_the_dht,
 );
 
 /// Admin token of the nodes in these tests.
@@ -267,4 +268,23 @@ async fn partitioned_replicas_converge(backend: Backend) {
     let on_b = within("B converges", ordered_ids(&mut b, &group, total)).await;
     assert_eq!(on_a.len(), total);
     assert_eq!(on_a, on_b, "identical logs in identical order");
+}
+
+async fn members_find_each_other_through_the_dht(backend: Backend) {
+    // R only runs the DHT and is no member; A and B know nothing but R's address, and meet
+    // through the DHT (the group's discovery key; Kademlia's own lookups may connect them
+    // first — tests/p2p_network.rs checks provider lookups on their own).
+    let r = node_bootstrapped_to(backend, &[]).await;
+    let mut a = node_bootstrapped_to(backend, &[&r]).await;
+    let mut b = node_bootstrapped_to(backend, &[&r]).await;
+    let group = a.create_group().await;
+    let invite = a.invite(&group).await;
+    a.send(&group, b"found you").await;
+    b.join(&invite, b"b").await;
+    let got = within(
+        "B finds A under the group's discovery key and reads its message",
+        wait_for_messages(&mut b, &group, 1),
+    )
+    .await;
+    assert_eq!(got, vec![b"found you".to_vec()]);
 }

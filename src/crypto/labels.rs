@@ -52,6 +52,9 @@ pub const AD_METADATA: &[u8] = b"berty-node/v1/ad/metadata";
 /// MAC key label: a replica's proof that it holds a group's link key (sync hello).
 pub const MAC_LINK_PROOF: &[u8] = b"berty-node/v1/mac/link-proof";
 
+/// MAC key label: a group's rotating discovery key (DHT provider records).
+pub const MAC_LINK_DISCOVERY: &[u8] = b"berty-node/v1/mac/link-discovery";
+
 /// Every label above, for the distinctness test.
 #[cfg(test)]
 pub(crate) const ALL: &[&[u8]] = &[
@@ -76,6 +79,7 @@ pub(crate) const ALL: &[&[u8]] = &[
     KDF_ACCOUNT_GROUP,
     AD_SEALED_VALUE,
     MAC_LINK_PROOF,
+    MAC_LINK_DISCOVERY,
 ];
 
 #[cfg(test)]

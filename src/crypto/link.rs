@@ -1,4 +1,10 @@
-//! What the link key proves and names: the sync hello's proof tags.
+//! What the link key proves and names: the sync hello's proof tags and the group's rotating
+//! discovery keys.
+//!
+//! **Discovery key.** Members (and mirrors) of a group find each other in the DHT under
+//! `HMAC-SHA256(key = link key, message = MAC_LINK_DISCOVERY || big-endian u64 start of the
+//! period)`, period [`DISCOVERY_PERIOD_SECS`]. Knowing the group public key is not enough to
+//! list its members, and the keys of two periods cannot be linked without the link key.
 //!
 //! **Link proof tag.** A replica proves it holds a group's link key without naming the group:
 //! `HMAC-SHA256(key = link key, message = MAC_LINK_PROOF || requester nonce (32) || responder
@@ -20,6 +26,45 @@ pub const LINK_NONCE_LEN: usize = 32;
 /// Length of a link proof tag.
 pub const LINK_TAG_LEN: usize = 32;
 
+/// Rotation period of discovery keys: one day.
+pub const DISCOVERY_PERIOD_SECS: u64 = 24 * 60 * 60;
+/// Around a period boundary, both periods' keys are used for this long (clock skew).
+pub const DISCOVERY_MARGIN_SECS: u64 = 60 * 60;
+
+fn mac(link_key: &LinkKey) -> Hmac<Sha256> {
+    // HMAC pads a 32-byte key with zeros to its 64-byte block.
+    let mut key = Key::<Hmac<Sha256>>::default();
+    key[..KEY_LEN].copy_from_slice(link_key.as_bytes());
+    let mac = <Hmac<Sha256> as KeyInit>::new(&key);
+    key.as_mut_slice().zeroize();
+    mac
+}
+
+/// The discovery key of a group for the period starting at `period_start` (unix seconds, a
+/// multiple of [`DISCOVERY_PERIOD_SECS`]).
+pub fn discovery_key(link_key: &LinkKey, period_start: u64) -> [u8; 32] {
+    let mut mac = mac(link_key);
+    mac.update(labels::MAC_LINK_DISCOVERY);
+    mac.update(&period_start.to_be_bytes());
+    mac.finalize().into_bytes().into()
+}
+
+/// The discovery keys to use at `unix_secs`: the current period's, plus the next one's
+/// within [`DISCOVERY_MARGIN_SECS`] of its start and the previous one's within the margin
+/// after the current one started.
+pub fn discovery_keys(link_key: &LinkKey, unix_secs: u64) -> Vec<[u8; 32]> {
+    let start = unix_secs - unix_secs % DISCOVERY_PERIOD_SECS;
+    let mut keys = vec![discovery_key(link_key, start)];
+    let next = start.saturating_add(DISCOVERY_PERIOD_SECS);
+    if next - unix_secs <= DISCOVERY_MARGIN_SECS {
+        keys.push(discovery_key(link_key, next));
+    }
+    if unix_secs - start <= DISCOVERY_MARGIN_SECS && start >= DISCOVERY_PERIOD_SECS {
+        keys.push(discovery_key(link_key, start - DISCOVERY_PERIOD_SECS));
+    }
+    keys
+}
+
 /// The tag by which `prover` (its peer id bytes) proves it holds `link_key` in the exchange of
 /// `requester_nonce` and `responder_nonce`.
 pub fn link_proof_tag(
@@ -28,11 +73,7 @@ pub fn link_proof_tag(
     responder_nonce: &[u8; LINK_NONCE_LEN],
     prover: &[u8],
 ) -> [u8; LINK_TAG_LEN] {
-    // HMAC pads a 32-byte key with zeros to its 64-byte block.
-    let mut key = Key::<Hmac<Sha256>>::default();
-    key[..KEY_LEN].copy_from_slice(link_key.as_bytes());
-    let mut mac = <Hmac<Sha256> as KeyInit>::new(&key);
-    key.as_mut_slice().zeroize();
+    let mut mac = mac(link_key);
     mac.update(labels::MAC_LINK_PROOF);
     mac.update(requester_nonce);
     mac.update(responder_nonce);
@@ -46,6 +87,40 @@ mod tests {
 
     fn key(byte: u8) -> LinkKey {
         LinkKey::from_bytes([byte; 32])
+    }
+
+    #[test]
+    fn discovery_keys_rotate_and_overlap_at_boundaries() {
+        let day = DISCOVERY_PERIOD_SECS;
+        let mid = 10 * day + day / 2;
+        assert_eq!(
+            discovery_keys(&key(1), mid),
+            vec![discovery_key(&key(1), 10 * day)]
+        );
+        assert_ne!(
+            discovery_key(&key(1), 10 * day),
+            discovery_key(&key(1), 11 * day)
+        );
+        assert_ne!(
+            discovery_key(&key(1), 10 * day),
+            discovery_key(&key(2), 10 * day)
+        );
+        let late = 11 * day - 10;
+        assert_eq!(
+            discovery_keys(&key(1), late),
+            vec![
+                discovery_key(&key(1), 10 * day),
+                discovery_key(&key(1), 11 * day)
+            ]
+        );
+        let early = 11 * day + 10;
+        assert_eq!(
+            discovery_keys(&key(1), early),
+            vec![
+                discovery_key(&key(1), 11 * day),
+                discovery_key(&key(1), 10 * day)
+            ]
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@
 //!   to one member.
 //! - `message`: message payloads (sealed header and body); `metadata`: metadata payloads.
 //! - `contact`: contact groups and rendezvous points.
-//! - `link`: the sync hello's link-key proof tags.
+//! - `link`: the sync hello's link-key proof tags and the rotating discovery keys.
 //! - `error`: [`CryptoError`].
 //!
 //! Every binary layout starts with a version byte and is documented in its module; decoders
@@ -52,7 +52,10 @@ pub use keys::{
     derive_member_key, parse_public_key, parse_signature, signing_key_from_seed, AccountKeys,
     KEY_LEN, SIGNATURE_LEN,
 };
-pub use link::{link_proof_tag, LINK_NONCE_LEN, LINK_TAG_LEN};
+pub use link::{
+    discovery_key, discovery_keys, link_proof_tag, DISCOVERY_MARGIN_SECS, DISCOVERY_PERIOD_SECS,
+    LINK_NONCE_LEN, LINK_TAG_LEN,
+};
 pub use message::{
     open_body, open_body_unverified, open_header, seal_message, MessageHeader, MESSAGE_OVERHEAD,
 };

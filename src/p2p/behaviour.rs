@@ -24,6 +24,11 @@ pub const IDENTIFY_PROTOCOL: &str = "/berty-node/id/1.0.0";
 /// Kademlia protocol id: our own DHT, versioned, apart from the public IPFS one.
 pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/berty-node/kad/1.0.0");
 
+/// Keys this node can provide in the DHT at once (two per replicated group, rotating).
+const KAD_MAX_PROVIDED_KEYS: usize = 65_536;
+/// Records (provider records of others included) the DHT store holds.
+const KAD_MAX_RECORDS: usize = 65_536;
+
 /// Sync streams open at once per connection.
 const SYNC_MAX_STREAMS: usize = 256;
 
@@ -114,7 +119,17 @@ impl Behaviour {
 fn kademlia(peer_id: PeerId, settings: &P2pSettings) -> kad::Behaviour<MemoryStore> {
     let mut config = kad::Config::new(KAD_PROTOCOL);
     config.set_query_timeout(settings.timings.kad_query_timeout);
-    let mut kad = kad::Behaviour::with_config(peer_id, MemoryStore::new(peer_id), config);
+    // libp2p's store holds 1,024 provided keys; a node in thousands of groups provides two
+    // rotating keys per group.
+    let store = MemoryStore::with_config(
+        peer_id,
+        kad::store::MemoryStoreConfig {
+            max_provided_keys: KAD_MAX_PROVIDED_KEYS,
+            max_records: KAD_MAX_RECORDS,
+            ..kad::store::MemoryStoreConfig::default()
+        },
+    );
+    let mut kad = kad::Behaviour::with_config(peer_id, store, config);
     // Infrastructure nodes answer DHT queries whatever their observed reachability.
     kad.set_mode(Some(kad::Mode::Server));
     kad

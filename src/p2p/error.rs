@@ -49,6 +49,9 @@ pub enum P2pError {
         /// Why it failed.
         reason: String,
     },
+    /// The DHT refused a local record (its store is full).
+    #[error("DHT store: {0}")]
+    Dht(String),
     /// A test-only command was sent while `p2p.test_controls` is off.
     #[error("test controls are off (p2p.test_controls = false)")]
     TestControlsDisabled,

@@ -35,6 +35,20 @@ pub enum SwarmCommand {
         /// The reply slot.
         reply: oneshot::Sender<Result<Vec<Multiaddr>, P2pError>>,
     },
+    /// Announces in the DHT that this node provides `key` (renewed by Kademlia while running).
+    Provide {
+        /// The key.
+        key: Vec<u8>,
+        /// The reply slot (the local record is stored; publication goes on in the background).
+        reply: oneshot::Sender<Result<(), P2pError>>,
+    },
+    /// Looks up the providers of `key` in the DHT.
+    FindProviders {
+        /// The key.
+        key: Vec<u8>,
+        /// The reply slot.
+        reply: oneshot::Sender<Result<Vec<PeerId>, P2pError>>,
+    },
     /// Takes a reservation on a relay; answers with the `/p2p-circuit` address once accepted.
     ListenOnRelay {
         /// The relay's address, with `/p2p/<relay peer id>`.
@@ -171,6 +185,18 @@ impl SwarmHandle {
     /// The addresses of `peer` known to the DHT (a Kademlia closest-peers lookup).
     pub async fn find_peer(&self, peer: PeerId) -> Result<Vec<Multiaddr>, P2pError> {
         self.ask(|reply| SwarmCommand::FindPeer { peer, reply })
+            .await?
+    }
+
+    /// Announces in the DHT that this node provides `key`.
+    pub async fn provide(&self, key: Vec<u8>) -> Result<(), P2pError> {
+        self.ask(|reply| SwarmCommand::Provide { key, reply })
+            .await?
+    }
+
+    /// The peers the DHT knows as providers of `key` (this node left out).
+    pub async fn find_providers(&self, key: Vec<u8>) -> Result<Vec<PeerId>, P2pError> {
+        self.ask(|reply| SwarmCommand::FindProviders { key, reply })
             .await?
     }
 

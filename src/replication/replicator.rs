@@ -8,7 +8,7 @@ use std::{
 };
 
 use actix::prelude::*;
-use libp2p::PeerId;
+use libp2p::{multiaddr::Protocol, PeerId};
 use rand::{rngs::OsRng, seq::SliceRandom, RngCore};
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
@@ -20,7 +20,7 @@ use super::{
 };
 use crate::{
     actors::{account::AccountActor, LogAppended},
-    crypto::{link_proof_tag, LinkKey, VerifyingKey, LINK_NONCE_LEN},
+    crypto::{discovery_keys, link_proof_tag, LinkKey, VerifyingKey, LINK_NONCE_LEN},
     log::{EntryId, LogId, OrderKey},
     metrics::Metrics,
     p2p::{NetworkEvent, SwarmHandle},
@@ -30,6 +30,9 @@ use crate::{
     },
     storage::{Direction, OrderRange, Storage},
 };
+
+/// How often the groups' discovery keys are provided and looked up in the DHT.
+const DISCOVERY_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Hellos of one peer answered and waiting for its proof, at most.
 const MAX_HELLOS_PER_PEER: usize = 8;
@@ -96,6 +99,8 @@ pub struct Replicator {
     /// Hellos answered and not proven yet: (peer, our nonce) -> their nonce.
     sessions: HashMap<(PeerId, [u8; LINK_NONCE_LEN]), [u8; LINK_NONCE_LEN]>,
     peer_groups: HashMap<PeerId, HashSet<[u8; 32]>>,
+    discovering: bool,
+    rediscover: bool,
 }
 
 impl Replicator {
@@ -121,7 +126,73 @@ impl Replicator {
             peers: HashMap::new(),
             sessions: HashMap::new(),
             peer_groups: HashMap::new(),
+            discovering: false,
+            rediscover: false,
         }
+    }
+
+    /// Provides every group's discovery keys in the DHT and dials the providers found that
+    /// are not connected yet. One round at a time.
+    fn discover(&mut self, ctx: &mut Context<Self>) {
+        if self.discovering {
+            self.rediscover = true;
+            return;
+        }
+        if self.directory.is_empty() {
+            return;
+        }
+        self.discovering = true;
+        let swarm = self.context.swarm.clone();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let keys: Vec<[u8; 32]> = self
+            .directory
+            .values()
+            .flat_map(|g| discovery_keys(&g.link_key, now))
+            .collect();
+        let connected: HashSet<PeerId> = self.peers.keys().copied().collect();
+        let round = async move {
+            let mut found: HashSet<PeerId> = HashSet::new();
+            for key in keys {
+                if let Err(e) = swarm.provide(key.to_vec()).await {
+                    tracing::debug!(%e, "cannot provide a discovery key");
+                }
+                match swarm.find_providers(key.to_vec()).await {
+                    Ok(providers) => found.extend(providers),
+                    Err(e) => tracing::debug!(%e, "provider lookup failed"),
+                }
+            }
+            for peer in found.difference(&connected) {
+                let addrs = match swarm.find_peer(*peer).await {
+                    Ok(addrs) => addrs,
+                    Err(e) => {
+                        tracing::debug!(%peer, %e, "provider has no known address");
+                        continue;
+                    }
+                };
+                for addr in addrs {
+                    let addr = if addr.iter().any(|p| matches!(p, Protocol::P2p(_))) {
+                        addr
+                    } else {
+                        addr.with(Protocol::P2p(*peer))
+                    };
+                    match swarm.dial(addr.clone()).await {
+                        Ok(_) => {
+                            tracing::debug!(%peer, %addr, "connected to a member found in the DHT");
+                            break;
+                        }
+                        Err(e) => tracing::debug!(%peer, %addr, %e, "dial failed"),
+                    }
+                }
+            }
+        };
+        ctx.spawn(round.into_actor(self).map(|(), actor, ctx| {
+            actor.discovering = false;
+            if std::mem::take(&mut actor.rediscover) {
+                actor.discover(ctx);
+            }
+        }));
     }
 
     fn local_peer(&self) -> PeerId {
@@ -353,6 +424,7 @@ impl Actor for Replicator {
         if let Some(events) = self.events.take() {
             ctx.add_stream(ReceiverStream::new(events));
         }
+        ctx.run_interval(DISCOVERY_INTERVAL, |actor, ctx| actor.discover(ctx));
     }
 }
 
@@ -422,11 +494,12 @@ impl StreamHandler<NetworkEvent> for Replicator {
 impl Handler<GroupsChanged> for Replicator {
     type Result = ();
 
-    fn handle(&mut self, msg: GroupsChanged, _: &mut Self::Context) {
+    fn handle(&mut self, msg: GroupsChanged, ctx: &mut Self::Context) {
         self.directory = msg.0;
         for actor in self.peers.values() {
             actor.do_send(Rehello(self.directory.clone()));
         }
+        self.discover(ctx);
     }
 }
 

@@ -28,6 +28,30 @@ impl SwarmTask {
             SwarmCommand::Dial { addr, reply } => self.dial(addr, reply),
             SwarmCommand::FindPeer { peer, reply } => self.find_peer(peer, reply),
             SwarmCommand::ListenOnRelay { relay, reply } => self.listen_on_relay(relay, reply),
+            SwarmCommand::Provide { key, reply } => {
+                let result = self
+                    .swarm
+                    .behaviour_mut()
+                    .kad
+                    .start_providing(libp2p::kad::RecordKey::new(&key))
+                    .map(|_| ())
+                    .map_err(|e| P2pError::Dht(e.to_string()));
+                let _ = reply.send(result);
+            }
+            SwarmCommand::FindProviders { key, reply } => {
+                let query = self
+                    .swarm
+                    .behaviour_mut()
+                    .kad
+                    .get_providers(libp2p::kad::RecordKey::new(&key));
+                let pending = Pending {
+                    reply,
+                    deadline: Instant::now()
+                        + self.settings.timings.kad_query_timeout
+                        + MAINTENANCE_INTERVAL,
+                };
+                self.provider_lookups.insert(query, (Vec::new(), pending));
+            }
             SwarmCommand::RelayStats(reply) => {
                 let _ = reply.send(self.relay.stats());
             }

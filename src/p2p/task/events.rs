@@ -272,6 +272,12 @@ impl SwarmTask {
                 self.on_closest_peers(id, peers, step.last);
             }
             kad::Event::OutboundQueryProgressed {
+                id,
+                result: kad::QueryResult::GetProviders(result),
+                step,
+                ..
+            } => self.on_providers(id, result, step.last),
+            kad::Event::OutboundQueryProgressed {
                 result: kad::QueryResult::Bootstrap(result),
                 ..
             } => match result {
@@ -279,6 +285,30 @@ impl SwarmTask {
                 Err(e) => tracing::debug!(%e, "DHT bootstrap step failed"),
             },
             _ => {}
+        }
+    }
+
+    fn on_providers(
+        &mut self,
+        query: kad::QueryId,
+        result: Result<kad::GetProvidersOk, kad::GetProvidersError>,
+        last: bool,
+    ) {
+        let local = *self.swarm.local_peer_id();
+        let Some((found, _)) = self.provider_lookups.get_mut(&query) else {
+            return;
+        };
+        if let Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) = result {
+            for peer in providers {
+                if peer != local && !found.contains(&peer) {
+                    found.push(peer);
+                }
+            }
+        }
+        if last {
+            if let Some((found, pending)) = self.provider_lookups.remove(&query) {
+                let _ = pending.reply.send(Ok(found));
+            }
         }
     }
 

@@ -56,6 +56,7 @@ pub(super) struct SwarmTask {
     details: HashMap<PeerId, PeerDetails>,
     dials: HashMap<ConnectionId, (Multiaddr, Pending<PeerId>)>,
     finds: HashMap<kad::QueryId, (PeerId, Pending<Vec<Multiaddr>>)>,
+    provider_lookups: HashMap<kad::QueryId, (Vec<PeerId>, Pending<Vec<PeerId>>)>,
     relay_listens: HashMap<ListenerId, (Multiaddr, Pending<Multiaddr>)>,
     kad_bootstrapped: bool,
     events: mpsc::Sender<NetworkEvent>,
@@ -82,6 +83,7 @@ impl SwarmTask {
             details: HashMap::new(),
             dials: HashMap::new(),
             finds: HashMap::new(),
+            provider_lookups: HashMap::new(),
             relay_listens: HashMap::new(),
             kad_bootstrapped: false,
             events,
@@ -206,6 +208,14 @@ impl SwarmTask {
             |(_, p)| p.deadline,
             |(_, p)| {
                 let _ = p.reply.send(Err(P2pError::Timeout("dial")));
+            },
+        );
+        expire_map(
+            &mut self.provider_lookups,
+            now,
+            |(_, p)| p.deadline,
+            |(found, p)| {
+                let _ = p.reply.send(Ok(found));
             },
         );
         expire_map(
