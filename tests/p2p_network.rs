@@ -25,6 +25,7 @@ const POLL: Duration = Duration::from_millis(50);
 struct TestNode {
     handle: SwarmHandle,
     registry: Registry,
+    events: tokio::sync::Mutex<tokio::sync::mpsc::Receiver<p2p::NetworkEvent>>,
     _shutdown: watch::Sender<bool>,
     _task: JoinHandle<()>,
 }
@@ -67,12 +68,13 @@ impl TestNode {
         tune(&mut settings);
         let (metrics, mut registry) = Metrics::new();
         let (shutdown, shutdown_rx) = watch::channel(false);
+        let (events_tx, events) = tokio::sync::mpsc::channel(1024);
         let (handle, task) = p2p::spawn(
             Keypair::generate_ed25519(),
             settings,
             &mut registry,
             metrics.p2p.clone(),
-            tokio::sync::mpsc::channel(16).0,
+            events_tx,
             shutdown_rx,
         )
         .await
@@ -80,6 +82,7 @@ impl TestNode {
         Self {
             handle,
             registry,
+            events: tokio::sync::Mutex::new(events),
             _shutdown: shutdown,
             _task: task,
         }
@@ -198,6 +201,48 @@ async fn a_peer_is_found_through_the_dht_of_a_bootstrap_node() {
         c.handle.find_peer(PeerId::random()).await.is_err(),
         "an unknown peer is not found"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gossip_reaches_the_subscribers_of_a_topic() {
+    let a = TestNode::start(&[]).await;
+    let a_addr = a.addr("tcp").await.to_string();
+    let b = TestNode::start(&[("BERTY_NODE__P2P__BOOTSTRAP", a_addr.as_str())]).await;
+    let topic = "bn1-test-topic".to_string();
+    a.handle
+        .set_topics(vec![topic.clone()], vec![])
+        .await
+        .unwrap();
+    b.handle
+        .set_topics(vec![topic.clone()], vec![])
+        .await
+        .unwrap();
+    // Publishing before B's subscription reached A finds no peer: publish until B hears it
+    // (each attempt carries a new payload, so none is deduplicated).
+    let mut attempt = 0u32;
+    let heard = eventually("B receives A's announcement", || {
+        attempt += 1;
+        a.handle
+            .publish(topic.clone(), format!("heads {attempt}").into_bytes());
+        async {
+            let mut events = b.events.lock().await;
+            while let Ok(event) = events.try_recv() {
+                if let p2p::NetworkEvent::Gossip {
+                    source,
+                    topic: t,
+                    data,
+                } = event
+                {
+                    return Some((source, t, data));
+                }
+            }
+            None
+        }
+    })
+    .await;
+    assert_eq!(heard.0, a.peer_id());
+    assert_eq!(heard.1, topic);
+    assert!(heard.2.starts_with(b"heads "));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -55,6 +55,13 @@ pub const MAC_LINK_PROOF: &[u8] = b"berty-node/v1/mac/link-proof";
 /// MAC key label: a group's rotating discovery key (DHT provider records).
 pub const MAC_LINK_DISCOVERY: &[u8] = b"berty-node/v1/mac/link-discovery";
 
+/// MAC key label: a group's gossipsub topic name.
+pub const MAC_LINK_TOPIC: &[u8] = b"berty-node/v1/mac/link-topic";
+/// MAC key label: the key sealing a group's gossipsub announcements.
+pub const MAC_LINK_GOSSIP_KEY: &[u8] = b"berty-node/v1/mac/link-gossip-key";
+/// Associated data prefix: a gossipsub announcement sealed under the link-derived key.
+pub const AD_GOSSIP: &[u8] = b"berty-node/v1/ad/gossip";
+
 /// Every label above, for the distinctness test.
 #[cfg(test)]
 pub(crate) const ALL: &[&[u8]] = &[
@@ -80,6 +87,9 @@ pub(crate) const ALL: &[&[u8]] = &[
     AD_SEALED_VALUE,
     MAC_LINK_PROOF,
     MAC_LINK_DISCOVERY,
+    MAC_LINK_TOPIC,
+    MAC_LINK_GOSSIP_KEY,
+    AD_GOSSIP,
 ];
 
 #[cfg(test)]

@@ -19,12 +19,66 @@ use hmac::{
 use sha2::Sha256;
 use zeroize::Zeroize;
 
-use super::{keys::KEY_LEN, labels, LinkKey};
+use rand::{CryptoRng, RngCore};
+
+use super::{envelope, keys::KEY_LEN, labels, CryptoError, LinkKey, SymmetricKey};
 
 /// Length of a nonce of the sync hello.
 pub const LINK_NONCE_LEN: usize = 32;
 /// Length of a link proof tag.
 pub const LINK_TAG_LEN: usize = 32;
+
+/// Version byte of a sealed gossip announcement.
+const GOSSIP_VERSION: u8 = 1;
+
+/// The gossipsub topic of a group's announcements: `bn1-` and 32 hex digits of
+/// `HMAC-SHA256(link key, MAC_LINK_TOPIC)`. Only link-key holders can name it.
+pub fn gossip_topic(link_key: &LinkKey) -> String {
+    let mut mac = mac(link_key);
+    mac.update(labels::MAC_LINK_TOPIC);
+    let digest: [u8; 32] = mac.finalize().into_bytes().into();
+    format!("bn1-{}", hex::encode(&digest[..16]))
+}
+
+fn gossip_key(link_key: &LinkKey) -> SymmetricKey {
+    let mut mac = mac(link_key);
+    mac.update(labels::MAC_LINK_GOSSIP_KEY);
+    SymmetricKey::from_bytes(mac.finalize().into_bytes().into())
+}
+
+/// Seals an announcement for a group's topic: version `1` || XChaCha20-Poly1305 envelope
+/// under `HMAC-SHA256(link key, MAC_LINK_GOSSIP_KEY)` with associated data `AD_GOSSIP ||
+/// topic`.
+pub fn seal_announcement<R: CryptoRng + RngCore>(
+    link_key: &LinkKey,
+    topic: &str,
+    plaintext: &[u8],
+    rng: &mut R,
+) -> Result<Vec<u8>, CryptoError> {
+    let ad = [labels::AD_GOSSIP, topic.as_bytes()].concat();
+    let sealed = envelope::seal(&gossip_key(link_key), &ad, plaintext, rng)?;
+    let mut out = Vec::with_capacity(1 + sealed.len());
+    out.push(GOSSIP_VERSION);
+    out.extend_from_slice(&sealed);
+    Ok(out)
+}
+
+/// Opens an announcement sealed by [`seal_announcement`].
+pub fn open_announcement(
+    link_key: &LinkKey,
+    topic: &str,
+    sealed: &[u8],
+) -> Result<Vec<u8>, CryptoError> {
+    match sealed.split_first() {
+        Some((&GOSSIP_VERSION, rest)) => {
+            let ad = [labels::AD_GOSSIP, topic.as_bytes()].concat();
+            envelope::open(&gossip_key(link_key), &ad, rest)
+        }
+        _ => Err(CryptoError::Malformed {
+            what: "gossip announcement",
+        }),
+    }
+}
 
 /// Rotation period of discovery keys: one day.
 pub const DISCOVERY_PERIOD_SECS: u64 = 24 * 60 * 60;
@@ -121,6 +175,22 @@ mod tests {
                 discovery_key(&key(1), 10 * day)
             ]
         );
+    }
+
+    #[test]
+    fn announcements_open_only_with_the_link_key_and_topic() {
+        let topic = gossip_topic(&key(1));
+        assert!(topic.starts_with("bn1-") && topic.len() == 36);
+        assert_ne!(topic, gossip_topic(&key(2)));
+        let sealed = seal_announcement(&key(1), &topic, b"heads", &mut rand::rngs::OsRng).unwrap();
+        assert_eq!(
+            open_announcement(&key(1), &topic, &sealed).unwrap(),
+            b"heads"
+        );
+        assert!(open_announcement(&key(2), &topic, &sealed).is_err());
+        assert!(open_announcement(&key(1), "bn1-other", &sealed).is_err());
+        assert!(open_announcement(&key(1), &topic, &sealed[1..]).is_err());
+        assert!(open_announcement(&key(1), &topic, &[]).is_err());
     }
 
     #[test]

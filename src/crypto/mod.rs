@@ -53,8 +53,8 @@ pub use keys::{
     KEY_LEN, SIGNATURE_LEN,
 };
 pub use link::{
-    discovery_key, discovery_keys, link_proof_tag, DISCOVERY_MARGIN_SECS, DISCOVERY_PERIOD_SECS,
-    LINK_NONCE_LEN, LINK_TAG_LEN,
+    discovery_key, discovery_keys, gossip_topic, link_proof_tag, open_announcement,
+    seal_announcement, DISCOVERY_MARGIN_SECS, DISCOVERY_PERIOD_SECS, LINK_NONCE_LEN, LINK_TAG_LEN,
 };
 pub use message::{
     open_body, open_body_unverified, open_header, seal_message, MessageHeader, MESSAGE_OVERHEAD,

@@ -4,7 +4,7 @@
 #![allow(missing_docs)]
 
 use libp2p::{
-    autonat, connection_limits, dcutr, identify,
+    autonat, connection_limits, dcutr, gossipsub, identify,
     identity::Keypair,
     kad::{self, store::MemoryStore},
     mdns, ping, relay, request_response,
@@ -58,6 +58,45 @@ pub struct Behaviour {
     pub mdns: Toggle<mdns::tokio::Behaviour>,
     /// Our sync protocol (`/berty-node/sync/1.0.0`): link-key proofs, heads, batched fetches.
     pub sync: request_response::Behaviour<SyncCodec>,
+    /// Heads announcements, one topic per group named and sealed with its link key.
+    pub gossipsub: Gossipsub,
+}
+
+/// Gossipsub with a subscription filter sized for a node in thousands of groups (libp2p's
+/// defaults accept about a hundred topics).
+pub type Gossipsub = gossipsub::Behaviour<
+    gossipsub::IdentityTransform,
+    gossipsub::MaxCountSubscriptionFilter<gossipsub::AllowAllSubscriptionFilter>,
+>;
+
+/// Topics this node subscribes to at most (one per replicated group).
+const GOSSIP_MAX_TOPICS: usize = 100_000;
+/// Subscriptions one peer may announce in one message.
+const GOSSIP_MAX_SUBSCRIPTIONS_PER_REQUEST: usize = 10_000;
+/// Largest gossip message (announcements carry only small batches inline).
+pub const GOSSIP_MAX_TRANSMIT: usize = 256 * 1024;
+
+fn gossip(key: &Keypair) -> Result<Gossipsub, String> {
+    let config = gossipsub::ConfigBuilder::default()
+        .max_transmit_size(GOSSIP_MAX_TRANSMIT)
+        .validation_mode(gossipsub::ValidationMode::Strict)
+        // Content-addressed: the same announcement relayed twice is one message.
+        .message_id_fn(|m: &gossipsub::Message| {
+            use sha2::Digest;
+            gossipsub::MessageId::from(sha2::Sha256::digest(&m.data).to_vec())
+        })
+        .build()
+        .map_err(|e| e.to_string())?;
+    gossipsub::Behaviour::new_with_subscription_filter(
+        gossipsub::MessageAuthenticity::Signed(key.clone()),
+        config,
+        gossipsub::MaxCountSubscriptionFilter {
+            filter: gossipsub::AllowAllSubscriptionFilter {},
+            max_subscribed_topics: GOSSIP_MAX_TOPICS,
+            max_subscriptions_per_request: GOSSIP_MAX_SUBSCRIPTIONS_PER_REQUEST,
+        },
+    )
+    .map_err(ToString::to_string)
 }
 
 impl Behaviour {
@@ -67,11 +106,11 @@ impl Behaviour {
         relay_client: relay::client::Behaviour,
         settings: &P2pSettings,
         metrics: &P2pMetrics,
-    ) -> Self {
+    ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
         let peer_id = key.public().to_peer_id();
         let agent = format!("berty-node/{}", env!("CARGO_PKG_VERSION"));
         let limits = settings.connection_limits;
-        Self {
+        Ok(Self {
             limits: connection_limits::Behaviour::new(
                 connection_limits::ConnectionLimits::default()
                     .with_max_established(Some(limits.max_connections))
@@ -112,7 +151,8 @@ impl Behaviour {
                     .with_request_timeout(settings.timings.sync_request_timeout)
                     .with_max_concurrent_streams(SYNC_MAX_STREAMS),
             ),
-        }
+            gossipsub: gossip(key)?,
+        })
     }
 }
 

@@ -42,6 +42,20 @@ pub enum SwarmCommand {
         /// The reply slot (the local record is stored; publication goes on in the background).
         reply: oneshot::Sender<Result<(), P2pError>>,
     },
+    /// Subscribes to (`true`) or leaves (`false`) gossipsub topics.
+    Topics {
+        /// Topics to join.
+        subscribe: Vec<String>,
+        /// Topics to leave.
+        unsubscribe: Vec<String>,
+    },
+    /// Publishes on a gossipsub topic (best effort: no peer on the topic is not an error).
+    Publish {
+        /// The topic.
+        topic: String,
+        /// The data.
+        data: Vec<u8>,
+    },
     /// Looks up the providers of `key` in the DHT.
     FindProviders {
         /// The key.
@@ -192,6 +206,28 @@ impl SwarmHandle {
     pub async fn provide(&self, key: Vec<u8>) -> Result<(), P2pError> {
         self.ask(|reply| SwarmCommand::Provide { key, reply })
             .await?
+    }
+
+    /// Joins and leaves gossipsub topics.
+    pub async fn set_topics(
+        &self,
+        subscribe: Vec<String>,
+        unsubscribe: Vec<String>,
+    ) -> Result<(), P2pError> {
+        self.commands
+            .send(SwarmCommand::Topics {
+                subscribe,
+                unsubscribe,
+            })
+            .await
+            .map_err(|_| P2pError::Stopped)
+    }
+
+    /// Publishes `data` on `topic` without waiting (dropped when the command queue is full).
+    pub fn publish(&self, topic: String, data: Vec<u8>) {
+        let _ = self
+            .commands
+            .try_send(SwarmCommand::Publish { topic, data });
     }
 
     /// The peers the DHT knows as providers of `key` (this node left out).

@@ -44,6 +44,15 @@ pub enum NetworkEvent {
         /// Where the answer goes.
         reply: oneshot::Sender<SyncResponse>,
     },
+    /// A gossipsub message on a topic we subscribe to.
+    Gossip {
+        /// The peer that passed it on.
+        source: PeerId,
+        /// The topic.
+        topic: String,
+        /// The (sealed) data.
+        data: Vec<u8>,
+    },
     /// `peer` broke a protocol of ours (an unparsable or oversized frame).
     Violation {
         /// The peer.

@@ -371,7 +371,17 @@ impl PeerActor {
         let signing_pk = announced.signing_pk;
         let raw = announced.entries;
         let reply = announced.reply;
+        let heads_known = heads.clone();
         let fut = async move {
+            // Already here (the same commit announced directly and by gossip): nothing to do.
+            if !heads_known.is_empty() {
+                let ids: Vec<_> = heads_known.iter().map(|h| h.id).collect();
+                if let Ok(known) = context.storage.order_keys(&log, &ids).await {
+                    if known.len() == ids.len() {
+                        return Ok(Some(RemoteOutcome::default()));
+                    }
+                }
+            }
             if raw.is_empty() {
                 return Ok(None);
             }

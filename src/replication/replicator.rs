@@ -9,6 +9,7 @@ use std::{
 
 use actix::prelude::*;
 use libp2p::{multiaddr::Protocol, PeerId};
+use prost::Message as _;
 use rand::{rngs::OsRng, seq::SliceRandom, RngCore};
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
@@ -20,16 +21,23 @@ use super::{
 };
 use crate::{
     actors::{account::AccountActor, LogAppended},
-    crypto::{discovery_keys, link_proof_tag, LinkKey, VerifyingKey, LINK_NONCE_LEN},
+    crypto::{
+        discovery_keys, gossip_topic, link_proof_tag, open_announcement, seal_announcement,
+        LinkKey, VerifyingKey, LINK_NONCE_LEN,
+    },
     log::{EntryId, LogId, OrderKey},
     metrics::Metrics,
     p2p::{NetworkEvent, SwarmHandle},
     proto::wire::{
-        sync_request::Request, sync_response::Response, SyncFetch, SyncFetchReply, SyncHeadsReply,
-        SyncHelloReply, SyncLogHeads, SyncProve, SyncProveReply, SyncResponse,
+        sync_request::Request, sync_response::Response, SyncAnnounce, SyncFetch, SyncFetchReply,
+        SyncHeadsReply, SyncHelloReply, SyncLogHeads, SyncProve, SyncProveReply, SyncResponse,
     },
     storage::{Direction, OrderRange, Storage},
 };
+
+/// Entries ride inline in a gossip announcement up to this many bytes (idle deliveries);
+/// larger batches announce heads only.
+const GOSSIP_INLINE_BYTES: usize = 16 * 1024;
 
 /// How often the groups' discovery keys are provided and looked up in the DHT.
 const DISCOVERY_INTERVAL: Duration = Duration::from_secs(30);
@@ -101,6 +109,8 @@ pub struct Replicator {
     peer_groups: HashMap<PeerId, HashSet<[u8; 32]>>,
     discovering: bool,
     rediscover: bool,
+    /// Gossip topic of each replicated group.
+    topics: HashMap<String, [u8; 32]>,
 }
 
 impl Replicator {
@@ -128,6 +138,7 @@ impl Replicator {
             peer_groups: HashMap::new(),
             discovering: false,
             rediscover: false,
+            topics: HashMap::new(),
         }
     }
 
@@ -365,6 +376,73 @@ impl Replicator {
     }
 }
 
+impl Replicator {
+    /// Publishes a local commit's heads (and its entries when small) on the group's topic,
+    /// sealed with the link key, for members not connected to us directly.
+    fn gossip(&self, msg: &LogAppended) {
+        let Some(links) = self.directory.get(msg.log.group_pk()) else {
+            return;
+        };
+        let inline: usize = msg.entries.iter().map(Vec::len).sum();
+        let announce = SyncAnnounce {
+            log: Some(wire::log_to_wire(&msg.log)),
+            heads: msg.heads.iter().map(wire::head_to_wire).collect(),
+            entries: if inline <= GOSSIP_INLINE_BYTES {
+                msg.entries.clone()
+            } else {
+                Vec::new()
+            },
+        };
+        let topic = gossip_topic(&links.link_key);
+        match seal_announcement(
+            &links.link_key,
+            &topic,
+            &announce.encode_to_vec(),
+            &mut OsRng,
+        ) {
+            Ok(sealed) => self.context.swarm.publish(topic, sealed),
+            Err(e) => tracing::warn!(%e, "cannot seal a gossip announcement"),
+        }
+    }
+
+    /// An announcement received on a group topic: opened with the group's link key and
+    /// handed to the peer actor of the peer that passed it on.
+    fn on_gossip(&self, source: PeerId, topic: &str, data: &[u8]) {
+        let Some(group) = self.topics.get(topic) else {
+            return;
+        };
+        let Some(links) = self.directory.get(group) else {
+            return;
+        };
+        let announce = open_announcement(&links.link_key, topic, data)
+            .ok()
+            .and_then(|plain| SyncAnnounce::decode(plain.as_slice()).ok());
+        let Some(announce) = announce else {
+            tracing::debug!(%source, "gossip announcement does not open");
+            return;
+        };
+        let Some(log) =
+            wire::log_from_wire(announce.log.as_ref()).filter(|l| l.group_pk() == group)
+        else {
+            return;
+        };
+        if let Some(actor) = self.peers.get(&source) {
+            let (reply, _) = oneshot::channel();
+            actor.do_send(Announced {
+                log,
+                signing_pk: links.signing_pk,
+                heads: announce
+                    .heads
+                    .iter()
+                    .filter_map(wire::head_from_wire)
+                    .collect(),
+                entries: announce.entries,
+                reply,
+            });
+        }
+    }
+}
+
 /// The heads of each log.
 async fn serve_heads(storage: &dyn Storage, logs: Vec<LogId>) -> SyncResponse {
     let mut out = Vec::with_capacity(logs.len());
@@ -472,6 +550,11 @@ impl StreamHandler<NetworkEvent> for Replicator {
                 request,
                 reply,
             } => self.on_request(peer, request.request, reply),
+            NetworkEvent::Gossip {
+                source,
+                topic,
+                data,
+            } => self.on_gossip(source, &topic, &data),
             NetworkEvent::Violation { peer, reason } => {
                 let rejection = wire::Rejection::Protocol(reason);
                 match self.peers.get(&peer) {
@@ -496,6 +579,29 @@ impl Handler<GroupsChanged> for Replicator {
 
     fn handle(&mut self, msg: GroupsChanged, ctx: &mut Self::Context) {
         self.directory = msg.0;
+        let topics: HashMap<String, [u8; 32]> = self
+            .directory
+            .iter()
+            .map(|(pk, g)| (gossip_topic(&g.link_key), *pk))
+            .collect();
+        let subscribe: Vec<String> = topics
+            .keys()
+            .filter(|t| !self.topics.contains_key(*t))
+            .cloned()
+            .collect();
+        let unsubscribe: Vec<String> = self
+            .topics
+            .keys()
+            .filter(|t| !topics.contains_key(*t))
+            .cloned()
+            .collect();
+        self.topics = topics;
+        let swarm = self.context.swarm.clone();
+        tokio::spawn(async move {
+            if let Err(e) = swarm.set_topics(subscribe, unsubscribe).await {
+                tracing::warn!(%e, "cannot update gossip topics");
+            }
+        });
         for actor in self.peers.values() {
             actor.do_send(Rehello(self.directory.clone()));
         }
@@ -519,6 +625,9 @@ impl Handler<LogAppended> for Replicator {
     fn handle(&mut self, msg: LogAppended, _: &mut Self::Context) {
         let group = msg.log.group_pk();
         tracing::debug!(log = ?msg.log, entries = msg.entries.len(), peers = self.peer_groups.len(), "announcing");
+        if msg.source.is_none() {
+            self.gossip(&msg);
+        }
         for (peer, groups) in &self.peer_groups {
             if Some(*peer) == msg.source || !groups.contains(group) {
                 continue;

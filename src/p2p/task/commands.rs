@@ -38,6 +38,30 @@ impl SwarmTask {
                     .map_err(|e| P2pError::Dht(e.to_string()));
                 let _ = reply.send(result);
             }
+            SwarmCommand::Topics {
+                subscribe,
+                unsubscribe,
+            } => {
+                let gossip = &mut self.swarm.behaviour_mut().gossipsub;
+                for topic in unsubscribe {
+                    gossip.unsubscribe(&libp2p::gossipsub::IdentTopic::new(topic));
+                }
+                for topic in subscribe {
+                    if let Err(e) = gossip.subscribe(&libp2p::gossipsub::IdentTopic::new(topic)) {
+                        tracing::warn!(%e, "cannot subscribe to a group topic");
+                    }
+                }
+            }
+            SwarmCommand::Publish { topic, data } => {
+                if let Err(e) = self
+                    .swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .publish(libp2p::gossipsub::IdentTopic::new(topic), data)
+                {
+                    tracing::debug!(%e, "gossip publish");
+                }
+            }
             SwarmCommand::FindProviders { key, reply } => {
                 let query = self
                     .swarm

@@ -232,6 +232,16 @@ impl SwarmTask {
             }
             BehaviourEvent::Mdns(libp2p::mdns::Event::Expired(_)) => {}
             BehaviourEvent::Sync(event) => self.on_sync(event),
+            BehaviourEvent::Gossipsub(libp2p::gossipsub::Event::Message {
+                propagation_source,
+                message,
+                ..
+            }) => self.tell(NetworkEvent::Gossip {
+                source: propagation_source,
+                topic: message.topic.into_string(),
+                data: message.data,
+            }),
+            BehaviourEvent::Gossipsub(event) => tracing::trace!(?event, "gossipsub"),
         }
     }
 
