@@ -386,13 +386,11 @@ impl PeerActor {
                 return Ok(None);
             }
             let count = raw.len();
-            let entries = verify_received(log, signing_pk, raw)
-                .await
-                .map_err(|r| (r, count))?;
-            let outcome = context
-                .append(log, entries, peer)
-                .await
-                .map_err(|e| (Rejection::Malformed(e.to_string()), 0))?;
+            let entries = verify_received(log, signing_pk, raw).await.map_err(|r| {
+                r.count(&context.metrics, count.saturating_sub(1));
+                SyncStop::Rejected(r)
+            })?;
+            let outcome = context.append(log, entries, peer).await?;
             Ok(Some(outcome))
         };
         ctx.spawn(fut.into_actor(self).map(move |result, actor, ctx| {
@@ -410,13 +408,10 @@ impl PeerActor {
                     }
                 }
                 // Storage trouble is ours, not the peer's: fetch again later.
-                Err((Rejection::Malformed(reason), 0)) => {
+                Err(SyncStop::Failed(reason)) => {
                     tracing::warn!(peer = %actor.peer, reason, "cannot store announced entries");
                 }
-                Err((rejection, count)) => {
-                    rejection.count(&actor.context.metrics, count.saturating_sub(1));
-                    return actor.penalise(rejection, ctx);
-                }
+                Err(SyncStop::Rejected(rejection)) => return actor.penalise(rejection, ctx),
             }
             actor.receive_next(ctx);
         }));
