@@ -7,16 +7,13 @@
 
 use std::{future::Future, net::SocketAddr, sync::Arc};
 
-use actix::Actor;
+use actix::{Actor, AsyncContext, Context};
 use futures::{future::BoxFuture, stream::FuturesUnordered, FutureExt, StreamExt};
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::watch;
 
 use crate::{
-    actors::{
-        account::{Replication, SetReplication},
-        AccountActor,
-    },
+    actors::{account::Replication, AccountActor},
     admin::{self, AdminState},
     api::{self, protocol::Capabilities, ProtocolApi},
     config::NodeConfig,
@@ -109,25 +106,30 @@ impl Node {
 
         let storage_key = sealed_values::load_or_create_storage_key(&config.data_dir)?;
         let values = SealedValues::new(storage.clone(), storage_key);
-        let account = AccountActor::load(account, values, metrics.clone())
+        // The replicator and the account know each other: the replicator's address exists
+        // before it runs, so the account starts with replication wired in (no store runs
+        // without it).
+        let replicator_context = config.replication.then(Context::<Replicator>::new);
+        let mut account = AccountActor::load(account, values, metrics.clone())
             .await
-            .map_err(NodeError::Account)?
-            .start();
-        let replicator = config.replication.then(|| {
-            let replicator = Replicator::new(
+            .map_err(NodeError::Account)?;
+        if let Some(context) = &replicator_context {
+            let replicator = context.address();
+            account.set_replication(Replication {
+                appended: replicator.clone().recipient(),
+                groups: replicator.recipient(),
+            });
+        }
+        let account = account.start();
+        let replicator = replicator_context.map(|context| {
+            context.run(Replicator::new(
                 swarm.clone(),
                 account.clone(),
                 storage.clone(),
                 metrics.clone(),
                 config.penalty,
                 network_inbox,
-            )
-            .start();
-            account.do_send(SetReplication(Replication {
-                appended: replicator.clone().recipient(),
-                groups: replicator.clone().recipient(),
-            }));
-            replicator
+            ))
         });
 
         let capabilities = Capabilities {

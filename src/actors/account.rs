@@ -237,6 +237,12 @@ impl AccountActor {
         })
     }
 
+    /// Connects the account to replication before it starts: every store reports its commits,
+    /// and the account reports its groups (at start and on every change).
+    pub fn set_replication(&mut self, replication: Replication) {
+        self.replicator = Some(replication);
+    }
+
     /// The groups to replicate: the account group and every group not left.
     fn directory(&self) -> Directory {
         let links = |g: &GroupContext| GroupLinks {
@@ -328,6 +334,7 @@ impl Actor for AccountActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        self.publish_directory();
         tracing::info!(
             account = %hex::encode(&self.keys.account_pk().as_bytes()[..8]),
             device = %hex::encode(&self.keys.device_pk().as_bytes()[..8]),
@@ -683,24 +690,6 @@ impl Handler<OpenAccountLog> for AccountActor {
 
     fn handle(&mut self, _: OpenAccountLog, _: &mut Self::Context) -> Self::Result {
         MessageResult((self.account_store(), self.account_group.clone()))
-    }
-}
-
-/// Connects the account to replication: stores report their commits, the account reports its
-/// groups (now and on every change). Stores already running keep running without it until
-/// they stop when idle.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct SetReplication(pub Replication);
-
-impl Handler<SetReplication> for AccountActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: SetReplication, _: &mut Self::Context) {
-        self.replicator = Some(msg.0);
-        // New stores pick the replicator up; running ones are replaced on next use.
-        self.stores.clear();
-        self.publish_directory();
     }
 }
 
