@@ -101,14 +101,14 @@ impl Rejection {
         }
     }
 
-    /// Counts `entries` rejected entries (at least one) for this reason.
+    /// Counts `entries` rejected entries for this reason (penalising counts one more).
     pub fn count(&self, metrics: &Metrics, entries: usize) {
         metrics
             .replication_rejected
             .get_or_create(&RejectionLabels {
                 reason: self.label(),
             })
-            .inc_by(entries.max(1) as u64);
+            .inc_by(entries as u64);
     }
 }
 
