@@ -36,6 +36,9 @@ use crate::{
     storage::Storage,
 };
 
+/// Announcements of one peer waiting to be stored, at most.
+const MAX_INBOX: usize = 32;
+
 /// What every peer actor shares.
 #[derive(Clone)]
 pub struct PeerContext {
@@ -715,6 +718,16 @@ impl Handler<Announced> for PeerActor {
     type Result = ();
 
     fn handle(&mut self, msg: Announced, ctx: &mut Self::Context) {
+        // Each waiting announcement holds its entries: beyond the cap, drop the entries and
+        // fetch what the heads say is missing instead.
+        if self.inbox.len() >= MAX_INBOX {
+            let _ = msg.reply.send(wire::error(
+                wire::ERROR_UNAVAILABLE,
+                "too many announcements waiting; fetching instead",
+            ));
+            self.sync_log(msg.log, msg.heads, ctx);
+            return;
+        }
         self.inbox.push_back(msg);
         self.receive_next(ctx);
     }
