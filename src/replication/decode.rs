@@ -133,6 +133,10 @@ fn decode_one_metadata(
                 parse_signature(&bound.account_signature).map_err(|_| "bad signature")?;
             verify_account_disclosure(&account, group_pk, &member, &signature)
                 .map_err(|_| "account disclosure does not verify")?;
+        } else if !bound.account_pk.is_empty() && bound.account_pk != member.as_bytes() {
+            // Unsigned, the account key may only be the member key itself (account and
+            // contact groups, where the member key is the account key).
+            return Err("account key disclosed without its signature");
         }
         let member = member.to_bytes();
         let seen = members.values().any(|m| *m == member);
@@ -253,15 +257,17 @@ pub fn decode_messages(
     messages: &[OpenedMessage],
 ) -> MessagesDecoded {
     let mut out = MessagesDecoded::default();
+    // Open with keys derived without using them up: a forged message must not burn the key of
+    // the genuine one (the chain moves only for messages whose author signature holds).
     let mut opened: Vec<(usize, Vec<u8>, SignatureCheck, [u8; 32])> = Vec::new();
     for (index, message) in messages.iter().enumerate() {
         let device = message.header.device.to_bytes();
-        let (Some(chain), Some(member)) = (chains.get_mut(&device), members.get(&device)) else {
+        let (Some(chain), Some(member)) = (chains.get(&device), members.get(&device)) else {
             out.queued
                 .push((device, message.entry.lamport(), message.entry.id()));
             continue;
         };
-        let key = match chain.consume(message.header.counter) {
+        let key = match chain.message_key(message.header.counter) {
             Ok(key) => key,
             Err(e) => {
                 tracing::debug!(entry = %message.entry.id(), %e, "message key unavailable");
@@ -269,9 +275,6 @@ pub fn decode_messages(
                 continue;
             }
         };
-        if !out.touched.contains(&device) {
-            out.touched.push(device);
-        }
         match open_body_unverified(
             group.keys(),
             LogKind::Messages,
@@ -293,9 +296,21 @@ pub fn decode_messages(
         let Some(message) = messages.get(index) else {
             continue;
         };
+        let device = message.header.device.to_bytes();
+        // Use the key up now; a second message with the same counter fails here.
+        let consumed = chains
+            .get_mut(&device)
+            .map(|chain| chain.consume(message.header.counter));
+        if !matches!(consumed, Some(Ok(_))) {
+            out.skipped += 1;
+            continue;
+        }
+        if !out.touched.contains(&device) {
+            out.touched.push(device);
+        }
         let event = ViewEvent {
             member_pk: member,
-            device_pk: message.header.device.to_bytes(),
+            device_pk: device,
             body: ViewBody::Message { payload: plaintext },
         };
         out.events.push(new_event(&message.entry, &event));
@@ -306,6 +321,436 @@ pub fn decode_messages(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{
+        crypto::{
+            seal_chain_key, seal_message, seal_metadata, sign_account_disclosure,
+            sign_member_device, AccountKeys, GroupGenesis, SenderChain, SigningKey,
+        },
+        group::{EventKind, GroupKind, GroupRecord},
+        log::LogId,
+        storage::NewEvent,
+    };
+    use rand::rngs::OsRng;
+
+    /// One account in a test group, with one device.
+    struct Member {
+        account: AccountKeys,
+        context: GroupContext,
+    }
+
+    impl Member {
+        fn member_pk(&self) -> [u8; 32] {
+            self.context.member.verifying_key().to_bytes()
+        }
+
+        fn device_pk(&self) -> [u8; 32] {
+            self.context.record.device.verifying_key().to_bytes()
+        }
+    }
+
+    /// A multi-member group of `N` accounts, created by the first.
+    fn group<const N: usize>() -> [Member; N] {
+        let accounts: [AccountKeys; N] = std::array::from_fn(|_| AccountKeys::generate(&mut OsRng));
+        let genesis = GroupGenesis::generate(&mut OsRng);
+        let creator = accounts[0].member_key(&genesis.group_pk()).unwrap();
+        let (keys, proof) = genesis.finish(&creator.verifying_key()).unwrap();
+        accounts.map(|account| {
+            let record = GroupRecord {
+                kind: GroupKind::Multi,
+                keys: keys.clone(),
+                proof: Some(proof.clone()),
+                device: SigningKey::generate(&mut OsRng),
+                left: false,
+                contact_pk: None,
+                joined_seq: 1,
+            };
+            let context = GroupContext::new(record, &account).unwrap();
+            Member { account, context }
+        })
+    }
+
+    /// Entries of one log of `group`, each on the previous one, carrying `payloads`.
+    fn chained(group: &GroupContext, kind: LogKind, payloads: &[Vec<u8>]) -> Vec<Entry> {
+        let log = LogId::new(group.keys().group_pk().to_bytes(), kind);
+        let mut entries: Vec<Entry> = Vec::new();
+        for payload in payloads {
+            let (parents, lamport) = match entries.last() {
+                Some(last) => (vec![last.id()], last.lamport() + 1),
+                None => (Vec::new(), 1),
+            };
+            let entry =
+                Entry::sign(group.keys().signing_key(), log, parents, lamport, payload).unwrap();
+            entries.push(entry);
+        }
+        entries
+    }
+
+    /// `event` sealed and signed by `author`'s device.
+    fn sealed(author: &Member, event: Event) -> Vec<u8> {
+        let event = wire::MetadataEvent { event: Some(event) }.encode_to_vec();
+        seal_metadata(
+            author.context.keys(),
+            &author.context.record.device,
+            &event,
+            &mut OsRng,
+        )
+        .unwrap()
+    }
+
+    /// `device_of`'s device bound to its member, the binding signed by `signer`, with the
+    /// account disclosed (what `device_setup` writes in a multi-member group).
+    fn binding(device_of: &Member, signer: &SigningKey, meta: &[u8]) -> wire::MemberDevice {
+        let group_pk = device_of.context.keys().group_pk();
+        let device_pk = device_of.context.record.device.verifying_key();
+        let member_pk = device_of.context.member.verifying_key();
+        wire::MemberDevice {
+            member_pk: member_pk.to_bytes().to_vec(),
+            device_pk: device_pk.to_bytes().to_vec(),
+            member_signature: sign_member_device(signer, group_pk, &device_pk)
+                .to_bytes()
+                .to_vec(),
+            account_pk: device_of.account.account_pk().to_bytes().to_vec(),
+            account_signature: sign_account_disclosure(
+                device_of.account.account(),
+                group_pk,
+                &member_pk,
+            )
+            .to_bytes()
+            .to_vec(),
+            meta: meta.to_vec(),
+        }
+    }
+
+    /// The valid binding of `member`'s device.
+    fn bind(member: &Member) -> Event {
+        Event::MemberDevice(binding(member, &member.context.member, b""))
+    }
+
+    fn setting(scope: wire::SettingScope, key: &str, value: &[u8]) -> Event {
+        Event::Setting(wire::Setting {
+            scope: scope as i32,
+            key: key.into(),
+            value: value.to_vec(),
+        })
+    }
+
+    /// `from`'s device shares `chain` with `to`'s member.
+    fn share(from: &Member, chain: &SenderChain, to: &Member) -> Event {
+        let to_pk = to.context.member.verifying_key();
+        let sealed_chain_key = seal_chain_key(
+            from.context.keys().group_pk(),
+            &from.context.record.device.verifying_key(),
+            &to_pk,
+            chain.chain_key(),
+            chain.counter(),
+            &mut OsRng,
+        )
+        .unwrap();
+        Event::ChainKey(wire::ChainKeyShare {
+            recipient_member_pk: to_pk.to_bytes().to_vec(),
+            sealed_chain_key,
+        })
+    }
+
+    /// Message entries of `sender`, one per text, sealed with the next keys of `chain`.
+    fn messages(sender: &Member, chain: &mut SenderChain, texts: &[&[u8]]) -> Vec<Entry> {
+        let payloads: Vec<Vec<u8>> = texts
+            .iter()
+            .map(|text| {
+                let (counter, key) = chain.next_key().unwrap();
+                seal_message(
+                    sender.context.keys(),
+                    &sender.context.record.device,
+                    LogKind::Messages,
+                    counter,
+                    &key,
+                    text,
+                    &mut OsRng,
+                )
+                .unwrap()
+            })
+            .collect();
+        chained(&sender.context, LogKind::Messages, &payloads)
+    }
+
+    /// What a member who received `chain`'s key at its current counter holds.
+    fn receiver(chain: &SenderChain) -> ReceiverChain {
+        ReceiverChain::new(
+            *chain.group_pk(),
+            chain.chain_key().clone(),
+            chain.counter(),
+        )
+    }
+
+    fn views(events: &[NewEvent]) -> Vec<ViewEvent> {
+        events
+            .iter()
+            .map(|e| ViewEvent::decode(&e.body).unwrap())
+            .collect()
+    }
+
+    fn ids(events: &[NewEvent]) -> Vec<EntryId> {
+        events.iter().map(|e| e.entry_id).collect()
+    }
+
+    fn message_view(author: &Member, text: &[u8]) -> ViewEvent {
+        ViewEvent {
+            member_pk: author.member_pk(),
+            device_pk: author.device_pk(),
+            body: ViewBody::Message {
+                payload: text.to_vec(),
+            },
+        }
+    }
+
+    #[test]
+    fn a_bound_device_of_another_member_shows_as_a_new_member() {
+        let [a, b] = group::<2>();
+        let bound = Event::MemberDevice(binding(&b, &b.context.member, b"bob"));
+        let entries = chained(&a.context, LogKind::Metadata, &[sealed(&b, bound)]);
+        let mut members = HashMap::new();
+        let out = decode_metadata(&a.context, &mut members, &entries);
+        assert_eq!(out.skipped, 0);
+        assert_eq!(
+            views(&out.events),
+            vec![ViewEvent {
+                member_pk: b.member_pk(),
+                device_pk: b.device_pk(),
+                body: ViewBody::Member {
+                    account_pk: b.account.account_pk().to_bytes().to_vec(),
+                    meta: b"bob".to_vec(),
+                },
+            }]
+        );
+        assert_eq!(ids(&out.events), vec![entries[0].id()]);
+        assert_eq!(out.events[0].kind, EventKind::Member.as_u8());
+        assert_eq!(out.members, vec![(b.device_pk(), b.member_pk())]);
+        assert_eq!(out.new_members, vec![b.member_pk()]);
+        assert_eq!(members.get(&b.device_pk()), Some(&b.member_pk()));
+    }
+
+    #[test]
+    fn a_device_binding_signed_by_another_member_key_is_skipped_and_binds_nothing() {
+        let [a, b, c] = group::<3>();
+        // B's device claims B's member key, but C's member key signed the binding.
+        let forged = Event::MemberDevice(binding(&b, &c.context.member, b""));
+        let entries = chained(&a.context, LogKind::Metadata, &[sealed(&b, forged)]);
+        let mut members = HashMap::new();
+        let out = decode_metadata(&a.context, &mut members, &entries);
+        assert_eq!(out.skipped, 1);
+        assert!(out.events.is_empty());
+        assert!(out.members.is_empty());
+        assert!(out.new_members.is_empty());
+        assert!(members.is_empty());
+    }
+
+    #[test]
+    fn group_settings_count_only_from_the_creator_member_settings_from_anyone() {
+        let [a, b, c] = group::<3>();
+        assert_eq!(c.context.creator, Some(a.context.member.verifying_key()));
+        let group_scope = wire::SettingScope::Group;
+        let member_scope = wire::SettingScope::Member;
+        let payloads = [
+            sealed(&a, bind(&a)),
+            sealed(&b, bind(&b)),
+            sealed(&b, setting(group_scope, "title", b"by b")),
+            sealed(&a, setting(group_scope, "title", b"by a")),
+            sealed(&b, setting(member_scope, "nick", b"bee")),
+        ];
+        let entries = chained(&c.context, LogKind::Metadata, &payloads);
+        let out = decode_metadata(&c.context, &mut HashMap::new(), &entries);
+        assert_eq!(out.skipped, 1);
+        assert_eq!(
+            ids(&out.events),
+            [0, 1, 3, 4].map(|i| entries[i].id()).to_vec()
+        );
+        let settings: Vec<ViewEvent> = views(&out.events)
+            .into_iter()
+            .filter(|v| matches!(v.body, ViewBody::Setting { .. }))
+            .collect();
+        assert_eq!(
+            settings,
+            vec![
+                ViewEvent {
+                    member_pk: a.member_pk(),
+                    device_pk: a.device_pk(),
+                    body: ViewBody::Setting {
+                        scope: SettingScope::Group,
+                        key: "title".into(),
+                        value: b"by a".to_vec(),
+                    },
+                },
+                ViewEvent {
+                    member_pk: b.member_pk(),
+                    device_pk: b.device_pk(),
+                    body: ViewBody::Setting {
+                        scope: SettingScope::Member,
+                        key: "nick".into(),
+                        value: b"bee".to_vec(),
+                    },
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn metadata_from_a_device_that_never_bound_itself_shows_nothing() {
+        let [a, b] = group::<2>();
+        let chain = SenderChain::generate(*a.context.keys().group_pk(), &mut OsRng);
+        let payloads = [
+            sealed(&b, setting(wire::SettingScope::Member, "nick", b"bee")),
+            sealed(&b, share(&b, &chain, &a)),
+        ];
+        let entries = chained(&a.context, LogKind::Metadata, &payloads);
+        let mut members = HashMap::new();
+        let out = decode_metadata(&a.context, &mut members, &entries);
+        assert_eq!(out.skipped, 2);
+        assert!(out.events.is_empty());
+        assert!(out.chains.is_empty());
+        assert!(members.is_empty());
+    }
+
+    #[test]
+    fn a_chain_key_shared_with_our_member_yields_the_senders_receiver_chain() {
+        let [a, b] = group::<2>();
+        let mut chain = SenderChain::generate(*a.context.keys().group_pk(), &mut OsRng);
+        let payloads = [sealed(&b, bind(&b)), sealed(&b, share(&b, &chain, &a))];
+        let entries = chained(&a.context, LogKind::Metadata, &payloads);
+        let out = decode_metadata(&a.context, &mut HashMap::new(), &entries);
+        assert_eq!(out.skipped, 0);
+        // Only the member event: a chain key share shows nothing.
+        assert_eq!(ids(&out.events), vec![entries[0].id()]);
+        assert_eq!(out.chains.len(), 1);
+        let (device, received) = &out.chains[0];
+        assert_eq!(*device, b.device_pk());
+        let (counter, key) = chain.next_key().unwrap();
+        assert_eq!(
+            received.message_key(counter).unwrap().as_bytes(),
+            key.as_bytes()
+        );
+    }
+
+    #[test]
+    fn a_chain_key_shared_with_another_member_is_ignored() {
+        let [a, b, c] = group::<3>();
+        let chain = SenderChain::generate(*a.context.keys().group_pk(), &mut OsRng);
+        let payloads = [sealed(&b, bind(&b)), sealed(&b, share(&b, &chain, &c))];
+        let entries = chained(&a.context, LogKind::Metadata, &payloads);
+        let out = decode_metadata(&a.context, &mut HashMap::new(), &entries);
+        assert_eq!(out.skipped, 0);
+        assert_eq!(ids(&out.events), vec![entries[0].id()]);
+        assert!(out.chains.is_empty());
+    }
+
+    #[test]
+    fn messages_open_in_order_with_the_senders_chain() {
+        let [a, b] = group::<2>();
+        let mut chain = SenderChain::generate(*a.context.keys().group_pk(), &mut OsRng);
+        let mut chains = HashMap::from([(b.device_pk(), receiver(&chain))]);
+        let members = HashMap::from([(b.device_pk(), b.member_pk())]);
+        let texts: [&[u8]; 3] = [b"one", b"two", b"three"];
+        let entries = messages(&b, &mut chain, &texts);
+        let (opened, unopened) = open_headers(&a.context, entries.clone());
+        assert_eq!(unopened, 0);
+        let out = decode_messages(&a.context, &mut chains, &members, &opened);
+        assert_eq!(out.skipped, 0);
+        assert!(out.queued.is_empty());
+        assert_eq!(out.touched, vec![b.device_pk()]);
+        assert_eq!(
+            views(&out.events),
+            texts.map(|text| message_view(&b, text)).to_vec()
+        );
+        assert_eq!(
+            ids(&out.events),
+            entries.iter().map(Entry::id).collect::<Vec<_>>()
+        );
+        assert!(out
+            .events
+            .iter()
+            .all(|e| e.kind == EventKind::Message.as_u8()));
+        assert_eq!(chains[&b.device_pk()].next_counter(), 3);
+    }
+
+    #[test]
+    fn messages_without_the_senders_chain_are_queued() {
+        let [a, b] = group::<2>();
+        let mut chain = SenderChain::generate(*a.context.keys().group_pk(), &mut OsRng);
+        let members = HashMap::from([(b.device_pk(), b.member_pk())]);
+        let entries = messages(&b, &mut chain, &[b"one", b"two"]);
+        let (opened, _) = open_headers(&a.context, entries.clone());
+        let out = decode_messages(&a.context, &mut HashMap::new(), &members, &opened);
+        assert!(out.events.is_empty());
+        assert_eq!(out.skipped, 0);
+        assert!(out.touched.is_empty());
+        assert_eq!(
+            out.queued,
+            entries
+                .iter()
+                .map(|e| (b.device_pk(), e.lamport(), e.id()))
+                .collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn a_message_with_a_bad_author_signature_is_skipped_and_the_others_still_open() {
+        let [a, b] = group::<2>();
+        let mut chain = SenderChain::generate(*a.context.keys().group_pk(), &mut OsRng);
+        let mut chains = HashMap::from([(b.device_pk(), receiver(&chain))]);
+        let members = HashMap::from([(b.device_pk(), b.member_pk())]);
+        let entries = messages(&b, &mut chain, &[b"one", b"two", b"three"]);
+        let (mut opened, _) = open_headers(&a.context, entries.clone());
+        // The body still opens (its key and associated data do not cover the signature);
+        // only the author signature check fails, so the batch check fails as a whole.
+        opened[1].header.signature = opened[0].header.signature;
+        let out = decode_messages(&a.context, &mut chains, &members, &opened);
+        assert_eq!(out.skipped, 1);
+        assert_eq!(
+            views(&out.events),
+            vec![message_view(&b, b"one"), message_view(&b, b"three")]
+        );
+        assert_eq!(ids(&out.events), vec![entries[0].id(), entries[2].id()]);
+    }
+
+    // A member holding B's chain key writes an entry whose header claims B's device and a
+    // counter B has not used yet, with a signature that does not verify: it is skipped, and
+    // the key of that counter stays for B's genuine message.
+    #[test]
+    fn a_message_with_a_bad_signature_does_not_burn_the_key_of_the_genuine_one() {
+        let [a, b] = group::<2>();
+        let mut chain = SenderChain::generate(*a.context.keys().group_pk(), &mut OsRng);
+        let mut chains = HashMap::from([(b.device_pk(), receiver(&chain))]);
+        let members = HashMap::from([(b.device_pk(), b.member_pk())]);
+        let entries = messages(&b, &mut chain, &[b"genuine", b"later"]);
+        let (mut forged, _) = open_headers(&a.context, entries.clone());
+        forged[0].header.signature = forged[1].header.signature;
+        let out = decode_messages(&a.context, &mut chains, &members, &forged[..1]);
+        assert_eq!(out.skipped, 1);
+        let (genuine, _) = open_headers(&a.context, entries);
+        let out = decode_messages(&a.context, &mut chains, &members, &genuine[..1]);
+        assert_eq!(out.skipped, 0);
+        assert_eq!(views(&out.events), vec![message_view(&b, b"genuine")]);
+    }
+
+    // A device cannot claim an account (here C's) without the account's signature: an
+    // unsigned `account_pk` is legitimate only when it is the member key itself (account and
+    // contact groups).
+    #[test]
+    fn an_account_key_without_its_disclosure_signature_is_not_shown() {
+        let [a, b, c] = group::<3>();
+        let claimed = c.account.account_pk().to_bytes().to_vec();
+        let mut bound = binding(&b, &b.context.member, b"");
+        bound.account_pk = claimed.clone();
+        bound.account_signature = Vec::new();
+        let entries = chained(
+            &a.context,
+            LogKind::Metadata,
+            &[sealed(&b, Event::MemberDevice(bound))],
+        );
+        let out = decode_metadata(&a.context, &mut HashMap::new(), &entries);
+        assert!(views(&out.events).iter().all(
+            |v| !matches!(&v.body, ViewBody::Member { account_pk, .. } if *account_pk == claimed)
+        ));
+    }
 
     #[test]
     fn queue_keys_sort_by_lamport_and_name_their_entry() {
