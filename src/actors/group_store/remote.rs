@@ -12,18 +12,73 @@ use crate::{
     crypto::ReceiverChain,
     error::Error,
     group::GroupContext,
-    log::{Entry, EntryId, LogId, LogKind},
+    log::{Entry, EntryId, LogId, LogKind, OrderKey},
     metrics::LogKindLabels,
     replication::decode::{
         decode_messages, decode_metadata, member_value_key, open_headers, queue_key, queue_prefix,
         queued_entry_id, receiver_value_key,
     },
     sealed_values::SealedValues,
-    storage::{Commit, NewEntry, NewEvent, Storage},
+    storage::{Commit, Direction, NewEntry, NewEvent, OrderRange, Storage},
 };
 
 /// Page size when listing node values of a group.
-const VALUES_PAGE: u32 = 512;
+const VALUES_PAGE: u32 = 4096;
+/// Queued messages opened per commit when their chain key arrives.
+const REPLAY_CHUNK: usize = 4096;
+
+/// The place in the total order a queue key names (`.../<lamport>/<id>`).
+fn queued_order_key(key: &str) -> Option<OrderKey> {
+    let id = queued_entry_id(key)?;
+    let mut parts = key.rsplit('/');
+    parts.next()?;
+    let lamport = parts.next()?.parse().ok()?;
+    Some(OrderKey { lamport, id })
+}
+
+/// The entries of `queued` (in total order), read with range scans over the log rather than
+/// one lookup per entry.
+async fn read_entries(
+    storage: &dyn Storage,
+    log: &LogId,
+    queued: &[(String, OrderKey)],
+) -> Result<Vec<Entry>, Error> {
+    let (Some((_, first)), Some((_, last))) = (queued.first(), queued.last()) else {
+        return Ok(Vec::new());
+    };
+    let wanted: HashSet<EntryId> = queued.iter().map(|(_, k)| k.id).collect();
+    let mut entries = Vec::with_capacity(queued.len());
+    let mut lower = std::ops::Bound::Included(*first);
+    loop {
+        let page = storage
+            .range(
+                log,
+                &OrderRange {
+                    lower,
+                    upper: std::ops::Bound::Included(*last),
+                    direction: Direction::Forward,
+                    limit: REPLAY_CHUNK as u32,
+                },
+            )
+            .await?;
+        let Some(end) = page.last().map(|e| e.order_key()) else {
+            break;
+        };
+        let full = page.len() == REPLAY_CHUNK;
+        for stored in page {
+            if wanted.contains(&stored.id) {
+                if let Ok(entry) = Entry::decode(&stored.bytes) {
+                    entries.push(entry);
+                }
+            }
+        }
+        if !full || entries.len() == wanted.len() {
+            break;
+        }
+        lower = std::ops::Bound::Excluded(end);
+    }
+    Ok(entries)
+}
 
 /// Appends entries from another replica, in total order, each already decoded and checked
 /// against the group signing key. Entries are stored up to the first that names a parent
@@ -216,8 +271,9 @@ async fn decode_message_entries(
     let (opened, skipped) = open_headers(&group, entries);
     outcome.skipped += skipped;
     let mut members = members.clone();
-    for message in &opened {
-        let device = message.header.device.to_bytes();
+    // Each sender device is looked up once per batch, found or not.
+    let devices: HashSet<[u8; 32]> = opened.iter().map(|m| m.header.device.to_bytes()).collect();
+    for device in devices {
         if let std::collections::hash_map::Entry::Vacant(slot) = chains.entry(device) {
             if let Some(chain) = load_chain(values, &group_pk, &device).await? {
                 slot.insert(chain);
@@ -443,50 +499,46 @@ impl GroupStoreActor {
                     for device in msg.devices {
                         let queued =
                             list(storage.as_ref(), &queue_prefix(&group_pk, &device)).await?;
-                        if queued.is_empty() {
-                            continue;
-                        }
-                        let mut entries = Vec::with_capacity(queued.len());
-                        for (key, _) in &queued {
-                            let Some(id) = queued_entry_id(key) else {
-                                continue;
-                            };
-                            if let Some(stored) = storage.entry(&log, &id).await? {
-                                if let Ok(entry) = Entry::decode(&stored.bytes) {
-                                    entries.push(entry);
-                                }
-                            }
-                        }
-                        let mut outcome = RemoteOutcome::default();
-                        let mut decoded = decode_message_entries(
-                            group.clone(),
-                            &values,
-                            &members,
-                            &mut chains,
-                            entries,
-                            &mut outcome,
-                        )
-                        .await?;
-                        let still_queued: HashSet<String> =
-                            decoded.values.iter().map(|(k, _)| k.clone()).collect();
-                        decoded.deletes = queued
+                        let queued: Vec<(String, OrderKey)> = queued
                             .into_iter()
-                            .map(|(k, _)| k)
-                            .filter(|k| !still_queued.contains(k))
+                            .filter_map(|(key, _)| {
+                                let place = queued_order_key(&key)?;
+                                Some((key, place))
+                            })
                             .collect();
-                        replayed += decoded.events.len();
-                        let committed = storage
-                            .commit(
-                                &log,
-                                Commit {
-                                    entries: &[],
-                                    events: &decoded.events,
-                                    values: &decoded.values,
-                                    deletes: &decoded.deletes,
-                                },
+                        for chunk in queued.chunks(REPLAY_CHUNK) {
+                            let entries = read_entries(storage.as_ref(), &log, chunk).await?;
+                            let mut outcome = RemoteOutcome::default();
+                            let mut decoded = decode_message_entries(
+                                group.clone(),
+                                &values,
+                                &members,
+                                &mut chains,
+                                entries,
+                                &mut outcome,
                             )
                             .await?;
-                        cursors.extend(committed.event_cursors);
+                            let still_queued: HashSet<String> =
+                                decoded.values.iter().map(|(k, _)| k.clone()).collect();
+                            decoded.deletes = chunk
+                                .iter()
+                                .map(|(k, _)| k.clone())
+                                .filter(|k| !still_queued.contains(k))
+                                .collect();
+                            replayed += decoded.events.len();
+                            let committed = storage
+                                .commit(
+                                    &log,
+                                    Commit {
+                                        entries: &[],
+                                        events: &decoded.events,
+                                        values: &decoded.values,
+                                        deletes: &decoded.deletes,
+                                    },
+                                )
+                                .await?;
+                            cursors.extend(committed.event_cursors);
+                        }
                     }
                     Ok::<_, Error>((replayed, cursors, members))
                 }
@@ -506,5 +558,19 @@ impl GroupStoreActor {
                 actor.pump(ctx);
             }),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::replication::decode::queue_key;
+
+    #[test]
+    fn queue_keys_name_their_place_in_the_total_order() {
+        let id = EntryId([9; 32]);
+        let key = queue_key(&[1; 32], &[2; 32], 42, &id);
+        assert_eq!(queued_order_key(&key), Some(OrderKey { lamport: 42, id }));
+        assert_eq!(queued_order_key("queue/x/y/notanumber/00"), None);
     }
 }
