@@ -50,7 +50,9 @@ impl ChainKey {
     }
 }
 
-/// The key sealing the body of one message; use it once, then drop it.
+/// The key sealing the body of one message; use it once, then drop it (clones exist only
+/// inside trial copies of a [`ReceiverChain`]).
+#[derive(Clone)]
 pub struct MessageKey(SymmetricKey);
 
 impl MessageKey {
@@ -167,7 +169,9 @@ impl fmt::Debug for SenderChain {
 }
 
 /// A member's view of another device's chain: derives message keys by counter, in any order
-/// inside [`RECEIVE_WINDOW`], and hands out each key once.
+/// inside [`RECEIVE_WINDOW`], and hands out each key once. A clone is a trial copy: keys used
+/// on it stay available on the original.
+#[derive(Clone)]
 pub struct ReceiverChain {
     group_pk: VerifyingKey,
     /// The chain key whose step yields the key of `next`.

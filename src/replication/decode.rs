@@ -257,8 +257,10 @@ pub fn decode_messages(
     messages: &[OpenedMessage],
 ) -> MessagesDecoded {
     let mut out = MessagesDecoded::default();
-    // Open with keys derived without using them up: a forged message must not burn the key of
-    // the genuine one (the chain moves only for messages whose author signature holds).
+    // Open with keys from trial copies of the chains: a forged message must not burn the key
+    // of the genuine one (the real chain moves only for messages whose author signature
+    // holds). Walking a copy forward keeps a batch linear in its size.
+    let mut trials: HashMap<[u8; 32], ReceiverChain> = HashMap::new();
     let mut opened: Vec<(usize, Vec<u8>, SignatureCheck, [u8; 32])> = Vec::new();
     for (index, message) in messages.iter().enumerate() {
         let device = message.header.device.to_bytes();
@@ -267,7 +269,8 @@ pub fn decode_messages(
                 .push((device, message.entry.lamport(), message.entry.id()));
             continue;
         };
-        let key = match chain.message_key(message.header.counter) {
+        let trial = trials.entry(device).or_insert_with(|| chain.clone());
+        let key = match trial.consume(message.header.counter) {
             Ok(key) => key,
             Err(e) => {
                 tracing::debug!(entry = %message.entry.id(), %e, "message key unavailable");
@@ -640,6 +643,22 @@ mod tests {
         assert_eq!(out.skipped, 0);
         assert_eq!(ids(&out.events), vec![entries[0].id()]);
         assert!(out.chains.is_empty());
+    }
+
+    #[test]
+    fn a_batch_longer_than_the_receive_window_opens_whole() {
+        let [a, b] = group::<2>();
+        let mut chain = SenderChain::generate(*a.context.keys().group_pk(), &mut OsRng);
+        let mut chains = HashMap::from([(b.device_pk(), receiver(&chain))]);
+        let members = HashMap::from([(b.device_pk(), b.member_pk())]);
+        let count = crate::crypto::RECEIVE_WINDOW as usize + 100;
+        let texts: Vec<Vec<u8>> = (0..count).map(|i| i.to_be_bytes().to_vec()).collect();
+        let refs: Vec<&[u8]> = texts.iter().map(Vec::as_slice).collect();
+        let entries = messages(&b, &mut chain, &refs);
+        let (opened, _) = open_headers(&a.context, entries);
+        let out = decode_messages(&a.context, &mut chains, &members, &opened);
+        assert_eq!(out.skipped, 0);
+        assert_eq!(out.events.len(), count);
     }
 
     #[test]
