@@ -458,26 +458,16 @@ async fn sync_log(
     let mut step = 1u64;
     let mut steps = 0u32;
     let mut stored = 0usize;
-    let mut page = fetch(context, peer, log, from, None).await?;
+    let mut page = fetch_verified(context, peer, log, signing_pk, from, None).await?;
     loop {
-        let (raw, more) = page;
-        let count = raw.len();
-        if count > MAX_FETCH_ENTRIES as usize {
-            return Err(SyncStop::Rejected(Rejection::Malformed(
-                "fetch reply over the entry cap".into(),
-            )));
-        }
-        let verifying = verify_received(log, signing_pk, raw);
-        let entries = verifying.await.map_err(|r| {
-            r.count(&context.metrics, count.saturating_sub(1));
-            SyncStop::Rejected(r)
-        })?;
-        check_order(&entries, from)?;
+        let (entries, more) = page;
         let last = entries.last().map(Entry::order_key);
-        // Fetch the next page while this one is stored.
+        // Fetch and verify the next page while this one is stored.
         let next = async {
             match (more, last) {
-                (true, Some(last)) => Some(fetch(context, peer, log, from, Some(last)).await),
+                (true, Some(last)) => {
+                    Some(fetch_verified(context, peer, log, signing_pk, from, Some(last)).await)
+                }
                 _ => None,
             }
         };
@@ -494,7 +484,7 @@ async fn sync_log(
             }
             from = from.saturating_sub(step);
             step = step.saturating_mul(2);
-            page = fetch(context, peer, log, from, None).await?;
+            page = fetch_verified(context, peer, log, signing_pk, from, None).await?;
             continue;
         }
         match next {
@@ -502,6 +492,31 @@ async fn sync_log(
             None => return Ok(stored),
         }
     }
+}
+
+/// One page of a fetch, checked: within the entry cap, every entry verified
+/// ([`verify_received`]) and in total order from `from` on.
+async fn fetch_verified(
+    context: &PeerContext,
+    peer: PeerId,
+    log: LogId,
+    signing_pk: VerifyingKey,
+    from: u64,
+    after: Option<OrderKey>,
+) -> Result<(Vec<Entry>, bool), SyncStop> {
+    let (raw, more) = fetch(context, peer, log, from, after).await?;
+    let count = raw.len();
+    if count > MAX_FETCH_ENTRIES as usize {
+        return Err(SyncStop::Rejected(Rejection::Malformed(
+            "fetch reply over the entry cap".into(),
+        )));
+    }
+    let entries = verify_received(log, signing_pk, raw).await.map_err(|r| {
+        r.count(&context.metrics, count.saturating_sub(1));
+        SyncStop::Rejected(r)
+    })?;
+    check_order(&entries, from)?;
+    Ok((entries, more))
 }
 
 /// Entries of a fetch reply must come in total order from `from` on.
