@@ -16,7 +16,7 @@ use crate::{
     actors::group_store::{chain_value_key, GroupStoreActor, LocalWrite, LogAppended, Write},
     crypto::{
         derive_account_group, seal_chain_key, sign_account_disclosure, sign_member_device,
-        AccountKeys, SenderChain, SigningKey,
+        AccountKeys, SenderChain, SigningKey, VerifyingKey,
     },
     error::Error,
     group::{GroupContext, GroupKind, GroupRecord, GroupReference, ViewBody},
@@ -31,6 +31,34 @@ use crate::{
 /// so they can read the whole history.
 pub fn first_chain_value_key(group_pk: &[u8; 32]) -> String {
     format!("chain0/{}", hex::encode(group_pk))
+}
+
+/// The metadata write sharing `chain` (its key and counter) of this device with one member,
+/// sealed to that member's key.
+fn chain_key_share(
+    group_pk: &VerifyingKey,
+    device_pk: &VerifyingKey,
+    recipient: &VerifyingKey,
+    chain: &SenderChain,
+) -> Result<LocalWrite, Error> {
+    let sealed_chain_key = seal_chain_key(
+        group_pk,
+        device_pk,
+        recipient,
+        chain.chain_key(),
+        chain.counter(),
+        &mut OsRng,
+    )
+    .map_err(|e| Error::Internal(format!("sealing the chain key: {e}")))?;
+    Ok(LocalWrite::Metadata {
+        event: wire::MetadataEvent {
+            event: Some(wire::metadata_event::Event::ChainKey(wire::ChainKeyShare {
+                recipient_member_pk: recipient.as_bytes().to_vec(),
+                sealed_chain_key,
+            })),
+        },
+        view: None,
+    })
 }
 
 /// Node-value key marking that this device shared its chain key with a member.
@@ -195,15 +223,7 @@ impl AccountActor {
             GroupKind::Account | GroupKind::Contact => (member_pk.as_bytes().to_vec(), Vec::new()),
         };
         let chain = SenderChain::generate(group_pk, &mut OsRng);
-        let sealed_chain = seal_chain_key(
-            &group_pk,
-            &device_pk,
-            &member_pk,
-            chain.chain_key(),
-            chain.counter(),
-            &mut OsRng,
-        )
-        .map_err(|e| Error::Internal(format!("sealing the chain key: {e}")))?;
+        let chain_write = chain_key_share(&group_pk, &device_pk, &member_pk, &chain)?;
         let member_write = LocalWrite::Metadata {
             event: wire::MetadataEvent {
                 event: Some(wire::metadata_event::Event::MemberDevice(
@@ -218,15 +238,6 @@ impl AccountActor {
                 )),
             },
             view: Some(ViewBody::Member { account_pk, meta }),
-        };
-        let chain_write = LocalWrite::Metadata {
-            event: wire::MetadataEvent {
-                event: Some(wire::metadata_event::Event::ChainKey(wire::ChainKeyShare {
-                    recipient_member_pk: member_pk.as_bytes().to_vec(),
-                    sealed_chain_key: sealed_chain,
-                })),
-            },
-            view: None,
         };
         Ok(DeviceSetup {
             metadata: self.store(group, LogKind::Metadata),
@@ -738,30 +749,8 @@ impl Handler<ShareChainKey> for AccountActor {
                 let Ok(member_pk) = crate::crypto::parse_public_key(&member) else {
                     continue;
                 };
-                let sealed = seal_chain_key(
-                    &group_pk,
-                    &device_pk,
-                    &member_pk,
-                    chain.chain_key(),
-                    chain.counter(),
-                    &mut OsRng,
-                )
-                .map_err(|e| Error::Internal(format!("sealing the chain key: {e}")))?;
-                send(
-                    &metadata,
-                    LocalWrite::Metadata {
-                        event: wire::MetadataEvent {
-                            event: Some(wire::metadata_event::Event::ChainKey(
-                                wire::ChainKeyShare {
-                                    recipient_member_pk: member.to_vec(),
-                                    sealed_chain_key: sealed,
-                                },
-                            )),
-                        },
-                        view: None,
-                    },
-                )
-                .await?;
+                let write = chain_key_share(&group_pk, &device_pk, &member_pk, &chain)?;
+                send(&metadata, write).await?;
                 values.put(&marker, &[1]).await?;
             }
             Ok(())
