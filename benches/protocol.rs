@@ -45,31 +45,15 @@ use berty_node::{
 };
 use node::NodeProcess;
 use rand::rngs::OsRng;
-use support::{Backend, CpuMark, NodeStore, Options, Profile};
+use support::{index_of, payload, Backend, CpuMark, NodeStore, Options, Profile};
 use tonic::transport::Channel;
 
 type Client = ProtocolServiceClient<Channel>;
 
-/// Size of every message payload.
-const PAYLOAD: usize = 1024;
 /// gRPC connections the concurrent senders share.
 const SENDER_CONNECTIONS: usize = 4;
 /// Messages sent to a separate group before a timed load, to warm connections and caches.
 const WARM_UP: u64 = 500;
-
-/// A 1 KiB payload whose first 8 bytes are its index, so a reader can check what it got.
-fn payload(index: u64) -> Vec<u8> {
-    let mut bytes = vec![0u8; PAYLOAD];
-    bytes[..8].copy_from_slice(&index.to_le_bytes());
-    for (i, b) in bytes[8..].iter_mut().enumerate() {
-        *b = (i as u8).wrapping_mul(31) ^ (index as u8);
-    }
-    bytes
-}
-
-fn index_of(payload: &[u8]) -> Option<u64> {
-    Some(u64::from_le_bytes(payload.get(..8)?.try_into().ok()?))
-}
 
 /// One printed figure, kept for the summary table at the end.
 struct Figure {

@@ -12,6 +12,24 @@ use std::{
 
 use sqlx::{Connection, PgConnection};
 
+/// Size of every message payload.
+pub const PAYLOAD: usize = 1024;
+
+/// A 1 KiB payload whose first 8 bytes are its index, so a reader can check what it got.
+pub fn payload(index: u64) -> Vec<u8> {
+    let mut bytes = vec![0u8; PAYLOAD];
+    bytes[..8].copy_from_slice(&index.to_le_bytes());
+    for (i, b) in bytes[8..].iter_mut().enumerate() {
+        *b = (i as u8).wrapping_mul(31) ^ (index as u8);
+    }
+    bytes
+}
+
+/// The index a [`payload`] carries.
+pub fn index_of(payload: &[u8]) -> Option<u64> {
+    Some(u64::from_le_bytes(payload.get(..8)?.try_into().ok()?))
+}
+
 /// Environment variable with the admin PostgreSQL URL (shared with the tests).
 pub const POSTGRES_URL_ENV: &str = "BERTY_NODE_TEST_POSTGRES_URL";
 /// Admin URL used when [`POSTGRES_URL_ENV`] is not set.
