@@ -45,7 +45,7 @@ use berty_node::{
 };
 use node::NodeProcess;
 use rand::rngs::OsRng;
-use support::{index_of, payload, Backend, CpuMark, NodeStore, Options, Profile};
+use support::{index_of, payload, Backend, CpuMark, Figures, NodeStore, Options, Profile};
 use tonic::transport::Channel;
 
 type Client = ProtocolServiceClient<Channel>;
@@ -54,31 +54,6 @@ type Client = ProtocolServiceClient<Channel>;
 const SENDER_CONNECTIONS: usize = 4;
 /// Messages sent to a separate group before a timed load, to warm connections and caches.
 const WARM_UP: u64 = 500;
-
-/// One printed figure, kept for the summary table at the end.
-struct Figure {
-    backend: &'static str,
-    name: String,
-    value: String,
-}
-
-#[derive(Default)]
-struct Figures(Vec<Figure>);
-
-impl Figures {
-    fn add(&mut self, backend: &'static str, name: &str, value: String) {
-        println!("{backend} {name}: {value}");
-        self.0.push(Figure {
-            backend,
-            name: name.to_owned(),
-            value,
-        });
-    }
-
-    fn cpu(&self, backend: &str, name: &str, cpu: String) {
-        println!("{backend} {name} cpu: {cpu}");
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Talking to the node.
@@ -712,13 +687,5 @@ fn main() {
         started.elapsed().as_secs_f64(),
         support::load_average()
     );
-    println!();
-    println!("| backend | figure | value |");
-    println!("|---|---|---|");
-    for figure in &figures.0 {
-        println!(
-            "| {} | {} | {} |",
-            figure.backend, figure.name, figure.value
-        );
-    }
+    figures.print_table();
 }

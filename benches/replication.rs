@@ -55,7 +55,7 @@ use berty_node::proto::berty_protocol::{
     self as pb, protocol_service_client::ProtocolServiceClient,
 };
 use node::NodeProcess;
-use support::{index_of, payload, Backend, CpuMark, NodeStore, Options, Profile};
+use support::{index_of, payload, Backend, CpuMark, Figures, NodeStore, Options, Profile};
 use tokio::sync::mpsc;
 use tonic::transport::Channel;
 
@@ -135,28 +135,7 @@ impl Settings {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Payloads and figures.
-
-/// One printed figure, kept for the summary table at the end.
-struct Figure {
-    backend: &'static str,
-    name: String,
-    value: String,
-}
-
-#[derive(Default)]
-struct Figures(Vec<Figure>);
-
-impl Figures {
-    fn add(&mut self, backend: &'static str, name: &str, value: String) {
-        println!("{backend} {name}: {value}");
-        self.0.push(Figure {
-            backend,
-            name: name.to_owned(),
-            value,
-        });
-    }
-}
+// Rates.
 
 fn rate(count: u64, elapsed: Duration) -> f64 {
     count as f64 / elapsed.as_secs_f64().max(1e-9)
@@ -873,13 +852,5 @@ fn main() {
         started.elapsed().as_secs_f64(),
         support::load_average()
     );
-    println!();
-    println!("| backend | figure | value |");
-    println!("|---|---|---|");
-    for figure in &figures.0 {
-        println!(
-            "| {} | {} | {} |",
-            figure.backend, figure.name, figure.value
-        );
-    }
+    figures.print_table();
 }

@@ -1,5 +1,6 @@
-//! What the protocol benchmark needs around the node: options, a data dir or PostgreSQL
-//! database per node, CPU accounting from `/proc`, percentiles, and optional `perf` profiles.
+//! What the benchmarks need around the nodes: options, a data dir or PostgreSQL database per
+//! node, payloads, printed figures, CPU accounting from `/proc`, percentiles, and optional
+//! `perf` profiles.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -28,6 +29,47 @@ pub fn payload(index: u64) -> Vec<u8> {
 /// The index a [`payload`] carries.
 pub fn index_of(payload: &[u8]) -> Option<u64> {
     Some(u64::from_le_bytes(payload.get(..8)?.try_into().ok()?))
+}
+
+/// One printed figure, kept for the summary table at the end.
+pub struct Figure {
+    backend: &'static str,
+    name: String,
+    value: String,
+}
+
+/// Every figure printed so far.
+#[derive(Default)]
+pub struct Figures(Vec<Figure>);
+
+impl Figures {
+    /// Prints `<backend> <name>: <value>` and keeps it for [`Figures::print_table`].
+    pub fn add(&mut self, backend: &'static str, name: &str, value: String) {
+        println!("{backend} {name}: {value}");
+        self.0.push(Figure {
+            backend,
+            name: name.to_owned(),
+            value,
+        });
+    }
+
+    /// Prints where the CPU went during a phase (not kept for the table).
+    pub fn cpu(&self, backend: &str, name: &str, cpu: String) {
+        println!("{backend} {name} cpu: {cpu}");
+    }
+
+    /// Prints every figure as a Markdown table.
+    pub fn print_table(&self) {
+        println!();
+        println!("| backend | figure | value |");
+        println!("|---|---|---|");
+        for figure in &self.0 {
+            println!(
+                "| {} | {} | {} |",
+                figure.backend, figure.name, figure.value
+            );
+        }
+    }
 }
 
 /// Environment variable with the admin PostgreSQL URL (shared with the tests).

@@ -255,12 +255,16 @@ impl Handler<Write> for GroupStoreActor {
             reply,
         });
         self.pump(ctx);
-        Box::pin(async move {
-            answer
-                .await
-                .unwrap_or_else(|_| Err(Error::Unavailable("the group store stopped".into())))
-        })
+        Box::pin(answer_of(answer))
     }
+}
+
+/// The outcome a job sends to `answer`; a store that stopped before answering is
+/// `UNAVAILABLE`.
+async fn answer_of<T>(answer: oneshot::Receiver<Result<T, Error>>) -> Result<T, Error> {
+    answer
+        .await
+        .unwrap_or_else(|_| Err(Error::Unavailable("the group store stopped".into())))
 }
 
 /// Built entries of one batch, before they are committed.

@@ -326,19 +326,24 @@ impl Handler<AppendRemote> for GroupStoreActor {
     type Result = ResponseFuture<Result<RemoteOutcome, Error>>;
 
     fn handle(&mut self, msg: AppendRemote, ctx: &mut Self::Context) -> Self::Result {
-        self.last_activity = std::time::Instant::now();
-        let (reply, answer) = oneshot::channel();
-        self.remote_jobs.push_back(RemoteJob::Append(msg, reply));
-        self.pump(ctx);
-        Box::pin(async move {
-            answer
-                .await
-                .unwrap_or_else(|_| Err(Error::Unavailable("the group store stopped".into())))
-        })
+        self.enqueue_remote(|reply| RemoteJob::Append(msg, reply), ctx)
     }
 }
 
 impl GroupStoreActor {
+    /// Queues a remote job; the answer comes when it has run.
+    fn enqueue_remote<T: 'static>(
+        &mut self,
+        job: impl FnOnce(oneshot::Sender<Result<T, Error>>) -> RemoteJob,
+        ctx: &mut Context<Self>,
+    ) -> ResponseFuture<Result<T, Error>> {
+        self.last_activity = std::time::Instant::now();
+        let (reply, answer) = oneshot::channel();
+        self.remote_jobs.push_back(job(reply));
+        self.pump(ctx);
+        Box::pin(super::answer_of(answer))
+    }
+
     /// Runs one remote job; the next job starts when it is done.
     pub(super) fn run_remote(&mut self, job: RemoteJob, ctx: &mut Context<Self>) {
         self.writing = true;
@@ -461,15 +466,7 @@ impl Handler<ReplayQueued> for GroupStoreActor {
     type Result = ResponseFuture<Result<usize, Error>>;
 
     fn handle(&mut self, msg: ReplayQueued, ctx: &mut Self::Context) -> Self::Result {
-        self.last_activity = std::time::Instant::now();
-        let (reply, answer) = oneshot::channel();
-        self.remote_jobs.push_back(RemoteJob::Replay(msg, reply));
-        self.pump(ctx);
-        Box::pin(async move {
-            answer
-                .await
-                .unwrap_or_else(|_| Err(Error::Unavailable("the group store stopped".into())))
-        })
+        self.enqueue_remote(|reply| RemoteJob::Replay(msg, reply), ctx)
     }
 }
 
