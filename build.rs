@@ -4,7 +4,11 @@
 use std::{env, path::PathBuf};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["proto/bertyprotocol.proto", "proto/bertynode_wire.proto"];
+    let protos = [
+        "proto/bertyprotocol.proto",
+        "proto/bertynode_wire.proto",
+        "proto/rendezvous.proto",
+    ];
     println!("cargo:rerun-if-changed=migrations");
     for proto in protos {
         println!("cargo:rerun-if-changed={proto}");

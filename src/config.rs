@@ -340,6 +340,15 @@ impl NodeConfig {
         }
         let bootstrap = parse_multiaddrs("p2p.bootstrap", &raw.p2p.bootstrap)?;
         let rendezvous_servers = parse_multiaddrs("p2p.rendezvous", &raw.p2p.rendezvous)?;
+        if let Some(addr) = rendezvous_servers
+            .iter()
+            .find(|addr| crate::p2p::peer_id_of(addr).is_none())
+        {
+            return Err(invalid(
+                "p2p.rendezvous",
+                format!("{addr} must end with /p2p/<the server's peer id>"),
+            ));
+        }
         let external_addresses =
             parse_multiaddrs("p2p.external_addresses", &raw.p2p.external_addresses)?;
         let connection_limits = ConnectionLimitsConfig {

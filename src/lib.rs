@@ -45,6 +45,7 @@ pub mod metrics;
 pub mod node;
 pub mod p2p;
 pub mod proto;
+pub mod rendezvous;
 pub mod replication;
 pub mod sealed_values;
 pub mod storage;

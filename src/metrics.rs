@@ -52,6 +52,13 @@ pub struct RelayOutcomeLabels {
     pub outcome: &'static str,
 }
 
+/// Labels of the members-found counter (closed set).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DiscoveryLabels {
+    /// `dht` (provider records) or `rendezvous` (registrations at a rendezvous server).
+    pub via: &'static str,
+}
+
 /// Labels of the rejected-entries counter (closed set).
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RejectionLabels {
@@ -162,6 +169,11 @@ pub struct Metrics {
     pub replication_rejected: Family<RejectionLabels, Counter>,
     /// Peers that proved they hold the link key of at least one group of ours.
     pub replication_peers: Gauge,
+    /// Unexpired registrations at the rendezvous server (refreshed every minute).
+    pub rendezvous_registrations: Gauge,
+    /// Other members found by discovery lookups, by where they were found (each round counts
+    /// every member it finds, connected or not).
+    pub members_found: Family<DiscoveryLabels, Counter>,
 }
 
 impl Metrics {
@@ -213,6 +225,16 @@ impl Metrics {
             "replication_peers",
             "Connected peers replicating at least one group with this node",
             metrics.replication_peers.clone(),
+        );
+        registry.register(
+            "rendezvous_registrations",
+            "Unexpired registrations at the rendezvous server (refreshed every minute)",
+            metrics.rendezvous_registrations.clone(),
+        );
+        registry.register(
+            "replication_members_found",
+            "Other members found by discovery lookups, by source (counted each round)",
+            metrics.members_found.clone(),
         );
         metrics.p2p.register(&mut registry);
         (metrics, registry)

@@ -19,8 +19,8 @@ use crate::{
     config::NodeConfig,
     defaults, keystore,
     metrics::Metrics,
-    p2p,
-    replication::Replicator,
+    p2p, rendezvous,
+    replication::{ReplicationSettings, Replicator},
     sealed_values::{self, SealedValues},
     storage::{self, Storage},
 };
@@ -93,9 +93,25 @@ impl Node {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (network_events, network_inbox) =
             tokio::sync::mpsc::channel(crate::defaults::NETWORK_EVENT_QUEUE);
+        let rendezvous = config
+            .rendezvous
+            .enabled
+            .then(|| rendezvous::server_for(&config.rendezvous, storage.clone()));
+        if let Some(server) = &rendezvous {
+            registry.register_collector(Box::new(rendezvous::RendezvousCollector::new(
+                server.clone(),
+            )));
+            tokio::spawn(rendezvous::upkeep::run(
+                server.clone(),
+                metrics.rendezvous_registrations.clone(),
+                shutdown_rx.clone(),
+            ));
+        }
+        let mut p2p_settings = p2p::P2pSettings::from_config(&config);
+        p2p_settings.rendezvous_server = rendezvous.clone();
         let (swarm, swarm_task) = p2p::spawn(
             peer_key,
-            p2p::P2pSettings::from_config(&config),
+            p2p_settings,
             &mut registry,
             metrics.p2p.clone(),
             network_events,
@@ -127,7 +143,14 @@ impl Node {
                 account.clone(),
                 storage.clone(),
                 metrics.clone(),
-                config.penalty,
+                ReplicationSettings {
+                    penalty: config.penalty,
+                    rendezvous_servers: config
+                        .rendezvous_servers
+                        .iter()
+                        .filter_map(p2p::peer_id_of)
+                        .collect(),
+                },
                 network_inbox,
             ))
         });
@@ -161,6 +184,7 @@ impl Node {
                 token: config.admin_token.clone(),
                 replicator,
                 penalty: config.penalty,
+                rendezvous,
             },
         )
         .map_err(|source| NodeError::Admin {

@@ -11,8 +11,8 @@ use std::collections::BTreeSet;
 
 use berty_node::proto::berty_protocol as pb;
 use common::protocol::{
-    both_backends, members, messages, payload, settings, take, within, Backend, Home, Range,
-    TestNode,
+    both_backends, members, messages, metric, payload, settings, take, within, Backend, Home,
+    Range, TestNode,
 };
 
 both_backends!(
@@ -20,6 +20,7 @@ both_backends!(
     a_stopped_node_catches_up,
     partitioned_replicas_converge,
     members_find_each_other_through_the_dht,
+    members_find_each_other_through_rendezvous,
 );
 
 /// Admin token of the nodes in these tests.
@@ -37,7 +38,17 @@ async fn serve_bootstrapped(
     id: common::protocol::Identity,
     bootstrap: &[&TestNode],
 ) -> TestNode {
-    let addrs: Vec<String> = bootstrap
+    serve_knowing(home, id, "BERTY_NODE__P2P__BOOTSTRAP", bootstrap).await
+}
+
+/// Serves a node whose config key `key` (a list of peers) names `peers`' first addresses.
+async fn serve_knowing(
+    home: Home,
+    id: common::protocol::Identity,
+    key: &str,
+    peers: &[&TestNode],
+) -> TestNode {
+    let addrs: Vec<String> = peers
         .iter()
         .map(|n| n.process.p2p_addrs[0].clone())
         .collect();
@@ -48,7 +59,7 @@ async fn serve_bootstrapped(
         ("BERTY_NODE__ADMIN__TOKEN", ADMIN_TOKEN),
     ];
     if !list.is_empty() {
-        env.push(("BERTY_NODE__P2P__BOOTSTRAP", list.as_str()));
+        env.push((key, list.as_str()));
     }
     TestNode::serve_with(home, id, &env).await
 }
@@ -268,6 +279,66 @@ async fn partitioned_replicas_converge(backend: Backend) {
     let on_b = within("B converges", ordered_ids(&mut b, &group, total)).await;
     assert_eq!(on_a.len(), total);
     assert_eq!(on_a, on_b, "identical logs in identical order");
+}
+
+async fn members_find_each_other_through_rendezvous(backend: Backend) {
+    // R is a rendezvous server (and no member); A and B have R as their only rendezvous
+    // server and no bootstrap peer. Each registers the group's current discovery key at R
+    // and discovers the other there.
+    let r = node_bootstrapped_to(backend, &[]).await;
+    let home = Home::new(backend).await;
+    let id = home.init().await;
+    let mut a = serve_knowing(home, id, "BERTY_NODE__P2P__RENDEZVOUS", &[&r]).await;
+    let home = Home::new(backend).await;
+    let id = home.init().await;
+    let mut b = serve_knowing(home, id, "BERTY_NODE__P2P__RENDEZVOUS", &[&r]).await;
+    let group = a.create_group().await;
+    let invite = a.invite(&group).await;
+    a.send(&group, b"met at the rendezvous").await;
+    b.join(&invite, b"b").await;
+    let got = within(
+        "B finds A at the rendezvous server and reads its message",
+        wait_for_messages(&mut b, &group, 1),
+    )
+    .await;
+    assert_eq!(got, vec![b"met at the rendezvous".to_vec()]);
+
+    // R holds registrations of A and B under one shared (rotating, opaque) namespace: the
+    // group's (each also registers its own account group, which the other does not share).
+    let (status, body) = common::node::http_get(
+        r.process.admin_addr,
+        "/admin/v1/rendezvous",
+        Some(ADMIN_TOKEN),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let listing: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let registrations = listing["registrations"].as_array().unwrap();
+    let namespaces_of = |peer: &str| -> BTreeSet<String> {
+        registrations
+            .iter()
+            .filter(|r| r["peer_id"] == peer)
+            .inspect(|r| {
+                assert!(r["ttl_secs"].as_u64().unwrap() > 3600, "{r}");
+                assert_eq!(r["record_format"], "standard");
+            })
+            .map(|r| r["namespace"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (on_a, on_b) = (
+        namespaces_of(&a.process.peer_id),
+        namespaces_of(&b.process.peer_id),
+    );
+    let shared: Vec<&String> = on_a.intersection(&on_b).collect();
+    assert_eq!(shared.len(), 1, "{body}");
+    assert_eq!(shared[0].len(), 43);
+    // B's discover at R returned A (the DHT may have found it too; this counts R's answers).
+    let found = metric(
+        &b.process,
+        "berty_node_replication_members_found_total{via=\"rendezvous\"}",
+    )
+    .await;
+    assert!(found >= 1.0, "B found no member through rendezvous");
 }
 
 async fn members_find_each_other_through_the_dht(backend: Backend) {

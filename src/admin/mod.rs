@@ -9,6 +9,7 @@
 //! | `GET /admin/v1/node` | admin token | peer id, listen addresses, version |
 //! | `GET /admin/v1/peers` | admin token | connected peers: addresses, direct or relayed, agent, ping |
 //! | `GET /admin/v1/relay` | admin token | relay server state: reservations, circuits, limits |
+//! | `GET /admin/v1/rendezvous` | admin token | rendezvous registrations (`?namespace=&after=&limit=`) |
 //!
 //! `/admin/v1/` routes answer 404 when no `admin.token` is configured.
 
@@ -38,6 +39,8 @@ pub struct AdminState {
     pub replicator: Option<actix::Addr<crate::replication::Replicator>>,
     /// Default ban length (`p2p.penalty_secs`).
     pub penalty: std::time::Duration,
+    /// The rendezvous server, when `rendezvous.enabled`.
+    pub rendezvous: Option<crate::rendezvous::RendezvousServer>,
 }
 
 /// A running admin server.

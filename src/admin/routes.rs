@@ -26,7 +26,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/peers/{peer}/ban", web::post().to(ban_peer))
                 .route("/dial", web::post().to(dial))
                 .route("/test/{control}/{peer}", web::post().to(test_control))
-                .route("/relay", web::get().to(relay_stats)),
+                .route("/relay", web::get().to(relay_stats))
+                .route("/rendezvous", web::get().to(rendezvous_registrations)),
         );
 }
 
@@ -271,5 +272,60 @@ async fn relay_stats(state: web::Data<AdminState>, req: HttpRequest) -> HttpResp
             "circuits_denied": stats.circuits_denied,
         })),
         Err(e) => HttpResponse::ServiceUnavailable().json(json!({ "error": e.to_string() })),
+    }
+}
+
+/// Query of `GET /admin/v1/rendezvous`.
+#[derive(serde::Deserialize)]
+struct RendezvousQuery {
+    /// Only this namespace (default: every namespace).
+    namespace: Option<String>,
+    /// Registrations with an id above this one (paging: the last id of the previous page).
+    after: Option<u64>,
+    /// Page size (default and most: 1000).
+    limit: Option<u32>,
+}
+
+/// Most registrations listed in one page of `GET /admin/v1/rendezvous`.
+const RENDEZVOUS_PAGE: u32 = 1000;
+
+/// `GET /admin/v1/rendezvous[?namespace=..&after=..&limit=..]`: the rendezvous server's
+/// unexpired registrations in id order (404 when `rendezvous.enabled` is off).
+async fn rendezvous_registrations(
+    state: web::Data<AdminState>,
+    req: HttpRequest,
+    query: web::Query<RendezvousQuery>,
+) -> HttpResponse {
+    if let Some(denied) = check_token(&state, &req) {
+        return denied;
+    }
+    let Some(server) = &state.rendezvous else {
+        return HttpResponse::NotFound().json(
+            json!({ "error": "this node is no rendezvous server (rendezvous.enabled = false)" }),
+        );
+    };
+    let limit = query
+        .limit
+        .unwrap_or(RENDEZVOUS_PAGE)
+        .clamp(1, RENDEZVOUS_PAGE);
+    let page = server
+        .registrations(query.namespace.as_deref(), query.after.unwrap_or(0), limit)
+        .await;
+    let count = server.count().await;
+    match (page, count) {
+        (Ok(page), Ok(count)) => HttpResponse::Ok().json(json!({
+            "registrations_total": count,
+            "registrations": page.iter().map(|r| json!({
+                "id": r.id,
+                "namespace": r.namespace,
+                "peer_id": r.peer_id.to_string(),
+                "addresses": r.addresses.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "record_format": format!("{:?}", r.format).to_lowercase(),
+                "ttl_secs": r.ttl_secs,
+            })).collect::<Vec<_>>(),
+        })),
+        (Err(e), _) | (_, Err(e)) => {
+            HttpResponse::ServiceUnavailable().json(json!({ "error": e.to_string() }))
+        }
     }
 }

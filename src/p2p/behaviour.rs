@@ -17,7 +17,10 @@ use super::{
     settings::{relay_server_config, P2pSettings},
     sync_codec::{SyncCodec, SYNC_PROTOCOL},
 };
-use crate::metrics::P2pMetrics;
+use crate::{
+    metrics::P2pMetrics,
+    rendezvous::{RendezvousCodec, RENDEZVOUS_PROTOCOL},
+};
 
 /// Identify protocol version announced to peers.
 pub const IDENTIFY_PROTOCOL: &str = "/berty-node/id/1.0.0";
@@ -60,6 +63,9 @@ pub struct Behaviour {
     pub sync: request_response::Behaviour<SyncCodec>,
     /// Heads announcements, one topic per group named and sealed with its link key.
     pub gossipsub: Gossipsub,
+    /// `/rendezvous/1.0.0`: registering and discovering at rendezvous servers, and serving
+    /// as one when `rendezvous.enabled`.
+    pub rendezvous: request_response::Behaviour<RendezvousCodec>,
 }
 
 /// Gossipsub with a subscription filter sized for a node in thousands of groups (libp2p's
@@ -152,6 +158,19 @@ impl Behaviour {
                     .with_max_concurrent_streams(SYNC_MAX_STREAMS),
             ),
             gossipsub: gossip(key)?,
+            rendezvous: request_response::Behaviour::with_codec(
+                RendezvousCodec,
+                [(
+                    RENDEZVOUS_PROTOCOL,
+                    if settings.rendezvous_server.is_some() {
+                        request_response::ProtocolSupport::Full
+                    } else {
+                        request_response::ProtocolSupport::Outbound
+                    },
+                )],
+                request_response::Config::default()
+                    .with_request_timeout(settings.timings.sync_request_timeout),
+            ),
         })
     }
 }

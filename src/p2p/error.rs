@@ -49,6 +49,14 @@ pub enum P2pError {
         /// Why it failed.
         reason: String,
     },
+    /// A rendezvous server refused or failed a request (or could not be reached).
+    #[error("rendezvous server {server}: {reason}")]
+    Rendezvous {
+        /// The server asked.
+        server: PeerId,
+        /// Why it failed.
+        reason: String,
+    },
     /// The DHT refused a local record (its store is full).
     #[error("DHT store: {0}")]
     Dht(String),

@@ -92,6 +92,29 @@ pub enum SwarmCommand {
         /// The reply slot.
         reply: oneshot::Sender<Result<SyncResponse, P2pError>>,
     },
+    /// Registers this node's external addresses under `namespace` at a rendezvous server
+    /// (dialled first when not connected); answers with the TTL the server granted.
+    RendezvousRegister {
+        /// The rendezvous server.
+        server: PeerId,
+        /// The namespace (at most 255 bytes).
+        namespace: String,
+        /// The TTL asked for, seconds (`None`: the server's default).
+        ttl: Option<u64>,
+        /// The reply slot.
+        reply: oneshot::Sender<Result<u64, P2pError>>,
+    },
+    /// Asks a rendezvous server who registered under `namespace` since `cookie`.
+    RendezvousDiscover {
+        /// The rendezvous server.
+        server: PeerId,
+        /// The namespace.
+        namespace: String,
+        /// The cookie of the previous page, if any (only newer registrations come back).
+        cookie: Option<Vec<u8>>,
+        /// The reply slot.
+        reply: oneshot::Sender<Result<Discovered, P2pError>>,
+    },
     /// A test control (needs `p2p.test_controls`).
     Test {
         /// What to do.
@@ -162,6 +185,15 @@ impl ConnectedPeer {
     pub fn relayed_only(&self) -> bool {
         !self.connections.is_empty() && self.connections.iter().all(|c| c.route == Route::Relayed)
     }
+}
+
+/// A page of registrations a rendezvous server returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Discovered {
+    /// Who registered, with the addresses of their signed peer records.
+    pub peers: Vec<(PeerId, Vec<Multiaddr>)>,
+    /// Pass it to the next discover to get only newer registrations.
+    pub cookie: Vec<u8>,
 }
 
 /// A cheap, cloneable handle to the swarm task.
@@ -270,6 +302,39 @@ impl SwarmHandle {
         self.ask(|reply| SwarmCommand::Sync {
             peer,
             request,
+            reply,
+        })
+        .await?
+    }
+
+    /// Registers this node under `namespace` at the rendezvous server `server` (one of
+    /// `p2p.rendezvous`, or any connected peer); returns the TTL granted, in seconds.
+    pub async fn rendezvous_register(
+        &self,
+        server: PeerId,
+        namespace: String,
+        ttl: Option<u64>,
+    ) -> Result<u64, P2pError> {
+        self.ask(|reply| SwarmCommand::RendezvousRegister {
+            server,
+            namespace,
+            ttl,
+            reply,
+        })
+        .await?
+    }
+
+    /// The peers registered under `namespace` at `server` (newer than `cookie` when given).
+    pub async fn rendezvous_discover(
+        &self,
+        server: PeerId,
+        namespace: String,
+        cookie: Option<Vec<u8>>,
+    ) -> Result<Discovered, P2pError> {
+        self.ask(|reply| SwarmCommand::RendezvousDiscover {
+            server,
+            namespace,
+            cookie,
             reply,
         })
         .await?

@@ -29,10 +29,18 @@ mod task;
 
 pub use error::P2pError;
 pub use handle::{
-    ConnectedPeer, PeerConnection, SwarmCommand, SwarmHandle, SwarmInfo, TestControl,
+    ConnectedPeer, Discovered, PeerConnection, SwarmCommand, SwarmHandle, SwarmInfo, TestControl,
 };
 pub use network_event::NetworkEvent;
 pub use peer_gate::{RefusalReason, RefusedPeer, Route};
 pub use relay_ledger::RelayStats;
 pub use settings::{P2pSettings, Timings};
 pub use swarm::spawn;
+
+/// The peer id an address ends with (`.../p2p/<peer id>`), if any.
+pub fn peer_id_of(addr: &libp2p::Multiaddr) -> Option<libp2p::PeerId> {
+    match addr.iter().last() {
+        Some(libp2p::multiaddr::Protocol::P2p(peer)) => Some(peer),
+        _ => None,
+    }
+}

@@ -4,7 +4,10 @@ use std::time::Duration;
 
 use libp2p::{relay, Multiaddr};
 
-use crate::config::{ConnectionLimitsConfig, NodeConfig, RelayConfig};
+use crate::{
+    config::{ConnectionLimitsConfig, NodeConfig, RelayConfig},
+    rendezvous::RendezvousServer,
+};
 
 /// Connections without traffic are closed after this long.
 pub const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(60);
@@ -63,6 +66,11 @@ pub struct P2pSettings {
     pub listen: Vec<Multiaddr>,
     /// `p2p.bootstrap`: dialled at start and added to the DHT when they name their peer id.
     pub bootstrap: Vec<Multiaddr>,
+    /// `p2p.rendezvous`: rendezvous servers (each address ends with `/p2p/<peer id>`).
+    pub rendezvous_servers: Vec<Multiaddr>,
+    /// Our rendezvous server, when `rendezvous.enabled` (it needs the storage, so the node
+    /// sets it after [`P2pSettings::from_config`]).
+    pub rendezvous_server: Option<RendezvousServer>,
     /// `p2p.external_addresses`: announced as confirmed external addresses from the start.
     pub external_addresses: Vec<Multiaddr>,
     /// `p2p.mdns`.
@@ -83,6 +91,8 @@ impl P2pSettings {
         Self {
             listen: config.p2p_listen.clone(),
             bootstrap: config.bootstrap.clone(),
+            rendezvous_servers: config.rendezvous_servers.clone(),
+            rendezvous_server: None,
             external_addresses: config.external_addresses.clone(),
             mdns: config.mdns,
             relay: config.relay.clone(),

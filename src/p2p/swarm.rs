@@ -35,7 +35,7 @@ pub async fn spawn(
     events: mpsc::Sender<NetworkEvent>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(SwarmHandle, JoinHandle<()>), P2pError> {
-    let mut swarm = build(keypair, &settings, registry, &metrics)?;
+    let mut swarm = build(keypair.clone(), &settings, registry, &metrics)?;
     let peer_id = *swarm.local_peer_id();
     let mut pending: HashSet<ListenerId> = HashSet::new();
     for addr in &settings.listen {
@@ -48,7 +48,7 @@ pub async fn spawn(
         pending.insert(id);
     }
     let libp2p_metrics = libp2p::metrics::Metrics::new(registry);
-    let mut task = SwarmTask::new(swarm, settings, metrics, libp2p_metrics, events);
+    let mut task = SwarmTask::new(swarm, settings, metrics, libp2p_metrics, events, keypair);
     task.wait_for_listeners(pending).await?;
     task.start_networking();
 

@@ -10,6 +10,8 @@
 //!   protocols, connections, the groups it proved, its penalty) and the syncs it runs with it.
 //! - [`wire`]: conversions between the protocol's messages and our types; the checks every
 //!   received entry passes before it reaches a store ([`wire::verify_received`]).
+//! - [`discovery`]: how members find each other under rotating discovery keys (DHT provider
+//!   records, rendezvous registrations).
 //! - [`decode`]: the view of entries written by other devices (members, chain keys, settings,
 //!   messages, the queue of messages waiting for their chain key).
 //!
@@ -24,12 +26,13 @@
 //! entries inline when they are small.
 
 pub mod decode;
+pub mod discovery;
 pub mod peer;
 pub mod replicator;
 pub mod wire;
 
 pub use peer::PeerActor;
-pub use replicator::{PeerState, PeerStates, Replicator};
+pub use replicator::{PeerState, PeerStates, ReplicationSettings, Replicator};
 
 /// Most entries in one fetch reply.
 pub const MAX_FETCH_ENTRIES: u32 = 4096;

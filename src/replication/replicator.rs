@@ -8,13 +8,14 @@ use std::{
 };
 
 use actix::prelude::*;
-use libp2p::{multiaddr::Protocol, PeerId};
+use libp2p::PeerId;
 use prost::Message as _;
 use rand::{rngs::OsRng, seq::SliceRandom, RngCore};
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::{
+    discovery,
     peer::{Announced, GetState, PeerActor, PeerContext, Push, Rehello, SyncGroups},
     wire::{self, ERROR_MALFORMED, ERROR_NOT_PROVEN, ERROR_UNAVAILABLE},
     MAX_FETCH_BYTES, MAX_FETCH_ENTRIES, MAX_HEADS_LOGS, MAX_TAGS,
@@ -39,7 +40,8 @@ use crate::{
 /// larger batches announce heads only.
 const GOSSIP_INLINE_BYTES: usize = 16 * 1024;
 
-/// How often the groups' discovery keys are provided and looked up in the DHT.
+/// How often the groups' discovery keys are provided and looked up in the DHT and at the
+/// rendezvous servers.
 const DISCOVERY_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Hellos of one peer answered and waiting for its proof, at most.
@@ -98,6 +100,15 @@ pub struct PeerState {
 #[rtype(result = "Vec<PeerState>")]
 pub struct PeerStates;
 
+/// What the replicator is configured with.
+#[derive(Debug, Clone)]
+pub struct ReplicationSettings {
+    /// How long a peer that sent invalid data is refused (`p2p.penalty_secs`).
+    pub penalty: Duration,
+    /// Rendezvous servers where the groups' discovery keys are registered (`p2p.rendezvous`).
+    pub rendezvous_servers: Vec<PeerId>,
+}
+
 /// The replicator actor.
 pub struct Replicator {
     context: PeerContext,
@@ -109,6 +120,8 @@ pub struct Replicator {
     peer_groups: HashMap<PeerId, HashSet<[u8; 32]>>,
     discovering: bool,
     rediscover: bool,
+    settings: ReplicationSettings,
+    registrations: discovery::Registrations,
     /// Gossip topic of each replicated group.
     topics: HashMap<String, [u8; 32]>,
 }
@@ -120,7 +133,7 @@ impl Replicator {
         account: Addr<AccountActor>,
         storage: Arc<dyn Storage>,
         metrics: Metrics,
-        penalty: Duration,
+        settings: ReplicationSettings,
         events: mpsc::Receiver<NetworkEvent>,
     ) -> Self {
         Self {
@@ -129,7 +142,7 @@ impl Replicator {
                 account,
                 storage,
                 metrics,
-                penalty,
+                penalty: settings.penalty,
             },
             events: Some(events),
             directory: Arc::new(HashMap::new()),
@@ -138,12 +151,14 @@ impl Replicator {
             peer_groups: HashMap::new(),
             discovering: false,
             rediscover: false,
+            settings,
+            registrations: discovery::Registrations::default(),
             topics: HashMap::new(),
         }
     }
 
-    /// Provides every group's discovery keys in the DHT and dials the providers found that
-    /// are not connected yet. One round at a time.
+    /// Provides every group's discovery keys in the DHT, registers them at the rendezvous
+    /// servers, and dials the members found that are not connected yet. One round at a time.
     fn discover(&mut self, ctx: &mut Context<Self>) {
         if self.discovering {
             self.rediscover = true;
@@ -153,7 +168,6 @@ impl Replicator {
             return;
         }
         self.discovering = true;
-        let swarm = self.context.swarm.clone();
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -162,48 +176,32 @@ impl Replicator {
             .values()
             .flat_map(|g| discovery_keys(&g.link_key, now))
             .collect();
-        let connected: HashSet<PeerId> = self.peers.keys().copied().collect();
-        let round = async move {
-            let mut found: HashSet<PeerId> = HashSet::new();
-            for key in keys {
-                if let Err(e) = swarm.provide(key.to_vec()).await {
-                    tracing::debug!(%e, "cannot provide a discovery key");
-                }
-                match swarm.find_providers(key.to_vec()).await {
-                    Ok(providers) => found.extend(providers),
-                    Err(e) => tracing::debug!(%e, "provider lookup failed"),
-                }
-            }
-            for peer in found.difference(&connected) {
-                let addrs = match swarm.find_peer(*peer).await {
-                    Ok(addrs) => addrs,
-                    Err(e) => {
-                        tracing::debug!(%peer, %e, "provider has no known address");
-                        continue;
-                    }
-                };
-                for addr in addrs {
-                    let addr = if addr.iter().any(|p| matches!(p, Protocol::P2p(_))) {
-                        addr
-                    } else {
-                        addr.with(Protocol::P2p(*peer))
-                    };
-                    match swarm.dial(addr.clone()).await {
-                        Ok(_) => {
-                            tracing::debug!(%peer, %addr, "connected to a member found in the DHT");
-                            break;
-                        }
-                        Err(e) => tracing::debug!(%peer, %addr, %e, "dial failed"),
-                    }
-                }
-            }
+        let servers = self.settings.rendezvous_servers.clone();
+        let round = discovery::Round {
+            swarm: self.context.swarm.clone(),
+            register: self
+                .registrations
+                .due(&servers, &keys, std::time::Instant::now()),
+            keys,
+            servers,
+            connected: self.peers.keys().copied().collect(),
+            metrics: self.context.metrics.clone(),
         };
-        ctx.spawn(round.into_actor(self).map(|(), actor, ctx| {
-            actor.discovering = false;
-            if std::mem::take(&mut actor.rediscover) {
-                actor.discover(ctx);
-            }
-        }));
+        let started = std::time::Instant::now();
+        ctx.spawn(
+            round
+                .run()
+                .into_actor(self)
+                .map(move |outcome, actor, ctx| {
+                    for (pair, ttl) in outcome.registered {
+                        actor.registrations.registered(pair, started, ttl);
+                    }
+                    actor.discovering = false;
+                    if std::mem::take(&mut actor.rediscover) {
+                        actor.discover(ctx);
+                    }
+                }),
+        );
     }
 
     fn local_peer(&self) -> PeerId {

@@ -10,6 +10,7 @@
 //! ranges with a limit.
 
 pub mod postgres;
+pub mod rendezvous;
 mod sql;
 pub mod sqlite;
 
@@ -318,6 +319,9 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Stores a node-level value, replacing any previous one; committed on return.
     async fn put_value(&self, key: &str, value: &[u8]) -> Result<()>;
+
+    /// The rendezvous server's registrations, in the same database.
+    fn rendezvous(&self) -> &dyn rendezvous::RendezvousStore;
 }
 
 /// Opens the storage named by `database_url` and applies pending migrations.

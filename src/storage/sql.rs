@@ -407,6 +407,16 @@ impl<DB: Database> SqlStore<DB> {
     pub(crate) fn pools(&self) -> [&Pool<DB>; 2] {
         [&self.reader, &self.writer]
     }
+
+    /// The pool for reads (the rendezvous store in [`super::rendezvous`] runs its own SQL).
+    pub(crate) fn reader(&self) -> &Pool<DB> {
+        &self.reader
+    }
+
+    /// The pool for writes (the rendezvous store in [`super::rendezvous`] runs its own SQL).
+    pub(crate) fn writer(&self) -> &Pool<DB> {
+        &self.writer
+    }
 }
 
 impl<DB> SqlStore<DB>
@@ -1175,6 +1185,10 @@ macro_rules! storage_via_sql_store {
 
             async fn put_value(&self, key: &str, value: &[u8]) -> $crate::storage::Result<()> {
                 self.store.put_value(key, value).await
+            }
+
+            fn rendezvous(&self) -> &dyn $crate::storage::rendezvous::RendezvousStore {
+                &self.store
             }
         }
     };

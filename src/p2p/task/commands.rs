@@ -101,6 +101,18 @@ impl SwarmTask {
                 request,
                 reply,
             } => self.send_sync(peer, request, reply),
+            SwarmCommand::RendezvousRegister {
+                server,
+                namespace,
+                ttl,
+                reply,
+            } => self.rendezvous_register(server, namespace, ttl, reply),
+            SwarmCommand::RendezvousDiscover {
+                server,
+                namespace,
+                cookie,
+                reply,
+            } => self.rendezvous_discover(server, namespace, cookie, reply),
             SwarmCommand::Test { control, reply } => {
                 let _ = reply.send(self.test_control(control));
             }

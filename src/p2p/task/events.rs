@@ -242,6 +242,7 @@ impl SwarmTask {
                 data: message.data,
             }),
             BehaviourEvent::Gossipsub(event) => tracing::trace!(?event, "gossipsub"),
+            BehaviourEvent::Rendezvous(event) => self.on_rendezvous(event),
         }
     }
 

@@ -3,6 +3,7 @@
 
 mod commands;
 mod events;
+mod rendezvous;
 mod sync;
 
 use std::{
@@ -13,6 +14,7 @@ use std::{
 use futures::{stream::FuturesUnordered, StreamExt};
 use libp2p::{
     core::transport::ListenerId,
+    identity::Keypair,
     kad,
     multiaddr::Protocol,
     request_response::OutboundRequestId,
@@ -62,6 +64,10 @@ pub(super) struct SwarmTask {
     events: mpsc::Sender<NetworkEvent>,
     sync_requests: HashMap<OutboundRequestId, (PeerId, sync::SyncReply)>,
     sync_answers: FuturesUnordered<sync::PendingAnswer>,
+    /// Signs the peer records this node registers at rendezvous servers.
+    record_key: Keypair,
+    rendezvous_requests: HashMap<OutboundRequestId, (PeerId, rendezvous::RendezvousReply)>,
+    rendezvous_answers: FuturesUnordered<rendezvous::ServerAnswer>,
 }
 
 impl SwarmTask {
@@ -71,6 +77,7 @@ impl SwarmTask {
         metrics: P2pMetrics,
         libp2p_metrics: libp2p::metrics::Metrics,
         events: mpsc::Sender<NetworkEvent>,
+        record_key: Keypair,
     ) -> Self {
         let relay = RelayLedger::new(swarm.behaviour().relay_server.is_enabled(), metrics.clone());
         Self {
@@ -89,6 +96,9 @@ impl SwarmTask {
             events,
             sync_requests: HashMap::new(),
             sync_answers: FuturesUnordered::new(),
+            record_key,
+            rendezvous_requests: HashMap::new(),
+            rendezvous_answers: FuturesUnordered::new(),
         }
     }
 
@@ -179,6 +189,9 @@ impl SwarmTask {
                 Some((answer, channel)) = self.sync_answers.next(), if !self.sync_answers.is_empty() => {
                     self.send_sync_answer(answer, channel);
                 }
+                Some((answer, channel)) = self.rendezvous_answers.next(), if !self.rendezvous_answers.is_empty() => {
+                    self.send_rendezvous_answer(answer, channel);
+                }
                 _ = maintenance.tick() => self.expire(Instant::now()),
             }
         }
@@ -256,10 +269,7 @@ fn labels(connection: &PeerConnection) -> ConnectionLabels {
 
 /// The peer id an address ends with, if any.
 fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
-    match addr.iter().last() {
-        Some(Protocol::P2p(peer)) => Some(peer),
-        _ => None,
-    }
+    super::peer_id_of(addr)
 }
 
 /// `addr` ending in `/p2p/<peer>`.
