@@ -14,8 +14,8 @@
 //!   (pure).
 //! - [`server`]: [`server::RendezvousServer`], which validates requests, batches registration
 //!   writes (group commit) and answers discovers with cookie paging, over the storage's
-//!   [`crate::storage::rendezvous::RendezvousStore`].
-//!
+//!   [`crate::storage::rendezvous::RendezvousStore`]; one file per request path, plus its
+//!   limits, cookie, refusals and stats.
 //! - [`upkeep`]: running it in the node: built from `rendezvous.*`, its metrics, the periodic
 //!   purge of expired registrations.
 //!

@@ -1,0 +1,296 @@
+//! [`RendezvousServer`]: answers REGISTER, UNREGISTER and DISCOVER from the registrations in
+//! storage ([`crate::storage::rendezvous`]).
+//!
+//! The server has no sockets: the swarm hands it each request with the peer it came from and
+//! sends back what [`RendezvousServer::handle`] returns. Clones share one state, so the swarm
+//! can answer from many tasks at once.
+//!
+//! This file holds the server, the dispatch of requests ([`RendezvousServer::handle`]), the
+//! UNREGISTER path and the admin reads. Beside it:
+//!
+//! - `limits`: the protocol's bounds and defaults, [`RendezvousLimits`], and the namespace and
+//!   TTL checks ([`check_namespace`], [`granted_ttl`]).
+//! - `register`: the REGISTER path (validation, then the batch queue).
+//! - `batch`: the queue that coalesces concurrent registrations into one transaction.
+//! - `discover`: the DISCOVER path (paging, the response size cap).
+//! - `cookie`: [`DiscoverCookie`], the paging cookie in rust-libp2p's encoding.
+//! - `refusal`: [`Refusal`], why a request was refused (status and metric label).
+//! - `stats`: [`RendezvousStats`] and the counters behind them.
+
+mod batch;
+mod cookie;
+mod discover;
+mod limits;
+mod refusal;
+mod register;
+mod stats;
+#[cfg(test)]
+mod stream_tests;
+#[cfg(test)]
+mod test_support;
+
+use std::{
+    fmt,
+    sync::Arc,
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use libp2p::{Multiaddr, PeerId};
+
+use self::{batch::BatchQueue, refusal::Refused, stats::Counters};
+pub use self::{
+    cookie::DiscoverCookie,
+    limits::{
+        check_namespace, granted_ttl, RendezvousLimits, DEFAULT_TTL_SECS, MAX_BATCH,
+        MAX_DISCOVER_PAGE, MAX_NAMESPACE_BYTES, MAX_RECORD_BYTES, MAX_REGISTRATIONS,
+        MAX_REGISTRATIONS_PER_PEER, MAX_TTL_SECS, MIN_TTL_SECS,
+    },
+    refusal::Refusal,
+    stats::RendezvousStats,
+};
+use super::{
+    record::{self, RecordFormat},
+    wire::{Message, MessageType, Unregister},
+};
+use crate::storage::{Storage, StorageError};
+
+/// The current time in unix seconds: [`RendezvousServer::with_clock`] takes one in place of
+/// the system clock (tests, simulations).
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// A registration as the admin API lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistrationInfo {
+    /// Its id (the discover cookie sequence).
+    pub id: u64,
+    /// The namespace.
+    pub namespace: String,
+    /// The registered peer.
+    pub peer_id: PeerId,
+    /// The addresses its signed record announces.
+    pub addresses: Vec<Multiaddr>,
+    /// The record's envelope format.
+    pub format: RecordFormat,
+    /// Seconds left before it expires.
+    pub ttl_secs: u64,
+}
+
+struct Inner {
+    storage: Arc<dyn Storage>,
+    limits: RendezvousLimits,
+    default_ttl: u64,
+    clock: Clock,
+    /// Registrations validated and waiting for a committer.
+    batch_queue: BatchQueue,
+    counters: Counters,
+}
+
+/// The rendezvous server. Cheap to clone; clones share the queue and counters.
+#[derive(Clone)]
+pub struct RendezvousServer {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for RendezvousServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RendezvousServer")
+            .field("limits", &self.inner.limits)
+            .field("default_ttl", &self.inner.default_ttl)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The system clock in unix seconds.
+fn system_clock() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
+
+impl RendezvousServer {
+    /// A server over `storage`'s registrations. `default_ttl_secs` is granted to
+    /// registrations that ask for no TTL, brought within the limits' TTL range.
+    pub fn new(storage: Arc<dyn Storage>, limits: RendezvousLimits, default_ttl_secs: u64) -> Self {
+        Self::with_clock(storage, limits, default_ttl_secs, Arc::new(system_clock))
+    }
+
+    /// [`RendezvousServer::new`] reading the time from `clock` (unix seconds) instead of the
+    /// system clock: for tests and simulations.
+    pub fn with_clock(
+        storage: Arc<dyn Storage>,
+        limits: RendezvousLimits,
+        default_ttl_secs: u64,
+        clock: Clock,
+    ) -> Self {
+        let default_ttl = default_ttl_secs
+            .max(limits.min_ttl_secs)
+            .min(limits.max_ttl_secs);
+        Self {
+            inner: Arc::new(Inner {
+                storage,
+                limits,
+                default_ttl,
+                clock,
+                batch_queue: BatchQueue::default(),
+                counters: Counters::default(),
+            }),
+        }
+    }
+
+    /// The limits the server applies.
+    pub fn limits(&self) -> &RendezvousLimits {
+        &self.inner.limits
+    }
+
+    /// Counters since the server was built.
+    pub fn stats(&self) -> RendezvousStats {
+        self.inner.counters.snapshot()
+    }
+
+    fn now(&self) -> u64 {
+        (self.inner.clock)()
+    }
+
+    fn refuse(&self, peer: &PeerId, (reason, text): &Refused) {
+        Counters::add(&self.inner.counters.refused[reason.index()], 1);
+        tracing::debug!(%peer, reason = reason.as_str(), %text, "rendezvous request refused");
+    }
+
+    /// Answers one request from `peer`: a REGISTER_RESPONSE to a REGISTER, a
+    /// DISCOVER_RESPONSE to a DISCOVER, nothing to an UNREGISTER or to a message of another
+    /// (or no) type. Never fails: storage errors are answered with `E_UNAVAILABLE`.
+    pub async fn handle(&self, peer: PeerId, request: Message) -> Option<Message> {
+        let kind = request.r#type.and_then(|t| MessageType::try_from(t).ok());
+        match kind {
+            Some(MessageType::Register) => Some(
+                self.register(peer, request.register.unwrap_or_default())
+                    .await,
+            ),
+            Some(MessageType::Unregister) => {
+                self.unregister(peer, request.unregister.unwrap_or_default())
+                    .await;
+                None
+            }
+            Some(MessageType::Discover) => Some(
+                self.discover(peer, request.discover.unwrap_or_default())
+                    .await,
+            ),
+            _ => {
+                Counters::add(&self.inner.counters.malformed, 1);
+                tracing::debug!(
+                    %peer,
+                    kind = ?request.r#type,
+                    "rendezvous message that is not a request"
+                );
+                None
+            }
+        }
+    }
+
+    async fn unregister(&self, peer: PeerId, unregister: Unregister) {
+        let Some(namespace) = unregister.ns else {
+            return self.refuse(
+                &peer,
+                &(Refusal::InvalidNamespace, "the namespace is missing".into()),
+            );
+        };
+        if let Err(text) = check_namespace(&namespace) {
+            return self.refuse(&peer, &(Refusal::InvalidNamespace, text));
+        }
+        match self
+            .inner
+            .storage
+            .rendezvous()
+            .unregister(&namespace, &peer.to_bytes())
+            .await
+        {
+            Ok(true) => Counters::add(&self.inner.counters.unregistered, 1),
+            Ok(false) => {}
+            Err(err) => {
+                tracing::warn!(%err, "rendezvous unregister failed");
+                self.refuse(&peer, &(Refusal::Unavailable, err.to_string()));
+            }
+        }
+    }
+
+    /// Deletes expired registrations (discovers never return them anyway); returns how many.
+    /// Run it now and then to keep the table small.
+    pub async fn purge_expired(&self) -> Result<u64, StorageError> {
+        self.inner
+            .storage
+            .rendezvous()
+            .purge_expired(self.now())
+            .await
+    }
+
+    /// Number of unexpired registrations (over every node sharing the database).
+    pub async fn count(&self) -> Result<u64, StorageError> {
+        self.inner.storage.rendezvous().count(self.now()).await
+    }
+
+    /// Unexpired registrations with an id above `after_id`, in `namespace` (every namespace
+    /// when `None`), in id order, at most `limit`: the admin listing. Page with the last id
+    /// returned.
+    pub async fn registrations(
+        &self,
+        namespace: Option<&str>,
+        after_id: u64,
+        limit: u32,
+    ) -> Result<Vec<RegistrationInfo>, StorageError> {
+        let now = self.now();
+        self.inner
+            .storage
+            .rendezvous()
+            .discover(namespace, after_id, limit, now)
+            .await?
+            .into_iter()
+            .map(|stored| {
+                let record = record::verify(&stored.record).map_err(|err| {
+                    StorageError::Corrupt(format!("stored registration {}: {err}", stored.id))
+                })?;
+                Ok(RegistrationInfo {
+                    id: stored.id,
+                    namespace: stored.namespace,
+                    peer_id: record.peer_id,
+                    addresses: record.addresses,
+                    format: record.format,
+                    ttl_secs: stored.expires_at.saturating_sub(now),
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{test_support::server, Message, MessageType, PeerId, Unregister};
+
+    #[tokio::test]
+    async fn non_requests_get_no_answer() {
+        let (server, _) = server().await;
+        let peer = PeerId::random();
+        for kind in [
+            None,
+            Some(MessageType::RegisterResponse as i32),
+            Some(MessageType::DiscoverResponse as i32),
+            Some(77),
+        ] {
+            let message = Message {
+                r#type: kind,
+                ..Default::default()
+            };
+            assert_eq!(server.handle(peer, message).await, None);
+        }
+        assert_eq!(server.stats().malformed, 4);
+        let unregister = Message {
+            r#type: Some(MessageType::Unregister as i32),
+            unregister: Some(Unregister {
+                ns: Some("ns".into()),
+                id: None,
+            }),
+            ..Default::default()
+        };
+        assert_eq!(server.handle(peer, unregister).await, None);
+    }
+}
