@@ -30,7 +30,8 @@
 //!
 //! `cargo bench --bench replication` runs SQLite only; `-- --quick`: N 5,000, 200 latency
 //! samples, M 20,000; `-- postgres` or `-- sqlite postgres` chooses the backends.
-//! Environment: `BERTY_BENCH_N` (default 20,000), `BERTY_BENCH_LATENCY` (500),
+//! Environment: `BERTY_BENCH_PHASES` (`delivery` for the two-member phases, `catch_up` for
+//! the fresh member; default both), `BERTY_BENCH_N` (default 20,000), `BERTY_BENCH_LATENCY` (500),
 //! `BERTY_BENCH_CATCHUP` (100,000), `BERTY_BENCH_CONCURRENCY` (64), `BERTY_BENCH_DIR` (parent of
 //! the data dirs; `/dev/shm` takes fsync out), `BERTY_BENCH_PERF=DIR` (one `perf record` per
 //! node and phase: `DIR/<backend>_<phase>_<node>.perf.data`), `BERTY_NODE_TEST_POSTGRES_URL`.
@@ -97,6 +98,10 @@ struct Settings {
     latency: u64,
     /// Messages the fresh member catches up on.
     catch_up: u64,
+    /// Run the two-member phases (send to delivery, idle latency).
+    delivery: bool,
+    /// Run the fresh-member catch-up.
+    fresh_member: bool,
 }
 
 fn env_count(name: &str) -> Option<u64> {
@@ -125,8 +130,22 @@ impl Settings {
         } else {
             (20_000, 500, 100_000)
         };
+        let phases = std::env::var("BERTY_BENCH_PHASES").unwrap_or_default();
+        let phases: Vec<&str> = phases
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .collect();
+        for phase in &phases {
+            assert!(
+                ["delivery", "catch_up"].contains(phase),
+                "unknown phase {phase:?} in BERTY_BENCH_PHASES (delivery, catch_up)"
+            );
+        }
         Self {
             base,
+            delivery: phases.is_empty() || phases.contains(&"delivery"),
+            fresh_member: phases.is_empty() || phases.contains(&"catch_up"),
             n: env_count("BERTY_BENCH_N").unwrap_or(n).max(1),
             latency: env_count("BERTY_BENCH_LATENCY").unwrap_or(latency).max(1),
             catch_up: env_count("BERTY_BENCH_CATCHUP").unwrap_or(catch_up).max(1),
@@ -814,8 +833,12 @@ async fn run_backend(backend: Backend, settings: &Settings, figures: &mut Figure
     if backend == Backend::Postgres {
         println!("postgres server: {}", support::postgres_settings().await);
     }
-    two_members(backend, settings, figures).await;
-    fresh_member(backend, settings, figures).await;
+    if settings.delivery {
+        two_members(backend, settings, figures).await;
+    }
+    if settings.fresh_member {
+        fresh_member(backend, settings, figures).await;
+    }
 }
 
 fn main() {

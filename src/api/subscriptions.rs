@@ -5,7 +5,9 @@
 //! into a bounded channel. When the client is slow the task simply waits; writers never wait
 //! for it, and nothing is lost because the task reads from storage, not from a buffer of live
 //! events. Live events are found by cursor: the group store's `watch` channel says what the
-//! newest event cursor is, and the task reads everything after the last cursor it sent.
+//! newest event cursor is, and the task takes everything after the last cursor it sent from
+//! the store's ring of recent events when the ring holds all of it, from storage otherwise
+//! (a subscriber that fell behind reads storage, so it never holds the store back).
 
 use std::{ops::Bound, sync::Arc};
 
@@ -15,7 +17,10 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
 use crate::{
-    actors::{GroupStoreActor, WatchEvents},
+    actors::{
+        group_store::{EventWatch, RecentEvents},
+        GroupStoreActor, WatchEvents,
+    },
     defaults,
     error::Error,
     log::{EntryId, LogId, OrderKey},
@@ -70,7 +75,10 @@ pub async fn subscribe<T: Send + 'static>(
     convert: Convert<T>,
     metrics: Metrics,
 ) -> Result<ReceiverStream<Result<T, Status>>, Error> {
-    let mut watch = source
+    let EventWatch {
+        cursor: mut watch,
+        recent,
+    } = source
         .store
         .send(WatchEvents)
         .await
@@ -111,7 +119,7 @@ pub async fn subscribe<T: Send + 'static>(
                 snapshot
             };
             if live {
-                reader.live(resume_from, &mut watch).await?;
+                reader.live(resume_from, &mut watch, &recent).await?;
             }
             Ok::<_, Stop>(())
         }
@@ -151,9 +159,12 @@ struct Reader<T> {
 }
 
 impl<T: Send + 'static> Reader<T> {
-    async fn emit(&self, events: &[StoredEvent]) -> Result<(), Stop> {
+    async fn emit<E: std::borrow::Borrow<StoredEvent> + Sync>(
+        &self,
+        events: &[E],
+    ) -> Result<(), Stop> {
         for event in events {
-            if let Some(reply) = (self.convert)(event)? {
+            if let Some(reply) = (self.convert)(event.borrow())? {
                 self.tx.send(Ok(reply)).await.map_err(|_| Stop::Gone)?;
             }
         }
@@ -199,27 +210,48 @@ impl<T: Send + 'static> Reader<T> {
         }
     }
 
-    /// Streams every event with cursor > `after`, in cursor order, until the client leaves.
-    async fn live(&self, mut after: u64, watch: &mut watch::Receiver<u64>) -> Result<(), Stop> {
+    /// Streams every event with cursor > `after`, in cursor order, until the client leaves:
+    /// from the store's recent events when they hold everything after `after`, from storage
+    /// otherwise.
+    async fn live(
+        &self,
+        mut after: u64,
+        watch: &mut watch::Receiver<u64>,
+        recent: &RecentEvents,
+    ) -> Result<(), Stop> {
+        let page = defaults::EVENT_PAGE as usize;
+        // The first look goes to storage whatever the watch says (as a resumed stream always
+        // has), later ones only when the watch moved past what was sent.
+        let mut first = true;
         loop {
-            let page = self
-                .source
-                .storage
-                .events_since_cursor(
-                    &self.source.log,
-                    &self.source.kinds,
-                    after,
-                    defaults::EVENT_PAGE,
-                )
-                .await?;
-            if let Some(last) = page.last() {
-                after = last.cursor;
+            let newest = *watch.borrow_and_update();
+            let kept = if newest > after {
+                recent.after(after, newest, &self.source.kinds, page)
+            } else {
+                None
+            };
+            if let Some((events, seen)) = kept {
+                self.emit(&events).await?;
+                after = seen;
+            } else if first || newest > after {
+                let events = self
+                    .source
+                    .storage
+                    .events_since_cursor(&self.source.log, &self.source.kinds, after, page as u32)
+                    .await?;
+                self.emit(&events).await?;
+                match events.last() {
+                    Some(last) if events.len() == page => {
+                        after = last.cursor;
+                        continue;
+                    }
+                    // A short page holds every wanted event up to `newest` (read after the
+                    // watch said so), even when the newest ones are of other kinds.
+                    last => after = last.map_or(after, |e| e.cursor).max(newest),
+                }
             }
-            self.emit(&page).await?;
-            if page.len() == defaults::EVENT_PAGE as usize {
-                continue;
-            }
-            if *watch.borrow_and_update() > after {
+            first = false;
+            if *watch.borrow() > after {
                 continue;
             }
             tokio::select! {

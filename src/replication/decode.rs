@@ -22,7 +22,7 @@ use crate::{
     crypto::{
         open_body_unverified, open_chain_key, open_header, open_metadata, parse_public_key,
         parse_signature, verify_account_disclosure, verify_batch, verify_member_device,
-        MessageHeader, ReceiverChain, SignatureCheck, VerifyingKey,
+        MessageHeader, MessageKey, ReceiverChain, SignatureCheck, VerifyingKey,
     },
     group::{view::SettingScope, GroupContext, ViewBody, ViewEvent},
     log::{Entry, EntryId, LogKind},
@@ -247,9 +247,84 @@ pub struct MessagesDecoded {
     pub skipped: usize,
 }
 
+/// Items from which CPU-bound work is split across the cores ([`in_parallel`]).
+const PARALLEL_FROM: usize = 256;
+
+/// Runs `work` on consecutive chunks of `items`, one per core when there are at least
+/// [`PARALLEL_FROM`] items (on the calling thread otherwise), and returns the chunks' results in
+/// order. For CPU-bound work off the actors' threads (a blocking task).
+pub fn in_parallel<T: Sync, R: Send>(items: &[T], work: impl Fn(&[T]) -> R + Sync) -> Vec<R> {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    if cores < 2 || items.len() < PARALLEL_FROM {
+        return vec![work(items)];
+    }
+    let chunk = items.len().div_ceil(cores);
+    let work = &work;
+    std::thread::scope(|scope| {
+        let mut chunks = items.chunks(chunk);
+        // The first chunk runs here, the others on threads of their own.
+        let first = chunks.next();
+        let others: Vec<_> = chunks.map(|c| scope.spawn(move || work(c))).collect();
+        let mut out = Vec::with_capacity(others.len() + 1);
+        out.extend(first.map(work));
+        for handle in others {
+            match handle.join() {
+                Ok(result) => out.push(result),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        out
+    })
+}
+
+/// A message whose key was found, to open and check.
+struct Keyed {
+    index: usize,
+    key: MessageKey,
+    member: [u8; 32],
+}
+
+/// A message that opened and whose author signature holds: its index, plaintext and member.
+type Checked = (usize, Vec<u8>, [u8; 32]);
+
+/// Opens the bodies of `keyed` messages and checks their author signatures (one batch, then
+/// one by one if the batch fails): the plaintext of each that opens and verifies, in order.
+fn open_and_check(
+    group: &GroupContext,
+    messages: &[OpenedMessage],
+    keyed: &[Keyed],
+) -> Vec<Option<Checked>> {
+    let opened: Vec<Option<(Checked, SignatureCheck)>> = keyed
+        .iter()
+        .map(|k| {
+            let message = messages.get(k.index)?;
+            open_body_unverified(
+                group.keys(),
+                LogKind::Messages,
+                &message.header,
+                &k.key,
+                message.entry.payload(),
+            )
+            .ok()
+            .map(|(plaintext, check)| ((k.index, plaintext, k.member), check))
+        })
+        .collect();
+    let checks: Vec<SignatureCheck> = opened.iter().flatten().map(|o| o.1.clone()).collect();
+    let all_valid = verify_batch(&checks).is_ok();
+    opened
+        .into_iter()
+        .map(|o| {
+            let (checked, check) = o?;
+            (all_valid || check.verify().is_ok()).then_some(checked)
+        })
+        .collect()
+}
+
 /// Decodes messages in total order with the receiver chains of their senders (advanced as
-/// keys are used). Author signatures are checked in one batch; a failed batch is checked one
-/// by one so a bad message never hides good ones. CPU-bound: run it off the actors' threads.
+/// keys are used). Keys are found in order (each sender's chain is sequential); bodies are
+/// opened and author signatures checked in batches, on every core for large batches; a
+/// failed batch is checked one by one so a bad message never hides good ones. CPU-bound: run
+/// it off the actors' threads.
 pub fn decode_messages(
     group: &GroupContext,
     chains: &mut HashMap<[u8; 32], ReceiverChain>,
@@ -261,7 +336,7 @@ pub fn decode_messages(
     // of the genuine one (the real chain moves only for messages whose author signature
     // holds). Walking a copy forward keeps a batch linear in its size.
     let mut trials: HashMap<[u8; 32], ReceiverChain> = HashMap::new();
-    let mut opened: Vec<(usize, Vec<u8>, SignatureCheck, [u8; 32])> = Vec::new();
+    let mut keyed: Vec<Keyed> = Vec::new();
     for (index, message) in messages.iter().enumerate() {
         let device = message.header.device.to_bytes();
         let (Some(chain), Some(member)) = (chains.get(&device), members.get(&device)) else {
@@ -270,32 +345,24 @@ pub fn decode_messages(
             continue;
         };
         let trial = trials.entry(device).or_insert_with(|| chain.clone());
-        let key = match trial.consume(message.header.counter) {
-            Ok(key) => key,
+        match trial.consume(message.header.counter) {
+            Ok(key) => keyed.push(Keyed {
+                index,
+                key,
+                member: *member,
+            }),
             Err(e) => {
                 tracing::debug!(entry = %message.entry.id(), %e, "message key unavailable");
                 out.skipped += 1;
-                continue;
             }
-        };
-        match open_body_unverified(
-            group.keys(),
-            LogKind::Messages,
-            &message.header,
-            &key,
-            message.entry.payload(),
-        ) {
-            Ok((plaintext, check)) => opened.push((index, plaintext, check, *member)),
-            Err(_) => out.skipped += 1,
         }
     }
-    let checks: Vec<SignatureCheck> = opened.iter().map(|(_, _, c, _)| c.clone()).collect();
-    let all_valid = verify_batch(&checks).is_ok();
-    for (index, plaintext, check, member) in opened {
-        if !all_valid && check.verify().is_err() {
+    let checked = in_parallel(&keyed, |chunk| open_and_check(group, messages, chunk));
+    for result in checked.into_iter().flatten() {
+        let Some((index, plaintext, member)) = result else {
             out.skipped += 1;
             continue;
-        }
+        };
         let Some(message) = messages.get(index) else {
             continue;
         };

@@ -26,7 +26,7 @@ use crate::{
     },
     crypto::{link_proof_tag, VerifyingKey, LINK_NONCE_LEN},
     error::Error,
-    log::{Entry, LogId, LogKind, OrderKey},
+    log::{Entry, EntryId, LogId, LogKind, OrderKey},
     metrics::Metrics,
     p2p::{PeerConnection, SwarmHandle},
     proto::wire::{
@@ -38,6 +38,8 @@ use crate::{
 
 /// Announcements of one peer waiting to be stored, at most.
 const MAX_INBOX: usize = 32;
+/// Heads of stored announcements a peer actor remembers.
+const RECENT_HEADS: usize = 256;
 
 /// What every peer actor shares.
 #[derive(Clone)]
@@ -92,6 +94,18 @@ impl PeerContext {
             })
             .await
             .map_err(|_| Error::Unavailable("group store is gone".into()))??;
+        self.appended(log, &outcome, source).await?;
+        Ok(outcome)
+    }
+
+    /// Acts on what a store learnt from appended entries (chain keys to share, queued
+    /// messages to open).
+    async fn appended(
+        &self,
+        log: LogId,
+        outcome: &RemoteOutcome,
+        source: PeerId,
+    ) -> Result<(), Error> {
         self.metrics
             .replication_entries_received
             .inc_by(outcome.stored as u64);
@@ -116,7 +130,7 @@ impl PeerContext {
                 .await
                 .map_err(|_| Error::Unavailable("group store is gone".into()))??;
         }
-        Ok(outcome)
+        Ok(())
     }
 }
 
@@ -153,6 +167,9 @@ pub struct PeerActor {
     sending: bool,
     inbox: VecDeque<Announced>,
     receiving: bool,
+    /// Heads of announcements stored lately (at most [`RECENT_HEADS`]), oldest first.
+    recent_heads: HashSet<EntryId>,
+    recent_order: VecDeque<EntryId>,
 }
 
 impl PeerActor {
@@ -180,6 +197,8 @@ impl PeerActor {
             sending: false,
             inbox: VecDeque::new(),
             receiving: false,
+            recent_heads: HashSet::new(),
+            recent_order: VecDeque::new(),
         }
     }
 
@@ -358,6 +377,21 @@ impl PeerActor {
         );
     }
 
+    /// Remembers heads whose entries are stored, so the same announcement coming again (by
+    /// gossip after directly, or the other way round) is dropped without a lookup.
+    fn remember_heads(&mut self, heads: &[OrderKey]) {
+        for head in heads {
+            if self.recent_heads.insert(head.id) {
+                self.recent_order.push_back(head.id);
+            }
+        }
+        while self.recent_order.len() > RECENT_HEADS {
+            if let Some(old) = self.recent_order.pop_front() {
+                self.recent_heads.remove(&old);
+            }
+        }
+    }
+
     /// Stores the peer's announcements in order, one at a time.
     fn receive_next(&mut self, ctx: &mut Context<Self>) {
         if self.receiving {
@@ -375,9 +409,17 @@ impl PeerActor {
         let raw = announced.entries;
         let reply = announced.reply;
         let heads_known = heads.clone();
+        // Already here (the same commit announced directly and by gossip): nothing to do.
+        if !heads.is_empty() && heads.iter().all(|h| self.recent_heads.contains(&h.id)) {
+            self.receiving = false;
+            let _ = reply.send(wire::response(Response::Announce(SyncAnnounceReply {})));
+            return self.receive_next(ctx);
+        }
+        let inline = !raw.is_empty();
         let fut = async move {
-            // Already here (the same commit announced directly and by gossip): nothing to do.
-            if !heads_known.is_empty() {
+            // Entries inline go straight to the store (which leaves out what it holds);
+            // heads alone are looked up first.
+            if !inline && !heads_known.is_empty() {
                 let ids: Vec<_> = heads_known.iter().map(|h| h.id).collect();
                 if let Ok(known) = context.storage.order_keys(&log, &ids).await {
                     if known.len() == ids.len() {
@@ -408,6 +450,8 @@ impl PeerActor {
                     }
                     if outcome.missing_parent.is_some() {
                         actor.sync_log(log, heads, ctx);
+                    } else {
+                        actor.remember_heads(&heads);
                     }
                 }
                 // Storage trouble is ours, not the peer's: fetch again later.
@@ -421,10 +465,15 @@ impl PeerActor {
     }
 }
 
+/// Pages of one sync handed to the store and not answered yet, at most: the store commits one
+/// while it decodes the next, a third waits, and the page after is fetched and verified
+/// meanwhile.
+const SYNC_PAGES_IN_STORE: usize = 3;
+
 /// Fetches what `log` lacks from `peer`: entries in total order from the lowest Lamport clock
 /// among the peer's unknown heads, stepping back while an entry's parent is still unknown.
-/// The next page is fetched while the current one is verified and stored. Returns how many
-/// entries were stored.
+/// Pages are pipelined: while the store decodes one page and commits the one before, the next
+/// is fetched and verified. Returns how many entries were stored.
 async fn sync_log(
     context: &PeerContext,
     peer: PeerId,
@@ -454,43 +503,62 @@ async fn sync_log(
     else {
         return Ok(0);
     };
+    let store = context.open_log(log).await?;
     let mut from = lowest;
     let mut step = 1u64;
     let mut steps = 0u32;
     let mut stored = 0usize;
-    let mut page = fetch_verified(context, peer, log, signing_pk, from, None).await?;
     loop {
-        let (entries, more) = page;
-        let last = entries.last().map(Entry::order_key);
-        // Fetch and verify the next page while this one is stored.
-        let next = async {
-            match (more, last) {
-                (true, Some(last)) => {
-                    Some(fetch_verified(context, peer, log, signing_pk, from, Some(last)).await)
-                }
-                _ => None,
+        let mut in_store = VecDeque::new();
+        // Where the next page starts: `None` before the first page of this pass.
+        let mut next: Option<Option<OrderKey>> = None;
+        let mut missing = false;
+        loop {
+            let fetch_more = match next {
+                None => true,
+                Some(after) => after.is_some() && in_store.len() < SYNC_PAGES_IN_STORE && !missing,
+            };
+            if fetch_more {
+                let after = next.flatten();
+                let (entries, more) =
+                    fetch_verified(context, peer, log, signing_pk, from, after).await?;
+                next = Some(if more {
+                    entries.last().map(Entry::order_key)
+                } else {
+                    None
+                });
+                // Sent now, in order: the store takes the pages in the order they come.
+                in_store.push_back(store.send(AppendRemote {
+                    entries,
+                    source: Some(peer),
+                }));
+                continue;
             }
-        };
-        let (outcome, next) = tokio::join!(context.append(log, entries, peer), next);
-        let outcome = outcome?;
-        stored += outcome.stored;
-        if let Some(violation) = outcome.violation {
-            return Err(SyncStop::Rejected(Rejection::Lamport(violation)));
-        }
-        if outcome.missing_parent.is_some() {
-            steps += 1;
-            if from == 0 || steps > MAX_SYNC_DEPTH_STEPS {
-                return Err(SyncStop::Rejected(Rejection::MissingParent));
+            let Some(answer) = in_store.pop_front() else {
+                break;
+            };
+            let outcome = answer
+                .await
+                .map_err(|_| SyncStop::Failed("group store is gone".into()))?
+                .map_err(SyncStop::from)?;
+            stored += outcome.stored;
+            context.appended(log, &outcome, peer).await?;
+            if let Some(violation) = outcome.violation {
+                return Err(SyncStop::Rejected(Rejection::Lamport(violation)));
             }
-            from = from.saturating_sub(step);
-            step = step.saturating_mul(2);
-            page = fetch_verified(context, peer, log, signing_pk, from, None).await?;
-            continue;
+            // Pages already handed over stop at the same parent: let them answer, then step
+            // back.
+            missing |= outcome.missing_parent.is_some();
         }
-        match next {
-            Some(next) => page = next?,
-            None => return Ok(stored),
+        if !missing {
+            return Ok(stored);
         }
+        steps += 1;
+        if from == 0 || steps > MAX_SYNC_DEPTH_STEPS {
+            return Err(SyncStop::Rejected(Rejection::MissingParent));
+        }
+        from = from.saturating_sub(step);
+        step = step.saturating_mul(2);
     }
 }
 

@@ -1,5 +1,6 @@
 //! The sync protocol's messages to and from our types, and the checks on received entries.
 
+use super::decode::in_parallel;
 use crate::{
     crypto::VerifyingKey,
     log::{verify_batch, Entry, EntryId, LogId, LogKind, OrderKey},
@@ -127,23 +128,32 @@ impl std::fmt::Display for Rejection {
 
 /// Decodes entries received for `log` and checks each: canonical encoding within the caps
 /// (the id is the hash of the bytes received), the log it names, and the group signing key's
-/// signature (in batches, on a blocking thread). One bad entry refuses the whole batch.
+/// signature (in batches, on a blocking thread, split across the cores for large batches). One
+/// bad entry refuses the whole batch.
 pub async fn verify_received(
     log: LogId,
     signing_pk: VerifyingKey,
     raw: Vec<Vec<u8>>,
 ) -> Result<Vec<Entry>, Rejection> {
     let check = move || {
-        let mut entries = Vec::with_capacity(raw.len());
-        for bytes in &raw {
-            let entry = Entry::decode(bytes).map_err(|e| Rejection::Malformed(e.to_string()))?;
-            if entry.log_id() != log {
-                return Err(Rejection::WrongLog);
+        let parts = in_parallel(&raw, |chunk| {
+            let mut entries = Vec::with_capacity(chunk.len());
+            for bytes in chunk {
+                let entry =
+                    Entry::decode(bytes).map_err(|e| Rejection::Malformed(e.to_string()))?;
+                if entry.log_id() != log {
+                    return Err(Rejection::WrongLog);
+                }
+                entries.push(entry);
             }
-            entries.push(entry);
-        }
-        if verify_batch(&entries, &signing_pk).iter().any(|ok| !ok) {
-            return Err(Rejection::BadSignature);
+            if verify_batch(&entries, &signing_pk).iter().any(|ok| !ok) {
+                return Err(Rejection::BadSignature);
+            }
+            Ok(entries)
+        });
+        let mut entries = Vec::with_capacity(raw.len());
+        for part in parts {
+            entries.extend(part?);
         }
         Ok(entries)
     };

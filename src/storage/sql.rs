@@ -71,7 +71,12 @@ const ENTRY_COLUMNS: &str = "entry_id, lamport, parents, bytes, cursor";
 /// not retry).
 const LOCK_LOG: &str = "INSERT INTO logs (log_id, last_cursor, entry_count) VALUES ($1, 0, 0) \
      ON CONFLICT (log_id) DO UPDATE SET last_cursor = logs.last_cursor \
-     RETURNING log_key, last_cursor";
+     RETURNING log_key, last_cursor, last_event_cursor";
+
+/// The last statement of a write that added entries or events: the log's counters, in one
+/// statement.
+const ADVANCE_LOG: &str = "UPDATE logs SET last_cursor = $2, entry_count = entry_count + $3, \
+     last_event_cursor = $4 WHERE log_key = $1";
 
 /// Selects the rows of the log whose id is `$1`.
 const LOG_IS_PARAM_1: &str = "log_key = (SELECT log_key FROM logs WHERE log_id = $1)";
@@ -389,6 +394,25 @@ pub(crate) fn plan_append<'a>(
     })
 }
 
+/// A log locked by a write transaction ([`LOCK_LOG`]), with its counters as of the lock.
+struct LockedLog {
+    log_key: i64,
+    last_cursor: u64,
+    last_event_cursor: u64,
+}
+
+/// What an append inside a transaction did.
+struct AppendedIn {
+    /// One outcome per entry given, in order.
+    outcomes: Vec<Appended>,
+    /// Entries newly stored.
+    added: usize,
+    /// The log's last cursor after them.
+    last_cursor: u64,
+    /// Ids of the entries newly stored (no event can exist for them yet).
+    new_ids: HashSet<EntryId>,
+}
+
 /// The storage logic of both backends over one engine: a pool for reads and one for writes.
 #[derive(Debug)]
 pub(crate) struct SqlStore<DB: Database> {
@@ -479,9 +503,10 @@ where
             .begin()
             .await
             .map_err(unavailable("starting an append"))?;
-        let (log_key, last_cursor) = Self::lock_log(&mut tx, log).await?;
-        let (outcomes, wrote) = Self::append_in(&mut tx, log_key, last_cursor, entries).await?;
-        if wrote {
+        let locked = Self::lock_log(&mut tx, log).await?;
+        let appended = Self::append_in(&mut tx, &locked, entries).await?;
+        if appended.added > 0 {
+            Self::advance_log(&mut tx, &locked, &appended, locked.last_event_cursor).await?;
             tx.commit()
                 .await
                 .map_err(unavailable("committing an append"))?;
@@ -491,31 +516,59 @@ where
                 .await
                 .map_err(unavailable("ending an append"))?;
         }
-        Ok(outcomes)
+        Ok(appended.outcomes)
     }
 
     /// Locks the log's row, creating it on first use: must be the first statement of every
-    /// write transaction on a log (see [`LOCK_LOG`]). Returns the log's key and last cursor.
-    async fn lock_log(tx: &mut DB::Connection, log: &LogId) -> Result<(i64, u64)> {
+    /// write transaction on a log (see [`LOCK_LOG`]). Returns the log's key and counters.
+    async fn lock_log(tx: &mut DB::Connection, log: &LogId) -> Result<LockedLog> {
         let row = sqlx::query::<DB>(LOCK_LOG)
             .bind(&log.to_bytes()[..])
             .fetch_one(&mut *tx)
             .await
             .map_err(unavailable("locking the log"))?;
-        let log_key = Self::column(&row, 0)?;
-        let last_cursor = non_negative(Self::column(&row, 1)?, "last cursor")?;
-        Ok((log_key, last_cursor))
+        Ok(LockedLog {
+            log_key: Self::column(&row, 0)?,
+            last_cursor: non_negative(Self::column(&row, 1)?, "last cursor")?,
+            last_event_cursor: non_negative(Self::column(&row, 2)?, "last event cursor")?,
+        })
+    }
+
+    /// Writes the log's counters after an append (and events) in the transaction on `tx`.
+    async fn advance_log(
+        tx: &mut DB::Connection,
+        locked: &LockedLog,
+        appended: &AppendedIn,
+        last_event_cursor: u64,
+    ) -> Result<()> {
+        sqlx::query::<DB>(ADVANCE_LOG)
+            .bind(locked.log_key)
+            .bind(cursor_to_sql(appended.last_cursor))
+            .bind(i64::try_from(appended.added).unwrap_or(i64::MAX))
+            .bind(cursor_to_sql(last_event_cursor))
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable("advancing the log's cursors"))?;
+        Ok(())
     }
 
     /// Appends `entries` inside the transaction on `tx`, which holds the lock of the log
-    /// `log_key` ([`Self::lock_log`]). Returns the outcomes and whether anything was written.
+    /// ([`Self::lock_log`]). The log's counters are left to [`Self::advance_log`].
     async fn append_in(
         tx: &mut DB::Connection,
-        log_key: i64,
-        last_cursor: u64,
+        locked: &LockedLog,
         entries: &[NewEntry],
-    ) -> Result<(Vec<Appended>, bool)> {
+    ) -> Result<AppendedIn> {
+        let log_key = locked.log_key;
         let log = LogRef::Key(log_key);
+        if entries.is_empty() {
+            return Ok(AppendedIn {
+                outcomes: Vec::new(),
+                added: 0,
+                last_cursor: locked.last_cursor,
+                new_ids: HashSet::new(),
+            });
+        }
 
         let mut stored = HashMap::new();
         for ids in ids_to_look_up(entries).chunks(IDS_PER_STATEMENT) {
@@ -531,21 +584,17 @@ where
             }
         }
 
-        let plan = plan_append(entries, &stored, last_cursor)?;
+        let plan = plan_append(entries, &stored, locked.last_cursor)?;
+        let mut appended = AppendedIn {
+            outcomes: Vec::new(),
+            added: plan.new.len(),
+            last_cursor: plan.last_cursor,
+            new_ids: plan.new.iter().map(|row| row.entry.id).collect(),
+        };
         if plan.new.is_empty() {
-            return Ok((plan.outcomes, false));
+            appended.outcomes = plan.outcomes;
+            return Ok(appended);
         }
-
-        let added = i64::try_from(plan.new.len()).unwrap_or(i64::MAX);
-        sqlx::query::<DB>(
-            "UPDATE logs SET last_cursor = $2, entry_count = entry_count + $3 WHERE log_key = $1",
-        )
-        .bind(log_key)
-        .bind(cursor_to_sql(plan.last_cursor))
-        .bind(added)
-        .execute(&mut *tx)
-        .await
-        .map_err(unavailable("advancing the log cursor"))?;
 
         let blobs: Vec<Vec<u8>> = plan
             .new
@@ -597,7 +646,8 @@ where
                 .map_err(unavailable("updating heads"))?;
         }
 
-        Ok((plan.outcomes, true))
+        appended.outcomes = plan.outcomes;
+        Ok(appended)
     }
 
     pub(crate) async fn entry(&self, log: &LogId, id: &EntryId) -> Result<Option<StoredEntry>> {
@@ -778,50 +828,89 @@ where
             .await
             .map_err(unavailable("starting a commit"))?;
         // The log's lock comes first even without entries: event cursors are assigned under it.
-        let (log_key, last_cursor) = Self::lock_log(&mut tx, log).await?;
-        let appended = Self::append_in(&mut tx, log_key, last_cursor, commit.entries)
-            .await?
-            .0;
-        let event_cursors = Self::add_events_in(&mut tx, log_key, commit.events).await?;
-        for (key, value) in commit.values {
-            sqlx::query::<DB>(PUT_VALUE)
-                .bind(key.as_str())
-                .bind(&value[..])
-                .execute(&mut *tx)
-                .await
-                .map_err(unavailable("storing a node value"))?;
+        let locked = Self::lock_log(&mut tx, log).await?;
+        let appended = Self::append_in(&mut tx, &locked, commit.entries).await?;
+        let (event_cursors, last_event_cursor) =
+            Self::add_events_in(&mut tx, &locked, &appended.new_ids, commit.events).await?;
+        if appended.added > 0 || last_event_cursor != locked.last_event_cursor {
+            Self::advance_log(&mut tx, &locked, &appended, last_event_cursor).await?;
         }
-        for key in commit.deletes {
-            sqlx::query::<DB>(DELETE_VALUE)
-                .bind(key.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(unavailable("deleting a node value"))?;
-        }
+        Self::put_values_in(&mut tx, commit.values).await?;
+        Self::delete_values_in(&mut tx, commit.deletes).await?;
         tx.commit().await.map_err(unavailable("committing"))?;
         Ok(Committed {
-            appended,
+            appended: appended.outcomes,
             event_cursors,
         })
     }
 
-    /// Adds events inside a transaction that holds the log's lock; returns their cursors.
+    /// Puts node values inside a transaction, a few hundred per statement (the last value of
+    /// a key given twice wins).
+    async fn put_values_in(tx: &mut DB::Connection, values: &[(String, Vec<u8>)]) -> Result<()> {
+        let mut latest: HashMap<&str, usize> = HashMap::with_capacity(values.len());
+        for (index, (key, _)) in values.iter().enumerate() {
+            latest.insert(key.as_str(), index);
+        }
+        let rows: Vec<&(String, Vec<u8>)> = values
+            .iter()
+            .enumerate()
+            .filter(|(index, (key, _))| latest.get(key.as_str()) == Some(index))
+            .map(|(_, value)| value)
+            .collect();
+        for rows in rows.chunks(ROWS_PER_INSERT) {
+            let mut insert = Statement::<DB>::new("INSERT INTO node_values (key, value) ");
+            insert.push_values(rows, |values, (key, value)| {
+                values.bind(key.as_str()).bind(&value[..]);
+            });
+            insert.push(" ON CONFLICT (key) DO UPDATE SET value = excluded.value");
+            let (sql, args) = insert.finish()?;
+            sqlx::query_with(&sql, args)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable("storing node values"))?;
+        }
+        Ok(())
+    }
+
+    /// Deletes node values inside a transaction, many per statement.
+    async fn delete_values_in(tx: &mut DB::Connection, keys: &[String]) -> Result<()> {
+        for keys in keys.chunks(IDS_PER_STATEMENT) {
+            let mut delete = Statement::<DB>::new("DELETE FROM node_values WHERE key IN (");
+            let mut list = delete.list();
+            for key in keys {
+                list.bind(key.as_str());
+            }
+            delete.push(")");
+            let (sql, args) = delete.finish()?;
+            sqlx::query_with(&sql, args)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable("deleting node values"))?;
+        }
+        Ok(())
+    }
+
+    /// Adds events inside a transaction that holds the log's lock; returns their cursors and
+    /// the log's last event cursor after them (left to [`Self::advance_log`]). An entry has
+    /// at most one event: only events of entries stored before this transaction (`new_ids`
+    /// are the ones it stored) are looked up.
     async fn add_events_in(
         tx: &mut DB::Connection,
-        log_key: i64,
+        locked: &LockedLog,
+        new_ids: &HashSet<EntryId>,
         events: &[NewEvent],
-    ) -> Result<Vec<u64>> {
+    ) -> Result<(Vec<u64>, u64)> {
+        let mut last = locked.last_event_cursor;
         if events.is_empty() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), last));
         }
+        let log_key = locked.log_key;
         let log = LogRef::Key(log_key);
-        let row = sqlx::query::<DB>("SELECT last_event_cursor FROM logs WHERE log_key = $1")
-            .bind(log_key)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(unavailable("reading the event cursor"))?;
-        let mut last = non_negative(Self::column(&row, 0)?, "last event cursor")?;
-        let ids: Vec<EntryId> = events.iter().map(|e| e.entry_id).collect();
+        let ids: Vec<EntryId> = events
+            .iter()
+            .map(|e| e.entry_id)
+            .filter(|id| !new_ids.contains(id))
+            .collect();
         let mut known: HashMap<EntryId, u64> = HashMap::new();
         for ids in ids.chunks(IDS_PER_STATEMENT) {
             let (sql, args) =
@@ -852,15 +941,6 @@ where
             };
             cursors.push(cursor);
         }
-        if new.is_empty() {
-            return Ok(cursors);
-        }
-        sqlx::query::<DB>("UPDATE logs SET last_event_cursor = $2 WHERE log_key = $1")
-            .bind(log_key)
-            .bind(cursor_to_sql(last))
-            .execute(&mut *tx)
-            .await
-            .map_err(unavailable("advancing the event cursor"))?;
         for rows in new.chunks(ROWS_PER_INSERT) {
             let mut insert = Statement::<DB>::new(
                 "INSERT INTO events (log_key, cursor, entry_id, lamport, parents, kind, body) ",
@@ -881,7 +961,7 @@ where
                 .await
                 .map_err(unavailable("inserting events"))?;
         }
-        Ok(cursors)
+        Ok((cursors, last))
     }
 
     pub(crate) async fn event(&self, log: &LogId, id: &EntryId) -> Result<Option<StoredEvent>> {

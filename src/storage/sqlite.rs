@@ -26,6 +26,8 @@ static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 
 /// Connections used for reads (WAL lets them read while the writer writes).
 const READ_CONNECTIONS: u32 = 4;
+/// The writer's page cache: 64 MiB (a negative `cache_size` is in KiB).
+const WRITER_CACHE_SIZE: &str = "-65536";
 /// How long a statement waits for another process's lock on the file before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -73,9 +75,17 @@ impl SqliteStorage {
                 options.get_filename().display()
             ))
         };
+        // A page of a catch-up (4,096 entries and their events, ~10 MB of pages) would spill
+        // dirty pages mid-transaction from the default 2 MB cache, and each multi-row INSERT
+        // would copy what it changes into a statement journal file: the writer gets a cache
+        // that holds such a commit, and journals in memory. (The cache grows only as used.)
+        let writer_options = options
+            .clone()
+            .pragma("cache_size", WRITER_CACHE_SIZE)
+            .pragma("temp_store", "memory");
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(options.clone())
+            .connect_with(writer_options)
             .await
             .map_err(opening)?;
         MIGRATOR.run(&writer).await?;

@@ -5,9 +5,13 @@
 //! commit), each chained on the previous entry. A write is acknowledged only after its
 //! transaction committed, together with the advanced chain state and the decoded event.
 //! Entries from other replicas ([`AppendEntries`]) are checked against the Lamport rule and
-//! stored the same way. Every commit bumps the log's event cursor in a `watch` channel, which
-//! is how subscribers learn there is something new to read; they read it from storage at their
-//! own pace, so a slow subscriber never holds a writer back.
+//! stored the same way; batches of remote entries are pipelined (the next is checked and
+//! decoded while the previous commits; a failed commit rolls the decoding state back and
+//! refuses what was decoded after it). Every commit keeps its new events in a bounded ring
+//! ([`RecentEvents`]) and bumps the log's event cursor in a `watch` channel, which is how
+//! subscribers learn there is something new; one that keeps up takes the events from the
+//! ring, one that fell behind reads storage at its own pace, so a slow subscriber never holds
+//! a writer back.
 //!
 //! The actor is started on first use by the account actor and stops itself after a period
 //! with no traffic and no subscriber.
@@ -37,7 +41,7 @@ use crate::{
     metrics::{LogKindLabels, Metrics},
     proto::wire,
     sealed_values::SealedValues,
-    storage::{Appended, Commit, NewEntry, NewEvent, Storage},
+    storage::{Appended, Commit, NewEntry, NewEvent, Storage, StoredEvent},
 };
 
 /// What a store tells the replicator after each commit that added entries.
@@ -103,6 +107,18 @@ pub struct GroupStoreActor {
     chains: HashMap<[u8; 32], ReceiverChain>,
     replicator: Option<Recipient<LogAppended>>,
     remote_jobs: std::collections::VecDeque<remote::RemoteJob>,
+    /// A batch of remote entries is being checked and decoded (it may overlap the commit of
+    /// the previous one).
+    preparing: bool,
+    /// Batches decoded and waiting for their commit, in order.
+    prepared: std::collections::VecDeque<remote::PreparedAppend>,
+    /// Entries of the remote batch being committed (they count as stored when the next
+    /// batch is checked).
+    committing_ids: Arc<HashMap<EntryId, u64>>,
+    /// Bumped when a remote commit fails: batches decoded before that are refused.
+    epoch: u64,
+    /// The newest committed events, for live subscribers.
+    recent: Arc<RecentEvents>,
 }
 
 impl GroupStoreActor {
@@ -131,6 +147,11 @@ impl GroupStoreActor {
             chains: HashMap::new(),
             replicator,
             remote_jobs: std::collections::VecDeque::new(),
+            preparing: false,
+            prepared: std::collections::VecDeque::new(),
+            committing_ids: Arc::default(),
+            epoch: 0,
+            recent: Arc::new(RecentEvents::default()),
         }
     }
 
@@ -149,15 +170,40 @@ impl GroupStoreActor {
         }
     }
 
-    /// Bumps the event cursor watch to `last` (subscribers wake up).
-    fn events_committed(&self, cursors: &[u64]) {
-        if let Some(last) = cursors.iter().max() {
-            self.events.send_if_modified(|current| {
-                let changed = *last > *current;
-                *current = (*current).max(*last);
-                changed
-            });
+    /// Keeps the events a commit added for live subscribers, then bumps the event cursor
+    /// watch (subscribers wake up). `cursors` are those the commit gave `events`, in order.
+    fn events_committed(&self, events: Vec<NewEvent>, cursors: &[u64]) {
+        let Some(last) = cursors.iter().max().copied() else {
+            return;
+        };
+        let known = *self.events.borrow();
+        self.recent.push(known, events, cursors);
+        self.events.send_if_modified(|current| {
+            let changed = last > *current;
+            *current = (*current).max(last);
+            changed
+        });
+    }
+
+    /// The heads once `new` entries (just stored) are added: their parents stop being heads,
+    /// those of them no other names become heads (as storage works them out).
+    fn heads_after(&mut self, new: &[&NewEntry]) {
+        if new.is_empty() {
+            return;
         }
+        let named: std::collections::HashSet<EntryId> =
+            new.iter().flat_map(|e| e.parents.iter().copied()).collect();
+        self.heads.retain(|h| !named.contains(&h.id));
+        self.heads.extend(
+            new.iter()
+                .filter(|e| !named.contains(&e.id))
+                .map(|e| OrderKey {
+                    lamport: e.lamport,
+                    id: e.id,
+                }),
+        );
+        self.heads.sort();
+        self.heads.dedup();
     }
 
     fn kind_label(&self) -> &'static str {
@@ -227,6 +273,8 @@ impl Actor for GroupStoreActor {
                 && actor.queue.is_empty()
                 && actor.remote_jobs.is_empty()
                 && !actor.writing
+                && !actor.preparing
+                && actor.prepared.is_empty()
             {
                 tracing::debug!(log = ?actor.log, "group store idle, stopping");
                 ctx.stop();
@@ -282,14 +330,39 @@ impl GroupStoreActor {
     /// remote entries. Jobs run one at a time, as spawned futures (never `ctx.wait`, which
     /// would stop a running commit from being polled while holding the writer).
     fn pump(&mut self, ctx: &mut Context<Self>) {
-        if self.writing {
+        loop {
+            if !self.writing {
+                // A decoded batch commits first: later jobs were queued after it.
+                if let Some(prepared) = self.prepared.pop_front() {
+                    self.commit_remote(prepared, ctx);
+                    continue;
+                }
+            }
+            if self.preparing || !self.prepared.is_empty() {
+                return;
+            }
+            if self.writing {
+                // Decode the next batch of remote entries while this one commits.
+                if self.committing_remote() && self.may_prepare_next() {
+                    if let Some(job) = self.remote_jobs.pop_front() {
+                        self.run_remote(job, ctx);
+                    }
+                }
+                return;
+            }
+            if !self.queue.is_empty() {
+                self.flush(ctx);
+            } else if let Some(job) = self.remote_jobs.pop_front() {
+                self.run_remote(job, ctx);
+                continue;
+            }
             return;
         }
-        if !self.queue.is_empty() {
-            self.flush(ctx);
-        } else if let Some(job) = self.remote_jobs.pop_front() {
-            self.run_remote(job, ctx);
-        }
+    }
+
+    /// Whether the commit in flight is one of remote entries.
+    fn committing_remote(&self) -> bool {
+        !self.committing_ids.is_empty()
     }
 
     /// Builds every queued write into one batch and commits it; when it is done, flushes
@@ -319,6 +392,14 @@ impl GroupStoreActor {
         };
         ctx.spawn(fut.into_actor(self).map(|(batch, result), actor, ctx| {
             actor.writing = false;
+            let Batch {
+                entries,
+                events,
+                replies,
+                heads,
+                sender,
+                ..
+            } = batch;
             match result {
                 Ok(committed) => {
                     let new = committed
@@ -333,23 +414,20 @@ impl GroupStoreActor {
                             kind: actor.kind_label(),
                         })
                         .inc_by(new as u64);
-                    actor.heads = batch.heads;
-                    actor.announce(
-                        batch.entries.iter().map(|e| e.bytes.clone()).collect(),
-                        None,
-                    );
-                    if batch.sender.is_some() {
-                        actor.sender = batch.sender;
+                    actor.heads = heads;
+                    if sender.is_some() {
+                        actor.sender = sender;
                     }
-                    actor.events_committed(&committed.event_cursors);
-                    for (reply, outcome) in batch.replies {
+                    actor.events_committed(events, &committed.event_cursors);
+                    for (reply, outcome) in replies {
                         let _ = reply.send(outcome);
                     }
+                    actor.announce(entries.into_iter().map(|e| e.bytes).collect(), None);
                 }
                 Err(e) => {
                     let e = Error::from(e);
                     tracing::warn!(log = ?actor.log, %e, "commit failed; writes not acknowledged");
-                    for (reply, outcome) in batch.replies {
+                    for (reply, outcome) in replies {
                         let _ = reply.send(outcome.and(Err(e.clone())));
                     }
                 }
@@ -457,6 +535,8 @@ impl GroupStoreActor {
         .map_err(|e| Error::InvalidArgument(e.to_string()))?;
         let id = entry.id();
         let parents = entry.parents().to_vec();
+        // Heads the entry could not name (more than MAX_PARENTS) stay heads.
+        batch.heads.retain(|h| !parents.contains(&h.id));
         if let Some(body) = view {
             let event = ViewEvent {
                 member_pk: group.member.verifying_key().to_bytes(),
@@ -477,7 +557,7 @@ impl GroupStoreActor {
             parents,
             bytes: entry.into_bytes(),
         });
-        batch.heads = vec![OrderKey { lamport, id }];
+        batch.heads.push(OrderKey { lamport, id });
         Ok(id)
     }
 }
@@ -504,10 +584,19 @@ impl Handler<Heads> for GroupStoreActor {
     }
 }
 
-/// A receiver of the log's last event cursor: it changes after every commit that added
-/// events. Holding it keeps the actor alive.
+/// What a live subscriber follows: the log's last event cursor (it changes after every commit
+/// that added events) and the newest events themselves.
+pub struct EventWatch {
+    /// The last event cursor.
+    pub cursor: watch::Receiver<u64>,
+    /// The newest committed events, so a subscriber that keeps up reads them from memory.
+    pub recent: Arc<RecentEvents>,
+}
+
+/// A receiver of the log's last event cursor and its newest events. Holding it keeps the
+/// actor alive.
 #[derive(Message)]
-#[rtype(result = "watch::Receiver<u64>")]
+#[rtype(result = "EventWatch")]
 pub struct WatchEvents;
 
 impl Handler<WatchEvents> for GroupStoreActor {
@@ -515,6 +604,163 @@ impl Handler<WatchEvents> for GroupStoreActor {
 
     fn handle(&mut self, _: WatchEvents, _: &mut Self::Context) -> Self::Result {
         self.last_activity = Instant::now();
-        MessageResult(self.events.subscribe())
+        MessageResult(EventWatch {
+            cursor: self.events.subscribe(),
+            recent: self.recent.clone(),
+        })
+    }
+}
+
+/// Most events kept in [`RecentEvents`].
+const RECENT_EVENTS: usize = 1024;
+/// Most event body bytes kept in [`RecentEvents`].
+const RECENT_BYTES: usize = 1 << 20;
+
+/// The newest committed events of a log, with consecutive cursors, bounded in count and
+/// bytes. The store adds each commit's new events before it bumps the cursor watch, so a live
+/// subscriber that keeps up takes them from here instead of reading them back from storage;
+/// one that fell behind (or finds a gap) reads storage, as before.
+#[derive(Default)]
+pub struct RecentEvents {
+    ring: std::sync::Mutex<Ring>,
+}
+
+#[derive(Default)]
+struct Ring {
+    events: std::collections::VecDeque<Arc<StoredEvent>>,
+    bytes: usize,
+}
+
+impl Ring {
+    fn clear(&mut self) {
+        self.events.clear();
+        self.bytes = 0;
+    }
+}
+
+impl RecentEvents {
+    fn ring(&self) -> std::sync::MutexGuard<'_, Ring> {
+        self.ring
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Adds the events of a commit (`cursors` in the same order). Events whose cursor is not
+    /// above `known` (the last cursor before the commit) existed already and are left out; a
+    /// cursor that does not follow the newest kept one starts the ring afresh.
+    fn push(&self, known: u64, events: Vec<NewEvent>, cursors: &[u64]) {
+        let mut ring = self.ring();
+        for (event, &cursor) in events.into_iter().zip(cursors) {
+            if cursor <= known {
+                continue;
+            }
+            let follows = ring
+                .events
+                .back()
+                .is_none_or(|last| last.cursor.checked_add(1) == Some(cursor));
+            if !follows {
+                ring.clear();
+            }
+            ring.bytes += event.body.len();
+            ring.events.push_back(Arc::new(StoredEvent {
+                entry_id: event.entry_id,
+                lamport: event.lamport,
+                parents: event.parents,
+                kind: event.kind,
+                body: event.body,
+                cursor,
+            }));
+            while ring.events.len() > RECENT_EVENTS || ring.bytes > RECENT_BYTES {
+                match ring.events.pop_front() {
+                    Some(dropped) => ring.bytes -= dropped.body.len(),
+                    None => break,
+                }
+            }
+        }
+    }
+
+    /// The kept events of `kinds` (all when empty) with cursors after `after`, at most
+    /// `limit`, provided every event from `after` + 1 up to `upto` is kept; with the last
+    /// cursor looked at. `None`: read storage instead.
+    pub fn after(
+        &self,
+        after: u64,
+        upto: u64,
+        kinds: &[u8],
+        limit: usize,
+    ) -> Option<(Vec<Arc<StoredEvent>>, u64)> {
+        let ring = self.ring();
+        let first = ring.events.front()?.cursor;
+        let last = ring.events.back()?.cursor;
+        let next = after.checked_add(1)?;
+        if next < first || upto > last || upto <= after {
+            return None;
+        }
+        let skip = usize::try_from(next - first).ok()?;
+        let mut out = Vec::new();
+        let mut seen = after;
+        for event in ring.events.iter().skip(skip) {
+            if event.cursor > upto || out.len() >= limit {
+                break;
+            }
+            seen = event.cursor;
+            if kinds.is_empty() || kinds.contains(&event.kind) {
+                out.push(event.clone());
+            }
+        }
+        Some((out, seen))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(n: u8, kind: u8) -> NewEvent {
+        NewEvent {
+            entry_id: EntryId([n; 32]),
+            lamport: u64::from(n),
+            parents: Vec::new(),
+            kind,
+            body: vec![n; 10],
+        }
+    }
+
+    fn cursors(events: &[Arc<StoredEvent>]) -> Vec<u64> {
+        events.iter().map(|e| e.cursor).collect()
+    }
+
+    #[test]
+    fn recent_events_serve_only_a_gapless_range() {
+        let recent = RecentEvents::default();
+        recent.push(4, vec![event(5, 1), event(6, 2), event(7, 1)], &[5, 6, 7]);
+        let (events, seen) = recent.after(4, 7, &[], 10).unwrap();
+        assert_eq!((cursors(&events), seen), (vec![5, 6, 7], 7));
+        let (events, seen) = recent.after(4, 7, &[1], 10).unwrap();
+        assert_eq!((cursors(&events), seen), (vec![5, 7], 7));
+        let (events, seen) = recent.after(5, 7, &[], 1).unwrap();
+        assert_eq!((cursors(&events), seen), (vec![6], 6));
+        // Before the first kept event, or beyond the newest: storage.
+        assert!(recent.after(3, 7, &[], 10).is_none());
+        assert!(recent.after(5, 8, &[], 10).is_none());
+        // An event that already existed (cursor not above the last known) is left out; a
+        // gap starts afresh.
+        recent.push(7, vec![event(1, 1), event(8, 1)], &[3, 8]);
+        assert_eq!(cursors(&recent.after(6, 8, &[], 10).unwrap().0), vec![7, 8]);
+        recent.push(9, vec![event(11, 1)], &[11]);
+        assert!(recent.after(8, 11, &[], 10).is_none());
+        assert_eq!(cursors(&recent.after(10, 11, &[], 10).unwrap().0), vec![11]);
+    }
+
+    #[test]
+    fn recent_events_are_bounded() {
+        let recent = RecentEvents::default();
+        let count = RECENT_EVENTS as u64 + 10;
+        let events = (1..=count).map(|c| event(c as u8, 1)).collect();
+        let cursors: Vec<u64> = (1..=count).collect();
+        recent.push(0, events, &cursors);
+        assert!(recent.after(0, count, &[], usize::MAX).is_none());
+        let (events, _) = recent.after(10, count, &[], usize::MAX).unwrap();
+        assert_eq!(events.len(), RECENT_EVENTS);
     }
 }

@@ -1,7 +1,10 @@
 //! Entries from other replicas: the Lamport rule, decoding into the view, one commit; and
 //! messages queued until their sender's chain key arrives.
 
-use std::collections::{HashMap, HashSet};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
 
 use actix::prelude::*;
 use libp2p::PeerId;
@@ -19,7 +22,7 @@ use crate::{
         queued_entry_id, receiver_value_key,
     },
     sealed_values::SealedValues,
-    storage::{Commit, Direction, NewEntry, NewEvent, OrderRange, Storage},
+    storage::{Appended, Commit, Direction, NewEntry, NewEvent, OrderRange, Storage},
 };
 
 /// Page size when listing node values of a group.
@@ -163,25 +166,44 @@ async fn load_chain(
 }
 
 /// The entries that may be stored, in order: up to the first with an unknown parent or a
-/// wrong Lamport clock; entries already stored are left out.
+/// wrong Lamport clock; entries already stored are left out. `pending` are entries of a commit
+/// in flight (they count as stored). `heads` are the log's heads when no commit is in flight:
+/// a batch that only builds on them (and on itself) needs no lookup, since an entry whose
+/// parents are all still heads cannot be stored yet.
 async fn admissible(
     storage: &dyn Storage,
     log: &LogId,
     entries: Vec<Entry>,
+    pending: &HashMap<EntryId, u64>,
+    heads: &[OrderKey],
     outcome: &mut RemoteOutcome,
 ) -> Result<Vec<Entry>, Error> {
-    let wanted: Vec<EntryId> = entries
-        .iter()
-        .flat_map(|e| e.parents().iter().copied().chain([e.id()]))
-        .collect::<HashSet<_>>()
-        .into_iter()
-        .collect();
-    let mut known: HashMap<EntryId, u64> = storage
-        .order_keys(log, &wanted)
-        .await?
-        .into_iter()
-        .map(|k| (k.id, k.lamport))
-        .collect();
+    let mut known: HashMap<EntryId, u64> = heads.iter().map(|h| (h.id, h.lamport)).collect();
+    let mut batch: HashSet<EntryId> = HashSet::with_capacity(entries.len());
+    let on_heads = !known.is_empty()
+        && entries.iter().all(|e| {
+            let builds_on_known = !e.parents().is_empty()
+                && e.parents()
+                    .iter()
+                    .all(|p| known.contains_key(p) || batch.contains(p));
+            builds_on_known && !known.contains_key(&e.id()) && batch.insert(e.id())
+        });
+    if !on_heads {
+        let wanted: Vec<EntryId> = entries
+            .iter()
+            .flat_map(|e| e.parents().iter().copied().chain([e.id()]))
+            .filter(|id| !pending.contains_key(id))
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        known = storage
+            .order_keys(log, &wanted)
+            .await?
+            .into_iter()
+            .map(|k| (k.id, k.lamport))
+            .collect();
+        known.extend(pending.iter().map(|(id, lamport)| (*id, *lamport)));
+    }
     let mut accepted = Vec::with_capacity(entries.len());
     for entry in entries {
         if known.contains_key(&entry.id()) {
@@ -217,10 +239,16 @@ async fn admissible(
 
 /// What one commit of remote entries or replayed messages writes.
 #[derive(Default)]
-struct Decoded {
+pub(super) struct Decoded {
     events: Vec<NewEvent>,
     values: Vec<(String, Vec<u8>)>,
     deletes: Vec<String>,
+}
+
+impl Decoded {
+    fn is_empty(&self) -> bool {
+        self.events.is_empty() && self.values.is_empty() && self.deletes.is_empty()
+    }
 }
 
 /// Decodes metadata entries and the node values they teach.
@@ -322,6 +350,99 @@ pub(crate) enum RemoteJob {
     Replay(ReplayQueued, oneshot::Sender<Result<usize, Error>>),
 }
 
+/// The decoding state of remote entries: what a failed commit rolls back to.
+#[derive(Clone, Default)]
+pub(super) struct RemoteState {
+    members: HashMap<[u8; 32], [u8; 32]>,
+    chains: HashMap<[u8; 32], ReceiverChain>,
+}
+
+/// A batch of remote entries checked and decoded, waiting for (or in) its commit.
+pub(super) struct PreparedAppend {
+    /// The decoding state before this batch (restored if its commit fails).
+    before: RemoteState,
+    outcome: RemoteOutcome,
+    entries: Vec<NewEntry>,
+    decoded: Decoded,
+    source: Option<PeerId>,
+    reply: oneshot::Sender<Result<RemoteOutcome, Error>>,
+}
+
+impl PreparedAppend {
+    /// Answers `error` instead of committing.
+    pub(super) fn fail(self, error: Error) {
+        let _ = self.reply.send(Err(error));
+    }
+}
+
+/// What checking and decoding a batch of remote entries reads.
+struct PrepareContext {
+    storage: Arc<dyn Storage>,
+    values: SealedValues,
+    group: Arc<GroupContext>,
+    log: LogId,
+    /// Entries of an earlier batch whose commit is in flight: they count as stored.
+    pending: Arc<HashMap<EntryId, u64>>,
+    /// The log's heads, when no commit is in flight (see [`admissible`]).
+    heads: Vec<OrderKey>,
+}
+
+/// Checks (Lamport rule, parents) and decodes a batch of remote entries with the decoding
+/// state `state` (advanced in place).
+async fn prepare_append(
+    context: &PrepareContext,
+    entries: Vec<Entry>,
+    state: &mut RemoteState,
+    outcome: &mut RemoteOutcome,
+) -> Result<(Vec<NewEntry>, Decoded), Error> {
+    let log = context.log;
+    let accepted = admissible(
+        context.storage.as_ref(),
+        &log,
+        entries,
+        &context.pending,
+        &context.heads,
+        outcome,
+    )
+    .await?;
+    if accepted.is_empty() {
+        return Ok((Vec::new(), Decoded::default()));
+    }
+    let decoded = match log.kind() {
+        LogKind::Metadata => {
+            decode_metadata_entries(
+                &context.group,
+                &context.values,
+                &mut state.members,
+                &accepted,
+                outcome,
+            )
+            .await?
+        }
+        LogKind::Messages => {
+            decode_message_entries(
+                context.group.clone(),
+                &context.values,
+                &state.members,
+                &mut state.chains,
+                accepted.clone(),
+                outcome,
+            )
+            .await?
+        }
+    };
+    let entries = accepted
+        .into_iter()
+        .map(|e| NewEntry {
+            id: e.id(),
+            lamport: e.lamport(),
+            parents: e.parents().to_vec(),
+            bytes: e.into_bytes(),
+        })
+        .collect();
+    Ok((entries, decoded))
+}
+
 impl Handler<AppendRemote> for GroupStoreActor {
     type Result = ResponseFuture<Result<RemoteOutcome, Error>>;
 
@@ -344,112 +465,182 @@ impl GroupStoreActor {
         Box::pin(super::answer_of(answer))
     }
 
-    /// Runs one remote job; the next job starts when it is done.
+    /// Whether the next remote job may be prepared while the commit in flight runs: batches
+    /// of the messages log follow each other (decoding the next while the previous commits).
+    /// Metadata batches run one at a time (their decoding reads what the previous stored).
+    pub(super) fn may_prepare_next(&self) -> bool {
+        self.log.kind() == LogKind::Messages
+            && self.queue.is_empty()
+            && matches!(self.remote_jobs.front(), Some(RemoteJob::Append(..)))
+    }
+
+    /// Runs one remote job: a batch of entries is prepared (then committed in its turn), a
+    /// replay runs whole.
     pub(super) fn run_remote(&mut self, job: RemoteJob, ctx: &mut Context<Self>) {
-        self.writing = true;
         match job {
-            RemoteJob::Append(msg, reply) => self.append_remote(msg, reply, ctx),
-            RemoteJob::Replay(msg, reply) => self.replay_queued(msg, reply, ctx),
+            RemoteJob::Append(msg, reply) => self.prepare_remote(msg, reply, ctx),
+            RemoteJob::Replay(msg, reply) => {
+                self.writing = true;
+                self.replay_queued(msg, reply, ctx)
+            }
         }
     }
 
-    fn append_remote(
+    /// Checks and decodes a batch off the actor's thread; it is committed once every earlier
+    /// job has committed ([`Self::commit_remote`]).
+    fn prepare_remote(
         &mut self,
         msg: AppendRemote,
         reply: oneshot::Sender<Result<RemoteOutcome, Error>>,
         ctx: &mut Context<Self>,
     ) {
-        let storage = self.storage.clone();
-        let values = self.values.clone();
-        let group = self.group.clone();
-        let log = self.log;
-        let mut members = self.members.clone();
-        let mut chains = std::mem::take(&mut self.chains);
+        self.preparing = true;
+        let pending = self.committing_ids.clone();
+        let context = PrepareContext {
+            storage: self.storage.clone(),
+            values: self.values.clone(),
+            group: self.group.clone(),
+            log: self.log,
+            // The heads are those of storage only when no commit is in flight.
+            heads: if pending.is_empty() {
+                self.heads.clone()
+            } else {
+                Vec::new()
+            },
+            pending,
+        };
+        let before = RemoteState {
+            members: self.members.clone(),
+            chains: self.chains.clone(),
+        };
+        let mut state = RemoteState {
+            members: self.members.clone(),
+            chains: std::mem::take(&mut self.chains),
+        };
+        let epoch = self.epoch;
         let source = msg.source;
         ctx.spawn(
             async move {
                 let mut outcome = RemoteOutcome::default();
-                let result = async {
-                    let accepted =
-                        admissible(storage.as_ref(), &log, msg.entries, &mut outcome).await?;
-                    if accepted.is_empty() {
-                        return Ok((Vec::new(), Vec::new(), Vec::new()));
-                    }
-                    let decoded = match log.kind() {
-                        LogKind::Metadata => {
-                            decode_metadata_entries(
-                                &group,
-                                &values,
-                                &mut members,
-                                &accepted,
-                                &mut outcome,
-                            )
-                            .await?
-                        }
-                        LogKind::Messages => {
-                            decode_message_entries(
-                                group.clone(),
-                                &values,
-                                &members,
-                                &mut chains,
-                                accepted.clone(),
-                                &mut outcome,
-                            )
-                            .await?
-                        }
-                    };
-                    let new_entries: Vec<NewEntry> = accepted
-                        .into_iter()
-                        .map(|e| NewEntry {
-                            id: e.id(),
-                            lamport: e.lamport(),
-                            parents: e.parents().to_vec(),
-                            bytes: e.into_bytes(),
-                        })
-                        .collect();
-                    let committed = storage
-                        .commit(
-                            &log,
-                            Commit {
-                                entries: &new_entries,
-                                events: &decoded.events,
-                                values: &decoded.values,
-                                deletes: &decoded.deletes,
-                            },
-                        )
-                        .await?;
-                    let heads = storage.heads(&log).await?;
-                    let bytes = new_entries.into_iter().map(|e| e.bytes).collect();
-                    Ok::<_, Error>((bytes, committed.event_cursors, heads))
-                }
-                .await;
-                (result, outcome, members, chains)
+                let result = prepare_append(&context, msg.entries, &mut state, &mut outcome).await;
+                (result, outcome, state)
             }
             .into_actor(self)
-            .map(move |(result, mut outcome, members, chains), actor, ctx| {
-                actor.writing = false;
-                actor.members = members;
-                actor.chains = chains;
-                let answer = result.map(|(bytes, cursors, heads)| {
-                    outcome.stored = bytes.len();
-                    if !heads.is_empty() {
-                        actor.heads = heads;
+            .map(move |(result, outcome, state), actor, ctx| {
+                actor.preparing = false;
+                if actor.epoch != epoch {
+                    // An earlier commit failed meanwhile: this batch was decoded from state that
+                    // never reached storage (the state is already rolled back).
+                    let _ = reply.send(Err(Error::Unavailable(
+                        "an earlier commit of the log failed".into(),
+                    )));
+                } else {
+                    match result {
+                        Ok((entries, decoded)) => {
+                            actor.members = state.members;
+                            actor.chains = state.chains;
+                            actor.prepared.push_back(PreparedAppend {
+                                before,
+                                outcome,
+                                entries,
+                                decoded,
+                                source,
+                                reply,
+                            });
+                        }
+                        Err(e) => {
+                            actor.members = before.members;
+                            actor.chains = before.chains;
+                            let _ = reply.send(Err(e));
+                        }
                     }
-                    actor.events_committed(&cursors);
-                    actor
-                        .metrics
-                        .entries_appended
-                        .get_or_create(&LogKindLabels {
-                            kind: actor.kind_label(),
-                        })
-                        .inc_by(outcome.stored as u64);
-                    actor.announce(bytes, source);
-                    outcome
-                });
-                let _ = reply.send(answer);
+                }
                 actor.pump(ctx);
             }),
         );
+    }
+
+    /// Commits a prepared batch; meanwhile the next batch may be prepared.
+    pub(super) fn commit_remote(&mut self, prepared: PreparedAppend, ctx: &mut Context<Self>) {
+        let PreparedAppend {
+            before,
+            mut outcome,
+            entries,
+            decoded,
+            source,
+            reply,
+        } = prepared;
+        if entries.is_empty() && decoded.is_empty() {
+            let _ = reply.send(Ok(outcome));
+            return;
+        }
+        self.writing = true;
+        self.committing_ids = Arc::new(entries.iter().map(|e| (e.id, e.lamport)).collect());
+        let storage = self.storage.clone();
+        let log = self.log;
+        ctx.spawn(
+            async move {
+                let result = storage
+                    .commit(
+                        &log,
+                        Commit {
+                            entries: &entries,
+                            events: &decoded.events,
+                            values: &decoded.values,
+                            deletes: &decoded.deletes,
+                        },
+                    )
+                    .await;
+                (result, entries, decoded.events)
+            }
+            .into_actor(self)
+            .map(move |(result, entries, events), actor, ctx| {
+                actor.writing = false;
+                actor.committing_ids = Arc::default();
+                match result {
+                    Ok(committed) => {
+                        let new: Vec<&NewEntry> = entries
+                            .iter()
+                            .zip(&committed.appended)
+                            .filter(|(_, a)| matches!(a, Appended::New { .. }))
+                            .map(|(e, _)| e)
+                            .collect();
+                        outcome.stored = new.len();
+                        actor.heads_after(&new);
+                        actor.events_committed(events, &committed.event_cursors);
+                        actor
+                            .metrics
+                            .entries_appended
+                            .get_or_create(&LogKindLabels {
+                                kind: actor.kind_label(),
+                            })
+                            .inc_by(outcome.stored as u64);
+                        actor.announce(entries.into_iter().map(|e| e.bytes).collect(), source);
+                        let _ = reply.send(Ok(outcome));
+                    }
+                    Err(e) => {
+                        let e = Error::from(e);
+                        tracing::warn!(log = ?actor.log, %e, "commit of remote entries failed");
+                        actor.roll_back(before);
+                        let _ = reply.send(Err(e));
+                    }
+                }
+                actor.pump(ctx);
+            }),
+        );
+    }
+
+    /// A commit failed: the decoding state goes back to `before`, and batches decoded after
+    /// it (waiting or being decoded) fail too.
+    fn roll_back(&mut self, before: RemoteState) {
+        self.members = before.members;
+        self.chains = before.chains;
+        self.epoch += 1;
+        for prepared in self.prepared.drain(..) {
+            prepared.fail(Error::Unavailable(
+                "an earlier commit of the log failed".into(),
+            ));
+        }
     }
 }
 
@@ -488,11 +679,13 @@ impl GroupStoreActor {
         }
         ctx.spawn(
             async move {
+                // What committed, even if a later chunk fails: subscribers are told.
+                let mut events = Vec::new();
+                let mut cursors = Vec::new();
                 let result = async {
                     let group_pk = group.record.group_pk().to_bytes();
                     let members = load_members(&values, &group_pk).await?;
                     let mut replayed = 0;
-                    let mut cursors = Vec::new();
                     for device in msg.devices {
                         let queued =
                             list(storage.as_ref(), &queue_prefix(&group_pk, &device)).await?;
@@ -534,23 +727,31 @@ impl GroupStoreActor {
                                     },
                                 )
                                 .await?;
+                            events.extend(decoded.events);
                             cursors.extend(committed.event_cursors);
                         }
                     }
-                    Ok::<_, Error>((replayed, cursors, members))
+                    Ok::<_, Error>((replayed, members))
                 }
                 .await;
-                (result, chains)
+                (result, chains, events, cursors)
             }
             .into_actor(self)
-            .map(|(result, chains), actor, ctx| {
+            .map(|(result, chains, events, cursors), actor, ctx| {
                 actor.writing = false;
-                actor.chains = chains;
-                let answer = result.map(|(replayed, cursors, members)| {
-                    actor.members = members;
-                    actor.events_committed(&cursors);
-                    replayed
-                });
+                actor.events_committed(events, &cursors);
+                let answer = match result {
+                    Ok((replayed, members)) => {
+                        actor.chains = chains;
+                        actor.members = members;
+                        Ok(replayed)
+                    }
+                    Err(e) => {
+                        // Chains may have moved past what storage holds: reload them.
+                        actor.chains.clear();
+                        Err(e)
+                    }
+                };
                 let _ = reply.send(answer);
                 actor.pump(ctx);
             }),
