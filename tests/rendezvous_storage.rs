@@ -36,40 +36,8 @@ use common::postgres::TestDatabase;
 use libp2p::{core::PeerRecord, identity::Keypair, Multiaddr, PeerId};
 use tempfile::TempDir;
 
-macro_rules! rendezvous_tests {
-    (
-        backends: { $($backend:ident => $fixture:path),+ $(,)? },
-        tests: $tests:tt,
-        benches: $benches:tt $(,)?
-    ) => {
-        $(
-            mod $backend {
-                use super::*;
-                rendezvous_tests!(@tests $fixture, $tests);
-                rendezvous_tests!(@benches $fixture, $benches);
-            }
-        )+
-    };
-    (@tests $fixture:path, [$($test:ident),* $(,)?]) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $test() {
-                super::$test($fixture().await).await;
-            }
-        )*
-    };
-    (@benches $fixture:path, [$($bench:ident),* $(,)?]) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            #[ignore = "benchmark: cargo test --release --test rendezvous_storage -- --ignored --nocapture"]
-            async fn $bench() {
-                super::$bench($fixture().await).await;
-            }
-        )*
-    };
-}
-
-rendezvous_tests! {
+common::fixture_tests! {
+    ignore: "benchmark: cargo test --release --test rendezvous_storage -- --ignored --nocapture",
     backends: {
         sqlite => Fixture::sqlite,
         postgres => Fixture::postgres,

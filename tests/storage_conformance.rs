@@ -32,40 +32,8 @@ use rand::{rngs::StdRng, seq::SliceRandom, Rng, SeedableRng};
 use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 
-macro_rules! conformance_tests {
-    (
-        backends: { $($backend:ident => $fixture:path),+ $(,)? },
-        tests: $tests:tt,
-        benches: $benches:tt $(,)?
-    ) => {
-        $(
-            mod $backend {
-                use super::*;
-                conformance_tests!(@tests $fixture, $tests);
-                conformance_tests!(@benches $fixture, $benches);
-            }
-        )+
-    };
-    (@tests $fixture:path, [$($test:ident),* $(,)?]) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $test() {
-                super::$test($fixture().await).await;
-            }
-        )*
-    };
-    (@benches $fixture:path, [$($bench:ident),* $(,)?]) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            #[ignore = "benchmark: cargo test --release --test storage_conformance -- --ignored --nocapture"]
-            async fn $bench() {
-                super::$bench($fixture().await).await;
-            }
-        )*
-    };
-}
-
-conformance_tests! {
+common::fixture_tests! {
+    ignore: "benchmark: cargo test --release --test storage_conformance -- --ignored --nocapture",
     backends: {
         sqlite => Fixture::sqlite,
         postgres => Fixture::postgres,
