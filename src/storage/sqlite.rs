@@ -26,6 +26,8 @@ static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 
 /// Connections used for reads (WAL lets them read while the writer writes).
 const READ_CONNECTIONS: u32 = 4;
+/// How often the WAL is checkpointed (by a reader connection, off the commit path).
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 /// The writer's page cache: 64 MiB (a negative `cache_size` is in KiB).
 const WRITER_CACHE_SIZE: &str = "-65536";
 /// How long a statement waits for another process's lock on the file before failing.
@@ -35,6 +37,37 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug)]
 pub struct SqliteStorage {
     store: SqlStore<Sqlite>,
+    /// Copies the WAL back into the database file off the commit path (see [`checkpoints`]).
+    checkpointer: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for SqliteStorage {
+    fn drop(&mut self) {
+        if let Some(task) = self.checkpointer.take() {
+            task.abort();
+        }
+    }
+}
+
+/// Runs a passive WAL checkpoint on a reader connection every [`CHECKPOINT_INTERVAL`].
+///
+/// The writer connection never checkpoints itself (`wal_autocheckpoint = 0`): an automatic
+/// checkpoint runs inside the commit that crosses the threshold, which is what made the slow
+/// tail of single-message commits. A passive checkpoint never blocks the writer nor waits for
+/// readers; what it cannot copy yet, the next one does. The WAL is synced at every commit
+/// (`synchronous = FULL`), so durability does not depend on checkpoints.
+async fn checkpoints(reader: sqlx::SqlitePool) {
+    let mut tick = tokio::time::interval(CHECKPOINT_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&reader)
+            .await
+        {
+            tracing::warn!(%e, "SQLite WAL checkpoint failed");
+        }
+    }
 }
 
 impl SqliteStorage {
@@ -82,7 +115,8 @@ impl SqliteStorage {
         let writer_options = options
             .clone()
             .pragma("cache_size", WRITER_CACHE_SIZE)
-            .pragma("temp_store", "memory");
+            .pragma("temp_store", "memory")
+            .pragma("wal_autocheckpoint", "0");
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(writer_options)
@@ -105,8 +139,10 @@ impl SqliteStorage {
                 .await
                 .map_err(opening)?
         };
+        let checkpointer = (!in_memory).then(|| tokio::spawn(checkpoints(reader.clone())));
         Ok(Self {
             store: SqlStore::new(reader, writer),
+            checkpointer,
         })
     }
 }
