@@ -27,14 +27,11 @@ use berty_node::{
         RecordFormat,
     },
     storage::{
-        self,
         rendezvous::{NewRegistration, RegisterOutcome, RegistrationCaps, StoredRegistration},
         Storage,
     },
 };
-use common::postgres::TestDatabase;
 use libp2p::{core::PeerRecord, identity::Keypair, Multiaddr, PeerId};
-use tempfile::TempDir;
 
 common::fixture_tests! {
     ignore: "benchmark: cargo test --release --test rendezvous_storage -- --ignored --nocapture",
@@ -62,64 +59,7 @@ common::fixture_tests! {
     benches: [registration_throughput_and_discover_latency],
 }
 
-/// A fresh storage of one backend, and what keeps it alive (temp dir, test database).
-struct Fixture {
-    storage: Arc<dyn Storage>,
-    /// The URL given to [`storage::open`]: empty for SQLite (a file in `data_dir`).
-    url: String,
-    data_dir: TempDir,
-    _database: Option<TestDatabase>,
-}
-
-impl Fixture {
-    async fn sqlite() -> Self {
-        let data_dir = tempfile::tempdir().unwrap();
-        let storage = storage::open("", data_dir.path()).await.unwrap();
-        Self {
-            storage,
-            url: String::new(),
-            data_dir,
-            _database: None,
-        }
-    }
-
-    async fn postgres() -> Self {
-        let database = TestDatabase::create().await;
-        let data_dir = tempfile::tempdir().unwrap();
-        let url = database.url().to_owned();
-        let storage = storage::open(&url, data_dir.path()).await.unwrap();
-        Self {
-            storage,
-            url,
-            data_dir,
-            _database: Some(database),
-        }
-    }
-
-    fn storage(&self) -> Arc<dyn Storage> {
-        Arc::clone(&self.storage)
-    }
-
-    /// Another storage handle on the same database (as a second node would open it).
-    async fn open_again(&self) -> Arc<dyn Storage> {
-        storage::open(&self.url, self.data_dir.path())
-            .await
-            .unwrap()
-    }
-
-    /// Closes the storage (the caller must hold no other handle) and opens the same data again.
-    async fn reopen(mut self) -> Self {
-        assert_eq!(
-            Arc::strong_count(&self.storage),
-            1,
-            "a storage handle is still held"
-        );
-        self.storage = storage::open(&self.url, self.data_dir.path())
-            .await
-            .unwrap();
-        self
-    }
-}
+use common::store::StoreFixture as Fixture;
 
 const HOUR: u64 = 60 * 60;
 /// The time the tests start at (unix seconds).

@@ -24,13 +24,11 @@ use berty_node::{
     log::{EntryId, LogId, LogKind, OrderKey},
     storage::{
         self, Appended, Backend, Commit, Committed, Direction, NewEntry, NewEvent, OrderRange,
-        Storage, StorageError, StoredEntry, StoredEvent,
+        StorageError, StoredEntry, StoredEvent,
     },
 };
-use common::postgres::TestDatabase;
 use rand::{rngs::StdRng, seq::SliceRandom, Rng, SeedableRng};
 use sha2::{Digest, Sha256};
-use tempfile::TempDir;
 
 common::fixture_tests! {
     ignore: "benchmark: cargo test --release --test storage_conformance -- --ignored --nocapture",
@@ -61,72 +59,7 @@ common::fixture_tests! {
     benches: [append_throughput],
 }
 
-/// A fresh storage of one backend, and what keeps it alive (temp dir, test database).
-struct Fixture {
-    storage: Arc<dyn Storage>,
-    backend: Backend,
-    /// The URL given to [`storage::open`]: empty for SQLite (a file in `data_dir`).
-    url: String,
-    data_dir: TempDir,
-    database: Option<TestDatabase>,
-}
-
-impl Fixture {
-    async fn sqlite() -> Self {
-        let data_dir = tempfile::tempdir().unwrap();
-        let storage = storage::open("", data_dir.path()).await.unwrap();
-        Self {
-            storage,
-            backend: Backend::Sqlite,
-            url: String::new(),
-            data_dir,
-            database: None,
-        }
-    }
-
-    async fn postgres() -> Self {
-        let database = TestDatabase::create().await;
-        let data_dir = tempfile::tempdir().unwrap();
-        let url = database.url().to_owned();
-        let storage = storage::open(&url, data_dir.path()).await.unwrap();
-        Self {
-            storage,
-            backend: Backend::Postgres,
-            url,
-            data_dir,
-            database: Some(database),
-        }
-    }
-
-    fn storage(&self) -> Arc<dyn Storage> {
-        Arc::clone(&self.storage)
-    }
-
-    /// Closes the storage (the caller must hold no other handle) and opens the same data again.
-    async fn reopen(self) -> Self {
-        let Fixture {
-            storage,
-            backend,
-            url,
-            data_dir,
-            database,
-        } = self;
-        assert_eq!(
-            Arc::strong_count(&storage),
-            1,
-            "a storage handle is still held"
-        );
-        drop(storage);
-        let storage = storage::open(&url, data_dir.path()).await.unwrap();
-        Fixture {
-            storage,
-            backend,
-            url,
-            data_dir,
-            database,
-        }
-    }
-}
+use common::store::StoreFixture as Fixture;
 
 /// The log most tests use.
 static LOG: LazyLock<LogId> = LazyLock::new(|| log_id(1, LogKind::Messages));

@@ -4,6 +4,7 @@
 pub mod node;
 pub mod postgres;
 pub mod protocol;
+pub mod store;
 
 /// Instantiates storage scenarios once per backend: `async fn name(fixture)` becomes the
 /// tests `sqlite::name` and `postgres::name`, each given a fresh fixture by the backend's
