@@ -34,7 +34,9 @@ pub enum Error {
 impl From<StorageError> for Error {
     fn from(err: StorageError) -> Self {
         match err {
-            StorageError::Unavailable(_) => Error::Unavailable(err.to_string()),
+            StorageError::Unavailable(_) | StorageError::Down { .. } => {
+                Error::Unavailable(err.to_string())
+            }
             StorageError::MissingParent { .. } => Error::InvalidArgument(err.to_string()),
             StorageError::Corrupt(_) | StorageError::Config(_) => Error::Internal(err.to_string()),
         }
@@ -81,5 +83,21 @@ mod tests {
         let status: tonic::Status = Error::from(StorageError::Unavailable("db gone".into())).into();
         assert_eq!(status.code(), tonic::Code::Unavailable);
         assert!(status.message().contains("db gone"));
+        let down = StorageError::Down {
+            database: "PostgreSQL at 127.0.0.1:5432/berty".into(),
+            cause: "Connection refused (os error 111)".into(),
+        };
+        let status: tonic::Status = Error::from(down).into();
+        assert_eq!(status.code(), tonic::Code::Unavailable);
+        assert_eq!(
+            status.message(),
+            "database unavailable (PostgreSQL at 127.0.0.1:5432/berty): \
+             Connection refused (os error 111)"
+        );
+        assert_eq!(
+            Error::Unavailable(String::new()).http_status(),
+            503,
+            "readiness and admin calls answer 503"
+        );
     }
 }

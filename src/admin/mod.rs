@@ -29,7 +29,8 @@ pub struct AdminState {
     pub registry: Arc<Registry>,
     /// Metric handles (readiness updates `storage_up`).
     pub metrics: Metrics,
-    /// Storage, pinged by `/readyz`.
+    /// Storage: `/readyz` answers from its health (probed in the background), which also
+    /// drives the `storage_up` gauge.
     pub storage: Arc<dyn Storage>,
     /// The swarm, asked by `/readyz` and `/admin/v1/node`.
     pub swarm: SwarmHandle,
@@ -57,6 +58,10 @@ pub struct AdminServer {
 pub fn serve(addr: SocketAddr, state: AdminState) -> std::io::Result<AdminServer> {
     let listener = std::net::TcpListener::bind(addr)?;
     let addr = listener.local_addr()?;
+    tokio::spawn(follow_storage_health(
+        state.storage.health(),
+        state.metrics.storage_up.clone(),
+    ));
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()
@@ -71,4 +76,20 @@ pub fn serve(addr: SocketAddr, state: AdminState) -> std::io::Result<AdminServer
     let handle = server.handle();
     let task = actix::spawn(server);
     Ok(AdminServer { addr, handle, task })
+}
+
+/// Keeps the `storage_up` gauge equal to the storage's health (1 up, 0 down) as it changes;
+/// ends with the storage.
+async fn follow_storage_health(
+    health: crate::storage::StorageHealth,
+    storage_up: prometheus_client::metrics::gauge::Gauge,
+) {
+    let mut changes = health.subscribe();
+    loop {
+        let up = matches!(*changes.borrow_and_update(), crate::storage::Health::Up);
+        storage_up.set(i64::from(up));
+        if changes.changed().await.is_err() {
+            return;
+        }
+    }
 }

@@ -35,17 +35,15 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
+/// Storage readiness comes from its health state (probed in the background), so this answers
+/// at once even while the database does not.
 async fn readyz(state: web::Data<AdminState>) -> HttpResponse {
     let mut problems = Vec::new();
-    match state.storage.ping().await {
-        Ok(()) => {
-            state.metrics.storage_up.set(1);
-        }
-        Err(e) => {
-            state.metrics.storage_up.set(0);
-            problems.push(format!("storage: {e}"));
-        }
+    let health = state.storage.health();
+    if let Err(e) = health.check() {
+        problems.push(format!("storage: {e}"));
     }
+    state.metrics.storage_up.set(i64::from(health.is_up()));
     if let Err(e) = state.swarm.info().await {
         problems.push(format!("swarm: {e}"));
     }

@@ -3,12 +3,16 @@
 //! - [`sqlite`]: the embedded default, one file in the data dir, WAL mode with full sync.
 //! - [`postgres`]: production, and how several nodes share one state.
 //!
+//! Each storage keeps its [`health`]: a background probe of the database, from which
+//! readiness answers at once and by which calls fail at once while the database is down.
+//!
 //! Every method that writes returns only once the transaction is committed, so a reply that
 //! says "stored" means durable. Migrations live in `migrations/sqlite` and
 //! `migrations/postgres` and are applied by [`open`]. Queries are checked at run time, so
 //! building never needs a database. Nothing here loads a whole log into memory: reads are
 //! ranges with a limit.
 
+pub mod health;
 pub mod postgres;
 pub mod rendezvous;
 mod sql;
@@ -20,12 +24,23 @@ use async_trait::async_trait;
 
 use crate::log::{EntryId, LogId, OrderKey};
 
+pub use health::{Health, StorageHealth};
+
 /// What can go wrong in storage.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     /// The database cannot be reached or refused the operation (disk full, connection lost).
     #[error("storage unavailable: {0}")]
     Unavailable(String),
+    /// The database does not answer (its health probe, or a call, says so): the error names
+    /// the database and the cause.
+    #[error("database unavailable ({database}): {cause}")]
+    Down {
+        /// Which database (`PostgreSQL at host:port/db`, `SQLite at path`).
+        database: String,
+        /// Why, as the connection or the query failed ("Connection refused (os error 111)").
+        cause: String,
+    },
     /// An appended entry names a parent that is neither stored nor earlier in the batch.
     #[error("entry {entry} names parent {parent} which is not stored")]
     MissingParent {
@@ -236,6 +251,9 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Succeeds when the database answers a trivial query.
     async fn ping(&self) -> Result<()>;
+
+    /// The database's health, kept up to date in the background (never waits).
+    fn health(&self) -> StorageHealth;
 
     /// Appends entries to a log in one committed transaction, in the given order.
     ///

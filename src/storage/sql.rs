@@ -1128,7 +1128,8 @@ where
 }
 
 /// Implements [`Storage`](super::Storage) for a backend type with a `store: SqlStore<_>` field
-/// by handing every call to the store.
+/// and a `health: HealthMonitor` field by handing every call to the store, through the
+/// health's guard (calls fail at once while the database is down).
 macro_rules! storage_via_sql_store {
     ($backend_type:ty, $backend:expr) => {
         #[async_trait::async_trait]
@@ -1137,8 +1138,12 @@ macro_rules! storage_via_sql_store {
                 $backend
             }
 
+            fn health(&self) -> $crate::storage::StorageHealth {
+                self.health.health().clone()
+            }
+
             async fn ping(&self) -> $crate::storage::Result<()> {
-                self.store.ping().await
+                self.health.health().guard(self.store.ping()).await
             }
 
             async fn append(
@@ -1146,7 +1151,10 @@ macro_rules! storage_via_sql_store {
                 log: &$crate::log::LogId,
                 entries: &[$crate::storage::NewEntry],
             ) -> $crate::storage::Result<Vec<$crate::storage::Appended>> {
-                self.store.append(log, entries).await
+                self.health
+                    .health()
+                    .guard(self.store.append(log, entries))
+                    .await
             }
 
             async fn entry(
@@ -1154,7 +1162,7 @@ macro_rules! storage_via_sql_store {
                 log: &$crate::log::LogId,
                 id: &$crate::log::EntryId,
             ) -> $crate::storage::Result<Option<$crate::storage::StoredEntry>> {
-                self.store.entry(log, id).await
+                self.health.health().guard(self.store.entry(log, id)).await
             }
 
             async fn order_keys(
@@ -1162,14 +1170,17 @@ macro_rules! storage_via_sql_store {
                 log: &$crate::log::LogId,
                 ids: &[$crate::log::EntryId],
             ) -> $crate::storage::Result<Vec<$crate::log::OrderKey>> {
-                self.store.order_keys(log, ids).await
+                self.health
+                    .health()
+                    .guard(self.store.order_keys(log, ids))
+                    .await
             }
 
             async fn heads(
                 &self,
                 log: &$crate::log::LogId,
             ) -> $crate::storage::Result<Vec<$crate::log::OrderKey>> {
-                self.store.heads(log).await
+                self.health.health().guard(self.store.heads(log)).await
             }
 
             async fn range(
@@ -1177,7 +1188,10 @@ macro_rules! storage_via_sql_store {
                 log: &$crate::log::LogId,
                 range: &$crate::storage::OrderRange,
             ) -> $crate::storage::Result<Vec<$crate::storage::StoredEntry>> {
-                self.store.range(log, range).await
+                self.health
+                    .health()
+                    .guard(self.store.range(log, range))
+                    .await
             }
 
             async fn since_cursor(
@@ -1186,15 +1200,21 @@ macro_rules! storage_via_sql_store {
                 after: u64,
                 limit: u32,
             ) -> $crate::storage::Result<Vec<$crate::storage::StoredEntry>> {
-                self.store.since_cursor(log, after, limit).await
+                self.health
+                    .health()
+                    .guard(self.store.since_cursor(log, after, limit))
+                    .await
             }
 
             async fn last_cursor(&self, log: &$crate::log::LogId) -> $crate::storage::Result<u64> {
-                self.store.last_cursor(log).await
+                self.health
+                    .health()
+                    .guard(self.store.last_cursor(log))
+                    .await
             }
 
             async fn count(&self, log: &$crate::log::LogId) -> $crate::storage::Result<u64> {
-                self.store.count(log).await
+                self.health.health().guard(self.store.count(log)).await
             }
 
             async fn commit(
@@ -1202,7 +1222,10 @@ macro_rules! storage_via_sql_store {
                 log: &$crate::log::LogId,
                 commit: $crate::storage::Commit<'_>,
             ) -> $crate::storage::Result<$crate::storage::Committed> {
-                self.store.commit(log, commit).await
+                self.health
+                    .health()
+                    .guard(self.store.commit(log, commit))
+                    .await
             }
 
             async fn event(
@@ -1210,7 +1233,10 @@ macro_rules! storage_via_sql_store {
                 log: &$crate::log::LogId,
                 entry_id: &$crate::log::EntryId,
             ) -> $crate::storage::Result<Option<$crate::storage::StoredEvent>> {
-                self.store.event(log, entry_id).await
+                self.health
+                    .health()
+                    .guard(self.store.event(log, entry_id))
+                    .await
             }
 
             async fn events_range(
@@ -1220,7 +1246,10 @@ macro_rules! storage_via_sql_store {
                 range: &$crate::storage::OrderRange,
                 max_cursor: u64,
             ) -> $crate::storage::Result<Vec<$crate::storage::StoredEvent>> {
-                self.store.events_range(log, kinds, range, max_cursor).await
+                self.health
+                    .health()
+                    .guard(self.store.events_range(log, kinds, range, max_cursor))
+                    .await
             }
 
             async fn events_since_cursor(
@@ -1230,8 +1259,9 @@ macro_rules! storage_via_sql_store {
                 after: u64,
                 limit: u32,
             ) -> $crate::storage::Result<Vec<$crate::storage::StoredEvent>> {
-                self.store
-                    .events_since_cursor(log, kinds, after, limit)
+                self.health
+                    .health()
+                    .guard(self.store.events_since_cursor(log, kinds, after, limit))
                     .await
             }
 
@@ -1239,11 +1269,14 @@ macro_rules! storage_via_sql_store {
                 &self,
                 log: &$crate::log::LogId,
             ) -> $crate::storage::Result<u64> {
-                self.store.last_event_cursor(log).await
+                self.health
+                    .health()
+                    .guard(self.store.last_event_cursor(log))
+                    .await
             }
 
             async fn logs(&self) -> $crate::storage::Result<Vec<$crate::log::LogId>> {
-                self.store.logs().await
+                self.health.health().guard(self.store.logs()).await
             }
 
             async fn values_with_prefix(
@@ -1252,23 +1285,79 @@ macro_rules! storage_via_sql_store {
                 after: Option<&str>,
                 limit: u32,
             ) -> $crate::storage::Result<Vec<(String, Vec<u8>)>> {
-                self.store.values_with_prefix(prefix, after, limit).await
+                self.health
+                    .health()
+                    .guard(self.store.values_with_prefix(prefix, after, limit))
+                    .await
             }
 
             async fn delete_value(&self, key: &str) -> $crate::storage::Result<()> {
-                self.store.delete_value(key).await
+                self.health
+                    .health()
+                    .guard(self.store.delete_value(key))
+                    .await
             }
 
             async fn get_value(&self, key: &str) -> $crate::storage::Result<Option<Vec<u8>>> {
-                self.store.get_value(key).await
+                self.health.health().guard(self.store.get_value(key)).await
             }
 
             async fn put_value(&self, key: &str, value: &[u8]) -> $crate::storage::Result<()> {
-                self.store.put_value(key, value).await
+                self.health
+                    .health()
+                    .guard(self.store.put_value(key, value))
+                    .await
             }
 
             fn rendezvous(&self) -> &dyn $crate::storage::rendezvous::RendezvousStore {
-                &self.store
+                self
+            }
+        }
+
+        /// The rendezvous store of the same database, through the same health guard.
+        #[async_trait::async_trait]
+        impl $crate::storage::rendezvous::RendezvousStore for $backend_type {
+            async fn register_batch(
+                &self,
+                registrations: &[$crate::storage::rendezvous::NewRegistration],
+                caps: $crate::storage::rendezvous::RegistrationCaps,
+                now: u64,
+            ) -> $crate::storage::Result<Vec<$crate::storage::rendezvous::RegisterOutcome>> {
+                let store: &dyn $crate::storage::rendezvous::RendezvousStore = &self.store;
+                let call = store.register_batch(registrations, caps, now);
+                self.health.health().guard(call).await
+            }
+
+            async fn unregister(
+                &self,
+                namespace: &str,
+                peer_id: &[u8],
+            ) -> $crate::storage::Result<bool> {
+                let store: &dyn $crate::storage::rendezvous::RendezvousStore = &self.store;
+                let call = store.unregister(namespace, peer_id);
+                self.health.health().guard(call).await
+            }
+
+            async fn discover(
+                &self,
+                namespace: Option<&str>,
+                after_id: u64,
+                limit: u32,
+                now: u64,
+            ) -> $crate::storage::Result<Vec<$crate::storage::rendezvous::StoredRegistration>> {
+                let store: &dyn $crate::storage::rendezvous::RendezvousStore = &self.store;
+                let call = store.discover(namespace, after_id, limit, now);
+                self.health.health().guard(call).await
+            }
+
+            async fn purge_expired(&self, now: u64) -> $crate::storage::Result<u64> {
+                let store: &dyn $crate::storage::rendezvous::RendezvousStore = &self.store;
+                self.health.health().guard(store.purge_expired(now)).await
+            }
+
+            async fn count(&self, now: u64) -> $crate::storage::Result<u64> {
+                let store: &dyn $crate::storage::rendezvous::RendezvousStore = &self.store;
+                self.health.health().guard(store.count(now)).await
             }
         }
     };

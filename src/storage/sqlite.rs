@@ -9,13 +9,18 @@
 
 use std::{path::Path, str::FromStr, time::Duration};
 
+use async_trait::async_trait;
 use sqlx::{
     migrate::Migrator,
-    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
-    Sqlite,
+    sqlite::{
+        SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions,
+        SqliteSynchronous,
+    },
+    Connection, Sqlite,
 };
 
 use super::{
+    health::{cause_of, AlwaysUp, HealthMonitor, Probe, PING_TIMEOUT, RECONNECT_TIMEOUT},
     sql::{Dialect, SqlStore, Statement},
     Backend, Result, StorageError,
 };
@@ -39,6 +44,42 @@ pub struct SqliteStorage {
     store: SqlStore<Sqlite>,
     /// Copies the WAL back into the database file off the commit path (see [`checkpoints`]).
     checkpointer: Option<tokio::task::JoinHandle<()>>,
+    health: HealthMonitor,
+}
+
+/// The health probe of a database file: reads its schema on a connection of its own (which
+/// never creates the file: a file gone is an outage, not a new empty database).
+struct SqliteProbe {
+    options: SqliteConnectOptions,
+    connection: Option<SqliteConnection>,
+}
+
+#[async_trait]
+impl Probe for SqliteProbe {
+    async fn probe(&mut self) -> std::result::Result<(), String> {
+        if self.connection.is_none() {
+            let connect = SqliteConnection::connect_with(&self.options);
+            self.connection = Some(
+                tokio::time::timeout(RECONNECT_TIMEOUT, connect)
+                    .await
+                    .map_err(|_| format!("no answer within {RECONNECT_TIMEOUT:?}"))?
+                    .map_err(|err| cause_of(&err))?,
+            );
+        }
+        let Some(connection) = &mut self.connection else {
+            return Err("no connection".into());
+        };
+        let read = sqlx::query("SELECT count(*) FROM sqlite_schema").execute(&mut *connection);
+        let outcome = match tokio::time::timeout(PING_TIMEOUT, read).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(err)) => Err(cause_of(&err)),
+            Err(_) => Err(format!("no answer within {PING_TIMEOUT:?}")),
+        };
+        if outcome.is_err() {
+            self.connection = None;
+        }
+        outcome
+    }
 }
 
 impl Drop for SqliteStorage {
@@ -140,9 +181,20 @@ impl SqliteStorage {
                 .map_err(opening)?
         };
         let checkpointer = (!in_memory).then(|| tokio::spawn(checkpoints(reader.clone())));
+        let database = format!("SQLite at {}", options.get_filename().display());
+        let health = if in_memory {
+            HealthMonitor::spawn(database, AlwaysUp)
+        } else {
+            let probe = SqliteProbe {
+                options: options.clone().create_if_missing(false),
+                connection: None,
+            };
+            HealthMonitor::spawn(database, probe)
+        };
         Ok(Self {
             store: SqlStore::new(reader, writer),
             checkpointer,
+            health,
         })
     }
 }

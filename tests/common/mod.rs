@@ -2,6 +2,7 @@
 #![allow(dead_code, unused_macros)]
 
 pub mod node;
+pub mod pg_server;
 pub mod postgres;
 pub mod protocol;
 pub mod store;

@@ -16,6 +16,15 @@
 //! The actor is started on first use by the account actor and stops itself after a period
 //! with no traffic and no subscriber.
 //!
+//! Storage outages: a store whose state cannot be loaded, or whose commit failed, does not
+//! stop; it is *stale*. A failed commit may still have reached the database (the connection
+//! broke after `COMMIT` was sent), so before its next job a stale store reloads its heads,
+//! chain and members from storage instead of trusting memory: what was committed is then
+//! built upon, never written again under the same chain key. While storage is down the reload
+//! fails at once (storage fails fast, see `storage::health`) and every waiting write or
+//! remote batch gets that `UNAVAILABLE` error; the first job after the database is back
+//! reloads and goes on.
+//!
 //! `remote`: entries from other replicas ([`AppendRemote`]) and messages queued until their
 //! sender's chain key arrives ([`ReplayQueued`]).
 
@@ -119,6 +128,11 @@ pub struct GroupStoreActor {
     epoch: u64,
     /// The newest committed events, for live subscribers.
     recent: Arc<RecentEvents>,
+    /// The state in memory may differ from storage (never loaded, or a commit failed): it is
+    /// reloaded before the next job.
+    stale: bool,
+    /// A reload is running.
+    loading: bool,
 }
 
 impl GroupStoreActor {
@@ -152,6 +166,75 @@ impl GroupStoreActor {
             committing_ids: Arc::default(),
             epoch: 0,
             recent: Arc::new(RecentEvents::default()),
+            stale: true,
+            loading: false,
+        }
+    }
+
+    /// Takes the state loaded from storage; what decoding had cached is dropped (it is loaded
+    /// again as needed).
+    fn apply(&mut self, loaded: Loaded) {
+        self.heads = loaded.heads;
+        self.sender = loaded.sender;
+        self.members = loaded.members;
+        self.chains.clear();
+        self.stale = false;
+        self.events.send_if_modified(|current| {
+            let changed = loaded.last_event_cursor > *current;
+            *current = (*current).max(loaded.last_event_cursor);
+            changed
+        });
+    }
+
+    /// A commit failed: the state is reloaded before the next job.
+    fn commit_failed(&mut self) {
+        self.stale = true;
+    }
+
+    /// Whether a job is running (a commit, a replay, a batch being decoded or waiting).
+    fn busy(&self) -> bool {
+        self.writing || self.preparing || !self.prepared.is_empty()
+    }
+
+    /// Reloads the state from storage when it is stale and no job runs; `true` while the
+    /// state is not usable (jobs must wait).
+    fn ensure_loaded(&mut self, ctx: &mut Context<Self>) -> bool {
+        if self.loading {
+            return true;
+        }
+        if !self.stale {
+            return false;
+        }
+        if self.busy() || (self.queue.is_empty() && self.remote_jobs.is_empty()) {
+            // Reload once what runs has ended, and only for a job that needs it.
+            return true;
+        }
+        self.loading = true;
+        ctx.spawn(load(self.log, self.values.clone()).into_actor(self).map(
+            |loaded, actor, ctx| {
+                actor.loading = false;
+                match loaded {
+                    Ok(loaded) => {
+                        actor.apply(loaded);
+                        actor.pump(ctx);
+                    }
+                    Err(e) => {
+                        tracing::warn!(log = ?actor.log, %e, "cannot load group store state");
+                        actor.fail_waiting(&e);
+                    }
+                }
+            },
+        ));
+        true
+    }
+
+    /// Answers `error` to every queued write and remote job.
+    fn fail_waiting(&mut self, error: &Error) {
+        for pending in self.queue.drain(..) {
+            let _ = pending.reply.send(Err(error.clone()));
+        }
+        for job in self.remote_jobs.drain(..) {
+            job.fail(error.clone());
         }
     }
 
@@ -250,22 +333,18 @@ impl Actor for GroupStoreActor {
     fn started(&mut self, ctx: &mut Self::Context) {
         self.metrics.group_store_actors.inc();
         tracing::debug!(log = ?self.log, "group store starting");
-        // Hold every message until the state is loaded. If it cannot be (storage down), stop:
-        // waiting callers get UNAVAILABLE and the next use starts a fresh actor.
-        ctx.wait(load(self.log, self.values.clone()).into_actor(self).map(
-            |loaded, actor, ctx| match loaded {
-                Ok(loaded) => {
-                    actor.heads = loaded.heads;
-                    actor.sender = loaded.sender;
-                    actor.members = loaded.members;
-                    actor.events.send_replace(loaded.last_event_cursor);
-                }
-                Err(e) => {
-                    tracing::error!(log = ?actor.log, %e, "cannot load group store state; stopping");
-                    ctx.stop();
-                }
-            },
-        ));
+        // Hold every message until the state is loaded. If it cannot be (storage down), the
+        // store stays stale: each job tries again, and fails at once while storage is down.
+        ctx.wait(
+            load(self.log, self.values.clone()).into_actor(self).map(
+                |loaded, actor, _| match loaded {
+                    Ok(loaded) => actor.apply(loaded),
+                    Err(e) => {
+                        tracing::warn!(log = ?actor.log, %e, "cannot load group store state yet");
+                    }
+                },
+            ),
+        );
         ctx.run_interval(defaults::GROUP_STORE_IDLE_CHECK, |actor, ctx| {
             let idle = actor.last_activity.elapsed() >= defaults::GROUP_STORE_IDLE;
             if idle
@@ -273,6 +352,7 @@ impl Actor for GroupStoreActor {
                 && actor.queue.is_empty()
                 && actor.remote_jobs.is_empty()
                 && !actor.writing
+                && !actor.loading
                 && !actor.preparing
                 && actor.prepared.is_empty()
             {
@@ -331,6 +411,9 @@ impl GroupStoreActor {
     /// would stop a running commit from being polled while holding the writer).
     fn pump(&mut self, ctx: &mut Context<Self>) {
         loop {
+            if self.ensure_loaded(ctx) {
+                return;
+            }
             if !self.writing {
                 // A decoded batch commits first: later jobs were queued after it.
                 if let Some(prepared) = self.prepared.pop_front() {
@@ -427,6 +510,7 @@ impl GroupStoreActor {
                 Err(e) => {
                     let e = Error::from(e);
                     tracing::warn!(log = ?actor.log, %e, "commit failed; writes not acknowledged");
+                    actor.commit_failed();
                     for (reply, outcome) in replies {
                         let _ = reply.send(outcome.and(Err(e.clone())));
                     }

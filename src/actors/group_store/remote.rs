@@ -368,6 +368,20 @@ pub(super) struct PreparedAppend {
     reply: oneshot::Sender<Result<RemoteOutcome, Error>>,
 }
 
+impl RemoteJob {
+    /// Answers `error` instead of running.
+    pub(super) fn fail(self, error: Error) {
+        match self {
+            RemoteJob::Append(_, reply) => {
+                let _ = reply.send(Err(error));
+            }
+            RemoteJob::Replay(_, reply) => {
+                let _ = reply.send(Err(error));
+            }
+        }
+    }
+}
+
 impl PreparedAppend {
     /// Answers `error` instead of committing.
     pub(super) fn fail(self, error: Error) {
@@ -622,6 +636,7 @@ impl GroupStoreActor {
                         let e = Error::from(e);
                         tracing::warn!(log = ?actor.log, %e, "commit of remote entries failed");
                         actor.roll_back(before);
+                        actor.commit_failed();
                         let _ = reply.send(Err(e));
                     }
                 }
@@ -749,6 +764,7 @@ impl GroupStoreActor {
                     Err(e) => {
                         // Chains may have moved past what storage holds: reload them.
                         actor.chains.clear();
+                        actor.commit_failed();
                         Err(e)
                     }
                 };
