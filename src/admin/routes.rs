@@ -162,7 +162,7 @@ fn bad_peer(peer: &str) -> HttpResponse {
 
 /// Query of `POST /admin/v1/peers/{peer}/ban`.
 #[derive(serde::Deserialize)]
-struct BanQuery {
+pub struct BanQuery {
     /// How long, in seconds (default: `p2p.penalty_secs`).
     secs: Option<u64>,
 }
@@ -192,7 +192,7 @@ async fn ban_peer(
 
 /// Body of `POST /admin/v1/dial`.
 #[derive(serde::Deserialize)]
-struct DialBody {
+pub struct DialBody {
     /// A multiaddr, with or without `/p2p/<peer id>`.
     addr: String,
 }
@@ -275,7 +275,7 @@ async fn relay_stats(state: web::Data<AdminState>, req: HttpRequest) -> HttpResp
 
 /// Query of `GET /admin/v1/rendezvous`.
 #[derive(serde::Deserialize)]
-struct RendezvousQuery {
+pub struct RendezvousQuery {
     /// Only this namespace (default: every namespace).
     namespace: Option<String>,
     /// Registrations with an id above this one (paging: the last id of the previous page).

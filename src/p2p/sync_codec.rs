@@ -35,7 +35,12 @@ pub enum Frame<T> {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SyncCodec;
 
-async fn read_frame<T: Message + Default, R: AsyncRead + Unpin + Send>(
+/// Reads one frame of at most `max` bytes: a varint length, then the protobuf message.
+///
+/// Only an I/O error (the stream ended early) is an `Err`; a bad length, a frame over `max`
+/// or bytes that do not parse are [`Frame::Garbage`]. Also the entry point of the fuzz
+/// target `sync_frames`.
+pub async fn read_frame<T: Message + Default, R: AsyncRead + Unpin + Send>(
     io: &mut R,
     max: usize,
 ) -> io::Result<Frame<T>> {
@@ -59,15 +64,34 @@ async fn read_frame<T: Message + Default, R: AsyncRead + Unpin + Send>(
             )))
         }
     };
-    let mut buf = vec![0u8; len];
-    io.read_exact(&mut buf).await?;
+    let buf = read_body(io, len).await?;
     Ok(match T::decode(buf.as_slice()) {
         Ok(message) => Frame::Message(message),
         Err(e) => Frame::Garbage(format!("frame does not parse: {e}")),
     })
 }
 
-async fn write_frame<T: Message, W: AsyncWrite + Unpin + Send>(
+/// Reads exactly `len` bytes, growing the buffer as they arrive: a peer that announces a large
+/// frame and sends nothing more costs us nothing (a buffer of the announced size, allocated
+/// up front, would let a few bytes per stream hold megabytes each).
+pub(crate) async fn read_body<R: AsyncRead + Unpin + Send>(
+    io: &mut R,
+    len: usize,
+) -> io::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    io.take(len as u64).read_to_end(&mut buf).await?;
+    if buf.len() < len {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("frame of {len} bytes ended after {}", buf.len()),
+        ));
+    }
+    Ok(buf)
+}
+
+/// Writes one frame: the varint length of the encoded message, then the message. Refuses
+/// [`Frame::Garbage`] and a message over `max` bytes.
+pub async fn write_frame<T: Message, W: AsyncWrite + Unpin + Send>(
     io: &mut W,
     frame: Frame<T>,
     max: usize,
@@ -163,6 +187,48 @@ mod tests {
             .await
             .unwrap();
         assert!(matches!(read, Frame::Message(m) if m == hello()));
+    }
+
+    /// A reader that serves `data`, then ends, and records the largest buffer it was given.
+    struct Recording<'a> {
+        data: &'a [u8],
+        largest_buffer: usize,
+    }
+
+    impl AsyncRead for Recording<'_> {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &mut [u8],
+        ) -> std::task::Poll<io::Result<usize>> {
+            self.largest_buffer = self.largest_buffer.max(buf.len());
+            let n = buf.len().min(self.data.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            std::task::Poll::Ready(Ok(n))
+        }
+    }
+
+    #[tokio::test]
+    async fn an_announced_length_allocates_nothing_until_bytes_arrive() {
+        // Found while fuzzing: the body buffer was allocated at the announced length before
+        // any byte of it arrived, so 4 bytes per stream made the node hold 2 MiB each.
+        let mut stream = Vec::new();
+        prost::encoding::encode_varint(MAX_REQUEST_BYTES as u64, &mut stream);
+        stream.extend_from_slice(&[0; 10]);
+        let mut reader = Recording {
+            data: &stream,
+            largest_buffer: 0,
+        };
+        let err = read_frame::<SyncRequest, _>(&mut reader, MAX_REQUEST_BYTES)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        assert!(
+            reader.largest_buffer < 4096,
+            "a {} byte buffer for 10 bytes",
+            reader.largest_buffer
+        );
     }
 
     #[tokio::test]

@@ -1,13 +1,15 @@
 //! The sync protocol's messages to and from our types, and the checks on received entries.
 
 use super::decode::in_parallel;
+use prost::Message as _;
+
 use crate::{
-    crypto::VerifyingKey,
+    crypto::{open_announcement, LinkKey, VerifyingKey},
     log::{verify_batch, Entry, EntryId, LogId, LogKind, OrderKey},
     metrics::{Metrics, RejectionLabels},
     proto::wire::{
-        sync_request::Request, sync_response::Response, SyncError, SyncHead, SyncLog, SyncRequest,
-        SyncResponse,
+        sync_request::Request, sync_response::Response, SyncAnnounce, SyncError, SyncHead, SyncLog,
+        SyncRequest, SyncResponse,
     },
 };
 
@@ -128,36 +130,53 @@ impl std::fmt::Display for Rejection {
 
 /// Decodes entries received for `log` and checks each: canonical encoding within the caps
 /// (the id is the hash of the bytes received), the log it names, and the group signing key's
-/// signature (in batches, on a blocking thread, split across the cores for large batches). One
-/// bad entry refuses the whole batch.
+/// signature (in batches, split across the cores for large batches). One bad entry refuses
+/// the whole batch.
+///
+/// CPU-bound: run it off the actors' threads ([`verify_received`] does). Also the entry point
+/// of the fuzz target `sync_frames`.
+pub fn check_received(
+    log: LogId,
+    signing_pk: &VerifyingKey,
+    raw: &[Vec<u8>],
+) -> Result<Vec<Entry>, Rejection> {
+    let parts = in_parallel(raw, |chunk| {
+        let mut entries = Vec::with_capacity(chunk.len());
+        for bytes in chunk {
+            let entry = Entry::decode(bytes).map_err(|e| Rejection::Malformed(e.to_string()))?;
+            if entry.log_id() != log {
+                return Err(Rejection::WrongLog);
+            }
+            entries.push(entry);
+        }
+        if verify_batch(&entries, signing_pk).iter().any(|ok| !ok) {
+            return Err(Rejection::BadSignature);
+        }
+        Ok(entries)
+    });
+    let mut entries = Vec::with_capacity(raw.len());
+    for part in parts {
+        entries.extend(part?);
+    }
+    Ok(entries)
+}
+
+/// [`check_received`] on a blocking thread.
 pub async fn verify_received(
     log: LogId,
     signing_pk: VerifyingKey,
     raw: Vec<Vec<u8>>,
 ) -> Result<Vec<Entry>, Rejection> {
-    let check = move || {
-        let parts = in_parallel(&raw, |chunk| {
-            let mut entries = Vec::with_capacity(chunk.len());
-            for bytes in chunk {
-                let entry =
-                    Entry::decode(bytes).map_err(|e| Rejection::Malformed(e.to_string()))?;
-                if entry.log_id() != log {
-                    return Err(Rejection::WrongLog);
-                }
-                entries.push(entry);
-            }
-            if verify_batch(&entries, &signing_pk).iter().any(|ok| !ok) {
-                return Err(Rejection::BadSignature);
-            }
-            Ok(entries)
-        });
-        let mut entries = Vec::with_capacity(raw.len());
-        for part in parts {
-            entries.extend(part?);
-        }
-        Ok(entries)
-    };
-    tokio::task::spawn_blocking(check)
+    tokio::task::spawn_blocking(move || check_received(log, &signing_pk, &raw))
         .await
         .map_err(|e| Rejection::Malformed(format!("verification task failed: {e}")))?
+}
+
+/// Opens a gossip announcement received on `topic` (the group's [`crate::crypto::gossip_topic`]) with the
+/// group's link key and parses it; `None` when it does not open or does not parse.
+///
+/// Also the entry point of the fuzz target `gossip`.
+pub fn open_gossip(link_key: &LinkKey, topic: &str, sealed: &[u8]) -> Option<SyncAnnounce> {
+    let plain = open_announcement(link_key, topic, sealed).ok()?;
+    SyncAnnounce::decode(plain.as_slice()).ok()
 }

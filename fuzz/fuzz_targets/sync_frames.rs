@@ -1,0 +1,116 @@
+//! Sync protocol frames (`/berty-node/sync/1.0.0`) as a peer sends them: the framing of
+//! `p2p::sync_codec`, the conversions of `replication::wire` and the checks on received
+//! entries (`replication::wire::check_received`).
+//!
+//! Input: one selector byte (request or response), then the bytes of the stream.
+#![no_main]
+
+mod common;
+
+use berty_node::{
+    log::LogId,
+    p2p::sync_codec::{read_frame, write_frame, Frame, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES},
+    proto::wire::{
+        sync_request::Request, sync_response::Response, SyncHead, SyncLog, SyncRequest,
+        SyncResponse,
+    },
+    replication::wire::{check_received, head_from_wire, head_to_wire, log_from_wire, log_to_wire},
+};
+use futures::executor::block_on;
+use libfuzzer_sys::fuzz_target;
+use prost::Message;
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&selector, stream)) = data.split_first() else {
+        return;
+    };
+    if selector & 1 == 0 {
+        if let Some(request) = frame::<SyncRequest>(stream, MAX_REQUEST_BYTES) {
+            check_request(request);
+        }
+    } else if let Some(response) = frame::<SyncResponse>(stream, MAX_RESPONSE_BYTES) {
+        check_response(response);
+    }
+});
+
+/// Reads a frame; a message must survive being written and read again.
+fn frame<T: Message + Default + Clone + PartialEq>(stream: &[u8], max: usize) -> Option<T> {
+    let mut reader = stream;
+    let Ok(Frame::Message(message)) = block_on(read_frame::<T, _>(&mut reader, max)) else {
+        return None;
+    };
+    let mut written = Vec::new();
+    block_on(write_frame(
+        &mut written,
+        Frame::Message(message.clone()),
+        max,
+    ))
+    .expect("a frame that was read can be written");
+    match block_on(read_frame::<T, _>(&mut written.as_slice(), max)) {
+        Ok(Frame::Message(back)) => assert!(back == message, "frame round trip"),
+        _ => panic!("a written frame does not read back"),
+    }
+    Some(message)
+}
+
+/// The log id of a wire log; a valid one converts back to the same wire log.
+fn log(wire: Option<&SyncLog>) -> Option<LogId> {
+    let log = log_from_wire(wire)?;
+    assert_eq!(Some(&log_to_wire(&log)), wire, "log round trip");
+    Some(log)
+}
+
+fn heads(heads: &[SyncHead]) {
+    for head in heads {
+        if let Some(key) = head_from_wire(head) {
+            assert_eq!(&head_to_wire(&key), head, "head round trip");
+        }
+    }
+}
+
+/// The checks a replica runs on entries it receives for a log.
+fn entries(wire: Option<&SyncLog>, raw: &[Vec<u8>]) {
+    let log = log(wire).unwrap_or_else(|| LogId::new([1; 32], berty_node::log::LogKind::Messages));
+    let signing_pk = common::GROUP.keys.signing_pk();
+    if let Ok(entries) = check_received(log, &signing_pk, raw) {
+        assert_eq!(entries.len(), raw.len());
+        for (entry, bytes) in entries.iter().zip(raw) {
+            assert_eq!(entry.bytes(), bytes.as_slice());
+            assert_eq!(entry.log_id(), log);
+        }
+    }
+}
+
+fn check_request(request: SyncRequest) {
+    match request.request {
+        Some(Request::Heads(heads_request)) => {
+            for wire in &heads_request.logs {
+                log(Some(wire));
+            }
+        }
+        Some(Request::Fetch(fetch)) => {
+            log(fetch.log.as_ref());
+            if let Some(after) = &fetch.after {
+                heads(std::slice::from_ref(after));
+            }
+        }
+        Some(Request::Announce(announce)) => {
+            heads(&announce.heads);
+            entries(announce.log.as_ref(), &announce.entries);
+        }
+        Some(Request::Hello(_)) | Some(Request::Prove(_)) | None => {}
+    }
+}
+
+fn check_response(response: SyncResponse) {
+    match response.response {
+        Some(Response::Heads(reply)) => {
+            for log_heads in &reply.logs {
+                log(log_heads.log.as_ref());
+                heads(&log_heads.heads);
+            }
+        }
+        Some(Response::Fetch(reply)) => entries(None, &reply.entries),
+        _ => {}
+    }
+}
