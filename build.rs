@@ -23,6 +23,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .file_descriptor_set_path(&descriptor_path)
         .skip_protoc_run()
+        // Undecodable requests are the client's fault: INVALID_ARGUMENT, not INTERNAL.
+        .codec_path("crate::proto::codec::ProtoCodec")
         .compile_fds(descriptors)?;
     Ok(())
 }

@@ -11,6 +11,8 @@ pub const SQLITE_FILE_NAME: &str = "berty-node.db";
 pub const PEER_KEY_FILE: &str = "peer.key";
 /// File in the data dir holding the account's secret keys (mode 0600).
 pub const ACCOUNT_KEY_FILE: &str = "account.key";
+/// Lock file in the data dir, held (`flock`) while a node or `init` uses the dir; holds the pid.
+pub const LOCK_FILE: &str = "node.lock";
 /// File in the data dir holding the key that seals secret node values in the database (0600).
 pub const STORAGE_KEY_FILE: &str = "storage.key";
 
@@ -21,6 +23,10 @@ pub const GRPC_MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 pub const GROUP_STORE_IDLE: Duration = Duration::from_secs(300);
 /// How often a group store actor checks whether it is idle.
 pub const GROUP_STORE_IDLE_CHECK: Duration = Duration::from_secs(30);
+
+/// Longest duration any setting or admin call may ask for (ten years): long enough to mean
+/// "for good", far enough from the limits of the monotonic clock that adding it never overflows.
+pub const MAX_DURATION_SECS: u64 = 10 * 365 * 24 * 60 * 60;
 
 /// How long shutdown waits for servers and actors before giving up.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);

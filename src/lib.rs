@@ -22,6 +22,7 @@
 //! - [`admin`]: the actix-web admin server: health, readiness, metrics.
 //! - [`client`]: `berty-node client`, a command-line gRPC client with one command per call.
 //! - [`import`]: `init --import` / `--restore`: a data dir made from an export.
+//! - [`data_dir`]: the data dir: mode 0700 and a lock held while the node runs.
 //! - [`keystore`]: secret keys at rest in the data dir (mode 0600).
 //! - [`sealed_values`]: node values sealed under the data dir's storage key.
 //! - [`error`]: the edge error type and its gRPC / HTTP status mapping.
@@ -35,6 +36,7 @@ pub mod api;
 pub mod client;
 pub mod config;
 pub mod crypto;
+pub mod data_dir;
 pub mod defaults;
 pub mod error;
 pub mod group;

@@ -1,11 +1,12 @@
 //! `berty-node`: command-line entry. Parses flags and configuration, then hands over to the
 //! library ([`berty_node::node::Node`]).
 
-use std::path::PathBuf;
+use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::Context;
 use berty_node::{
     config::{NodeConfig, Overrides, Sources},
+    data_dir::DataDir,
     import::{self, ImportMode},
     keystore,
     node::{termination_signal, Node},
@@ -83,8 +84,34 @@ impl CommonArgs {
     }
 }
 
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {}", report(&error));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The error and its causes on one line, each said once: a cause whose text its parent
+/// already shows (thiserror messages often embed their source) is not repeated.
+fn report(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(args.load()?),
         Command::Init(args) => {
@@ -139,7 +166,10 @@ fn serve(config: NodeConfig) -> anyhow::Result<()> {
 }
 
 fn init(config: NodeConfig, import: Option<(PathBuf, ImportMode)>) -> anyhow::Result<()> {
-    keystore::ensure_dir(&config.data_dir)?;
+    let data_dir = DataDir::open(&config.data_dir)?;
+    if config.database_url.is_empty() {
+        data_dir.create_private_file(berty_node::defaults::SQLITE_FILE_NAME)?;
+    }
     if let Some((file, mode)) = import {
         let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
         let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -17,17 +17,28 @@ use crate::{
     admin::{self, AdminState},
     api::{self, protocol::Capabilities, ProtocolApi},
     config::NodeConfig,
+    data_dir::{DataDir, DataDirError},
     defaults, keystore,
     metrics::Metrics,
     p2p, rendezvous,
     replication::{ReplicationSettings, Replicator},
     sealed_values::{self, SealedValues},
-    storage::{self, Storage},
+    storage::{
+        self,
+        account_lock::{AccountLock, AccountLockError},
+        Storage,
+    },
 };
 
 /// Why the node could not start or stopped abnormally.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
+    /// The data dir is unusable or in use by another node.
+    #[error(transparent)]
+    DataDir(#[from] DataDirError),
+    /// Another live node serves this account on the shared database.
+    #[error(transparent)]
+    AccountLock(#[from] AccountLockError),
     /// Key files.
     #[error(transparent)]
     Keystore(#[from] keystore::KeystoreError),
@@ -78,14 +89,24 @@ pub struct Node {
     shutdown: watch::Sender<bool>,
     admin: actix_web::dev::ServerHandle,
     parts: FuturesUnordered<BoxFuture<'static, PartResult>>,
+    /// Held until the node is dropped: no second node serves this data dir meanwhile.
+    _data_dir: DataDir,
 }
 
 impl Node {
     /// Builds and starts every part; returns once all of them listen.
     pub async fn start(config: NodeConfig) -> Result<Self, NodeError> {
-        keystore::ensure_dir(&config.data_dir)?;
+        let data_dir = DataDir::open(&config.data_dir)?;
+        if config.database_url.is_empty() {
+            data_dir.create_private_file(defaults::SQLITE_FILE_NAME)?;
+        }
         let peer_key = keystore::load_or_create_peer_key(&config.data_dir)?;
         let account = keystore::load_or_create_account(&config.data_dir)?;
+        let account_lock = if storage::account_lock::is_postgres_url(&config.database_url) {
+            Some(AccountLock::acquire(&config.database_url, account.account_pk().as_bytes()).await?)
+        } else {
+            None
+        };
         let storage = storage::open(&config.database_url, &config.data_dir).await?;
         let (metrics, mut registry) = Metrics::new();
         metrics.storage_up.set(1);
@@ -183,6 +204,7 @@ impl Node {
                 swarm,
                 token: config.admin_token.clone(),
                 replicator,
+                peer_id: info.peer_id,
                 penalty: config.penalty,
                 rendezvous,
             },
@@ -208,6 +230,14 @@ impl Node {
                 })
                 .boxed(),
         );
+        if let Some(lock) = account_lock {
+            let stop = shutdown.subscribe();
+            parts.push(
+                tokio::spawn(lock.hold(stop))
+                    .map(|r| ("account lock", flatten(r)))
+                    .boxed(),
+            );
+        }
         parts.push(
             admin
                 .task
@@ -229,6 +259,7 @@ impl Node {
             shutdown,
             admin: admin.handle,
             parts,
+            _data_dir: data_dir,
         })
     }
 

@@ -1,4 +1,7 @@
-//! Logging through `tracing`: a filter from config (or `RUST_LOG`), text or JSON lines.
+//! Logging through `tracing`: a filter from config (or `RUST_LOG`), text or JSON lines, on
+//! stderr; colours only when stderr is a terminal (never escape codes in a log file).
+
+use std::io::IsTerminal;
 
 use tracing_subscriber::{fmt, EnvFilter};
 
@@ -9,7 +12,10 @@ pub fn init(log: &LogConfig) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&log.filter))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
     let result = if log.format == "json" {
         builder.json().try_init()
     } else {

@@ -335,8 +335,23 @@ async fn restore_keeps_the_device_and_occupied_targets_are_refused(backend: Back
     a.export_to(&file).await;
     let file_arg = file.to_str().unwrap();
 
+    // While the node runs, its data dir is locked: nothing else writes there.
     for flag in ["--import", "--restore"] {
         let output = a.home.run_init(&[flag, file_arg]).await;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            !output.status.success(),
+            "{flag} into a live node's data dir must fail"
+        );
+        assert!(
+            stderr.contains("in use by another berty-node"),
+            "{flag}: {stderr}"
+        );
+    }
+    // Stopped, the data dir still holds an account: importing over it is refused too.
+    let (home, id) = a.kill().await;
+    for flag in ["--import", "--restore"] {
+        let output = home.run_init(&[flag, file_arg]).await;
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(
             !output.status.success(),
@@ -347,6 +362,7 @@ async fn restore_keeps_the_device_and_occupied_targets_are_refused(backend: Back
             "{flag}: {stderr}"
         );
     }
+    let mut a = TestNode::serve(home, id).await;
     if backend == Backend::Postgres {
         let empty_dir = a.home.scratch("empty-data");
         let output = a

@@ -11,7 +11,9 @@
 //! | `GET /admin/v1/relay` | admin token | relay server state: reservations, circuits, limits |
 //! | `GET /admin/v1/rendezvous` | admin token | rendezvous registrations (`?namespace=&after=&limit=`) |
 //!
-//! `/admin/v1/` routes answer 404 when no `admin.token` is configured.
+//! `/admin/v1/` routes answer 404 when no `admin.token` is configured, and 401 without the
+//! right token, before their input is read. `/healthz`, `/readyz` and `/metrics` answer `HEAD`
+//! too.
 
 pub mod routes;
 
@@ -38,6 +40,8 @@ pub struct AdminState {
     pub token: Option<String>,
     /// The replicator (peer actors' state), when replication runs.
     pub replicator: Option<actix::Addr<crate::replication::Replicator>>,
+    /// This node's peer id (a node never bans itself).
+    pub peer_id: libp2p::PeerId,
     /// Default ban length (`p2p.penalty_secs`).
     pub penalty: std::time::Duration,
     /// The rendezvous server, when `rendezvous.enabled`.

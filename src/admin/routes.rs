@@ -2,25 +2,37 @@
 
 use std::{collections::HashMap, time::Duration};
 
-use actix_web::{http::header, web, HttpRequest, HttpResponse};
+use actix_web::{
+    body::BoxBody,
+    dev::{ServiceRequest, ServiceResponse},
+    guard,
+    http::header,
+    middleware::{from_fn, Next},
+    web, HttpRequest, HttpResponse,
+};
 use libp2p::{Multiaddr, PeerId};
 use serde_json::json;
 
 use super::AdminState;
 use crate::{
     api::auth::constant_time_eq,
+    defaults::MAX_DURATION_SECS,
     metrics,
     p2p::P2pError,
     replication::{PeerState, PeerStates},
 };
 
-/// Registers every route.
+/// Registers every route. Every `/admin/v1/` route checks the bearer token first, before its
+/// path, query or body is read, so an unauthenticated caller learns nothing about its input.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz))
-        .route("/metrics", web::get().to(metrics_text))
+    cfg.app_data(web::JsonConfig::default().error_handler(|err, _| bad_input(err)))
+        .app_data(web::QueryConfig::default().error_handler(|err, _| bad_input(err)))
+        .route("/healthz", get_or_head().to(healthz))
+        .route("/readyz", get_or_head().to(readyz))
+        .route("/metrics", get_or_head().to(metrics_text))
         .service(
             web::scope("/admin/v1")
+                .wrap(from_fn(require_token))
                 .route("/node", web::get().to(node_info))
                 .route("/peers", web::get().to(connected_peers))
                 .route("/peers/{peer}/ban", web::post().to(ban_peer))
@@ -29,6 +41,35 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/relay", web::get().to(relay_stats))
                 .route("/rendezvous", web::get().to(rendezvous_registrations)),
         );
+}
+
+/// A route answering `GET` and `HEAD` (probes and load balancers use either).
+fn get_or_head() -> actix_web::Route {
+    web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
+}
+
+/// A malformed query or body, answered as JSON like every other admin error.
+fn bad_input(err: impl std::fmt::Display) -> actix_web::Error {
+    let response = HttpResponse::BadRequest().json(json!({ "error": err.to_string() }));
+    actix_web::error::InternalError::from_response(err.to_string(), response).into()
+}
+
+/// The middleware in front of `/admin/v1/`: 404 when the admin API is off, 401 without the
+/// right bearer token; only then does the route run.
+async fn require_token(
+    req: ServiceRequest,
+    next: Next<BoxBody>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let denied = match req.app_data::<web::Data<AdminState>>() {
+        Some(state) => check_token(state, req.request()),
+        None => Some(
+            HttpResponse::InternalServerError().json(json!({ "error": "admin state missing" })),
+        ),
+    };
+    match denied {
+        Some(response) => Ok(req.into_response(response)),
+        None => next.call(req).await,
+    }
 }
 
 async fn healthz() -> HttpResponse {
@@ -90,10 +131,7 @@ fn check_token(state: &AdminState, req: &HttpRequest) -> Option<HttpResponse> {
     }
 }
 
-async fn node_info(state: web::Data<AdminState>, req: HttpRequest) -> HttpResponse {
-    if let Some(denied) = check_token(&state, &req) {
-        return denied;
-    }
+async fn node_info(state: web::Data<AdminState>) -> HttpResponse {
     match state.swarm.info().await {
         Ok(info) => HttpResponse::Ok().json(json!({
             "peer_id": info.peer_id.to_string(),
@@ -108,10 +146,7 @@ async fn node_info(state: web::Data<AdminState>, req: HttpRequest) -> HttpRespon
 /// `GET /admin/v1/peers`: connected peers, their connections (direct or relayed), the agent
 /// they announced, the last ping round trip, and what their peer actor knows: protocols,
 /// listen addresses, how many groups they replicate with us, entries received, penalty.
-async fn connected_peers(state: web::Data<AdminState>, req: HttpRequest) -> HttpResponse {
-    if let Some(denied) = check_token(&state, &req) {
-        return denied;
-    }
+async fn connected_peers(state: web::Data<AdminState>) -> HttpResponse {
     let actors: HashMap<String, PeerState> = match &state.replicator {
         Some(replicator) => replicator
             .send(PeerStates)
@@ -170,17 +205,23 @@ pub struct BanQuery {
 /// `POST /admin/v1/peers/{peer}/ban[?secs=N]`: disconnects the peer and refuses it.
 async fn ban_peer(
     state: web::Data<AdminState>,
-    req: HttpRequest,
     peer: web::Path<String>,
     query: web::Query<BanQuery>,
 ) -> HttpResponse {
-    if let Some(denied) = check_token(&state, &req) {
-        return denied;
-    }
     let Some(peer) = parse_peer(&peer) else {
         return bad_peer(&peer);
     };
-    let duration = query.secs.map_or(state.penalty, Duration::from_secs);
+    if peer == state.peer_id {
+        return HttpResponse::BadRequest()
+            .json(json!({ "error": "a node cannot ban its own peer id" }));
+    }
+    let duration = match query.secs {
+        None => state.penalty,
+        Some(secs @ 1..=MAX_DURATION_SECS) => Duration::from_secs(secs),
+        Some(secs) => return HttpResponse::BadRequest().json(json!({
+            "error": format!("secs must be from 1 to {MAX_DURATION_SECS} (ten years), not {secs}")
+        })),
+    };
     match state.swarm.penalise(peer, duration).await {
         Ok(()) => HttpResponse::Ok().json(json!({
             "peer_id": peer.to_string(),
@@ -198,14 +239,7 @@ pub struct DialBody {
 }
 
 /// `POST /admin/v1/dial` with `{"addr": "..."}`: connects to a peer; answers with its id.
-async fn dial(
-    state: web::Data<AdminState>,
-    req: HttpRequest,
-    body: web::Json<DialBody>,
-) -> HttpResponse {
-    if let Some(denied) = check_token(&state, &req) {
-        return denied;
-    }
+async fn dial(state: web::Data<AdminState>, body: web::Json<DialBody>) -> HttpResponse {
     let addr: Multiaddr = match body.addr.parse() {
         Ok(addr) => addr,
         Err(_) => {
@@ -223,12 +257,8 @@ async fn dial(
 /// (403 unless `p2p.test_controls`).
 async fn test_control(
     state: web::Data<AdminState>,
-    req: HttpRequest,
     path: web::Path<(String, String)>,
 ) -> HttpResponse {
-    if let Some(denied) = check_token(&state, &req) {
-        return denied;
-    }
     let (control, peer) = path.into_inner();
     let Some(peer) = parse_peer(&peer) else {
         return bad_peer(&peer);
@@ -252,10 +282,7 @@ async fn test_control(
 
 /// `GET /admin/v1/relay`: the circuit relay server: on or off, serving or not (it needs a
 /// confirmed external address), reservations and circuits now and since start.
-async fn relay_stats(state: web::Data<AdminState>, req: HttpRequest) -> HttpResponse {
-    if let Some(denied) = check_token(&state, &req) {
-        return denied;
-    }
+async fn relay_stats(state: web::Data<AdminState>) -> HttpResponse {
     match state.swarm.relay_stats().await {
         Ok(stats) => HttpResponse::Ok().json(json!({
             "enabled": stats.enabled,
@@ -291,12 +318,8 @@ const RENDEZVOUS_PAGE: u32 = 1000;
 /// unexpired registrations in id order (404 when `rendezvous.enabled` is off).
 async fn rendezvous_registrations(
     state: web::Data<AdminState>,
-    req: HttpRequest,
     query: web::Query<RendezvousQuery>,
 ) -> HttpResponse {
-    if let Some(denied) = check_token(&state, &req) {
-        return denied;
-    }
     let Some(server) = &state.rendezvous else {
         return HttpResponse::NotFound().json(
             json!({ "error": "this node is no rendezvous server (rendezvous.enabled = false)" }),

@@ -56,19 +56,52 @@ impl RangeArgs {
 }
 
 /// Prints each reply as one line (flushed), until the server ends the stream. A closed stdout
-/// (`... | head -1`) ends the command quietly; a status from the server is an error.
+/// (`... | head -1`) ends the command quietly, at once, not at the next event; a status from
+/// the server is an error.
 pub async fn print_stream<R>(
     mut stream: Streaming<R>,
     render: impl Fn(R) -> serde_json::Result<String>,
 ) -> anyhow::Result<()> {
-    while let Some(reply) = stream.message().await? {
+    let closed = stdout_closed();
+    tokio::pin!(closed);
+    loop {
+        let reply = tokio::select! {
+            reply = stream.message() => reply?,
+            () = &mut closed => return Ok(()),
+        };
+        let Some(reply) = reply else {
+            return Ok(());
+        };
         match print_line(&render(reply)?) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(()),
             Err(e) => return Err(anyhow::anyhow!("cannot write to stdout: {e}")),
         }
     }
-    Ok(())
+}
+
+/// Completes when the reader of stdout goes away (the pipe's read end is closed). Never
+/// completes where that cannot be watched (a regular file, or no reactor support).
+async fn stdout_closed() {
+    use tokio::io::{unix::AsyncFd, Interest};
+    // `with_interest` is deprecated because a registered fd could be closed and reused behind
+    // the reactor's back; fd 1 is never closed while this process runs, so that cannot happen
+    // here (and the replacement is `unsafe`, which this crate forbids).
+    #[allow(deprecated)]
+    let registered = AsyncFd::with_interest(io::stdout(), Interest::WRITABLE | Interest::ERROR);
+    let Ok(stdout) = registered else {
+        return std::future::pending().await;
+    };
+    loop {
+        let Ok(mut guard) = stdout.ready(Interest::WRITABLE | Interest::ERROR).await else {
+            return std::future::pending().await;
+        };
+        let ready = guard.ready();
+        if ready.is_write_closed() || ready.is_error() {
+            return;
+        }
+        guard.clear_ready();
+    }
 }
 
 /// Runs `work` to its end, or until Ctrl-C, which ends it cleanly (exit code 0).

@@ -40,6 +40,11 @@ impl GroupReference {
     /// Parses and verifies an invitation: known version, valid keys, a creation proof signed
     /// by the group key over these parameters.
     pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
+        if bytes.is_empty() {
+            return Err(Error::InvalidArgument(
+                "reference: empty; pass the bytes that GroupInvite returned".into(),
+            ));
+        }
         let wire = wire::GroupReference::decode(bytes).map_err(|e| {
             Error::InvalidArgument(format!("reference: not a group reference ({e})"))
         })?;
@@ -97,6 +102,11 @@ impl ContactReference {
 
     /// Parses a reference given by a client.
     pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
+        if bytes.is_empty() {
+            return Err(Error::InvalidArgument(
+                "reference: empty; pass the bytes that ContactRequestReference returned".into(),
+            ));
+        }
         let wire = wire::ContactReference::decode(bytes).map_err(|e| {
             Error::InvalidArgument(format!("reference: not a contact reference ({e})"))
         })?;
@@ -164,6 +174,14 @@ mod tests {
         }
         .encode();
         assert!(GroupReference::decode(&contact).is_err());
+    }
+
+    #[test]
+    fn an_empty_reference_is_called_empty() {
+        let group = GroupReference::decode(&[]).err().unwrap().to_string();
+        assert!(group.contains("empty"), "{group}");
+        let contact = ContactReference::decode(&[]).err().unwrap().to_string();
+        assert!(contact.contains("empty"), "{contact}");
     }
 
     #[test]

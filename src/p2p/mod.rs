@@ -19,6 +19,7 @@
 pub mod behaviour;
 pub mod error;
 pub mod handle;
+pub mod listen;
 pub mod network_event;
 pub mod peer_gate;
 pub mod relay_ledger;

@@ -9,7 +9,7 @@ use std::{
     collections::HashMap,
     convert::Infallible,
     task::{Context, Poll},
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use libp2p::{
@@ -23,7 +23,7 @@ use libp2p::{
 };
 use prometheus_client::metrics::{counter::Counter, family::Family};
 
-use crate::metrics::DenialLabels;
+use crate::{defaults::MAX_DURATION_SECS, metrics::DenialLabels};
 
 /// How a connection reaches the peer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,8 +177,16 @@ impl PeerGate {
         self.prune(Instant::now());
     }
 
-    /// Refuses every connection with `peer` until `until` (a later penalty extends it).
-    pub fn penalise(&mut self, peer: PeerId, until: Instant) {
+    /// Refuses every connection with `peer` from `now` for `duration` (a later penalty extends
+    /// it). The duration is capped at [`MAX_DURATION_SECS`], so no input can overflow the clock.
+    pub fn penalise(&mut self, peer: PeerId, now: Instant, duration: Duration) {
+        let duration = duration.min(Duration::from_secs(MAX_DURATION_SECS));
+        // Ten years after a monotonic `now` fits every clock we run on; should it not, a day is
+        // the fallback (never a panic).
+        let until = now
+            .checked_add(duration)
+            .or_else(|| now.checked_add(Duration::from_secs(24 * 60 * 60)))
+            .unwrap_or(now);
         let rules = self.rules.entry(peer).or_default();
         rules.penalised_until = Some(rules.penalised_until.map_or(until, |u| u.max(until)));
     }
@@ -299,8 +307,6 @@ impl NetworkBehaviour for PeerGate {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     fn relayed() -> Multiaddr {
@@ -356,7 +362,7 @@ mod tests {
         let mut gate = PeerGate::new(Family::default());
         let peer = PeerId::random();
         let now = Instant::now();
-        gate.penalise(peer, now + Duration::from_secs(10));
+        gate.penalise(peer, now, Duration::from_secs(10));
         gate.heal(peer);
         assert_eq!(
             gate.verdict(&peer, Route::Relayed, now),
@@ -366,6 +372,21 @@ mod tests {
         assert_eq!(gate.verdict(&peer, Route::Relayed, later), None);
         gate.prune(later);
         assert!(gate.refused_peers(later).is_empty());
+    }
+
+    #[test]
+    fn any_penalty_length_is_capped_instead_of_overflowing_the_clock() {
+        let mut gate = PeerGate::new(Family::default());
+        let peer = PeerId::random();
+        let now = Instant::now();
+        gate.penalise(peer, now, Duration::MAX);
+        gate.penalise(peer, now, Duration::from_secs(u64::MAX / 2));
+        let cap = Duration::from_secs(MAX_DURATION_SECS);
+        assert_eq!(
+            gate.verdict(&peer, Route::Direct, now + cap - Duration::from_secs(1)),
+            Some(RefusalReason::Penalty)
+        );
+        assert_eq!(gate.verdict(&peer, Route::Direct, now + cap), None);
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! Building the libp2p `Swarm` and starting the task that owns it (it is `!Sync`).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use libp2p::{
-    core::transport::ListenerId, identity::Keypair, noise, tcp, yamux, Swarm, SwarmBuilder,
+    core::transport::ListenerId, identity::Keypair, noise, tcp, yamux, Multiaddr, Swarm,
+    SwarmBuilder,
 };
 use prometheus_client::registry::Registry;
 use tokio::{
@@ -12,8 +13,13 @@ use tokio::{
 };
 
 use super::{
-    behaviour::Behaviour, error::P2pError, handle::SwarmHandle, network_event::NetworkEvent,
-    settings::P2pSettings, task::SwarmTask,
+    behaviour::Behaviour,
+    error::P2pError,
+    handle::SwarmHandle,
+    listen::{self, Expected},
+    network_event::NetworkEvent,
+    settings::P2pSettings,
+    task::SwarmTask,
 };
 use crate::metrics::P2pMetrics;
 
@@ -37,15 +43,16 @@ pub async fn spawn(
 ) -> Result<(SwarmHandle, JoinHandle<()>), P2pError> {
     let mut swarm = build(keypair.clone(), &settings, registry, &metrics)?;
     let peer_id = *swarm.local_peer_id();
-    let mut pending: HashSet<ListenerId> = HashSet::new();
+    let mut pending: HashMap<ListenerId, (Multiaddr, Expected)> = HashMap::new();
     for addr in &settings.listen {
+        listen::check_tcp_port_free(addr)?;
         let id = swarm
             .listen_on(addr.clone())
             .map_err(|e| P2pError::Listen {
                 addr: addr.clone(),
-                reason: e.to_string(),
+                reason: listen::describe(&e),
             })?;
-        pending.insert(id);
+        pending.insert(id, (addr.clone(), Expected::for_listen_addr(addr)));
     }
     let libp2p_metrics = libp2p::metrics::Metrics::new(registry);
     let mut task = SwarmTask::new(swarm, settings, metrics, libp2p_metrics, events, keypair);

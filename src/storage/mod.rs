@@ -12,6 +12,7 @@
 //! building never needs a database. Nothing here loads a whole log into memory: reads are
 //! ranges with a limit.
 
+pub mod account_lock;
 pub mod health;
 pub mod postgres;
 pub mod rendezvous;

@@ -143,7 +143,8 @@ pub async fn http_post(
     http_request(addr, "POST", path, token, json).await
 }
 
-async fn http_request(
+/// A minimal HTTP/1.1 request with any method: returns the status code and the body.
+pub async fn http_request(
     addr: SocketAddr,
     method: &str,
     path: &str,

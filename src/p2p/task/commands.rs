@@ -89,7 +89,7 @@ impl SwarmTask {
                 self.swarm
                     .behaviour_mut()
                     .gate
-                    .penalise(peer, Instant::now() + duration);
+                    .penalise(peer, Instant::now(), duration);
                 let _ = self.swarm.disconnect_peer_id(peer);
                 let _ = reply.send(());
             }

@@ -27,6 +27,7 @@ use super::{
     behaviour::Behaviour,
     error::P2pError,
     handle::{PeerConnection, Pending, SwarmCommand},
+    listen::{self, Expected},
     network_event::NetworkEvent,
     relay_ledger::RelayLedger,
     settings::P2pSettings,
@@ -102,44 +103,63 @@ impl SwarmTask {
         }
     }
 
-    /// Drives the swarm until every listener in `pending` has an address.
+    /// Drives the swarm until every listener in `pending` reported its addresses: one for a
+    /// specific IP, one per interface address for `0.0.0.0` / `::` (so the addresses printed
+    /// at start-up are all of them). A listener that reported some but not all of its
+    /// interfaces by the deadline counts as bound (an interface may be down); one that
+    /// reported none is an error.
     pub(super) async fn wait_for_listeners(
         &mut self,
-        mut pending: HashSet<ListenerId>,
+        mut pending: HashMap<ListenerId, (Multiaddr, Expected)>,
     ) -> Result<(), P2pError> {
-        let first = self
-            .settings
-            .listen
-            .first()
-            .cloned()
-            .unwrap_or_else(Multiaddr::empty);
+        let mut bound: HashSet<ListenerId> = HashSet::new();
         let deadline = tokio::time::sleep(LISTEN_TIMEOUT);
         tokio::pin!(deadline);
         while !pending.is_empty() {
             tokio::select! {
                 _ = &mut deadline => {
-                    return Err(P2pError::Listen {
-                        addr: first,
-                        reason: format!("not bound after {LISTEN_TIMEOUT:?}"),
-                    });
+                    if let Some((addr, _)) = pending
+                        .iter()
+                        .find(|(id, _)| !bound.contains(id))
+                        .map(|(_, p)| p)
+                    {
+                        return Err(P2pError::Listen {
+                            addr: addr.clone(),
+                            reason: format!("not bound after {LISTEN_TIMEOUT:?}"),
+                        });
+                    }
+                    tracing::debug!(?pending, "some interfaces reported no listen address");
+                    return Ok(());
                 }
                 event = self.swarm.select_next_some() => match event {
                     SwarmEvent::NewListenAddr { listener_id, address } => {
                         tracing::info!(%address, "listening");
-                        pending.remove(&listener_id);
+                        bound.insert(listener_id);
+                        if let Some((_, expected)) = pending.get_mut(&listener_id) {
+                            if expected.reported(&address) {
+                                pending.remove(&listener_id);
+                            }
+                        }
                     }
                     SwarmEvent::ListenerClosed { listener_id, addresses, reason }
-                        if pending.contains(&listener_id) =>
+                        if pending.contains_key(&listener_id) =>
                     {
+                        let configured = pending[&listener_id].0.clone();
                         return Err(P2pError::Listen {
-                            addr: addresses.first().cloned().unwrap_or(first),
-                            reason: format!("{reason:?}"),
+                            addr: addresses.first().cloned().unwrap_or(configured),
+                            reason: match reason {
+                                Ok(()) => "the listener closed".to_string(),
+                                Err(e) => listen::describe(&e),
+                            },
                         });
                     }
                     SwarmEvent::ListenerError { listener_id, error }
-                        if pending.contains(&listener_id) =>
+                        if pending.contains_key(&listener_id) =>
                     {
-                        return Err(P2pError::Listen { addr: first, reason: error.to_string() });
+                        return Err(P2pError::Listen {
+                            addr: pending[&listener_id].0.clone(),
+                            reason: listen::describe(&error),
+                        });
                     }
                     other => self.handle_event(other),
                 }

@@ -15,10 +15,12 @@ use config::{Environment, File, FileFormat};
 use libp2p::Multiaddr;
 use serde::Deserialize;
 
-use crate::defaults;
+use crate::defaults::{self, MAX_DURATION_SECS};
+
+mod strict;
 
 /// The built-in defaults, and the documentation of every key.
-pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
 
 /// Keys whose environment value is a comma-separated list.
 const LIST_KEYS: [&str; 4] = [
@@ -31,9 +33,10 @@ const LIST_KEYS: [&str; 4] = [
 /// A configuration problem, naming the key at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// The layers could not be read or merged, or a value has the wrong type.
+    /// The layers could not be read or merged, or a value has the wrong type. (Not a
+    /// `#[source]`: its text is already in this message, and would be printed twice.)
     #[error("configuration: {0}")]
-    Load(#[from] config::ConfigError),
+    Load(config::ConfigError),
     /// A value has the right type but is not acceptable.
     #[error("configuration key `{key}`: {message}")]
     Invalid {
@@ -42,6 +45,12 @@ pub enum ConfigError {
         /// What is wrong with it.
         message: String,
     },
+}
+
+impl From<config::ConfigError> for ConfigError {
+    fn from(error: config::ConfigError) -> Self {
+        Self::Load(error)
+    }
 }
 
 fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
@@ -120,12 +129,19 @@ struct RawP2p {
     bootstrap: Vec<String>,
     rendezvous: Vec<String>,
     external_addresses: Vec<String>,
+    #[serde(deserialize_with = "strict::bool")]
     mdns: bool,
+    #[serde(deserialize_with = "strict::u32")]
     max_connections: u32,
+    #[serde(deserialize_with = "strict::u32")]
     max_connections_per_peer: u32,
+    #[serde(deserialize_with = "strict::u32")]
     max_pending_incoming: u32,
+    #[serde(deserialize_with = "strict::u64")]
     penalty_secs: u64,
+    #[serde(deserialize_with = "strict::bool")]
     replication: bool,
+    #[serde(deserialize_with = "strict::bool")]
     test_controls: bool,
 }
 
@@ -146,20 +162,28 @@ pub struct ConnectionLimitsConfig {
 #[serde(deny_unknown_fields)]
 pub struct RelayConfig {
     /// Serve as a relay.
+    #[serde(deserialize_with = "strict::bool")]
     pub enabled: bool,
     /// Reservations held at once, all peers together.
+    #[serde(deserialize_with = "strict::u32")]
     pub max_reservations: u32,
     /// Reservations held at once by one peer.
+    #[serde(deserialize_with = "strict::u32")]
     pub max_reservations_per_peer: u32,
     /// Reservation lifetime in seconds.
+    #[serde(deserialize_with = "strict::u64")]
     pub reservation_duration_secs: u64,
     /// Circuits open at once, all peers together.
+    #[serde(deserialize_with = "strict::u32")]
     pub max_circuits: u32,
     /// Circuits open at once for one source peer.
+    #[serde(deserialize_with = "strict::u32")]
     pub max_circuits_per_peer: u32,
     /// Longest circuit life in seconds.
+    #[serde(deserialize_with = "strict::u64")]
     pub max_circuit_duration_secs: u64,
     /// Most bytes relayed in one circuit.
+    #[serde(deserialize_with = "strict::u64")]
     pub max_circuit_bytes: u64,
 }
 
@@ -168,14 +192,19 @@ pub struct RelayConfig {
 #[serde(deny_unknown_fields)]
 pub struct RendezvousConfig {
     /// Serve as a rendezvous server.
+    #[serde(deserialize_with = "strict::bool")]
     pub enabled: bool,
     /// Shortest TTL accepted, seconds.
+    #[serde(deserialize_with = "strict::u64")]
     pub min_ttl_secs: u64,
     /// Longest TTL accepted, seconds.
+    #[serde(deserialize_with = "strict::u64")]
     pub max_ttl_secs: u64,
     /// Registrations held at once by one peer.
+    #[serde(deserialize_with = "strict::u32")]
     pub max_registrations_per_peer: u32,
     /// Registrations held at once, all peers together.
+    #[serde(deserialize_with = "strict::u64")]
     pub max_registrations: u64,
 }
 
@@ -184,12 +213,16 @@ pub struct RendezvousConfig {
 #[serde(deny_unknown_fields)]
 pub struct MirrorConfig {
     /// Keep and serve registered groups' encrypted logs.
+    #[serde(deserialize_with = "strict::bool")]
     pub enabled: bool,
     /// Groups per token unless the token says otherwise.
+    #[serde(deserialize_with = "strict::u64")]
     pub default_max_groups: u64,
     /// Bytes per token unless the token says otherwise.
+    #[serde(deserialize_with = "strict::u64")]
     pub default_max_bytes: u64,
     /// Retention in days; 0 keeps entries forever.
+    #[serde(deserialize_with = "strict::u64")]
     pub retention_days: u64,
 }
 
@@ -233,7 +266,7 @@ pub struct NodeConfig {
     /// Test-only swarm commands (partitions, refusing direct connections) are accepted.
     pub test_controls: bool,
     /// How long a peer that sent invalid data is disconnected and refused (`p2p.penalty_secs`).
-    pub penalty: std::time::Duration,
+    pub penalty: Duration,
     /// Replication of group logs with other peers (`p2p.replication`).
     pub replication: bool,
     /// Relay server limits.
@@ -372,6 +405,22 @@ impl NodeConfig {
         if raw.log.format != "text" && raw.log.format != "json" {
             return Err(invalid("log.format", "must be \"text\" or \"json\""));
         }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&raw.log.filter) {
+            return Err(invalid(
+                "log.filter",
+                format!("{:?} is not a valid filter ({e})", raw.log.filter),
+            ));
+        }
+        let penalty_secs = duration_secs("p2p.penalty_secs", raw.p2p.penalty_secs)?;
+        duration_secs(
+            "relay.reservation_duration_secs",
+            raw.relay.reservation_duration_secs,
+        )?;
+        duration_secs(
+            "relay.max_circuit_duration_secs",
+            raw.relay.max_circuit_duration_secs,
+        )?;
+        duration_secs("rendezvous.max_ttl_secs", rendezvous.max_ttl_secs)?;
         Ok(Self {
             data_dir: raw.data_dir,
             database_url: url,
@@ -386,7 +435,7 @@ impl NodeConfig {
             mdns: raw.p2p.mdns,
             connection_limits,
             test_controls: raw.p2p.test_controls,
-            penalty: std::time::Duration::from_secs(raw.p2p.penalty_secs),
+            penalty: Duration::from_secs(penalty_secs),
             replication: raw.p2p.replication,
             relay: raw.relay,
             rendezvous,
@@ -406,6 +455,18 @@ fn parse_socket(key: &'static str, value: &str) -> Result<SocketAddr, ConfigErro
         .trim()
         .parse()
         .map_err(|e| invalid(key, format!("{value:?} is not host:port ({e})")))
+}
+
+/// A duration in seconds from 1 to [`MAX_DURATION_SECS`] (ten years): every duration ends up
+/// added to a clock, and an unbounded one would overflow it.
+fn duration_secs(key: &'static str, value: u64) -> Result<u64, ConfigError> {
+    if !(1..=MAX_DURATION_SECS).contains(&value) {
+        return Err(invalid(
+            key,
+            format!("{value} is outside 1 to {MAX_DURATION_SECS} seconds (ten years)"),
+        ));
+    }
+    Ok(value)
 }
 
 fn at_least_one(key: &'static str, value: u32) -> Result<u32, ConfigError> {
@@ -522,6 +583,60 @@ mod tests {
         assert_eq!(config.relay.max_circuits, 7);
     }
 
+    /// What a TOML file with `body` loads to.
+    fn load_file(body: &str) -> Result<NodeConfig, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("node.toml");
+        std::fs::write(&file, body).unwrap();
+        NodeConfig::load(&Sources {
+            file: Some(file),
+            env: env(&[]),
+            ..Sources::default()
+        })
+    }
+
+    #[test]
+    fn values_of_the_wrong_type_are_refused_not_coerced() {
+        let cases = [
+            ("[p2p]\nmdns = \"yes\"\n", "mdns"),
+            ("[p2p]\nmdns = 1\n", "mdns"),
+            ("[p2p]\npenalty_secs = 1.5\n", "penalty_secs"),
+            ("[p2p]\npenalty_secs = \"600\"\n", "penalty_secs"),
+            ("[p2p]\nmax_connections = 4294967296\n", "max_connections"),
+            ("[relay]\nenabled = \"on\"\n", "enabled"),
+            ("[log]\nfilter = \"berty_node=[[[\"\n", "log.filter"),
+        ];
+        for (body, key) in cases {
+            let err = load_file(body).unwrap_err().to_string();
+            assert!(
+                err.contains(key),
+                "{body:?}: error {err:?} does not name {key}"
+            );
+        }
+        let config = load_file("[p2p]\nmdns = true\npenalty_secs = 30\n").unwrap();
+        assert!(config.mdns);
+        assert_eq!(config.penalty, Duration::from_secs(30));
+        let config = NodeConfig::load(&Sources {
+            env: env(&[
+                ("BERTY_NODE__P2P__MDNS", "true"),
+                ("BERTY_NODE__P2P__PENALTY_SECS", "45"),
+            ]),
+            ..Sources::default()
+        })
+        .unwrap();
+        assert!(config.mdns);
+        assert_eq!(config.penalty, Duration::from_secs(45));
+    }
+
+    #[test]
+    fn a_load_error_is_not_its_own_cause() {
+        let err = load_file("[p2p]\nmdns = \"yes\"\n").unwrap_err();
+        assert!(
+            std::error::Error::source(&err).is_none(),
+            "the message already carries the cause: {err}"
+        );
+    }
+
     #[test]
     fn errors_name_the_key() {
         let cases = [
@@ -555,6 +670,26 @@ mod tests {
                 "0",
                 "p2p.max_pending_incoming",
             ),
+            ("BERTY_NODE__P2P__MDNS", "yes", "mdns"),
+            ("BERTY_NODE__P2P__PENALTY_SECS", "1.5", "penalty_secs"),
+            ("BERTY_NODE__P2P__PENALTY_SECS", "-1", "penalty_secs"),
+            (
+                "BERTY_NODE__P2P__PENALTY_SECS",
+                "9223372036854775807",
+                "p2p.penalty_secs",
+            ),
+            ("BERTY_NODE__P2P__PENALTY_SECS", "0", "p2p.penalty_secs"),
+            (
+                "BERTY_NODE__RELAY__RESERVATION_DURATION_SECS",
+                "18446744073709551615",
+                "relay.reservation_duration_secs",
+            ),
+            (
+                "BERTY_NODE__RENDEZVOUS__MAX_TTL_SECS",
+                "18446744073709551615",
+                "rendezvous.max_ttl_secs",
+            ),
+            ("BERTY_NODE__LOG__FILTER", "berty_node=[[[", "log.filter"),
         ];
         for (var, value, key) in cases {
             let err = NodeConfig::load(&Sources {

@@ -2,6 +2,8 @@
 
 #![allow(missing_docs, clippy::all)]
 
+pub mod codec;
+
 /// `berty.protocol`: the Berty Protocol API, wire-exact with the original schema.
 pub mod berty_protocol {
     tonic::include_proto!("berty.protocol");
