@@ -11,7 +11,7 @@
 //!   non-zero within seconds saying why.
 //!
 //! `cargo test` runs a short version; `scripts/crash-harness [rounds]` the full one
-//! (`BERTY_CRASH_ROUNDS`, `BERTY_OUTAGE_ROUNDS`, `BERTY_OUTAGE_SECS`). Figures are printed as
+//! (`BERTY_CRASH_ROUNDS`, `BERTY_CRASH_ACKS`, `BERTY_OUTAGE_ROUNDS`, `BERTY_OUTAGE_SECS`). Figures are printed as
 //! `crash-harness:` lines (shown with `--nocapture`); docs/benchmarks.md keeps them.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -41,6 +41,9 @@ both_backends!(sigkill_under_load);
 
 /// SIGKILL rounds in `cargo test` (the full run sets `BERTY_CRASH_ROUNDS`).
 const CRASH_ROUNDS: u32 = 3;
+/// Acknowledgements before the kill, at least, in `cargo test` (`BERTY_CRASH_ACKS`); each
+/// round kills somewhere between this and three times this.
+const CRASH_ACKS: u64 = 100;
 /// PostgreSQL outages in `cargo test` (`BERTY_OUTAGE_ROUNDS`).
 const OUTAGE_ROUNDS: u32 = 1;
 /// How long each outage lasts in `cargo test` (`BERTY_OUTAGE_SECS`).
@@ -106,14 +109,16 @@ async fn check_history(
 /// every message acknowledged so far present exactly once.
 async fn sigkill_under_load(backend: Backend) {
     let rounds = env_number("BERTY_CRASH_ROUNDS", u64::from(CRASH_ROUNDS));
+    let acks = env_number("BERTY_CRASH_ACKS", CRASH_ACKS);
     let mut node = TestNode::start(backend).await;
     let group = node.create_group().await;
     let mut acked: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
     let started = Instant::now();
     let mut restarts = Vec::new();
+    let mut killed_after = Vec::new();
     for round in 0..rounds {
-        // Kill at a different point each round: 100 to 299 acknowledgements in.
-        let quota = 100 + (round as usize * 53) % 200;
+        // Kill at a different point each round: `acks` to 3 x `acks` acknowledgements in.
+        let quota = acks + acks * ((round * 53) % 200) / 100;
         let (acks, mut acked_rx) = mpsc::unbounded_channel();
         let mut senders = Vec::new();
         for t in 0..SENDERS {
@@ -136,7 +141,8 @@ async fn sigkill_under_load(backend: Backend) {
             }));
         }
         drop(acks);
-        let mut this_round = 0;
+        let round_started = Instant::now();
+        let mut this_round = 0u64;
         while this_round < quota {
             let (body, id) = within("an acknowledged send", acked_rx.recv())
                 .await
@@ -144,6 +150,7 @@ async fn sigkill_under_load(backend: Backend) {
             acked.insert(body, id);
             this_round += 1;
         }
+        killed_after.push(round_started.elapsed());
         node.process.signal("KILL");
         for sender in senders {
             within("the senders stop", sender).await.unwrap();
@@ -171,10 +178,13 @@ async fn sigkill_under_load(backend: Backend) {
     // The node still writes after the last restart.
     node.send(&group, b"after the last kill").await;
     let slowest = restarts.iter().max().copied().unwrap_or_default();
+    let load: Duration = killed_after.iter().sum();
     println!(
-        "crash-harness: {backend:?} sigkill: {rounds} rounds, {} acknowledged, 0 lost, \
-         0 duplicated, slowest restart {slowest:.2?}, {:.1?} in all",
+        "crash-harness: {backend:?} sigkill: {rounds} rounds, {} acknowledged \
+         ({:.0}/s under load), 0 lost, 0 duplicated, slowest restart {slowest:.2?}, \
+         {:.1?} in all",
         acked.len(),
+        acked.len() as f64 / load.as_secs_f64(),
         started.elapsed()
     );
 }
@@ -338,6 +348,7 @@ async fn postgres_outage_under_load() {
         let stopping = Instant::now();
         pg.stop_fast();
         let stopped = Instant::now();
+        let stop_took = stopped - stopping;
         let (to_not_ready, body) = readyz_until(&node, 503, "while PostgreSQL is down").await;
         assert!(
             body.contains(&database),
@@ -393,7 +404,8 @@ async fn postgres_outage_under_load() {
         windows.push((stopping, ready_at));
         let to_write = first_ack.duration_since(restarted);
         println!(
-            "crash-harness: outage {}: down {:.1?}, /readyz 503 after {to_not_ready:.2?}, \
+            "crash-harness: outage {}: fast shutdown {stop_took:.2?}, down {:.1?}, /readyz 503 \
+             {to_not_ready:.2?} after it, \
              /readyz 200 {to_ready:.2?} after restart, first acknowledged send started \
              {to_write:.2?} after restart",
             outage + 1,
