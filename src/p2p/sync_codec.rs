@@ -48,7 +48,12 @@ pub async fn read_frame<T: Message + Default, R: AsyncRead + Unpin + Send>(
     for shift in (0..64).step_by(7) {
         let mut byte = [0u8; 1];
         io.read_exact(&mut byte).await?;
-        len |= u64::from(byte[0] & 0x7f) << shift;
+        let bits = u64::from(byte[0] & 0x7f);
+        // The tenth byte holds only the top bit of a u64: more would be dropped silently.
+        if shift == 63 && bits > 1 {
+            return Ok(Frame::Garbage("frame length overflows 64 bits".into()));
+        }
+        len |= bits << shift;
         if byte[0] & 0x80 == 0 {
             break;
         }
@@ -211,8 +216,9 @@ mod tests {
 
     #[tokio::test]
     async fn an_announced_length_allocates_nothing_until_bytes_arrive() {
-        // Found while fuzzing: the body buffer was allocated at the announced length before
-        // any byte of it arrived, so 4 bytes per stream made the node hold 2 MiB each.
+        // Found while writing the `sync_frames` fuzz target: the body buffer was allocated at
+        // the announced length before any byte of it arrived, so 4 bytes per stream made the
+        // node hold 2 MiB each.
         let mut stream = Vec::new();
         prost::encoding::encode_varint(MAX_REQUEST_BYTES as u64, &mut stream);
         stream.extend_from_slice(&[0; 10]);
@@ -229,6 +235,26 @@ mod tests {
             "a {} byte buffer for 10 bytes",
             reader.largest_buffer
         );
+    }
+
+    #[tokio::test]
+    async fn a_length_over_64_bits_is_garbage() {
+        // Found while writing the `sync_frames` fuzz target: the bits of a tenth length byte
+        // above the first were dropped, so `80 80 80 80 80 80 80 80 80 02` read as a length
+        // of 0 and an empty request.
+        let mut stream = vec![0x80; 9];
+        stream.push(0x02);
+        let read: Frame<SyncRequest> = read_frame(&mut stream.as_slice(), MAX_REQUEST_BYTES)
+            .await
+            .unwrap();
+        assert!(matches!(read, Frame::Garbage(reason) if reason.contains("64 bits")));
+        // The largest u64 is still a length (over the cap).
+        let mut stream = vec![0xff; 9];
+        stream.push(0x01);
+        let read: Frame<SyncRequest> = read_frame(&mut stream.as_slice(), MAX_REQUEST_BYTES)
+            .await
+            .unwrap();
+        assert!(matches!(read, Frame::Garbage(reason) if reason.contains("cap")));
     }
 
     #[tokio::test]
