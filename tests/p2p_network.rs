@@ -228,11 +228,13 @@ async fn gossip_reaches_the_subscribers_of_a_topic() {
             let mut events = b.events.lock().await;
             while let Ok(event) = events.try_recv() {
                 if let p2p::NetworkEvent::Gossip {
+                    author,
                     source,
                     topic: t,
                     data,
                 } = event
                 {
+                    assert_eq!(author, Some(source), "A wrote it and passed it on itself");
                     return Some((source, t, data));
                 }
             }

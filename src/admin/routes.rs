@@ -78,6 +78,9 @@ async fn healthz() -> HttpResponse {
 
 /// Storage readiness comes from its health state (probed in the background), so this answers
 /// at once even while the database does not.
+/// How long `/readyz` waits for the swarm task's answer.
+const READY_SWARM_TIMEOUT: Duration = Duration::from_secs(1);
+
 async fn readyz(state: web::Data<AdminState>) -> HttpResponse {
     let mut problems = Vec::new();
     let health = state.storage.health();
@@ -85,8 +88,15 @@ async fn readyz(state: web::Data<AdminState>) -> HttpResponse {
         problems.push(format!("storage: {e}"));
     }
     state.metrics.storage_up.set(i64::from(health.is_up()));
-    if let Err(e) = state.swarm.info().await {
-        problems.push(format!("swarm: {e}"));
+    // A swarm task too busy to answer within a second is not ready either; a probe must
+    // get its answer before its own deadline.
+    match tokio::time::timeout(READY_SWARM_TIMEOUT, state.swarm.info()).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => problems.push(format!("swarm: {e}")),
+        Err(_) => problems.push(format!(
+            "swarm: no answer within {} ms",
+            READY_SWARM_TIMEOUT.as_millis()
+        )),
     }
     if problems.is_empty() {
         HttpResponse::Ok().json(json!({ "status": "ready" }))

@@ -46,6 +46,8 @@ pub enum NetworkEvent {
     },
     /// A gossipsub message on a topic we subscribe to.
     Gossip {
+        /// The peer that wrote and signed it (gossipsub's strict validation checked that).
+        author: Option<PeerId>,
         /// The peer that passed it on.
         source: PeerId,
         /// The topic.

@@ -10,6 +10,8 @@
 //!   protocols, connections, the groups it proved, its penalty) and the syncs it runs with it.
 //! - [`wire`]: conversions between the protocol's messages and our types; the checks every
 //!   received entry passes before it reaches a store ([`wire::verify_received`]).
+//! - [`gossip_route`]: who answers for an announcement received by gossip (its author, or a
+//!   forwarder that proved the group, for heads only).
 //! - [`discovery`]: how members find each other under rotating discovery keys (DHT provider
 //!   records, rendezvous registrations).
 //! - [`decode`]: the view of entries written by other devices (members, chain keys, settings,
@@ -27,6 +29,7 @@
 
 pub mod decode;
 pub mod discovery;
+pub mod gossip_route;
 pub mod peer;
 pub mod replicator;
 pub mod wire;

@@ -16,6 +16,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::{
     discovery,
+    gossip_route::{route_gossip, GossipRoute},
     peer::{Announced, GetState, PeerActor, PeerContext, Push, Rehello, SyncGroups},
     wire::{self, ERROR_MALFORMED, ERROR_NOT_PROVEN, ERROR_UNAVAILABLE},
     MAX_FETCH_BYTES, MAX_FETCH_ENTRIES, MAX_HEADS_LOGS, MAX_TAGS,
@@ -404,8 +405,9 @@ impl Replicator {
     }
 
     /// An announcement received on a group topic: opened with the group's link key and
-    /// handed to the peer actor of the peer that passed it on.
-    fn on_gossip(&self, source: PeerId, topic: &str, data: &[u8]) {
+    /// handed to the peer actor that answers for it ([`route_gossip`]): its author's with the
+    /// inline entries, or a forwarder's that proved the group with the heads only.
+    fn on_gossip(&self, author: Option<PeerId>, source: PeerId, topic: &str, data: &[u8]) {
         let Some(group) = self.topics.get(topic) else {
             return;
         };
@@ -424,7 +426,15 @@ impl Replicator {
         else {
             return;
         };
-        if let Some(actor) = self.peers.get(&source) {
+        let Some(route) = route_gossip(author, source, |peer| self.proven(peer, group)) else {
+            tracing::debug!(%source, "gossip from peers that proved nothing: dropped");
+            return;
+        };
+        let (peer, entries) = match route {
+            GossipRoute::FromAuthor(author) => (author, announce.entries),
+            GossipRoute::HeadsFrom(forwarder) => (forwarder, Vec::new()),
+        };
+        if let Some(actor) = self.peers.get(&peer) {
             let (reply, _) = oneshot::channel();
             actor.do_send(Announced {
                 log,
@@ -434,7 +444,7 @@ impl Replicator {
                     .iter()
                     .filter_map(wire::head_from_wire)
                     .collect(),
-                entries: announce.entries,
+                entries,
                 reply,
             });
         }
@@ -549,10 +559,11 @@ impl StreamHandler<NetworkEvent> for Replicator {
                 reply,
             } => self.on_request(peer, request.request, reply),
             NetworkEvent::Gossip {
+                author,
                 source,
                 topic,
                 data,
-            } => self.on_gossip(source, &topic, &data),
+            } => self.on_gossip(author, source, &topic, &data),
             NetworkEvent::Violation { peer, reason } => {
                 let rejection = wire::Rejection::Protocol(reason);
                 match self.peers.get(&peer) {

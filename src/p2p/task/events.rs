@@ -237,6 +237,7 @@ impl SwarmTask {
                 message,
                 ..
             }) => self.tell(NetworkEvent::Gossip {
+                author: message.source,
                 source: propagation_source,
                 topic: message.topic.into_string(),
                 data: message.data,
