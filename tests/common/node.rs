@@ -13,6 +13,14 @@ use tokio::{
     net::TcpStream,
 };
 
+/// The `berty-node` binary to run: this build's, or `BERTY_NODE_BIN` (to time two builds
+/// against each other with the same benchmark).
+pub fn node_binary() -> std::path::PathBuf {
+    std::env::var_os("BERTY_NODE_BIN")
+        .map(Into::into)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_berty-node").into())
+}
+
 /// How long a node may take to print its addresses.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -33,7 +41,7 @@ pub struct NodeProcess {
 impl NodeProcess {
     /// Runs `berty-node serve` with `args` and `env`, and waits until it printed its addresses.
     pub async fn spawn(args: &[&str], env: &HashMap<String, String>, cwd: &Path) -> Self {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_berty-node"));
+        let mut command = Command::new(node_binary());
         command
             .arg("serve")
             .args(args)
