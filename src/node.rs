@@ -102,12 +102,13 @@ impl Node {
         }
         let peer_key = keystore::load_or_create_peer_key(&config.data_dir)?;
         let account = keystore::load_or_create_account(&config.data_dir)?;
+        let storage = storage::open(&config.database_url, &config.data_dir).await?;
+        // Before anything of the account is read or written on a shared database.
         let account_lock = if storage::account_lock::is_postgres_url(&config.database_url) {
             Some(AccountLock::acquire(&config.database_url, account.account_pk().as_bytes()).await?)
         } else {
             None
         };
-        let storage = storage::open(&config.database_url, &config.data_dir).await?;
         let (metrics, mut registry) = Metrics::new();
         metrics.storage_up.set(1);
 

@@ -185,6 +185,18 @@ pub struct RelayConfig {
     /// Most bytes relayed in one circuit.
     #[serde(deserialize_with = "strict::u64")]
     pub max_circuit_bytes: u64,
+    /// Reservations one peer may make per hour (a burst of as many, refilled evenly); 0: no limit.
+    #[serde(deserialize_with = "strict::u32")]
+    pub reservations_per_peer_per_hour: u32,
+    /// Reservations one IP address may make per hour; 0: no limit.
+    #[serde(deserialize_with = "strict::u32")]
+    pub reservations_per_ip_per_hour: u32,
+    /// Circuits one source peer may open per hour; 0: no limit.
+    #[serde(deserialize_with = "strict::u32")]
+    pub circuits_per_peer_per_hour: u32,
+    /// Circuits one source IP address may open per hour; 0: no limit.
+    #[serde(deserialize_with = "strict::u32")]
+    pub circuits_per_ip_per_hour: u32,
 }
 
 /// Rendezvous server limits (`rendezvous.*`).

@@ -1,6 +1,6 @@
 //! What the swarm is built from: the `p2p.*` and `relay.*` configuration plus timings.
 
-use std::time::Duration;
+use std::{num::NonZeroU32, time::Duration};
 
 use libp2p::{relay, Multiaddr};
 
@@ -114,7 +114,7 @@ pub fn relay_server_config(relay: &RelayConfig) -> relay::Config {
             "relay.max_circuit_duration_secs is above what the protocol can carry; capped"
         );
     }
-    relay::Config {
+    let mut config = relay::Config {
         max_reservations: usize_of(relay.max_reservations),
         max_reservations_per_peer: usize_of(relay.max_reservations_per_peer),
         reservation_duration: Duration::from_secs(relay.reservation_duration_secs),
@@ -122,8 +122,30 @@ pub fn relay_server_config(relay: &RelayConfig) -> relay::Config {
         max_circuits_per_peer: usize_of(relay.max_circuits_per_peer),
         max_circuit_duration: Duration::from_secs(max_circuit_duration_secs),
         max_circuit_bytes: relay.max_circuit_bytes,
-        ..relay::Config::default()
+        // Ours replace libp2p's default limiters (60 per IP per hour: too few behind a NAT).
+        reservation_rate_limiters: Vec::new(),
+        circuit_src_rate_limiters: Vec::new(),
+    };
+    if let Some((burst, every)) = per_hour(relay.reservations_per_peer_per_hour) {
+        config = config.reservation_rate_per_peer(burst, every);
     }
+    if let Some((burst, every)) = per_hour(relay.reservations_per_ip_per_hour) {
+        config = config.reservation_rate_per_ip(burst, every);
+    }
+    if let Some((burst, every)) = per_hour(relay.circuits_per_peer_per_hour) {
+        config = config.circuit_src_per_peer(burst, every);
+    }
+    if let Some((burst, every)) = per_hour(relay.circuits_per_ip_per_hour) {
+        config = config.circuit_src_per_ip(burst, every);
+    }
+    config
+}
+
+/// `n` per hour as libp2p's token bucket: a burst of `n`, one token back every hour / `n`.
+/// `None` (no limiter) for 0.
+fn per_hour(n: u32) -> Option<(NonZeroU32, Duration)> {
+    let burst = NonZeroU32::new(n)?;
+    Some((burst, Duration::from_secs(3600) / n))
 }
 
 fn usize_of(value: u32) -> usize {
@@ -145,8 +167,20 @@ mod tests {
             max_circuits_per_peer: 5,
             max_circuit_duration_secs: u64::MAX,
             max_circuit_bytes: 7,
+            reservations_per_peer_per_hour: 30,
+            reservations_per_ip_per_hour: 0,
+            circuits_per_peer_per_hour: 7200,
+            circuits_per_ip_per_hour: 1,
         };
         let config = relay_server_config(&relay);
+        assert_eq!(config.reservation_rate_limiters.len(), 1, "0 is no limiter");
+        assert_eq!(config.circuit_src_rate_limiters.len(), 2);
+        assert_eq!(
+            per_hour(30),
+            Some((NonZeroU32::new(30).unwrap(), Duration::from_secs(120))),
+            "libp2p's per-peer default, as a rate per hour"
+        );
+        assert_eq!(per_hour(0), None);
         assert_eq!(config.max_reservations, 1);
         assert_eq!(config.max_reservations_per_peer, 2);
         assert_eq!(config.reservation_duration, Duration::from_secs(3));
