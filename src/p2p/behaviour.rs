@@ -27,10 +27,12 @@ pub const IDENTIFY_PROTOCOL: &str = "/berty-node/id/1.0.0";
 /// Kademlia protocol id: our own DHT, versioned, apart from the public IPFS one.
 pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/berty-node/kad/1.0.0");
 
-/// Keys this node can provide in the DHT at once (two per replicated group, rotating).
+/// Provider keys the DHT store holds, this node's and other peers' together (this node provides
+/// two rotating keys per replicated group).
 const KAD_MAX_PROVIDED_KEYS: usize = 65_536;
-/// Records (provider records of others included) the DHT store holds.
-const KAD_MAX_RECORDS: usize = 65_536;
+/// Value records the DHT store holds: none. berty-node uses provider records only; taking
+/// values (up to 65 KiB each) would let any peer park gigabytes in this node's memory.
+const KAD_MAX_RECORDS: usize = 0;
 
 /// Sync streams open at once per connection.
 const SYNC_MAX_STREAMS: usize = 256;
@@ -180,18 +182,22 @@ fn kademlia(peer_id: PeerId, settings: &P2pSettings) -> kad::Behaviour<MemorySto
     config.set_query_timeout(settings.timings.kad_query_timeout);
     // libp2p's store holds 1,024 provided keys; a node in thousands of groups provides two
     // rotating keys per group.
-    let store = MemoryStore::with_config(
+    let mut kad = kad::Behaviour::with_config(peer_id, kad_store(peer_id), config);
+    // Infrastructure nodes answer DHT queries whatever their observed reachability.
+    kad.set_mode(Some(kad::Mode::Server));
+    kad
+}
+
+/// The DHT store: many provider keys, no value records.
+fn kad_store(peer_id: PeerId) -> MemoryStore {
+    MemoryStore::with_config(
         peer_id,
         kad::store::MemoryStoreConfig {
             max_provided_keys: KAD_MAX_PROVIDED_KEYS,
             max_records: KAD_MAX_RECORDS,
             ..kad::store::MemoryStoreConfig::default()
         },
-    );
-    let mut kad = kad::Behaviour::with_config(peer_id, store, config);
-    // Infrastructure nodes answer DHT queries whatever their observed reachability.
-    kad.set_mode(Some(kad::Mode::Server));
-    kad
+    )
 }
 
 fn mdns_behaviour(peer_id: PeerId, enabled: bool) -> Option<mdns::tokio::Behaviour> {
@@ -204,5 +210,22 @@ fn mdns_behaviour(peer_id: PeerId, enabled: bool) -> Option<mdns::tokio::Behavio
             tracing::warn!(%e, "p2p.mdns is on but mDNS cannot start; running without it");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use libp2p::kad::{store::RecordStore, ProviderRecord, Record, RecordKey};
+
+    use super::*;
+
+    #[test]
+    fn the_dht_store_keeps_providers_and_refuses_values() {
+        let mut store = kad_store(PeerId::random());
+        let key = RecordKey::new(&b"a discovery key");
+        assert!(store.put(Record::new(key.clone(), vec![0; 16])).is_err());
+        let provider = ProviderRecord::new(key.clone(), PeerId::random(), Vec::new());
+        assert!(store.add_provider(provider).is_ok());
+        assert_eq!(store.providers(&key).len(), 1);
     }
 }
