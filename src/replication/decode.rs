@@ -209,6 +209,7 @@ fn key_of(bytes: &[u8]) -> Result<VerifyingKey, &'static str> {
 }
 
 /// One message entry with its opened header.
+#[derive(Clone)]
 pub struct OpenedMessage {
     /// The entry.
     pub entry: Entry,
@@ -336,6 +337,10 @@ pub fn decode_messages(
     // of the genuine one (the real chain moves only for messages whose author signature
     // holds). Walking a copy forward keeps a batch linear in its size.
     let mut trials: HashMap<[u8; 32], ReceiverChain> = HashMap::new();
+    // Keys already taken from a trial copy in this batch: two messages naming the same device
+    // and counter (a forgery and the genuine one) both get the key to try; the real chain
+    // below gives it to the first whose author signature holds.
+    let mut taken: HashMap<([u8; 32], u64), MessageKey> = HashMap::new();
     let mut keyed: Vec<Keyed> = Vec::new();
     for (index, message) in messages.iter().enumerate() {
         let device = message.header.device.to_bytes();
@@ -344,8 +349,17 @@ pub fn decode_messages(
                 .push((device, message.entry.lamport(), message.entry.id()));
             continue;
         };
-        let trial = trials.entry(device).or_insert_with(|| chain.clone());
-        match trial.consume(message.header.counter) {
+        let counter = message.header.counter;
+        let key = match taken.get(&(device, counter)) {
+            Some(key) => Ok(key.clone()),
+            None => {
+                let trial = trials.entry(device).or_insert_with(|| chain.clone());
+                trial.consume(counter).inspect(|key| {
+                    taken.insert((device, counter), key.clone());
+                })
+            }
+        };
+        match key {
             Ok(key) => keyed.push(Keyed {
                 index,
                 key,
@@ -815,6 +829,28 @@ mod tests {
         let out = decode_messages(&a.context, &mut chains, &members, &genuine[..1]);
         assert_eq!(out.skipped, 0);
         assert_eq!(views(&out.events), vec![message_view(&b, b"genuine")]);
+    }
+
+    // The same in one batch: the forgery comes first and names the genuine message's counter;
+    // the genuine one, later in the batch, still opens (found while fuzzing `decode_messages`).
+    #[test]
+    fn a_forgery_earlier_in_the_same_batch_does_not_burn_the_genuine_key() {
+        let [a, b] = group::<2>();
+        let mut chain = SenderChain::generate(*a.context.keys().group_pk(), &mut OsRng);
+        let mut chains = HashMap::from([(b.device_pk(), receiver(&chain))]);
+        let members = HashMap::from([(b.device_pk(), b.member_pk())]);
+        let entries = messages(&b, &mut chain, &[b"genuine", b"later"]);
+        let (genuine, _) = open_headers(&a.context, entries.clone());
+        let mut forged = genuine[0].clone();
+        forged.header.signature = genuine[1].header.signature;
+        let batch = vec![forged, genuine[0].clone(), genuine[1].clone()];
+        let out = decode_messages(&a.context, &mut chains, &members, &batch);
+        assert_eq!(out.skipped, 1, "only the forgery");
+        assert_eq!(
+            views(&out.events),
+            vec![message_view(&b, b"genuine"), message_view(&b, b"later")]
+        );
+        assert_eq!(ids(&out.events), vec![entries[0].id(), entries[1].id()]);
     }
 
     // A device cannot claim an account (here C's) without the account's signature: an
