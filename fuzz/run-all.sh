@@ -26,12 +26,12 @@ for target in "${targets[@]}"; do
     log="artifacts/logs/$target.log"
     echo "== $target: ${seconds}s, log in fuzz/$log"
     if ! cargo $toolchain fuzz run --debug-assertions "$target" "corpus/$target" -- \
-        -max_total_time="$seconds" -jobs=1 -workers=1 -print_final_stats=1 -timeout=10 \
+        -max_total_time="$seconds" -print_final_stats=1 -timeout=10 \
         -rss_limit_mb=2048 >"$log" 2>&1; then
         echo "!! $target failed: see fuzz/$log and fuzz/artifacts/$target/"
         status=1
     fi
-    grep -E '^#[0-9]+ +DONE|^Done [0-9]+ runs' "$log" | tail -n 2 || true
+    grep -E '^#[0-9]+[[:space:]]+DONE|^Done [0-9]+ runs' "$log" | tail -n 2 || true
     echo "   corpus: $(find "corpus/$target" -type f | wc -l) files, $(du -sh "corpus/$target" | cut -f1)"
 done
 exit "$status"
