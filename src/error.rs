@@ -74,9 +74,47 @@ impl Error {
     }
 }
 
+/// An error and its causes on one line, each said once (a cause whose text its parent
+/// already shows is not repeated). libp2p's `TransportError::Other` displays as an empty
+/// string and keeps the reason in its source, which a plain `to_string` loses.
+pub fn one_line(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(error);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    if parts.is_empty() {
+        format!("{error:?}")
+    } else {
+        parts.join(": ")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_error_shows_its_cause() {
+        #[derive(Debug)]
+        struct Empty(std::io::Error);
+        impl std::fmt::Display for Empty {
+            fn fmt(&self, _: &mut std::fmt::Formatter) -> std::fmt::Result {
+                Ok(())
+            }
+        }
+        impl std::error::Error for Empty {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let err = Empty(std::io::Error::from(std::io::ErrorKind::AddrInUse));
+        assert_eq!(one_line(&err), "address in use");
+    }
 
     #[test]
     fn storage_outage_is_unavailable() {

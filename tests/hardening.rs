@@ -46,7 +46,7 @@ async fn spawn(dir: &Path, extra: &[(&str, &str)]) -> NodeProcess {
 
 /// Runs `berty-node serve` expecting it to refuse to start: its exit status and stderr.
 async fn refused_start(args: &[&str], env: &HashMap<String, String>, cwd: &Path) -> Output {
-    let command = tokio::process::Command::new(env!("CARGO_BIN_EXE_berty-node"))
+    let command = tokio::process::Command::new(common::node::node_binary())
         .arg("serve")
         .args(args)
         .current_dir(cwd)

@@ -55,25 +55,6 @@ fn tcp_socket_addr(addr: &Multiaddr) -> Option<SocketAddr> {
     parts.next().is_none().then_some(SocketAddr::new(ip, port))
 }
 
-/// An error and its causes on one line. libp2p's `TransportError::Other` displays as an empty
-/// string and keeps the reason in its source, which a plain `to_string` loses.
-pub fn describe(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut next = Some(error);
-    while let Some(e) = next {
-        let text = e.to_string();
-        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        next = e.source();
-    }
-    if parts.is_empty() {
-        format!("{error:?}")
-    } else {
-        parts.join(": ")
-    }
-}
-
 /// The addresses a listener reports before start-up counts it as bound.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Expected {
@@ -149,24 +130,6 @@ mod tests {
         check_tcp_port_free(&ma(&format!("/ip4/127.0.0.1/tcp/{port}"))).unwrap();
         check_tcp_port_free(&ma("/ip4/127.0.0.1/tcp/0")).unwrap();
         check_tcp_port_free(&ma("/ip4/127.0.0.1/udp/1/quic-v1")).unwrap();
-    }
-
-    #[test]
-    fn an_empty_error_shows_its_cause() {
-        #[derive(Debug)]
-        struct Empty(std::io::Error);
-        impl std::fmt::Display for Empty {
-            fn fmt(&self, _: &mut std::fmt::Formatter) -> std::fmt::Result {
-                Ok(())
-            }
-        }
-        impl std::error::Error for Empty {
-            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-                Some(&self.0)
-            }
-        }
-        let err = Empty(std::io::Error::from(std::io::ErrorKind::AddrInUse));
-        assert_eq!(describe(&err), "address in use");
     }
 
     #[test]

@@ -50,7 +50,7 @@ pub async fn spawn(
             .listen_on(addr.clone())
             .map_err(|e| P2pError::Listen {
                 addr: addr.clone(),
-                reason: listen::describe(&e),
+                reason: crate::error::one_line(&e),
             })?;
         pending.insert(id, (addr.clone(), Expected::for_listen_addr(addr)));
     }

@@ -27,7 +27,7 @@ use super::{
     behaviour::Behaviour,
     error::P2pError,
     handle::{PeerConnection, Pending, SwarmCommand},
-    listen::{self, Expected},
+    listen::Expected,
     network_event::NetworkEvent,
     relay_ledger::RelayLedger,
     settings::P2pSettings,
@@ -149,7 +149,7 @@ impl SwarmTask {
                             addr: addresses.first().cloned().unwrap_or(configured),
                             reason: match reason {
                                 Ok(()) => "the listener closed".to_string(),
-                                Err(e) => listen::describe(&e),
+                                Err(e) => crate::error::one_line(&e),
                             },
                         });
                     }
@@ -158,7 +158,7 @@ impl SwarmTask {
                     {
                         return Err(P2pError::Listen {
                             addr: pending[&listener_id].0.clone(),
-                            reason: listen::describe(&error),
+                            reason: crate::error::one_line(&error),
                         });
                     }
                     other => self.handle_event(other),
