@@ -7,7 +7,7 @@
 
 use std::{future::Future, net::SocketAddr, sync::Arc};
 
-use actix::{Actor, AsyncContext, Context};
+use actix::Actor;
 use futures::{future::BoxFuture, stream::FuturesUnordered, FutureExt, StreamExt};
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::watch;
@@ -144,25 +144,11 @@ impl Node {
 
         let storage_key = sealed_values::load_or_create_storage_key(&config.data_dir)?;
         let values = SealedValues::new(storage.clone(), storage_key);
-        // The replicator and the account know each other: the replicator's address exists
-        // before it runs, so the account starts with replication wired in (no store runs
-        // without it).
-        let replicator_context = config.replication.then(Context::<Replicator>::new);
-        let mut account = AccountActor::load(account, values, metrics.clone())
-            .await
-            .map_err(NodeError::Account)?;
-        if let Some(context) = &replicator_context {
-            let replicator = context.address();
-            account.set_replication(Replication {
-                appended: replicator.clone().recipient(),
-                groups: replicator.recipient(),
-            });
-        }
-        let account = account.start();
-        let replicator = replicator_context.map(|context| {
-            context.run(Replicator::new(
+        // Replication starts first: the account hands it the groups (with their stores) and
+        // every store reports its commits to it.
+        let replicator = config.replication.then(|| {
+            Replicator::new(
                 swarm.clone(),
-                account.clone(),
                 storage.clone(),
                 metrics.clone(),
                 ReplicationSettings {
@@ -174,8 +160,19 @@ impl Node {
                         .collect(),
                 },
                 network_inbox,
-            ))
+            )
+            .start()
         });
+        let mut account = AccountActor::load(account, values, metrics.clone())
+            .await
+            .map_err(NodeError::Account)?;
+        if let Some(replicator) = &replicator {
+            account.set_replication(Replication {
+                appended: replicator.clone().recipient(),
+                groups: replicator.clone().recipient(),
+            });
+        }
+        let account = account.start();
 
         let capabilities = Capabilities {
             mdns: info.mdns,

@@ -20,18 +20,20 @@ use berty_node::{
     group::{ContactReference, GroupReference},
     import::{parse_export, ImportMode},
     log::{Entry, EntryId, LogId, LogKind, MAX_PARENTS},
-    p2p::sync_codec::{read_frame, write_frame, Frame, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES},
+    p2p::{
+        sync_codec::{read_frame, write_frame, Frame, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES},
+        Announcement, SyncRequest as DomainRequest,
+    },
     proto::wire::{
-        sync_request::Request, SyncAnnounce, SyncHead, SyncLog, SyncRequest, SyncResponse,
+        sync_request::Request, SyncAnnounce, SyncHead, SyncHeads, SyncLog, SyncRequest,
+        SyncResponse,
     },
     rendezvous::{
         record,
         wire::{read_message, write_message, Message, MessageType, Register},
         DiscoverCookie,
     },
-    replication::wire::{
-        check_received, head_from_wire, head_to_wire, log_from_wire, log_to_wire, open_gossip,
-    },
+    replication::wire::{check_received, open_gossip},
 };
 use futures::executor::block_on;
 use proptest::prelude::*;
@@ -134,18 +136,24 @@ proptest! {
         let head = SyncHead { id: vec![9; 32], lamport };
         let request = SyncRequest {
             request: Some(Request::Announce(SyncAnnounce {
-                log: Some(log_to_wire(&log)),
+                log: Some(SyncLog { group_pk: log.group_pk().to_vec(), kind: u32::from(log.kind().as_byte()) }),
                 heads: vec![head.clone()],
                 entries: entries.iter().map(|e| e.bytes().to_vec()).collect(),
             })),
         };
         let mut stream = Vec::new();
         block_on(write_frame(&mut stream, Frame::Message(request.clone()), MAX_REQUEST_BYTES)).unwrap();
-        prop_assert_eq!(read::<SyncRequest>(&stream, MAX_REQUEST_BYTES), Some(request));
-        prop_assert_eq!(log_from_wire(Some(&log_to_wire(&log))), Some(log));
-        prop_assert_eq!(head_to_wire(&head_from_wire(&head).unwrap()), head);
-        let short = SyncLog { group_pk: vec![1; 31], kind: 1 };
-        prop_assert!(log_from_wire(Some(&short)).is_none());
+        prop_assert_eq!(read::<SyncRequest>(&stream, MAX_REQUEST_BYTES), Some(request.clone()));
+        // The domain form keeps the log and the head, and goes back to the same wire message.
+        let parsed = DomainRequest::try_from(request.clone()).unwrap();
+        let DomainRequest::Announce(announcement) = &parsed else { panic!("not an announcement") };
+        prop_assert_eq!(announcement.log, log);
+        prop_assert_eq!(announcement.heads[0].lamport, lamport);
+        prop_assert_eq!(SyncRequest::from(parsed), request);
+        let short = SyncRequest {
+            request: Some(Request::Heads(SyncHeads { logs: vec![SyncLog { group_pk: vec![1; 31], kind: 1 }] })),
+        };
+        prop_assert!(DomainRequest::try_from(short).is_err());
         // Entries of one log signed by another key than the group's are refused.
         let raw_entries: Vec<Vec<u8>> = entries.iter().map(|e| e.bytes().to_vec()).collect();
         let checked = check_received(log, &GROUP.keys.signing_pk(), &raw_entries);
@@ -163,7 +171,7 @@ proptest! {
             entries: vec![raw.clone()],
         };
         let sealed = seal_announcement(link_key, &topic, &prost::Message::encode_to_vec(&announce), &mut rng()).unwrap();
-        prop_assert_eq!(open_gossip(link_key, &topic, &sealed), Some(announce));
+        prop_assert_eq!(open_gossip(link_key, &topic, &sealed), Announcement::try_from(announce).ok());
         prop_assert!(open_gossip(link_key, "bn1-elsewhere", &sealed).is_none());
     }
 

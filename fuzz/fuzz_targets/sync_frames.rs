@@ -1,6 +1,6 @@
 //! Sync protocol frames (`/berty-node/sync/1.0.0`) as a peer sends them: the framing of
-//! `p2p::sync_codec`, the conversions of `replication::wire` and the checks on received
-//! entries (`replication::wire::check_received`).
+//! `p2p::sync_codec`, the conversions to the domain messages of `p2p::sync_message` and the
+//! checks on received entries (`replication::wire::check_received`).
 //!
 //! Input: one selector byte (request or response), then the bytes of the stream.
 #![no_main]
@@ -9,12 +9,12 @@ mod common;
 
 use berty_node::{
     log::LogId,
-    p2p::sync_codec::{read_frame, write_frame, Frame, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES},
-    proto::wire::{
-        sync_request::Request, sync_response::Response, SyncHead, SyncLog, SyncRequest,
-        SyncResponse,
+    p2p::{
+        self,
+        sync_codec::{read_frame, write_frame, Frame, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES},
     },
-    replication::wire::{check_received, head_from_wire, head_to_wire, log_from_wire, log_to_wire},
+    proto::wire::{SyncRequest, SyncResponse},
+    replication::wire::check_received,
 };
 use futures::executor::block_on;
 use libfuzzer_sys::fuzz_target;
@@ -53,24 +53,33 @@ fn frame<T: Message + Default + Clone + PartialEq>(stream: &[u8], max: usize) ->
     Some(message)
 }
 
-/// The log id of a wire log; a valid one converts back to the same wire log.
-fn log(wire: Option<&SyncLog>) -> Option<LogId> {
-    let log = log_from_wire(wire)?;
-    assert_eq!(Some(&log_to_wire(&log)), wire, "log round trip");
-    Some(log)
+/// A request that parses goes back to a wire message that parses to the same request.
+fn check_request(request: SyncRequest) {
+    let Ok(parsed) = p2p::SyncRequest::try_from(request) else {
+        return;
+    };
+    let back = p2p::SyncRequest::try_from(SyncRequest::from(parsed.clone()));
+    assert_eq!(back.as_ref(), Ok(&parsed), "request round trip");
+    if let p2p::SyncRequest::Announce(announcement) = parsed {
+        entries(Some(announcement.log), &announcement.entries);
+    }
 }
 
-fn heads(heads: &[SyncHead]) {
-    for head in heads {
-        if let Some(key) = head_from_wire(head) {
-            assert_eq!(&head_to_wire(&key), head, "head round trip");
-        }
+/// The same for responses.
+fn check_response(response: SyncResponse) {
+    let Ok(parsed) = p2p::SyncResponse::try_from(response) else {
+        return;
+    };
+    let back = p2p::SyncResponse::try_from(SyncResponse::from(parsed.clone()));
+    assert_eq!(back.as_ref(), Ok(&parsed), "response round trip");
+    if let p2p::SyncResponse::Fetch { entries: raw, .. } = parsed {
+        entries(None, &raw);
     }
 }
 
 /// The checks a replica runs on entries it receives for a log.
-fn entries(wire: Option<&SyncLog>, raw: &[Vec<u8>]) {
-    let log = log(wire).unwrap_or_else(|| LogId::new([1; 32], berty_node::log::LogKind::Messages));
+fn entries(log: Option<LogId>, raw: &[Vec<u8>]) {
+    let log = log.unwrap_or_else(|| LogId::new([1; 32], berty_node::log::LogKind::Messages));
     let signing_pk = common::GROUP.keys.signing_pk();
     if let Ok(entries) = check_received(log, &signing_pk, raw) {
         assert_eq!(entries.len(), raw.len());

@@ -13,7 +13,9 @@ use actix::prelude::*;
 use rand::rngs::OsRng;
 
 use crate::{
-    actors::group_store::{chain_value_key, GroupStoreActor, LocalWrite, LogAppended, Write},
+    actors::group_store::{
+        chain_value_key, GroupStoreActor, Learnt, LocalWrite, ReplayQueued, Write,
+    },
     crypto::{
         derive_account_group, seal_chain_key, sign_account_disclosure, sign_member_device,
         AccountKeys, SenderChain, SigningKey, VerifyingKey,
@@ -23,7 +25,7 @@ use crate::{
     log::{EntryId, LogId, LogKind},
     metrics::Metrics,
     proto::{berty_protocol::AccountEventType, wire},
-    replication::replicator::{Directory, GroupLinks, GroupsChanged},
+    replication::ports::{Directory, GroupLinks, GroupStores, GroupsChanged, LogAppended},
     sealed_values::SealedValues,
 };
 
@@ -84,6 +86,8 @@ pub struct AccountActor {
     stores: HashMap<LogId, Addr<GroupStoreActor>>,
     next_seq: u64,
     replicator: Option<Replication>,
+    /// This actor, as the stores reach it (set when it starts).
+    follow_ups: Option<Recipient<Learnt>>,
 }
 
 /// Where the account tells replication about new entries and about its groups.
@@ -145,6 +149,7 @@ impl AccountActor {
             stores: HashMap::new(),
             next_seq,
             replicator: None,
+            follow_ups: None,
         })
     }
 
@@ -163,6 +168,7 @@ impl AccountActor {
             self.values.clone(),
             self.metrics.clone(),
             self.replicator.as_ref().map(|r| r.appended.clone()),
+            self.follow_ups.clone(),
         )
         .start();
         self.stores.insert(log, addr.clone());
@@ -254,29 +260,40 @@ impl AccountActor {
         self.replicator = Some(replication);
     }
 
-    /// The groups to replicate: the account group and every group not left.
-    fn directory(&self) -> Directory {
-        let links = |g: &GroupContext| GroupLinks {
-            link_key: g.keys().link_key().clone(),
-            signing_pk: g.keys().signing_pk(),
-        };
-        let mut directory: HashMap<[u8; 32], GroupLinks> = self
+    /// The groups to replicate (the account group and every group not left), each with its
+    /// two stores (started if they are not running).
+    fn directory(&mut self) -> Directory {
+        let mut groups: Vec<Arc<GroupContext>> = self
             .groups
-            .iter()
-            .filter(|(_, g)| !g.record.left)
-            .map(|(pk, g)| (*pk, links(g)))
+            .values()
+            .filter(|g| !g.record.left)
+            .cloned()
             .collect();
-        directory.insert(
-            self.account_group.record.group_pk().to_bytes(),
-            links(&self.account_group),
-        );
+        groups.push(self.account_group.clone());
+        let directory = groups
+            .into_iter()
+            .map(|g| {
+                let links = GroupLinks {
+                    link_key: g.keys().link_key().clone(),
+                    signing_pk: g.keys().signing_pk(),
+                    stores: GroupStores {
+                        metadata: self.store(&g, LogKind::Metadata).recipient(),
+                        messages: self.store(&g, LogKind::Messages).recipient(),
+                    },
+                };
+                (g.record.group_pk().to_bytes(), links)
+            })
+            .collect();
         Arc::new(directory)
     }
 
     /// Tells replication the current groups.
-    fn publish_directory(&self) {
-        if let Some(replicator) = &self.replicator {
-            replicator.groups.do_send(GroupsChanged(self.directory()));
+    fn publish_directory(&mut self) {
+        if self.replicator.is_some() {
+            let directory = self.directory();
+            if let Some(replicator) = &self.replicator {
+                replicator.groups.do_send(GroupsChanged(directory));
+            }
         }
     }
 
@@ -345,6 +362,7 @@ impl Actor for AccountActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        self.follow_ups = Some(ctx.address().recipient());
         self.publish_directory();
         tracing::info!(
             account = %hex::encode(&self.keys.account_pk().as_bytes()[..8]),
@@ -704,22 +722,15 @@ impl Handler<OpenAccountLog> for AccountActor {
     }
 }
 
-/// Shares this device's chain key (from its first message on, so the whole history reads)
-/// with members seen for the first time, once per member.
-#[derive(Message)]
-#[rtype(result = "Result<(), Error>")]
-pub struct ShareChainKey {
-    /// The group.
-    pub group_pk: [u8; 32],
-    /// The members.
-    pub members: Vec<[u8; 32]>,
-}
-
-impl Handler<ShareChainKey> for AccountActor {
-    type Result = ResponseFuture<Result<(), Error>>;
-
-    fn handle(&mut self, msg: ShareChainKey, _: &mut Self::Context) -> Self::Result {
-        let group = match self.joined_group(&msg.group_pk) {
+impl AccountActor {
+    /// Shares this device's chain key (from its first message on, so the whole history
+    /// reads) with members seen for the first time, once per member.
+    fn share_chain_key(
+        &mut self,
+        group_pk: &[u8; 32],
+        members: Vec<[u8; 32]>,
+    ) -> ResponseFuture<Result<(), Error>> {
+        let group = match self.joined_group(group_pk) {
             Ok(group) => group,
             // Left or unknown: nothing to share.
             Err(_) => return Box::pin(async { Ok(()) }),
@@ -741,7 +752,7 @@ impl Handler<ShareChainKey> for AccountActor {
             };
             let chain = SenderChain::from_bytes(&first)
                 .map_err(|e| Error::Internal(format!("stored chain does not parse: {e}")))?;
-            for member in msg.members {
+            for member in members {
                 let marker = shared_value_key(group_pk.as_bytes(), &member);
                 if values.get(&marker).await?.is_some() {
                     continue;
@@ -755,5 +766,43 @@ impl Handler<ShareChainKey> for AccountActor {
             }
             Ok(())
         })
+    }
+}
+
+/// Shares this device's chain key with the new members, and has the messages store open what
+/// waited for the new chains.
+impl Handler<Learnt> for AccountActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Learnt, ctx: &mut Self::Context) {
+        let group_pk = msg.group_pk;
+        if !msg.new_members.is_empty() {
+            let share = self.share_chain_key(&group_pk, msg.new_members);
+            ctx.spawn(share.into_actor(self).map(move |result, _, _| {
+                if let Err(e) = result {
+                    tracing::warn!(group = %hex::encode(&group_pk[..8]), %e, "cannot share the chain key");
+                }
+            }));
+        }
+        if !msg.new_chains.is_empty() {
+            let Some(group) = self.group(&group_pk) else {
+                return;
+            };
+            let messages = self.store(&group, LogKind::Messages);
+            let replay = messages.send(ReplayQueued {
+                devices: msg.new_chains,
+            });
+            ctx.spawn(
+                async move { replay.await }
+                    .into_actor(self)
+                    .map(move |result, _, _| match result {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => {
+                            tracing::warn!(group = %hex::encode(&group_pk[..8]), %e, "cannot open queued messages")
+                        }
+                        Err(_) => tracing::warn!("messages store stopped before opening queued messages"),
+                    }),
+            );
+        }
     }
 }

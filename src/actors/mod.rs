@@ -9,7 +9,4 @@ pub mod export;
 pub mod group_store;
 
 pub use account::AccountActor;
-pub use group_store::{
-    AppendRemote, GroupStoreActor, Heads, LocalWrite, LogAppended, RemoteOutcome, ReplayQueued,
-    WatchEvents, Write,
-};
+pub use group_store::{GroupStoreActor, Heads, LocalWrite, ReplayQueued, WatchEvents, Write};

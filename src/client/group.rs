@@ -116,6 +116,27 @@ pub enum GroupCommand {
 /// Runs one `group` command against the node.
 pub async fn run(command: GroupCommand, connector: &Connector) -> anyhow::Result<()> {
     match command {
+        GroupCommand::Create
+        | GroupCommand::Invite { .. }
+        | GroupCommand::Join { .. }
+        | GroupCommand::Leave { .. } => run_membership(command, connector).await,
+        GroupCommand::Send { .. }
+        | GroupCommand::SetGroup { .. }
+        | GroupCommand::SetMember { .. } => run_write(command, connector).await,
+        GroupCommand::Subscribe { .. }
+        | GroupCommand::Members { .. }
+        | GroupCommand::Settings { .. } => run_stream(command, connector).await,
+    }
+}
+
+/// A command routed to the wrong runner (cannot happen: [`run`] routes by variant).
+fn unreachable_command() -> anyhow::Result<()> {
+    anyhow::bail!("internal error: group command routed to the wrong runner")
+}
+
+/// `create`, `invite`, `join`, `leave`.
+async fn run_membership(command: GroupCommand, connector: &Connector) -> anyhow::Result<()> {
+    match command {
         GroupCommand::Create => {
             let reply = connector
                 .connect()
@@ -160,6 +181,13 @@ pub async fn run(command: GroupCommand, connector: &Connector) -> anyhow::Result
                 .await?;
             Ok(())
         }
+        _ => unreachable_command(),
+    }
+}
+
+/// `send`, `set-group`, `set-member`.
+async fn run_write(command: GroupCommand, connector: &Connector) -> anyhow::Result<()> {
+    match command {
         GroupCommand::Send { group, payload } => {
             let request = group_message_send::Request {
                 group_pub_key: group.0,
@@ -176,6 +204,39 @@ pub async fn run(command: GroupCommand, connector: &Connector) -> anyhow::Result
                 "event id (GroupMessageSend.Reply field 100)",
             )
         }
+        GroupCommand::SetGroup { group, key, value } => {
+            let request = group_setting_set_group::Request {
+                group_pub_key: group.0,
+                key,
+                value: value.read()?,
+            };
+            connector
+                .connect()
+                .await?
+                .group_setting_set_group(request)
+                .await?;
+            Ok(())
+        }
+        GroupCommand::SetMember { group, key, value } => {
+            let request = group_setting_set_member::Request {
+                group_pub_key: group.0,
+                key,
+                value: value.read()?,
+            };
+            connector
+                .connect()
+                .await?
+                .group_setting_set_member(request)
+                .await?;
+            Ok(())
+        }
+        _ => unreachable_command(),
+    }
+}
+
+/// `subscribe`, `members`, `settings`: JSON lines until interrupted.
+async fn run_stream(command: GroupCommand, connector: &Connector) -> anyhow::Result<()> {
+    match command {
         GroupCommand::Subscribe { group, range } => {
             let request = message_subscribe_request(group.0, range.range());
             until_interrupted(async {
@@ -224,32 +285,7 @@ pub async fn run(command: GroupCommand, connector: &Connector) -> anyhow::Result
             })
             .await
         }
-        GroupCommand::SetGroup { group, key, value } => {
-            let request = group_setting_set_group::Request {
-                group_pub_key: group.0,
-                key,
-                value: value.read()?,
-            };
-            connector
-                .connect()
-                .await?
-                .group_setting_set_group(request)
-                .await?;
-            Ok(())
-        }
-        GroupCommand::SetMember { group, key, value } => {
-            let request = group_setting_set_member::Request {
-                group_pub_key: group.0,
-                key,
-                value: value.read()?,
-            };
-            connector
-                .connect()
-                .await?
-                .group_setting_set_member(request)
-                .await?;
-            Ok(())
-        }
+        _ => unreachable_command(),
     }
 }
 

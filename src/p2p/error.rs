@@ -49,6 +49,14 @@ pub enum P2pError {
         /// Why it failed.
         reason: String,
     },
+    /// A peer's answer to a sync request does not parse (it broke the protocol).
+    #[error("sync answer of {peer} does not parse: {reason}")]
+    SyncMalformed {
+        /// The peer.
+        peer: PeerId,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// A rendezvous server refused or failed a request (or could not be reached).
     #[error("rendezvous server {server}: {reason}")]
     Rendezvous {

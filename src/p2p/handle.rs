@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::proto::wire::{SyncRequest, SyncResponse};
+use super::sync_message::{SyncRequest, SyncResponse};
 
 use super::{
     error::P2pError,

@@ -26,6 +26,7 @@ pub mod relay_ledger;
 pub mod settings;
 pub mod swarm;
 pub mod sync_codec;
+pub mod sync_message;
 mod task;
 
 pub use error::P2pError;
@@ -37,6 +38,10 @@ pub use peer_gate::{RefusalReason, RefusedPeer, Route};
 pub use relay_ledger::RelayStats;
 pub use settings::{P2pSettings, Timings};
 pub use swarm::spawn;
+pub use sync_message::{
+    Announcement, Fetch, SyncParseError, SyncRequest, SyncResponse, ERROR_MALFORMED,
+    ERROR_NOT_PROVEN, ERROR_UNAVAILABLE,
+};
 
 /// The peer id an address ends with (`.../p2p/<peer id>`), if any.
 pub fn peer_id_of(addr: &libp2p::Multiaddr) -> Option<libp2p::PeerId> {

@@ -5,7 +5,7 @@ use libp2p::{Multiaddr, PeerId};
 use tokio::sync::oneshot;
 
 use super::handle::PeerConnection;
-use crate::proto::wire::{SyncRequest, SyncResponse};
+use super::sync_message::{SyncRequest, SyncResponse};
 
 /// An event of the network, for the replicator.
 #[derive(Debug)]

@@ -3,17 +3,21 @@
 //!
 //! # Layout
 //!
-//! - [`replicator`]: [`Replicator`], the actor that follows the network (through
-//!   [`crate::p2p::NetworkEvent`]), starts one [`PeerActor`] per connected peer, answers the
-//!   sync requests of others and pushes new entries to the peers that replicate their group.
-//! - [`peer`]: [`PeerActor`], what this node knows of one connected peer (addresses,
-//!   protocols, connections, the groups it proved, its penalty) and the syncs it runs with it.
-//! - [`wire`]: conversions between the protocol's messages and our types; the checks every
-//!   received entry passes before it reaches a store ([`wire::verify_received`]).
+//! - [`replicator`]: [`Replicator`], the router: follows the network (through
+//!   [`crate::p2p::NetworkEvent`]), starts one [`PeerActor`] per connected peer and routes to
+//!   them (requests, commits to push, gossip), runs discovery rounds.
+//! - [`peer`]: [`PeerActor`], the one owner of a connected peer: what it is (addresses,
+//!   protocols, connections), the hello in both roles, the groups it proved, answering its
+//!   requests, our syncs and announcements with it, its penalty.
+//! - [`hello`]: the link-key hello as a pure state machine (requester and responder).
+//! - [`wire`]: the checks every received entry passes before it reaches a store
+//!   ([`wire::verify_received`]), and why entries are refused ([`wire::Rejection`]).
 //! - [`gossip_route`]: who answers for an announcement received by gossip (its author, or a
 //!   forwarder that proved the group, for heads only).
 //! - [`discovery`]: how members find each other under rotating discovery keys (DHT provider
 //!   records, rendezvous registrations).
+//! - [`ports`]: what replication and the group stores say to each other (the directory of
+//!   replicated groups with their stores, entries to append, commits to announce).
 //! - [`decode`]: the view of entries written by other devices (members, chain keys, settings,
 //!   messages, the queue of messages waiting for their chain key).
 //!
@@ -30,7 +34,9 @@
 pub mod decode;
 pub mod discovery;
 pub mod gossip_route;
+pub mod hello;
 pub mod peer;
+pub mod ports;
 pub mod replicator;
 pub mod wire;
 

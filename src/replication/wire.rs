@@ -1,78 +1,15 @@
 //! The sync protocol's messages to and from our types, and the checks on received entries.
 
 use super::decode::in_parallel;
-use prost::Message as _;
 
 use crate::{
     crypto::{open_announcement, LinkKey, VerifyingKey},
-    log::{verify_batch, Entry, EntryId, LogId, LogKind, OrderKey},
+    log::{verify_batch, Entry, LogId},
     metrics::{Metrics, RejectionLabels},
-    proto::wire::{
-        sync_request::Request, sync_response::Response, SyncAnnounce, SyncError, SyncHead, SyncLog,
-        SyncRequest, SyncResponse,
-    },
+    p2p::Announcement,
 };
 
-/// `SyncError.code`: the requester has not proven it holds the group's link key.
-pub const ERROR_NOT_PROVEN: u32 = 1;
-/// `SyncError.code`: the request is malformed.
-pub const ERROR_MALFORMED: u32 = 2;
-/// `SyncError.code`: temporarily unavailable.
-pub const ERROR_UNAVAILABLE: u32 = 3;
-
-/// A request with its one field set.
-pub fn request(request: Request) -> SyncRequest {
-    SyncRequest {
-        request: Some(request),
-    }
-}
-
-/// A response with its one field set.
-pub fn response(response: Response) -> SyncResponse {
-    SyncResponse {
-        response: Some(response),
-    }
-}
-
-/// An error response.
-pub fn error(code: u32, message: impl Into<String>) -> SyncResponse {
-    response(Response::Error(SyncError {
-        code,
-        message: message.into(),
-    }))
-}
-
-/// The wire form of a log.
-pub fn log_to_wire(log: &LogId) -> SyncLog {
-    SyncLog {
-        group_pk: log.group_pk().to_vec(),
-        kind: u32::from(log.kind().as_byte()),
-    }
-}
-
-/// A log from the wire, if well formed.
-pub fn log_from_wire(log: Option<&SyncLog>) -> Option<LogId> {
-    let log = log?;
-    let group_pk: [u8; 32] = log.group_pk.as_slice().try_into().ok()?;
-    let kind = LogKind::from_byte(u8::try_from(log.kind).ok()?)?;
-    Some(LogId::new(group_pk, kind))
-}
-
-/// The wire form of a place in the total order.
-pub fn head_to_wire(head: &OrderKey) -> SyncHead {
-    SyncHead {
-        id: head.id.as_bytes().to_vec(),
-        lamport: head.lamport,
-    }
-}
-
-/// A place in the total order from the wire, if well formed.
-pub fn head_from_wire(head: &SyncHead) -> Option<OrderKey> {
-    Some(OrderKey {
-        lamport: head.lamport,
-        id: EntryId::from_slice(&head.id)?,
-    })
-}
+pub use crate::p2p::{ERROR_MALFORMED, ERROR_NOT_PROVEN, ERROR_UNAVAILABLE};
 
 /// Why received entries were refused (each penalises the sender).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,7 +113,7 @@ pub async fn verify_received(
 /// group's link key and parses it; `None` when it does not open or does not parse.
 ///
 /// Also the entry point of the fuzz target `gossip`.
-pub fn open_gossip(link_key: &LinkKey, topic: &str, sealed: &[u8]) -> Option<SyncAnnounce> {
+pub fn open_gossip(link_key: &LinkKey, topic: &str, sealed: &[u8]) -> Option<Announcement> {
     let plain = open_announcement(link_key, topic, sealed).ok()?;
-    SyncAnnounce::decode(plain.as_slice()).ok()
+    Announcement::decode(&plain).ok()
 }

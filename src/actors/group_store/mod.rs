@@ -30,7 +30,7 @@
 
 mod remote;
 
-pub use remote::{AppendRemote, RemoteOutcome, ReplayQueued};
+pub use remote::{Learnt, ReplayQueued};
 
 use std::{collections::HashMap, sync::Arc, time::Instant};
 
@@ -49,23 +49,10 @@ use crate::{
     log::{Entry, EntryId, LogId, LogKind, OrderKey, MAX_PARENTS},
     metrics::{LogKindLabels, Metrics},
     proto::wire,
+    replication::ports::LogAppended,
     sealed_values::SealedValues,
     storage::{Appended, Commit, NewEntry, NewEvent, Storage, StoredEvent},
 };
-
-/// What a store tells the replicator after each commit that added entries.
-#[derive(Message, Debug, Clone)]
-#[rtype(result = "()")]
-pub struct LogAppended {
-    /// The log.
-    pub log: LogId,
-    /// Its heads after the commit.
-    pub heads: Vec<OrderKey>,
-    /// The new entries (encoded), in total order.
-    pub entries: Vec<Vec<u8>>,
-    /// The peer they came from (`None` for local writes).
-    pub source: Option<PeerId>,
-}
 
 /// Node-value key of this device's sender chain in a group.
 pub fn chain_value_key(group_pk: &[u8; 32]) -> String {
@@ -115,6 +102,8 @@ pub struct GroupStoreActor {
     /// Messages log: receiver chains of other devices, loaded as they are needed.
     chains: HashMap<[u8; 32], ReceiverChain>,
     replicator: Option<Recipient<LogAppended>>,
+    /// Where what remote metadata taught goes (the account).
+    follow_ups: Option<Recipient<Learnt>>,
     remote_jobs: std::collections::VecDeque<remote::RemoteJob>,
     /// A batch of remote entries is being checked and decoded (it may overlap the commit of
     /// the previous one).
@@ -143,6 +132,7 @@ impl GroupStoreActor {
         values: SealedValues,
         metrics: Metrics,
         replicator: Option<Recipient<LogAppended>>,
+        follow_ups: Option<Recipient<Learnt>>,
     ) -> Self {
         let (events, _) = watch::channel(0);
         Self {
@@ -160,6 +150,7 @@ impl GroupStoreActor {
             members: HashMap::new(),
             chains: HashMap::new(),
             replicator,
+            follow_ups,
             remote_jobs: std::collections::VecDeque::new(),
             preparing: false,
             prepared: std::collections::VecDeque::new(),

@@ -21,6 +21,7 @@ use crate::{
         decode_messages, decode_metadata, member_value_key, open_headers, queue_key, queue_prefix,
         queued_entry_id, receiver_value_key,
     },
+    replication::ports::{AppendRemote, RemoteOutcome},
     sealed_values::SealedValues,
     storage::{Appended, Commit, Direction, NewEntry, NewEvent, OrderRange, Storage},
 };
@@ -81,38 +82,6 @@ async fn read_entries(
         lower = std::ops::Bound::Excluded(end);
     }
     Ok(entries)
-}
-
-/// Appends entries from another replica, in total order, each already decoded and checked
-/// against the group signing key. Entries are stored up to the first that names a parent
-/// this node does not have (the caller fetches from further back) or that breaks the
-/// Lamport rule (the sender is misbehaving).
-#[derive(Message)]
-#[rtype(result = "Result<RemoteOutcome, Error>")]
-pub struct AppendRemote {
-    /// The entries, parents before children.
-    pub entries: Vec<Entry>,
-    /// The peer they came from.
-    pub source: Option<PeerId>,
-}
-
-/// What [`AppendRemote`] did.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct RemoteOutcome {
-    /// Entries newly stored.
-    pub stored: usize,
-    /// Entries already stored.
-    pub existing: usize,
-    /// An entry names a parent not stored here: the entries from it on were not stored.
-    pub missing_parent: Option<EntryId>,
-    /// An entry breaks the Lamport rule: nothing from it on was stored.
-    pub violation: Option<String>,
-    /// Members seen for the first time (metadata log).
-    pub new_members: Vec<[u8; 32]>,
-    /// Devices whose chain key reached this member (metadata log).
-    pub new_chains: Vec<[u8; 32]>,
-    /// Entries stored that show nothing (they break a rule of the group).
-    pub skipped: usize,
 }
 
 /// Loads the device-to-member bindings of a group.
@@ -243,6 +212,11 @@ pub(super) struct Decoded {
     events: Vec<NewEvent>,
     values: Vec<(String, Vec<u8>)>,
     deletes: Vec<String>,
+    /// Members seen for the first time (metadata log): they get this device's chain key.
+    new_members: Vec<[u8; 32]>,
+    /// Devices whose chain key reached this member (metadata log): their queued messages
+    /// can be opened now.
+    new_chains: Vec<[u8; 32]>,
 }
 
 impl Decoded {
@@ -278,9 +252,9 @@ async fn decode_metadata_entries(
         }
         out.values
             .push((key.clone(), values.seal(&key, &chain.to_bytes())?));
-        outcome.new_chains.push(device);
+        out.new_chains.push(device);
     }
-    outcome.new_members = decoded.new_members;
+    out.new_members = decoded.new_members;
     outcome.skipped += decoded.skipped;
     Ok(out)
 }
@@ -580,10 +554,15 @@ impl GroupStoreActor {
             before,
             mut outcome,
             entries,
-            decoded,
+            mut decoded,
             source,
             reply,
         } = prepared;
+        let learnt = Learnt {
+            group_pk: *self.log.group_pk(),
+            new_members: std::mem::take(&mut decoded.new_members),
+            new_chains: std::mem::take(&mut decoded.new_chains),
+        };
         if entries.is_empty() && decoded.is_empty() {
             let _ = reply.send(Ok(outcome));
             return;
@@ -630,6 +609,7 @@ impl GroupStoreActor {
                             })
                             .inc_by(outcome.stored as u64);
                         actor.announce(entries.into_iter().map(|e| e.bytes).collect(), source);
+                        actor.follow_up(learnt);
                         let _ = reply.send(Ok(outcome));
                     }
                     Err(e) => {
@@ -655,6 +635,38 @@ impl GroupStoreActor {
             prepared.fail(Error::Unavailable(
                 "an earlier commit of the log failed".into(),
             ));
+        }
+    }
+}
+
+/// What a commit of remote metadata taught that needs work elsewhere (sent by the metadata
+/// store to the account, which shares its chain key with the new members and has the
+/// messages store open what waited for the new chains).
+#[derive(Message, Debug, Default)]
+#[rtype(result = "()")]
+pub struct Learnt {
+    /// The group.
+    pub group_pk: [u8; 32],
+    /// Members seen for the first time.
+    pub new_members: Vec<[u8; 32]>,
+    /// Devices whose chain key reached this member.
+    pub new_chains: Vec<[u8; 32]>,
+}
+
+impl Learnt {
+    fn is_empty(&self) -> bool {
+        self.new_members.is_empty() && self.new_chains.is_empty()
+    }
+}
+
+impl GroupStoreActor {
+    /// Hands what a commit taught to the account (see [`Learnt`]).
+    fn follow_up(&self, learnt: Learnt) {
+        if learnt.is_empty() {
+            return;
+        }
+        if let Some(account) = &self.follow_ups {
+            account.do_send(learnt);
         }
     }
 }

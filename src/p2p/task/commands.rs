@@ -28,30 +28,11 @@ impl SwarmTask {
             SwarmCommand::Dial { addr, reply } => self.dial(addr, reply),
             SwarmCommand::FindPeer { peer, reply } => self.find_peer(peer, reply),
             SwarmCommand::ListenOnRelay { relay, reply } => self.listen_on_relay(relay, reply),
-            SwarmCommand::Provide { key, reply } => {
-                let result = self
-                    .swarm
-                    .behaviour_mut()
-                    .kad
-                    .start_providing(libp2p::kad::RecordKey::new(&key))
-                    .map(|_| ())
-                    .map_err(|e| P2pError::Dht(e.to_string()));
-                let _ = reply.send(result);
-            }
+            SwarmCommand::Provide { key, reply } => self.provide(&key, reply),
             SwarmCommand::Topics {
                 subscribe,
                 unsubscribe,
-            } => {
-                let gossip = &mut self.swarm.behaviour_mut().gossipsub;
-                for topic in unsubscribe {
-                    gossip.unsubscribe(&libp2p::gossipsub::IdentTopic::new(topic));
-                }
-                for topic in subscribe {
-                    if let Err(e) = gossip.subscribe(&libp2p::gossipsub::IdentTopic::new(topic)) {
-                        tracing::warn!(%e, "cannot subscribe to a group topic");
-                    }
-                }
-            }
+            } => self.set_topics(subscribe, unsubscribe),
             SwarmCommand::Publish { topic, data } => {
                 if let Err(e) = self
                     .swarm
@@ -62,20 +43,7 @@ impl SwarmTask {
                     tracing::debug!(%e, "gossip publish");
                 }
             }
-            SwarmCommand::FindProviders { key, reply } => {
-                let query = self
-                    .swarm
-                    .behaviour_mut()
-                    .kad
-                    .get_providers(libp2p::kad::RecordKey::new(&key));
-                let pending = Pending {
-                    reply,
-                    deadline: Instant::now()
-                        + self.settings.timings.kad_query_timeout
-                        + MAINTENANCE_INTERVAL,
-                };
-                self.provider_lookups.insert(query, (Vec::new(), pending));
-            }
+            SwarmCommand::FindProviders { key, reply } => self.find_providers(&key, reply),
             SwarmCommand::RelayStats(reply) => {
                 let _ = reply.send(self.relay.stats());
             }
@@ -84,13 +52,7 @@ impl SwarmTask {
                 duration,
                 reply,
             } => {
-                tracing::info!(%peer, ?duration, "peer penalised");
-                self.metrics.penalties.inc();
-                self.swarm
-                    .behaviour_mut()
-                    .gate
-                    .penalise(peer, Instant::now(), duration);
-                let _ = self.swarm.disconnect_peer_id(peer);
+                self.penalise(peer, duration);
                 let _ = reply.send(());
             }
             SwarmCommand::RefusedPeers(reply) => {
@@ -117,6 +79,58 @@ impl SwarmTask {
                 let _ = reply.send(self.test_control(control));
             }
         }
+    }
+
+    fn provide(&mut self, key: &[u8], reply: oneshot::Sender<Result<(), P2pError>>) {
+        let result = self
+            .swarm
+            .behaviour_mut()
+            .kad
+            .start_providing(libp2p::kad::RecordKey::new(&key))
+            .map(|_| ())
+            .map_err(|e| P2pError::Dht(e.to_string()));
+        let _ = reply.send(result);
+    }
+
+    fn set_topics(&mut self, subscribe: Vec<String>, unsubscribe: Vec<String>) {
+        let gossip = &mut self.swarm.behaviour_mut().gossipsub;
+        for topic in unsubscribe {
+            gossip.unsubscribe(&libp2p::gossipsub::IdentTopic::new(topic));
+        }
+        for topic in subscribe {
+            if let Err(e) = gossip.subscribe(&libp2p::gossipsub::IdentTopic::new(topic)) {
+                tracing::warn!(%e, "cannot subscribe to a group topic");
+            }
+        }
+    }
+
+    fn find_providers(
+        &mut self,
+        key: &[u8],
+        reply: oneshot::Sender<Result<Vec<PeerId>, P2pError>>,
+    ) {
+        let query = self
+            .swarm
+            .behaviour_mut()
+            .kad
+            .get_providers(libp2p::kad::RecordKey::new(&key));
+        let pending = Pending {
+            reply,
+            deadline: Instant::now()
+                + self.settings.timings.kad_query_timeout
+                + MAINTENANCE_INTERVAL,
+        };
+        self.provider_lookups.insert(query, (Vec::new(), pending));
+    }
+
+    fn penalise(&mut self, peer: PeerId, duration: std::time::Duration) {
+        tracing::info!(%peer, ?duration, "peer penalised");
+        self.metrics.penalties.inc();
+        self.swarm
+            .behaviour_mut()
+            .gate
+            .penalise(peer, Instant::now(), duration);
+        let _ = self.swarm.disconnect_peer_id(peer);
     }
 
     fn info(&self) -> SwarmInfo {

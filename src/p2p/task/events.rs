@@ -4,10 +4,12 @@
 use std::collections::HashMap;
 
 use libp2p::{
-    connection_limits, identify, kad,
+    connection_limits,
+    core::ConnectedPoint,
+    identify, kad,
     metrics::Recorder,
     ping, relay,
-    swarm::{dial_opts::DialOpts, DialError, ListenError, SwarmEvent},
+    swarm::{dial_opts::DialOpts, ConnectionId, DialError, ListenError, SwarmEvent},
     Multiaddr, PeerId,
 };
 
@@ -33,34 +35,7 @@ impl SwarmTask {
                 connection_id,
                 endpoint,
                 ..
-            } => {
-                let connection = PeerConnection {
-                    remote_addr: endpoint.get_remote_address().clone(),
-                    route: if endpoint.is_relayed() {
-                        Route::Relayed
-                    } else {
-                        Route::Direct
-                    },
-                    inbound: endpoint.is_listener(),
-                };
-                tracing::debug!(%peer_id, addr = %connection.remote_addr, "connection established");
-                self.metrics
-                    .connections_established
-                    .get_or_create(&labels(&connection))
-                    .inc();
-                let open = self.connections.entry(peer_id).or_default();
-                open.insert(connection_id, connection.clone());
-                let first = open.len() == 1;
-                self.update_connection_gauge();
-                self.tell(NetworkEvent::Connected {
-                    peer: peer_id,
-                    connection,
-                    first,
-                });
-                if let Some((_, pending)) = self.dials.remove(&connection_id) {
-                    let _ = pending.reply.send(Ok(peer_id));
-                }
-            }
+            } => self.on_connection_established(peer_id, connection_id, &endpoint),
             SwarmEvent::ConnectionClosed {
                 peer_id,
                 connection_id,
@@ -68,20 +43,7 @@ impl SwarmTask {
                 ..
             } => {
                 tracing::debug!(%peer_id, ?cause, "connection closed");
-                if let Some(connections) = self.connections.get_mut(&peer_id) {
-                    if let Some(connection) = connections.remove(&connection_id) {
-                        self.metrics
-                            .connections_closed
-                            .get_or_create(&labels(&connection))
-                            .inc();
-                    }
-                    if connections.is_empty() {
-                        self.connections.remove(&peer_id);
-                        self.details.remove(&peer_id);
-                        self.tell(NetworkEvent::Disconnected { peer: peer_id });
-                    }
-                }
-                self.update_connection_gauge();
+                self.on_connection_closed(peer_id, connection_id);
             }
             SwarmEvent::OutgoingConnectionError {
                 connection_id,
@@ -112,6 +74,13 @@ impl SwarmTask {
                     }
                 }
             }
+            other => self.on_address_event(other),
+        }
+    }
+
+    /// Listeners and addresses: ours, and the relayed listens waiting for their address.
+    fn on_address_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
             SwarmEvent::NewListenAddr {
                 listener_id,
                 address,
@@ -158,6 +127,96 @@ impl SwarmTask {
         }
     }
 
+    fn on_connection_established(
+        &mut self,
+        peer_id: PeerId,
+        connection_id: ConnectionId,
+        endpoint: &ConnectedPoint,
+    ) {
+        let connection = PeerConnection {
+            remote_addr: endpoint.get_remote_address().clone(),
+            route: if endpoint.is_relayed() {
+                Route::Relayed
+            } else {
+                Route::Direct
+            },
+            inbound: endpoint.is_listener(),
+        };
+        tracing::debug!(%peer_id, addr = %connection.remote_addr, "connection established");
+        self.metrics
+            .connections_established
+            .get_or_create(&labels(&connection))
+            .inc();
+        let open = self.connections.entry(peer_id).or_default();
+        open.insert(connection_id, connection.clone());
+        let first = open.len() == 1;
+        self.update_connection_gauge();
+        self.tell(NetworkEvent::Connected {
+            peer: peer_id,
+            connection,
+            first,
+        });
+        if let Some((_, pending)) = self.dials.remove(&connection_id) {
+            let _ = pending.reply.send(Ok(peer_id));
+        }
+    }
+
+    fn on_connection_closed(&mut self, peer_id: PeerId, connection_id: ConnectionId) {
+        if let Some(connections) = self.connections.get_mut(&peer_id) {
+            if let Some(connection) = connections.remove(&connection_id) {
+                self.metrics
+                    .connections_closed
+                    .get_or_create(&labels(&connection))
+                    .inc();
+            }
+            if connections.is_empty() {
+                self.connections.remove(&peer_id);
+                self.details.remove(&peer_id);
+                self.tell(NetworkEvent::Disconnected { peer: peer_id });
+            }
+        }
+        self.update_connection_gauge();
+    }
+
+    /// A ping answered: its round trip, for `/admin/v1/peers`.
+    fn on_ping(&mut self, event: ping::Event) {
+        let ping::Event {
+            peer,
+            result: Ok(rtt),
+            ..
+        } = event
+        else {
+            return;
+        };
+        if let Some(details) = self.details.get_mut(&peer) {
+            details.rtt = Some(rtt);
+        } else if self.connections.contains_key(&peer) {
+            self.details.insert(
+                peer,
+                PeerDetails {
+                    rtt: Some(rtt),
+                    ..PeerDetails::default()
+                },
+            );
+        }
+    }
+
+    /// Peers found on the local network: known to the DHT, and dialled.
+    fn on_mdns_discovered(&mut self, found: Vec<(PeerId, Multiaddr)>) {
+        for (peer, addr) in found {
+            tracing::debug!(%peer, %addr, "discovered on the local network");
+            self.swarm
+                .behaviour_mut()
+                .kad
+                .add_address(&peer, addr.clone());
+            if !self.swarm.is_connected(&peer) {
+                let _ = self
+                    .swarm
+                    .dial(DialOpts::peer_id(peer).addresses(vec![addr]).build());
+            }
+        }
+    }
+
     fn handle_behaviour_event(&mut self, event: BehaviourEvent) {
         match event {
             BehaviourEvent::Limits(never) | BehaviourEvent::Gate(never) => match never {},
@@ -169,24 +228,7 @@ impl SwarmTask {
             }
             BehaviourEvent::Ping(event) => {
                 self.libp2p_metrics.record(&event);
-                if let ping::Event {
-                    peer,
-                    result: Ok(rtt),
-                    ..
-                } = event
-                {
-                    if let Some(details) = self.details.get_mut(&peer) {
-                        details.rtt = Some(rtt);
-                    } else if self.connections.contains_key(&peer) {
-                        self.details.insert(
-                            peer,
-                            PeerDetails {
-                                rtt: Some(rtt),
-                                ..PeerDetails::default()
-                            },
-                        );
-                    }
-                }
+                self.on_ping(event);
             }
             BehaviourEvent::Kad(event) => {
                 self.libp2p_metrics.record(&event);
@@ -217,18 +259,7 @@ impl SwarmTask {
                 other => tracing::debug!(?other, "autonat"),
             },
             BehaviourEvent::Mdns(libp2p::mdns::Event::Discovered(found)) => {
-                for (peer, addr) in found {
-                    tracing::debug!(%peer, %addr, "discovered on the local network");
-                    self.swarm
-                        .behaviour_mut()
-                        .kad
-                        .add_address(&peer, addr.clone());
-                    if !self.swarm.is_connected(&peer) {
-                        let _ = self
-                            .swarm
-                            .dial(DialOpts::peer_id(peer).addresses(vec![addr]).build());
-                    }
-                }
+                self.on_mdns_discovered(found);
             }
             BehaviourEvent::Mdns(libp2p::mdns::Event::Expired(_)) => {}
             BehaviourEvent::Sync(event) => self.on_sync(event),

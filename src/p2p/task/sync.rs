@@ -1,6 +1,9 @@
 //! The sync protocol in the swarm task: inbound requests go to the replicator with a reply
 //! slot, answers come back through `sync_answers`; outbound requests wait in
-//! `sync_requests`; unparsable frames become [`NetworkEvent::Violation`].
+//! `sync_requests`; unparsable frames become [`NetworkEvent::Violation`]. This is the edge of
+//! the wire: frames are converted from and to the domain messages of
+//! [`sync_message`](crate::p2p::sync_message) here; a request that decodes but does not parse
+//! is answered `ERROR_MALFORMED` at once.
 
 use futures::{future::BoxFuture, FutureExt};
 use libp2p::{request_response, PeerId};
@@ -8,8 +11,13 @@ use tokio::sync::{mpsc::error::TrySendError, oneshot};
 
 use super::SwarmTask;
 use crate::{
-    p2p::{error::P2pError, network_event::NetworkEvent, sync_codec::Frame},
-    proto::wire::{SyncRequest, SyncResponse},
+    p2p::{
+        error::P2pError,
+        network_event::NetworkEvent,
+        sync_codec::Frame,
+        sync_message::{SyncRequest, SyncResponse, ERROR_MALFORMED},
+    },
+    proto::wire,
 };
 
 /// Where the answer to an outbound request goes.
@@ -20,11 +28,11 @@ pub(super) type PendingAnswer = BoxFuture<
     'static,
     (
         Result<SyncResponse, oneshot::error::RecvError>,
-        request_response::ResponseChannel<Frame<SyncResponse>>,
+        request_response::ResponseChannel<Frame<wire::SyncResponse>>,
     ),
 >;
 
-type SyncEvent = request_response::Event<Frame<SyncRequest>, Frame<SyncResponse>>;
+type SyncEvent = request_response::Event<Frame<wire::SyncRequest>, Frame<wire::SyncResponse>>;
 
 impl SwarmTask {
     /// Sends `event` to the replicator without waiting; a full queue drops it (counted).
@@ -45,14 +53,14 @@ impl SwarmTask {
             .swarm
             .behaviour_mut()
             .sync
-            .send_request(&peer, Frame::Message(request));
+            .send_request(&peer, Frame::Message(request.into()));
         self.sync_requests.insert(id, (peer, reply));
     }
 
     pub(super) fn send_sync_answer(
         &mut self,
         answer: Result<SyncResponse, oneshot::error::RecvError>,
-        channel: request_response::ResponseChannel<Frame<SyncResponse>>,
+        channel: request_response::ResponseChannel<Frame<wire::SyncResponse>>,
     ) {
         // A dropped reply slot drops the channel: the requester sees the stream fail.
         if let Ok(response) = answer {
@@ -60,7 +68,7 @@ impl SwarmTask {
                 .swarm
                 .behaviour_mut()
                 .sync
-                .send_response(channel, Frame::Message(response));
+                .send_response(channel, Frame::Message(response.into()));
         }
     }
 
@@ -75,6 +83,13 @@ impl SwarmTask {
                 ..
             } => match request {
                 Frame::Message(request) => {
+                    let request = match SyncRequest::try_from(request) {
+                        Ok(request) => request,
+                        Err(e) => {
+                            let refusal = SyncResponse::error(ERROR_MALFORMED, e.to_string());
+                            return self.send_sync_answer(Ok(refusal), channel);
+                        }
+                    };
                     let (reply, answer) = oneshot::channel();
                     self.sync_answers
                         .push(answer.map(move |answer| (answer, channel)).boxed());
@@ -99,7 +114,8 @@ impl SwarmTask {
                     return;
                 };
                 let result = match response {
-                    Frame::Message(response) => Ok(response),
+                    Frame::Message(response) => SyncResponse::try_from(response)
+                        .map_err(|e| P2pError::SyncMalformed { peer, reason: e.0 }),
                     Frame::Garbage(reason) => {
                         self.tell(NetworkEvent::Violation {
                             peer,
