@@ -1,0 +1,126 @@
+//! This device's chain key shared with the members it meets, and what remote metadata taught.
+
+use super::*;
+
+/// Node-value key of this device's first chain state in a group: what new members receive,
+/// so they can read the whole history.
+pub fn first_chain_value_key(group_pk: &[u8; 32]) -> String {
+    format!("chain0/{}", hex::encode(group_pk))
+}
+
+/// The metadata write sharing `chain` (its key and counter) of this device with one member,
+/// sealed to that member's key.
+pub(super) fn chain_key_share(
+    group_pk: &VerifyingKey,
+    device_pk: &VerifyingKey,
+    recipient: &VerifyingKey,
+    chain: &SenderChain,
+) -> Result<LocalWrite, Error> {
+    let sealed_chain_key = seal_chain_key(
+        group_pk,
+        device_pk,
+        recipient,
+        chain.chain_key(),
+        chain.counter(),
+        &mut OsRng,
+    )
+    .map_err(|e| Error::Internal(format!("sealing the chain key: {e}")))?;
+    Ok(LocalWrite::Metadata {
+        event: wire::MetadataEvent {
+            event: Some(wire::metadata_event::Event::ChainKey(wire::ChainKeyShare {
+                recipient_member_pk: recipient.as_bytes().to_vec(),
+                sealed_chain_key,
+            })),
+        },
+        view: None,
+    })
+}
+
+/// Node-value key marking that this device shared its chain key with a member.
+pub(super) fn shared_value_key(group_pk: &[u8; 32], member: &[u8; 32]) -> String {
+    format!("shared/{}/{}", hex::encode(group_pk), hex::encode(member))
+}
+impl AccountActor {
+    /// Shares this device's chain key (from its first message on, so the whole history
+    /// reads) with members seen for the first time, once per member.
+    fn share_chain_key(
+        &mut self,
+        group_pk: &[u8; 32],
+        members: Vec<[u8; 32]>,
+    ) -> ResponseFuture<Result<(), Error>> {
+        let group = match self.joined_group(group_pk) {
+            Ok(group) => group,
+            // Left or unknown: nothing to share.
+            Err(_) => return Box::pin(async { Ok(()) }),
+        };
+        let metadata = self.store(&group, LogKind::Metadata);
+        let values = self.values.clone();
+        Box::pin(async move {
+            let group_pk = *group.record.group_pk();
+            let device_pk = group.record.device.verifying_key();
+            let first = match values
+                .get(&first_chain_value_key(group_pk.as_bytes()))
+                .await?
+            {
+                Some(bytes) => Some(bytes),
+                None => values.get(&chain_value_key(group_pk.as_bytes())).await?,
+            };
+            let Some(first) = first else {
+                return Ok(());
+            };
+            let chain = SenderChain::from_bytes(&first)
+                .map_err(|e| Error::Internal(format!("stored chain does not parse: {e}")))?;
+            for member in members {
+                let marker = shared_value_key(group_pk.as_bytes(), &member);
+                if values.get(&marker).await?.is_some() {
+                    continue;
+                }
+                let Ok(member_pk) = crate::crypto::parse_public_key(&member) else {
+                    continue;
+                };
+                let write = chain_key_share(&group_pk, &device_pk, &member_pk, &chain)?;
+                send(&metadata, write).await?;
+                values.put(&marker, &[1]).await?;
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Shares this device's chain key with the new members, and has the messages store open what
+/// waited for the new chains.
+impl Handler<Learnt> for AccountActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Learnt, ctx: &mut Self::Context) {
+        let group_pk = msg.group_pk;
+        if !msg.new_members.is_empty() {
+            let share = self.share_chain_key(&group_pk, msg.new_members);
+            ctx.spawn(share.into_actor(self).map(move |result, _, _| {
+                if let Err(e) = result {
+                    tracing::warn!(group = %hex::encode(&group_pk[..8]), %e, "cannot share the chain key");
+                }
+            }));
+        }
+        if !msg.new_chains.is_empty() {
+            let Some(group) = self.group(&group_pk) else {
+                return;
+            };
+            let messages = self.store(&group, LogKind::Messages);
+            let replay = messages.send(ReplayQueued {
+                devices: msg.new_chains,
+            });
+            ctx.spawn(
+                async move { replay.await }
+                    .into_actor(self)
+                    .map(move |result, _, _| match result {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => {
+                            tracing::warn!(group = %hex::encode(&group_pk[..8]), %e, "cannot open queued messages")
+                        }
+                        Err(_) => tracing::warn!("messages store stopped before opening queued messages"),
+                    }),
+            );
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! Creating, joining, inviting to and leaving groups.
+
+use super::*;
+
+/// Creates a multi-member group with this account as creator and first member.
+#[derive(Message)]
+#[rtype(result = "Result<[u8; 32], Error>")]
+pub struct CreateGroup;
+
+impl Handler<CreateGroup> for AccountActor {
+    type Result = AtomicResponse<Self, Result<[u8; 32], Error>>;
+
+    fn handle(&mut self, _: CreateGroup, _: &mut Self::Context) -> Self::Result {
+        let result = (|| {
+            let genesis = crate::crypto::GroupGenesis::generate(&mut OsRng);
+            let member = self
+                .keys
+                .member_key(&genesis.group_pk())
+                .map_err(|e| Error::Internal(e.to_string()))?;
+            let (keys, proof) = genesis
+                .finish(&member.verifying_key())
+                .map_err(|e| Error::Internal(e.to_string()))?;
+            Ok(GroupReference { keys, proof })
+        })();
+        match result {
+            Ok(reference) => self.join(reference, Vec::new()),
+            Err(e) => AtomicResponse::new(Box::pin(fut::ready(Err(e)))),
+        }
+    }
+}
+
+/// Joins a group from its reference.
+#[derive(Message)]
+#[rtype(result = "Result<[u8; 32], Error>")]
+pub struct JoinGroup {
+    /// The parsed, verified reference.
+    pub reference: GroupReference,
+    /// Shown to members on this device's member event.
+    pub meta: Vec<u8>,
+}
+
+impl Handler<JoinGroup> for AccountActor {
+    type Result = AtomicResponse<Self, Result<[u8; 32], Error>>;
+
+    fn handle(&mut self, msg: JoinGroup, _: &mut Self::Context) -> Self::Result {
+        self.join(msg.reference, msg.meta)
+    }
+}
+
+impl AccountActor {
+    fn join(
+        &mut self,
+        reference: GroupReference,
+        meta: Vec<u8>,
+    ) -> AtomicResponse<Self, Result<[u8; 32], Error>> {
+        let group_pk = reference.keys.group_pk().to_bytes();
+        if let Some(existing) = self.group(&group_pk) {
+            let result = if existing.record.kind == GroupKind::Account {
+                Err(Error::InvalidArgument("this is the account group".into()))
+            } else if existing.record.left {
+                Err(Error::FailedPrecondition(
+                    "this account left the group; rejoining is not supported".into(),
+                ))
+            } else {
+                Ok(group_pk)
+            };
+            return AtomicResponse::new(Box::pin(fut::ready(result)));
+        }
+        let prepared = (|| {
+            let record = GroupRecord {
+                kind: GroupKind::Multi,
+                keys: reference.keys.clone(),
+                proof: Some(reference.proof.clone()),
+                device: SigningKey::generate(&mut OsRng),
+                left: false,
+                contact_pk: None,
+                joined_seq: self.next_seq,
+            };
+            let group = Arc::new(GroupContext::new(record, &self.keys)?);
+            let setup = self.device_setup(&group, meta)?;
+            Ok::<_, Error>((group, setup))
+        })();
+        let (group, setup) = match prepared {
+            Ok(prepared) => prepared,
+            Err(e) => return AtomicResponse::new(Box::pin(fut::ready(Err(e)))),
+        };
+        self.next_seq += 1;
+        let account = self.account_store();
+        let values = self.values.clone();
+        let record_key = Self::record_key(&group);
+        let record = group.record.encode();
+        let joined = account_event(
+            AccountEventType::GroupJoined,
+            group_pk.to_vec(),
+            Vec::new(),
+            |e| e.group = Some(reference.to_wire()),
+        );
+        AtomicResponse::new(Box::pin(
+            async move {
+                values.put(&record_key, &record).await?;
+                setup.run(&values).await?;
+                send(&account, joined).await?;
+                Ok(())
+            }
+            .into_actor(self)
+            .map(move |result: Result<(), Error>, actor, _| {
+                result?;
+                actor.groups.insert(group_pk, group);
+                actor.publish_directory();
+                Ok(group_pk)
+            }),
+        ))
+    }
+}
+
+/// The invitation to a multi-member group this account is in.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<u8>, Error>")]
+pub struct InviteGroup(pub [u8; 32]);
+
+impl Handler<InviteGroup> for AccountActor {
+    type Result = Result<Vec<u8>, Error>;
+
+    fn handle(&mut self, msg: InviteGroup, _: &mut Self::Context) -> Self::Result {
+        let group = self.joined_group(&msg.0)?;
+        let Some(proof) = group
+            .record
+            .proof
+            .clone()
+            .filter(|_| group.record.kind == GroupKind::Multi)
+        else {
+            return Err(Error::InvalidArgument(
+                "only multi-member groups have invitations".into(),
+            ));
+        };
+        Ok(GroupReference {
+            keys: group.record.keys.clone(),
+            proof,
+        }
+        .encode())
+    }
+}
+
+/// Leaves a group: history stays readable, sends fail from now on.
+#[derive(Message)]
+#[rtype(result = "Result<(), Error>")]
+pub struct LeaveGroup(pub [u8; 32]);
+
+impl Handler<LeaveGroup> for AccountActor {
+    type Result = AtomicResponse<Self, Result<(), Error>>;
+
+    fn handle(&mut self, msg: LeaveGroup, _: &mut Self::Context) -> Self::Result {
+        let group_pk = msg.0;
+        let prepared = self.joined_group(&group_pk).and_then(|group| {
+            if group.record.kind != GroupKind::Multi {
+                return Err(Error::InvalidArgument(
+                    "only multi-member groups can be left (remove the contact instead)".into(),
+                ));
+            }
+            let mut record = group.record.clone();
+            record.left = true;
+            Ok(Arc::new(GroupContext::new(record, &self.keys)?))
+        });
+        let left = match prepared {
+            Ok(left) => left,
+            Err(e) => return AtomicResponse::new(Box::pin(fut::ready(Err(e)))),
+        };
+        let account = self.account_store();
+        let values = self.values.clone();
+        let record_key = Self::record_key(&left);
+        let record = left.record.encode();
+        let event = account_event(
+            AccountEventType::GroupLeft,
+            group_pk.to_vec(),
+            Vec::new(),
+            |_| {},
+        );
+        AtomicResponse::new(Box::pin(
+            async move {
+                send(&account, event).await?;
+                values.put(&record_key, &record).await?;
+                Ok(())
+            }
+            .into_actor(self)
+            .map(move |result: Result<(), Error>, actor, _| {
+                result?;
+                // The stores stay registered (one actor per log); with no writes allowed they
+                // only serve reads and stop once idle.
+                actor.groups.insert(group_pk, left);
+                actor.publish_directory();
+                Ok(())
+            }),
+        ))
+    }
+}

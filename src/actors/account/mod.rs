@@ -1,0 +1,371 @@
+//! [`AccountActor`]: the local account. It owns the account keys, the records of the groups
+//! the account is in, the contact state, and the registry of group store actors (one per log,
+//! started on first use, replaced when they stopped while idle).
+//!
+//! Account-level changes (joining, leaving, contacts) are serialised through this actor and
+//! each is recorded as an event in the account log (the metadata log of the account group).
+//! Message sends only pass through: the actor looks the group up and forwards to the group's
+//! messages store, which batches and commits.
+
+mod chain_keys;
+mod groups;
+mod writes;
+
+use std::{collections::HashMap, sync::Arc};
+
+use actix::prelude::*;
+use rand::rngs::OsRng;
+
+use crate::{
+    actors::group_store::{
+        chain_value_key, GroupStoreActor, Learnt, LocalWrite, ReplayQueued, Write,
+    },
+    crypto::{
+        derive_account_group, seal_chain_key, sign_account_disclosure, sign_member_device,
+        AccountKeys, SenderChain, SigningKey, VerifyingKey,
+    },
+    error::Error,
+    group::{GroupContext, GroupKind, GroupRecord, GroupReference, ViewBody},
+    log::{EntryId, LogId, LogKind},
+    metrics::Metrics,
+    proto::{berty_protocol::AccountEventType, wire},
+    replication::ports::{Directory, GroupLinks, GroupStores, GroupsChanged, LogAppended},
+    sealed_values::SealedValues,
+};
+
+pub use chain_keys::first_chain_value_key;
+pub use groups::{CreateGroup, InviteGroup, JoinGroup, LeaveGroup};
+pub use writes::{AppendAppEvent, OpenAccountLog, OpenLog, SendMessage, SetSetting};
+
+use chain_keys::chain_key_share;
+
+/// Node-value key prefix of group records.
+pub const GROUP_PREFIX: &str = "group/";
+
+/// Node-value key of a group's record.
+pub fn group_value_key(group_pk: &[u8; 32]) -> String {
+    format!("{GROUP_PREFIX}{}", hex::encode(group_pk))
+}
+
+/// The account actor.
+pub struct AccountActor {
+    pub(crate) keys: AccountKeys,
+    pub(crate) values: SealedValues,
+    metrics: Metrics,
+    pub(crate) account_group: Arc<GroupContext>,
+    pub(crate) groups: HashMap<[u8; 32], Arc<GroupContext>>,
+    stores: HashMap<LogId, Addr<GroupStoreActor>>,
+    next_seq: u64,
+    replicator: Option<Replication>,
+    /// This actor, as the stores reach it (set when it starts).
+    follow_ups: Option<Recipient<Learnt>>,
+}
+
+/// Where the account tells replication about new entries and about its groups.
+#[derive(Clone)]
+pub struct Replication {
+    /// Receives every commit of every store.
+    pub appended: Recipient<LogAppended>,
+    /// Receives the groups to replicate whenever they change.
+    pub groups: Recipient<GroupsChanged>,
+}
+
+impl AccountActor {
+    /// Loads the account's groups and makes sure this device is set up in each of them
+    /// (first start, or first start after an import as a new device).
+    pub async fn load(
+        keys: AccountKeys,
+        values: SealedValues,
+        metrics: Metrics,
+    ) -> Result<Self, Error> {
+        let genesis = derive_account_group(keys.account_proof())
+            .map_err(|e| Error::Internal(format!("deriving the account group: {e}")))?;
+        let (group_keys, proof) = genesis
+            .finish(&keys.account_pk())
+            .map_err(|e| Error::Internal(format!("deriving the account group: {e}")))?;
+        let account_record = GroupRecord {
+            kind: GroupKind::Account,
+            keys: group_keys,
+            proof: Some(proof),
+            device: keys.device().clone(),
+            left: false,
+            contact_pk: None,
+            joined_seq: 0,
+        };
+        let account_group = Arc::new(GroupContext::new(account_record, &keys)?);
+
+        let mut groups = HashMap::new();
+        let mut next_seq = 1;
+        let mut after: Option<String> = None;
+        loop {
+            let page = values
+                .storage()
+                .values_with_prefix(GROUP_PREFIX, after.as_deref(), 500)
+                .await?;
+            let Some((last, _)) = page.last() else { break };
+            after = Some(last.clone());
+            for (key, sealed) in page {
+                let record = GroupRecord::decode(&values.open(&key, &sealed)?)?;
+                next_seq = next_seq.max(record.joined_seq + 1);
+                let pk = record.group_pk().to_bytes();
+                groups.insert(pk, Arc::new(GroupContext::new(record, &keys)?));
+            }
+        }
+        Ok(Self {
+            keys,
+            values,
+            metrics,
+            account_group,
+            groups,
+            stores: HashMap::new(),
+            next_seq,
+            replicator: None,
+            follow_ups: None,
+        })
+    }
+
+    /// The address of the store of `log` of `group`, started if it is not running.
+    fn store(&mut self, group: &Arc<GroupContext>, kind: LogKind) -> Addr<GroupStoreActor> {
+        let log = LogId::new(group.record.group_pk().to_bytes(), kind);
+        if let Some(addr) = self.stores.get(&log) {
+            if addr.connected() {
+                return addr.clone();
+            }
+        }
+        self.stores.retain(|_, addr| addr.connected());
+        let addr = GroupStoreActor::new(
+            log,
+            group.clone(),
+            self.values.clone(),
+            self.metrics.clone(),
+            self.replicator.as_ref().map(|r| r.appended.clone()),
+            self.follow_ups.clone(),
+        )
+        .start();
+        self.stores.insert(log, addr.clone());
+        addr
+    }
+
+    /// A joined group by key, or the account group.
+    fn group(&self, group_pk: &[u8; 32]) -> Option<Arc<GroupContext>> {
+        if self.account_group.record.group_pk().as_bytes() == group_pk {
+            return Some(self.account_group.clone());
+        }
+        self.groups.get(group_pk).cloned()
+    }
+
+    fn known_group(&self, group_pk: &[u8; 32]) -> Result<Arc<GroupContext>, Error> {
+        self.group(group_pk).ok_or_else(|| {
+            Error::NotFound(format!(
+                "group {} is not known to this account",
+                hex::encode(group_pk)
+            ))
+        })
+    }
+
+    fn joined_group(&self, group_pk: &[u8; 32]) -> Result<Arc<GroupContext>, Error> {
+        let group = self.known_group(group_pk)?;
+        if group.record.left {
+            return Err(Error::FailedPrecondition(format!(
+                "this account left group {}",
+                hex::encode(group_pk)
+            )));
+        }
+        Ok(group)
+    }
+
+    pub(crate) fn account_store(&mut self) -> Addr<GroupStoreActor> {
+        let group = self.account_group.clone();
+        self.store(&group, LogKind::Metadata)
+    }
+
+    /// Everything needed to set this device up in a group: the writes, done in order.
+    fn device_setup(
+        &mut self,
+        group: &Arc<GroupContext>,
+        meta: Vec<u8>,
+    ) -> Result<DeviceSetup, Error> {
+        let group_pk = *group.record.group_pk();
+        let device_pk = group.record.device.verifying_key();
+        let member_pk = group.member.verifying_key();
+        let member_signature = sign_member_device(&group.member, &group_pk, &device_pk);
+        let (account_pk, account_signature) = match group.record.kind {
+            GroupKind::Multi => (
+                self.keys.account_pk().as_bytes().to_vec(),
+                sign_account_disclosure(self.keys.account(), &group_pk, &member_pk)
+                    .to_bytes()
+                    .to_vec(),
+            ),
+            // In account and contact groups the member key is the account key.
+            GroupKind::Account | GroupKind::Contact => (member_pk.as_bytes().to_vec(), Vec::new()),
+        };
+        let chain = SenderChain::generate(group_pk, &mut OsRng);
+        let chain_write = chain_key_share(&group_pk, &device_pk, &member_pk, &chain)?;
+        let member_write = LocalWrite::Metadata {
+            event: wire::MetadataEvent {
+                event: Some(wire::metadata_event::Event::MemberDevice(
+                    wire::MemberDevice {
+                        member_pk: member_pk.as_bytes().to_vec(),
+                        device_pk: device_pk.as_bytes().to_vec(),
+                        member_signature: member_signature.to_bytes().to_vec(),
+                        account_pk: account_pk.clone(),
+                        account_signature,
+                        meta: meta.clone(),
+                    },
+                )),
+            },
+            view: Some(ViewBody::Member { account_pk, meta }),
+        };
+        Ok(DeviceSetup {
+            metadata: self.store(group, LogKind::Metadata),
+            writes: vec![member_write, chain_write],
+            chain_key: chain_value_key(group_pk.as_bytes()),
+            first_chain_key: first_chain_value_key(group_pk.as_bytes()),
+            chain,
+        })
+    }
+
+    /// Connects the account to replication before it starts: every store reports its commits,
+    /// and the account reports its groups (at start and on every change).
+    pub fn set_replication(&mut self, replication: Replication) {
+        self.replicator = Some(replication);
+    }
+
+    /// The groups to replicate (the account group and every group not left), each with its
+    /// two stores (started if they are not running).
+    fn directory(&mut self) -> Directory {
+        let mut groups: Vec<Arc<GroupContext>> = self
+            .groups
+            .values()
+            .filter(|g| !g.record.left)
+            .cloned()
+            .collect();
+        groups.push(self.account_group.clone());
+        let directory = groups
+            .into_iter()
+            .map(|g| {
+                let links = GroupLinks {
+                    link_key: g.keys().link_key().clone(),
+                    signing_pk: g.keys().signing_pk(),
+                    stores: GroupStores {
+                        metadata: self.store(&g, LogKind::Metadata).recipient(),
+                        messages: self.store(&g, LogKind::Messages).recipient(),
+                    },
+                };
+                (g.record.group_pk().to_bytes(), links)
+            })
+            .collect();
+        Arc::new(directory)
+    }
+
+    /// Tells replication the current groups.
+    fn publish_directory(&mut self) {
+        if self.replicator.is_some() {
+            let directory = self.directory();
+            if let Some(replicator) = &self.replicator {
+                replicator.groups.do_send(GroupsChanged(directory));
+            }
+        }
+    }
+
+    fn record_key(group: &GroupContext) -> String {
+        group_value_key(group.record.group_pk().as_bytes())
+    }
+}
+/// The writes that set this device up in a group.
+struct DeviceSetup {
+    metadata: Addr<GroupStoreActor>,
+    writes: Vec<LocalWrite>,
+    chain_key: String,
+    first_chain_key: String,
+    chain: SenderChain,
+}
+
+impl DeviceSetup {
+    /// Saves the chain, then writes the member and chain-key events.
+    async fn run(self, values: &SealedValues) -> Result<(), Error> {
+        values.put(&self.chain_key, &self.chain.to_bytes()).await?;
+        values
+            .put(&self.first_chain_key, &self.chain.to_bytes())
+            .await?;
+        for write in self.writes {
+            send(&self.metadata, write).await?;
+        }
+        Ok(())
+    }
+}
+async fn send(store: &Addr<GroupStoreActor>, write: LocalWrite) -> Result<EntryId, Error> {
+    store
+        .send(Write(write))
+        .await
+        .map_err(|_| Error::Unavailable("group store actor is gone".into()))?
+}
+
+/// An account event write, shown to clients as `event_type` with `subject` and `data`.
+pub(crate) fn account_event(
+    event_type: AccountEventType,
+    subject: Vec<u8>,
+    data: Vec<u8>,
+    extra: impl FnOnce(&mut wire::AccountEvent),
+) -> LocalWrite {
+    let mut event = wire::AccountEvent {
+        event_type: event_type as i32,
+        subject: subject.clone(),
+        data: data.clone(),
+        ..Default::default()
+    };
+    extra(&mut event);
+    LocalWrite::Metadata {
+        event: wire::MetadataEvent {
+            event: Some(wire::metadata_event::Event::AccountEvent(event)),
+        },
+        view: Some(ViewBody::Account {
+            event_type: event_type as i32,
+            subject,
+            data,
+        }),
+    }
+}
+
+impl Actor for AccountActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.follow_ups = Some(ctx.address().recipient());
+        self.publish_directory();
+        tracing::info!(
+            account = %hex::encode(&self.keys.account_pk().as_bytes()[..8]),
+            device = %hex::encode(&self.keys.device_pk().as_bytes()[..8]),
+            groups = self.groups.len(),
+            "account started"
+        );
+        // Set this device up in every group it has no chain in yet (the account group on
+        // first start; every group after an import as a new device).
+        let mut groups: Vec<Arc<GroupContext>> = self.groups.values().cloned().collect();
+        groups.push(self.account_group.clone());
+        let values = self.values.clone();
+        let mut setups = Vec::new();
+        for group in groups.into_iter().filter(|g| !g.record.left) {
+            match self.device_setup(&group, Vec::new()) {
+                Ok(setup) => setups.push(setup),
+                Err(e) => tracing::error!(%e, "cannot prepare device setup"),
+            }
+        }
+        ctx.wait(
+            async move {
+                for setup in setups {
+                    if values.get(&setup.chain_key).await?.is_none() {
+                        setup.run(&values).await?;
+                    }
+                }
+                Ok::<_, Error>(())
+            }
+            .into_actor(self)
+            .map(|result, _, _| {
+                if let Err(e) = result {
+                    tracing::error!(%e, "setting this device up in its groups failed");
+                }
+            }),
+        );
+    }
+}
