@@ -26,6 +26,7 @@
 //! - [`keystore`]: secret keys at rest in the data dir (mode 0600).
 //! - [`sealed_values`]: node values sealed under the data dir's storage key.
 //! - [`error`]: the edge error type and its gRPC / HTTP status mapping.
+//! - [`framing`]: varint length-prefixed frames shared by the sync and rendezvous codecs.
 //! - [`proto`]: generated protobuf code (`berty.protocol` and our own `berty.node.wire.v1`).
 //! - [`metrics`]: the one Prometheus registry.
 //! - [`telemetry`]: logging setup.
@@ -39,6 +40,7 @@ pub mod crypto;
 pub mod data_dir;
 pub mod defaults;
 pub mod error;
+pub mod framing;
 pub mod group;
 pub mod import;
 pub mod keystore;

@@ -69,29 +69,11 @@ pub async fn read_frame<T: Message + Default, R: AsyncRead + Unpin + Send>(
             )))
         }
     };
-    let buf = read_body(io, len).await?;
+    let buf = crate::framing::read_body(io, len).await?;
     Ok(match T::decode(buf.as_slice()) {
         Ok(message) => Frame::Message(message),
         Err(e) => Frame::Garbage(format!("frame does not parse: {e}")),
     })
-}
-
-/// Reads exactly `len` bytes, growing the buffer as they arrive: a peer that announces a large
-/// frame and sends nothing more costs us nothing (a buffer of the announced size, allocated
-/// up front, would let a few bytes per stream hold megabytes each).
-pub(crate) async fn read_body<R: AsyncRead + Unpin + Send>(
-    io: &mut R,
-    len: usize,
-) -> io::Result<Vec<u8>> {
-    let mut buf = Vec::new();
-    io.take(len as u64).read_to_end(&mut buf).await?;
-    if buf.len() < len {
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            format!("frame of {len} bytes ended after {}", buf.len()),
-        ));
-    }
-    Ok(buf)
 }
 
 /// Writes one frame: the varint length of the encoded message, then the message. Refuses

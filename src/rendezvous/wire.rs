@@ -79,7 +79,7 @@ pub async fn read_message<R: AsyncRead + Unpin + Send>(
         Ok(len) if len <= max => len,
         _ => return Err(invalid(format!("frame of {len} bytes, cap is {max}"))),
     };
-    let body = crate::p2p::sync_codec::read_body(io, len).await?;
+    let body = crate::framing::read_body(io, len).await?;
     Message::decode(body.as_slice()).map_err(|err| invalid(format!("frame does not parse: {err}")))
 }
 
