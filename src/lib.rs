@@ -25,7 +25,8 @@
 //! - [`data_dir`]: the data dir: mode 0700 and a lock held while the node runs.
 //! - [`keystore`]: secret keys at rest in the data dir (mode 0600).
 //! - [`sealed_values`]: node values sealed under the data dir's storage key.
-//! - [`error`]: the edge error type and its gRPC / HTTP status mapping.
+//! - [`error`]: the core's error type (statuses are chosen at the edges: `api::status`,
+//!   `admin::status`).
 //! - [`framing`]: varint length-prefixed frames shared by the sync and rendezvous codecs.
 //! - [`proto`]: generated protobuf code (`berty.protocol` and our own `berty.node.wire.v1`).
 //! - [`metrics`]: the one Prometheus registry.

@@ -16,6 +16,7 @@
 //! too.
 
 pub mod routes;
+pub mod status;
 
 use std::{net::SocketAddr, sync::Arc};
 

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod convert;
 pub mod protocol;
+pub mod status;
 pub mod subscriptions;
 
 use std::net::SocketAddr;

@@ -101,7 +101,7 @@ impl ProtocolApi {
         self.account
             .send(msg)
             .await
-            .map_err(|_| Error::Unavailable("the account actor is not running".into()))
+            .map_err(|_| Error::stopped("the account actor is not running"))
     }
 
     async fn subscribe<T: Send + 'static>(
