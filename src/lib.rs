@@ -30,6 +30,8 @@
 //! - [`framing`]: varint length-prefixed frames shared by the sync and rendezvous codecs.
 //! - [`proto`]: generated protobuf code (`berty.protocol` and our own `berty.node.wire.v1`).
 //! - [`metrics`]: the one Prometheus registry.
+//! - [`supervision`]: lifelines of the long-lived parts; a part dying stops the node or is
+//!   restarted, as its policy says.
 //! - [`telemetry`]: logging setup.
 
 pub mod actors;
@@ -54,4 +56,5 @@ pub mod rendezvous;
 pub mod replication;
 pub mod sealed_values;
 pub mod storage;
+pub mod supervision;
 pub mod telemetry;

@@ -84,6 +84,7 @@ pub struct AccountActor {
     stores: HashMap<LogId, Addr<GroupStoreActor>>,
     next_seq: u64,
     replicator: Option<Replication>,
+    lifeline: crate::supervision::Lifeline,
 }
 
 /// Where the account tells replication about new entries and about its groups.
@@ -102,6 +103,7 @@ impl AccountActor {
         keys: AccountKeys,
         values: SealedValues,
         metrics: Metrics,
+        lifeline: crate::supervision::Lifeline,
     ) -> Result<Self, Error> {
         let genesis = derive_account_group(keys.account_proof())
             .map_err(|e| Error::Internal(format!("deriving the account group: {e}")))?;
@@ -145,6 +147,7 @@ impl AccountActor {
             stores: HashMap::new(),
             next_seq,
             replicator: None,
+            lifeline,
         })
     }
 
@@ -163,6 +166,8 @@ impl AccountActor {
             self.values.clone(),
             self.metrics.clone(),
             self.replicator.as_ref().map(|r| r.appended.clone()),
+            self.lifeline
+                .child("group store", crate::supervision::GROUP_STORE_RESTART),
         )
         .start();
         self.stores.insert(log, addr.clone());
@@ -345,6 +350,7 @@ impl Actor for AccountActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        self.lifeline.arm(ctx);
         self.publish_directory();
         tracing::info!(
             account = %hex::encode(&self.keys.account_pk().as_bytes()[..8]),

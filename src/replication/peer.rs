@@ -170,6 +170,7 @@ pub struct PeerActor {
     /// Heads of announcements stored lately (at most [`RECENT_HEADS`]), oldest first.
     recent_heads: HashSet<EntryId>,
     recent_order: VecDeque<EntryId>,
+    lifeline: crate::supervision::Lifeline,
 }
 
 impl PeerActor {
@@ -179,6 +180,7 @@ impl PeerActor {
         context: PeerContext,
         replicator: Addr<Replicator>,
         directory: Directory,
+        lifeline: crate::supervision::Lifeline,
     ) -> Self {
         Self {
             peer,
@@ -199,6 +201,7 @@ impl PeerActor {
             receiving: false,
             recent_heads: HashSet::new(),
             recent_order: VecDeque::new(),
+            lifeline,
         }
     }
 
@@ -666,6 +669,7 @@ impl Actor for PeerActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        self.lifeline.arm(ctx);
         tracing::debug!(peer = %self.peer, "peer actor started");
         self.hello(ctx);
     }
@@ -694,6 +698,7 @@ impl Handler<Disconnected> for PeerActor {
 
     fn handle(&mut self, _: Disconnected, ctx: &mut Self::Context) {
         tracing::debug!(peer = %self.peer, "peer actor stops");
+        self.lifeline.release();
         ctx.stop();
     }
 }

@@ -125,6 +125,7 @@ pub struct Replicator {
     registrations: discovery::Registrations,
     /// Gossip topic of each replicated group.
     topics: HashMap<String, [u8; 32]>,
+    lifeline: crate::supervision::Lifeline,
 }
 
 impl Replicator {
@@ -136,6 +137,7 @@ impl Replicator {
         metrics: Metrics,
         settings: ReplicationSettings,
         events: mpsc::Receiver<NetworkEvent>,
+        lifeline: crate::supervision::Lifeline,
     ) -> Self {
         Self {
             context: PeerContext {
@@ -155,6 +157,7 @@ impl Replicator {
             settings,
             registrations: discovery::Registrations::default(),
             topics: HashMap::new(),
+            lifeline,
         }
     }
 
@@ -507,6 +510,7 @@ impl Actor for Replicator {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        self.lifeline.arm(ctx);
         if let Some(events) = self.events.take() {
             ctx.add_stream(ReceiverStream::new(events));
         }
@@ -526,6 +530,8 @@ impl StreamHandler<NetworkEvent> for Replicator {
                         self.context.clone(),
                         ctx.address(),
                         self.directory.clone(),
+                        self.lifeline
+                            .child("peer actor", crate::supervision::PEER_ACTOR_RESTART),
                     )
                     .start()
                 });

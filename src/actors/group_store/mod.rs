@@ -133,6 +133,7 @@ pub struct GroupStoreActor {
     stale: bool,
     /// A reload is running.
     loading: bool,
+    lifeline: crate::supervision::Lifeline,
 }
 
 impl GroupStoreActor {
@@ -143,6 +144,7 @@ impl GroupStoreActor {
         values: SealedValues,
         metrics: Metrics,
         replicator: Option<Recipient<LogAppended>>,
+        lifeline: crate::supervision::Lifeline,
     ) -> Self {
         let (events, _) = watch::channel(0);
         Self {
@@ -168,6 +170,7 @@ impl GroupStoreActor {
             recent: Arc::new(RecentEvents::default()),
             stale: true,
             loading: false,
+            lifeline,
         }
     }
 
@@ -331,6 +334,7 @@ impl Actor for GroupStoreActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        self.lifeline.arm(ctx);
         self.metrics.group_store_actors.inc();
         tracing::debug!(log = ?self.log, "group store starting");
         // Hold every message until the state is loaded. If it cannot be (storage down), the
@@ -357,6 +361,7 @@ impl Actor for GroupStoreActor {
                 && actor.prepared.is_empty()
             {
                 tracing::debug!(log = ?actor.log, "group store idle, stopping");
+                actor.lifeline.release();
                 ctx.stop();
             }
         });
