@@ -1,9 +1,10 @@
-//! The one error type the API edges see, and its mapping to gRPC and HTTP statuses.
+//! The core's error type: what went wrong, typed, with no transport in it.
 //!
-//! Modules keep their own precise errors (`StorageError`, `CryptoError`, ...); they convert
-//! into [`Error`] at the edge, and only here are statuses chosen.
+//! Modules keep their own precise errors (`StorageError`, `CryptoError`, ...) and convert into
+//! [`Error`] where a call crosses into the actors and the API. The statuses clients see are
+//! chosen only at the edges: gRPC codes in `api::status`, HTTP statuses in `admin::status`.
 
-use crate::storage::StorageError;
+use crate::{crypto::CryptoError, storage::StorageError};
 
 /// An error as a client should see it: a category and a clear message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -20,7 +21,7 @@ pub enum Error {
     /// The state does not allow this (for example sending to a group the account left).
     #[error("{0}")]
     FailedPrecondition(String),
-    /// Storage or another dependency is down; retrying later may work.
+    /// A dependency is down; retrying later may work.
     #[error("{0}")]
     Unavailable(String),
     /// Not provided by this node (yet).
@@ -29,47 +30,47 @@ pub enum Error {
     /// A bug or corrupt data; the message says what.
     #[error("{0}")]
     Internal(String),
-}
-
-impl From<StorageError> for Error {
-    fn from(err: StorageError) -> Self {
-        match err {
-            StorageError::Unavailable(_) | StorageError::Down { .. } => {
-                Error::Unavailable(err.to_string())
-            }
-            StorageError::MissingParent { .. } => Error::InvalidArgument(err.to_string()),
-            StorageError::Corrupt(_) | StorageError::Config(_) => Error::Internal(err.to_string()),
-        }
-    }
-}
-
-impl From<Error> for tonic::Status {
-    fn from(err: Error) -> Self {
-        use tonic::Code;
-        let code = match &err {
-            Error::InvalidArgument(_) => Code::InvalidArgument,
-            Error::NotFound(_) => Code::NotFound,
-            Error::PermissionDenied(_) => Code::PermissionDenied,
-            Error::FailedPrecondition(_) => Code::FailedPrecondition,
-            Error::Unavailable(_) => Code::Unavailable,
-            Error::Unimplemented(_) => Code::Unimplemented,
-            Error::Internal(_) => Code::Internal,
-        };
-        tonic::Status::new(code, err.to_string())
-    }
+    /// Storage failed; kept typed so the edges tell an outage from corrupt data.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// A part of the node has stopped (an actor or task is gone); the text says which.
+    #[error("{0}")]
+    Stopped(&'static str),
+    /// A record we stored does not decode (a bug or tampering).
+    #[error("{what}: {source}")]
+    Decode {
+        /// Which record ("stored contact record").
+        what: &'static str,
+        /// Why it does not decode.
+        source: prost::DecodeError,
+    },
+    /// A cryptographic operation on this node's own keys or values failed.
+    #[error("{context}: {source}")]
+    Crypto {
+        /// What was being done ("deriving the member key", "sealing contact/...").
+        context: String,
+        /// Why it failed.
+        source: CryptoError,
+    },
 }
 
 impl Error {
-    /// The HTTP status the admin API answers with for this error.
-    pub fn http_status(&self) -> u16 {
-        match self {
-            Error::InvalidArgument(_) => 400,
-            Error::NotFound(_) => 404,
-            Error::PermissionDenied(_) => 403,
-            Error::FailedPrecondition(_) => 409,
-            Error::Unavailable(_) => 503,
-            Error::Unimplemented(_) => 501,
-            Error::Internal(_) => 500,
+    /// A part of the node has stopped: `what` says which, as the client reads it
+    /// ("the account actor is not running").
+    pub fn stopped(what: &'static str) -> Self {
+        Error::Stopped(what)
+    }
+
+    /// A stored record (`what`) that does not decode.
+    pub fn decode(what: &'static str, source: prost::DecodeError) -> Self {
+        Error::Decode { what, source }
+    }
+
+    /// A failed cryptographic operation, with what was being done.
+    pub fn crypto(context: impl Into<String>, source: CryptoError) -> Self {
+        Error::Crypto {
+            context: context.into(),
+            source,
         }
     }
 }
@@ -114,28 +115,5 @@ mod tests {
         }
         let err = Empty(std::io::Error::from(std::io::ErrorKind::AddrInUse));
         assert_eq!(one_line(&err), "address in use");
-    }
-
-    #[test]
-    fn storage_outage_is_unavailable() {
-        let status: tonic::Status = Error::from(StorageError::Unavailable("db gone".into())).into();
-        assert_eq!(status.code(), tonic::Code::Unavailable);
-        assert!(status.message().contains("db gone"));
-        let down = StorageError::Down {
-            database: "PostgreSQL at 127.0.0.1:5432/berty".into(),
-            cause: "Connection refused (os error 111)".into(),
-        };
-        let status: tonic::Status = Error::from(down).into();
-        assert_eq!(status.code(), tonic::Code::Unavailable);
-        assert_eq!(
-            status.message(),
-            "database unavailable (PostgreSQL at 127.0.0.1:5432/berty): \
-             Connection refused (os error 111)"
-        );
-        assert_eq!(
-            Error::Unavailable(String::new()).http_status(),
-            503,
-            "readiness and admin calls answer 503"
-        );
     }
 }

@@ -25,9 +25,13 @@
 //! - [`data_dir`]: the data dir: mode 0700 and a lock held while the node runs.
 //! - [`keystore`]: secret keys at rest in the data dir (mode 0600).
 //! - [`sealed_values`]: node values sealed under the data dir's storage key.
-//! - [`error`]: the edge error type and its gRPC / HTTP status mapping.
+//! - [`error`]: the core's error type (statuses are chosen at the edges: `api::status`,
+//!   `admin::status`).
+//! - [`framing`]: varint length-prefixed frames shared by the sync and rendezvous codecs.
 //! - [`proto`]: generated protobuf code (`berty.protocol` and our own `berty.node.wire.v1`).
 //! - [`metrics`]: the one Prometheus registry.
+//! - [`supervision`]: lifelines of the long-lived parts; a part dying stops the node or is
+//!   restarted, as its policy says.
 //! - [`telemetry`]: logging setup.
 
 pub mod actors;
@@ -39,6 +43,7 @@ pub mod crypto;
 pub mod data_dir;
 pub mod defaults;
 pub mod error;
+pub mod framing;
 pub mod group;
 pub mod import;
 pub mod keystore;
@@ -51,4 +56,5 @@ pub mod rendezvous;
 pub mod replication;
 pub mod sealed_values;
 pub mod storage;
+pub mod supervision;
 pub mod telemetry;

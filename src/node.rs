@@ -28,6 +28,7 @@ use crate::{
         account_lock::{AccountLock, AccountLockError},
         Storage,
     },
+    supervision::{OnDeath, Supervisor},
 };
 
 /// Why the node could not start or stopped abnormally.
@@ -89,6 +90,8 @@ pub struct Node {
     shutdown: watch::Sender<bool>,
     admin: actix_web::dev::ServerHandle,
     parts: FuturesUnordered<BoxFuture<'static, PartResult>>,
+    /// The parts nothing joins (actors, detached tasks) report their deaths here.
+    supervisor: Supervisor,
     /// Held until the node is dropped: no second node serves this data dir meanwhile.
     _data_dir: DataDir,
 }
@@ -113,6 +116,7 @@ impl Node {
         metrics.storage_up.set(1);
 
         let (shutdown, shutdown_rx) = watch::channel(false);
+        let supervisor = Supervisor::new();
         let (network_events, network_inbox) =
             tokio::sync::mpsc::channel(crate::defaults::NETWORK_EVENT_QUEUE);
         let rendezvous = config
@@ -123,11 +127,12 @@ impl Node {
             registry.register_collector(Box::new(rendezvous::RendezvousCollector::new(
                 server.clone(),
             )));
-            tokio::spawn(rendezvous::upkeep::run(
+            let upkeep = supervisor.lifeline("rendezvous upkeep", OnDeath::StopNode);
+            tokio::spawn(upkeep.hold(rendezvous::upkeep::run(
                 server.clone(),
                 metrics.rendezvous_registrations.clone(),
                 shutdown_rx.clone(),
-            ));
+            )));
         }
         let mut p2p_settings = p2p::P2pSettings::from_config(&config);
         p2p_settings.rendezvous_server = rendezvous.clone();
@@ -160,10 +165,12 @@ impl Node {
                         .collect(),
                 },
                 network_inbox,
+                supervisor.lifeline("replicator", OnDeath::StopNode),
             )
             .start()
         });
-        let mut account = AccountActor::load(account, values, metrics.clone())
+        let lifeline = supervisor.lifeline("account actor", OnDeath::StopNode);
+        let mut account = AccountActor::load(account, values, metrics.clone(), lifeline)
             .await
             .map_err(NodeError::Account)?;
         if let Some(replicator) = &replicator {
@@ -257,6 +264,7 @@ impl Node {
             shutdown,
             admin: admin.handle,
             parts,
+            supervisor,
             _data_dir: data_dir,
         })
     }
@@ -273,6 +281,10 @@ impl Node {
                     Err(e) => e,
                 },
             }),
+            death = self.supervisor.next_death() => Some(NodeError::PartDied {
+                part: death.part,
+                reason: death.reason,
+            }),
         };
         if let Some(err) = &died {
             tracing::error!(%err, "shutting the node down");
@@ -284,6 +296,7 @@ impl Node {
     }
 
     async fn stop(mut self) {
+        self.supervisor.stop();
         let _ = self.shutdown.send(true);
         self.admin.stop(true).await;
         let drain = async { while self.parts.next().await.is_some() {} };

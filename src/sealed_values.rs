@@ -55,7 +55,7 @@ impl SealedValues {
     /// Seals `plaintext` for storing under `key` (for writes batched into a commit).
     pub fn seal(&self, key: &str, plaintext: &[u8]) -> Result<Vec<u8>, Error> {
         seal(&self.key, &associated_data(key), plaintext, &mut OsRng)
-            .map_err(|e| Error::Internal(format!("sealing {key}: {e}")))
+            .map_err(|e| Error::crypto(format!("sealing {key}"), e))
     }
 
     /// Opens a value read from storage under `key`.

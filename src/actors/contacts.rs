@@ -39,7 +39,7 @@ fn outbox_key(pk: &VerifyingKey) -> String {
 async fn settings(values: &SealedValues) -> Result<wire::ContactSettings, Error> {
     match values.get(CONTACT_SETTINGS_KEY).await? {
         Some(bytes) => wire::ContactSettings::decode(&bytes[..])
-            .map_err(|e| Error::Internal(format!("stored contact settings: {e}"))),
+            .map_err(|e| Error::decode("stored contact settings", e)),
         None => Ok(wire::ContactSettings {
             version: RECORD_VERSION,
             ..Default::default()
@@ -54,7 +54,7 @@ async fn contact(
     match values.get(&contact_key(pk)).await? {
         Some(bytes) => wire::ContactRecord::decode(&bytes[..])
             .map(Some)
-            .map_err(|e| Error::Internal(format!("stored contact record: {e}"))),
+            .map_err(|e| Error::decode("stored contact record", e)),
         None => Ok(None),
     }
 }
@@ -63,7 +63,7 @@ async fn send(store: &Addr<GroupStoreActor>, write: LocalWrite) -> Result<(), Er
     store
         .send(Write(write))
         .await
-        .map_err(|_| Error::Unavailable("account store actor is gone".into()))??;
+        .map_err(|_| Error::stopped("account store actor is gone"))??;
     Ok(())
 }
 

@@ -16,11 +16,18 @@
 //! too.
 
 pub mod routes;
+pub mod status;
 
 use std::{net::SocketAddr, sync::Arc};
 
-use actix_web::{dev::ServerHandle, web, App, HttpServer};
+use actix_web::{
+    body::MessageBody,
+    dev::{ServerHandle, ServiceRequest, ServiceResponse},
+    middleware::{from_fn, Next},
+    web, App, HttpServer,
+};
 use prometheus_client::registry::Registry;
+use tracing::Instrument;
 
 use crate::{metrics::Metrics, p2p::SwarmHandle, storage::Storage};
 
@@ -69,6 +76,7 @@ pub fn serve(addr: SocketAddr, state: AdminState) -> std::io::Result<AdminServer
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()
+            .wrap(from_fn(in_span))
             .app_data(data.clone())
             .configure(routes::configure)
     })
@@ -80,6 +88,20 @@ pub fn serve(addr: SocketAddr, state: AdminState) -> std::io::Result<AdminServer
     let handle = server.handle();
     let task = actix::spawn(server);
     Ok(AdminServer { addr, handle, task })
+}
+
+/// Runs each request in a span naming its method and route pattern
+/// (`/admin/v1/peers/{peer}/ban`: the pattern, not the peer id).
+async fn in_span<B: MessageBody>(
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<B>, actix_web::Error> {
+    let route = req
+        .resource_map()
+        .match_pattern(req.path())
+        .unwrap_or_else(|| "unmatched".into());
+    let span = tracing::info_span!("admin", method = %req.method(), route);
+    next.call(req).instrument(span).await
 }
 
 /// Keeps the `storage_up` gauge equal to the storage's health (1 up, 0 down) as it changes;

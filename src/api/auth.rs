@@ -1,5 +1,6 @@
 //! Bearer-token check on every gRPC call (`authorization: Bearer <token>`).
 
+use subtle::ConstantTimeEq;
 use tonic::{service::Interceptor, Request, Status};
 
 /// Rejects calls without the configured token; lets every call through when none is set.
@@ -27,7 +28,7 @@ impl Interceptor for BearerAuth {
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default();
-        if constant_time_eq(given.as_bytes(), expected.as_bytes()) {
+        if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
             Ok(request)
         } else {
             Err(Status::unauthenticated(
@@ -37,7 +38,34 @@ impl Interceptor for BearerAuth {
     }
 }
 
-/// True when `a == b`, in time independent of where they differ (for comparing tokens).
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn call(auth: &mut BearerAuth, header: Option<&str>) -> bool {
+        let mut request = Request::new(());
+        if let Some(header) = header {
+            request
+                .metadata_mut()
+                .insert("authorization", header.parse().unwrap());
+        }
+        auth.call(request).is_ok()
+    }
+
+    #[test]
+    fn only_the_exact_token_passes() {
+        let mut auth = BearerAuth::new(Some("secret".into()));
+        assert!(call(&mut auth, Some("Bearer secret")));
+        assert!(!call(&mut auth, Some("Bearer secreT")));
+        assert!(!call(&mut auth, Some("Bearer secret2")), "longer");
+        assert!(!call(&mut auth, Some("Bearer secre")), "a prefix");
+        assert!(!call(&mut auth, Some("")));
+        assert!(!call(&mut auth, None));
+        assert!(
+            call(&mut BearerAuth::new(None), None),
+            "no token configured"
+        );
+    }
 }

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod convert;
 pub mod protocol;
+pub mod status;
 pub mod subscriptions;
 
 use std::net::SocketAddr;
@@ -41,6 +42,20 @@ fn incoming(listener: TcpListener) -> TcpIncoming {
     TcpIncoming::from(listener).with_nodelay(Some(true))
 }
 
+/// The span every gRPC call runs in: `rpc` is the method's name (the last segment of the
+/// path, `GroupMessageSend`); `group` is empty until the call parses a group key (see
+/// [`record_group`]).
+fn call_span(path: &str) -> tracing::Span {
+    let rpc = path.rsplit('/').next().unwrap_or(path);
+    tracing::info_span!("grpc", rpc, group = tracing::field::Empty)
+}
+
+/// Records the group a call names in its span, as the first 8 bytes in hex (as logs print a
+/// `LogId`).
+pub(crate) fn record_group(group_pk: &[u8; 32]) {
+    tracing::Span::current().record("group", hex::encode(&group_pk[..8]));
+}
+
 /// Binds `addr` and serves the API until `shutdown` turns true. Returns the bound address
 /// (port 0 picks a free port) and the server task, which ends with the server's result.
 pub async fn serve(
@@ -70,6 +85,7 @@ pub async fn serve(
     );
     let task = tokio::spawn(async move {
         tonic::transport::Server::builder()
+            .trace_fn(|request| call_span(request.uri().path()))
             .add_service(reflection)
             .add_service(service)
             .serve_with_incoming_shutdown(incoming(listener), async move {

@@ -101,7 +101,7 @@ impl ProtocolApi {
         self.account
             .send(msg)
             .await
-            .map_err(|_| Error::Unavailable("the account actor is not running".into()))
+            .map_err(|_| Error::stopped("the account actor is not running"))
     }
 
     async fn subscribe<T: Send + 'static>(
@@ -144,7 +144,9 @@ fn setting_state(on: bool) -> i32 {
 }
 
 fn group_key(field: &str, bytes: &[u8]) -> Result<[u8; 32], Error> {
-    Ok(parse_key(field, bytes)?.to_bytes())
+    let group_pk = parse_key(field, bytes)?.to_bytes();
+    super::record_group(&group_pk);
+    Ok(group_pk)
 }
 
 fn check_len(field: &str, len: usize, max: usize) -> Result<(), Error> {

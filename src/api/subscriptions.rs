@@ -82,7 +82,7 @@ pub async fn subscribe<T: Send + 'static>(
         .store
         .send(WatchEvents)
         .await
-        .map_err(|_| Error::Unavailable("the group store stopped".into()))?;
+        .map_err(|_| Error::stopped("the group store stopped"))?;
     let snapshot = *watch.borrow_and_update();
     let since = resolve(&*source.storage, &source.log, "since", &range.since).await?;
     let until = resolve(&*source.storage, &source.log, "until", &range.until).await?;
@@ -257,7 +257,7 @@ impl<T: Send + 'static> Reader<T> {
             tokio::select! {
                 changed = watch.changed() => {
                     if changed.is_err() {
-                        return Err(Stop::Failed(Error::Unavailable("the group store stopped".into())));
+                        return Err(Stop::Failed(Error::stopped("the group store stopped")));
                     }
                 }
                 _ = self.tx.closed() => return Err(Stop::Gone),

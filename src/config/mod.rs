@@ -12,7 +12,7 @@ use std::{
 };
 
 use config::{Environment, File, FileFormat};
-use libp2p::Multiaddr;
+use libp2p::{multiaddr::Protocol, Multiaddr};
 use serde::Deserialize;
 
 use crate::defaults::{self, MAX_DURATION_SECS};
@@ -387,7 +387,7 @@ impl NodeConfig {
         let rendezvous_servers = parse_multiaddrs("p2p.rendezvous", &raw.p2p.rendezvous)?;
         if let Some(addr) = rendezvous_servers
             .iter()
-            .find(|addr| crate::p2p::peer_id_of(addr).is_none())
+            .find(|addr| !matches!(addr.iter().last(), Some(Protocol::P2p(_))))
         {
             return Err(invalid(
                 "p2p.rendezvous",

@@ -78,7 +78,8 @@ impl GroupRecord {
     /// Decodes a stored record; errors mean corrupt local data.
     pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
         let corrupt = |what: &str| Error::Internal(format!("stored group record: {what}"));
-        let wire = wire::GroupRecord::decode(bytes).map_err(|e| corrupt(&e.to_string()))?;
+        let wire = wire::GroupRecord::decode(bytes)
+            .map_err(|e| Error::decode("stored group record", e))?;
         if wire.version != RECORD_VERSION {
             return Err(corrupt(&format!("unknown version {}", wire.version)));
         }
@@ -133,7 +134,7 @@ impl GroupContext {
         let member = match record.kind {
             GroupKind::Multi => account
                 .member_key(record.group_pk())
-                .map_err(|e| Error::Internal(format!("deriving the member key: {e}")))?,
+                .map_err(|e| Error::crypto("deriving the member key", e))?,
             GroupKind::Account | GroupKind::Contact => account.account().clone(),
         };
         let creator = record.proof.as_ref().map(|p| *p.creator());

@@ -131,7 +131,7 @@ impl ViewEvent {
     pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
         use wire::view_event::Body;
         let corrupt = |what: &str| Error::Internal(format!("stored event: {what}"));
-        let wire = wire::ViewEvent::decode(bytes).map_err(|e| corrupt(&e.to_string()))?;
+        let wire = wire::ViewEvent::decode(bytes).map_err(|e| Error::decode("stored event", e))?;
         let key = |bytes: &[u8]| -> Result<[u8; 32], Error> {
             bytes.try_into().map_err(|_| corrupt("key length"))
         };

@@ -8,11 +8,14 @@
 
 use std::io;
 
-use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use futures::{AsyncRead, AsyncWrite};
 use libp2p::{request_response, StreamProtocol};
 use prost::Message;
 
-use crate::proto::wire::{SyncRequest, SyncResponse};
+use crate::{
+    framing,
+    proto::wire::{SyncRequest, SyncResponse},
+};
 
 /// The sync protocol's id.
 pub const SYNC_PROTOCOL: StreamProtocol = StreamProtocol::new("/berty-node/sync/1.0.0");
@@ -44,54 +47,13 @@ pub async fn read_frame<T: Message + Default, R: AsyncRead + Unpin + Send>(
     io: &mut R,
     max: usize,
 ) -> io::Result<Frame<T>> {
-    let mut len: u64 = 0;
-    for shift in (0..64).step_by(7) {
-        let mut byte = [0u8; 1];
-        io.read_exact(&mut byte).await?;
-        let bits = u64::from(byte[0] & 0x7f);
-        // The tenth byte holds only the top bit of a u64: more would be dropped silently.
-        if shift == 63 && bits > 1 {
-            return Ok(Frame::Garbage("frame length overflows 64 bits".into()));
-        }
-        len |= bits << shift;
-        if byte[0] & 0x80 == 0 {
-            break;
-        }
-        if shift >= 63 {
-            return Ok(Frame::Garbage("frame length is not a valid varint".into()));
-        }
-    }
-    let len = match usize::try_from(len) {
-        Ok(len) if len <= max => len,
-        _ => {
-            return Ok(Frame::Garbage(format!(
-                "frame of {len} bytes, cap is {max}"
-            )))
-        }
-    };
-    let buf = read_body(io, len).await?;
-    Ok(match T::decode(buf.as_slice()) {
-        Ok(message) => Frame::Message(message),
-        Err(e) => Frame::Garbage(format!("frame does not parse: {e}")),
+    Ok(match framing::read_frame(io, max).await? {
+        Ok(body) => match T::decode(body.as_slice()) {
+            Ok(message) => Frame::Message(message),
+            Err(e) => Frame::Garbage(format!("frame does not parse: {e}")),
+        },
+        Err(reason) => Frame::Garbage(reason),
     })
-}
-
-/// Reads exactly `len` bytes, growing the buffer as they arrive: a peer that announces a large
-/// frame and sends nothing more costs us nothing (a buffer of the announced size, allocated
-/// up front, would let a few bytes per stream hold megabytes each).
-pub(crate) async fn read_body<R: AsyncRead + Unpin + Send>(
-    io: &mut R,
-    len: usize,
-) -> io::Result<Vec<u8>> {
-    let mut buf = Vec::new();
-    io.take(len as u64).read_to_end(&mut buf).await?;
-    if buf.len() < len {
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            format!("frame of {len} bytes ended after {}", buf.len()),
-        ));
-    }
-    Ok(buf)
 }
 
 /// Writes one frame: the varint length of the encoded message, then the message. Refuses
@@ -107,18 +69,7 @@ pub async fn write_frame<T: Message, W: AsyncWrite + Unpin + Send>(
             return Err(io::Error::new(io::ErrorKind::InvalidInput, reason));
         }
     };
-    let body = message.encode_to_vec();
-    if body.len() > max {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("frame of {} bytes over the cap of {max}", body.len()),
-        ));
-    }
-    let mut buf = Vec::with_capacity(body.len() + 10);
-    prost::encoding::encode_varint(body.len() as u64, &mut buf);
-    buf.extend_from_slice(&body);
-    io.write_all(&buf).await?;
-    io.flush().await
+    framing::write_frame(io, &message.encode_to_vec(), max).await
 }
 
 impl request_response::Codec for SyncCodec {

@@ -10,9 +10,11 @@
 
 use std::io;
 
-use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use futures::{AsyncRead, AsyncWrite};
 use libp2p::{request_response, StreamProtocol};
 use prost::Message as _;
+
+use crate::framing;
 
 /// Code generated from `proto/rendezvous.proto` (package `rendezvous.pb`).
 #[allow(missing_docs, clippy::all)]
@@ -35,8 +37,6 @@ pub const RENDEZVOUS_PROTOCOL: StreamProtocol = StreamProtocol::new("/rendezvous
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 /// Largest response read or written: rust-libp2p refuses any rendezvous message above 1 MiB.
 pub const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
-/// Longest varint length prefix (a `u64` takes at most 10 bytes).
-const MAX_VARINT_BYTES: usize = 10;
 
 /// The codec of [`RENDEZVOUS_PROTOCOL`] for libp2p's request-response: a request and a
 /// response are each one length-prefixed [`Message`].
@@ -46,40 +46,14 @@ const MAX_VARINT_BYTES: usize = 10;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RendezvousCodec;
 
-/// An [`io::ErrorKind::InvalidData`] error.
-fn invalid(reason: String) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, reason)
-}
-
-/// Reads one frame of at most `max` bytes and parses it.
+/// Reads one frame of at most `max` bytes and parses it; a refused frame or one that does not
+/// parse is an [`io::ErrorKind::InvalidData`] error.
 pub async fn read_message<R: AsyncRead + Unpin + Send>(
     io: &mut R,
     max: usize,
 ) -> io::Result<Message> {
-    let mut len: u64 = 0;
-    let mut done = false;
-    for index in 0..MAX_VARINT_BYTES {
-        let mut byte = [0u8; 1];
-        io.read_exact(&mut byte).await?;
-        let bits = u64::from(byte[0] & 0x7f);
-        // The tenth byte holds only the top bit of a u64.
-        if index == MAX_VARINT_BYTES - 1 && bits > 1 {
-            return Err(invalid("frame length overflows 64 bits".into()));
-        }
-        len |= bits << (7 * index);
-        if byte[0] & 0x80 == 0 {
-            done = true;
-            break;
-        }
-    }
-    if !done {
-        return Err(invalid("frame length is not a valid varint".into()));
-    }
-    let len = match usize::try_from(len) {
-        Ok(len) if len <= max => len,
-        _ => return Err(invalid(format!("frame of {len} bytes, cap is {max}"))),
-    };
-    let body = crate::p2p::sync_codec::read_body(io, len).await?;
+    let invalid = |reason: String| io::Error::new(io::ErrorKind::InvalidData, reason);
+    let body = framing::read_frame(io, max).await?.map_err(invalid)?;
     Message::decode(body.as_slice()).map_err(|err| invalid(format!("frame does not parse: {err}")))
 }
 
@@ -89,19 +63,7 @@ pub async fn write_message<W: AsyncWrite + Unpin + Send>(
     message: &Message,
     max: usize,
 ) -> io::Result<()> {
-    let len = message.encoded_len();
-    if len > max {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("message of {len} bytes over the cap of {max}"),
-        ));
-    }
-    let mut frame = Vec::with_capacity(len + MAX_VARINT_BYTES);
-    message
-        .encode_length_delimited(&mut frame)
-        .map_err(|err| io::Error::new(io::ErrorKind::InvalidInput, err.to_string()))?;
-    io.write_all(&frame).await?;
-    io.flush().await
+    framing::write_frame(io, &message.encode_to_vec(), max).await
 }
 
 impl request_response::Codec for RendezvousCodec {

@@ -101,6 +101,7 @@ pub struct Replicator {
     registrations: discovery::Registrations,
     /// Gossip topic of each replicated group.
     topics: HashMap<String, [u8; 32]>,
+    lifeline: crate::supervision::Lifeline,
 }
 
 impl Replicator {
@@ -111,6 +112,7 @@ impl Replicator {
         metrics: Metrics,
         settings: ReplicationSettings,
         events: mpsc::Receiver<NetworkEvent>,
+        lifeline: crate::supervision::Lifeline,
     ) -> Self {
         Self {
             context: PeerContext {
@@ -128,6 +130,7 @@ impl Replicator {
             settings,
             registrations: discovery::Registrations::default(),
             topics: HashMap::new(),
+            lifeline,
         }
     }
 
@@ -194,19 +197,23 @@ impl Replicator {
     }
 
     /// The actor of `peer`, started if it has none yet.
+    /// A peer actor that died (its lifeline reported it) is replaced here, on the peer's
+    /// next event.
     fn actor(&mut self, peer: PeerId, ctx: &mut Context<Self>) -> Addr<PeerActor> {
-        self.peers
-            .entry(peer)
-            .or_insert_with(|| {
-                PeerActor::new(
-                    peer,
-                    self.context.clone(),
-                    ctx.address(),
-                    self.directory.clone(),
-                )
-                .start()
-            })
-            .clone()
+        if let Some(actor) = self.peers.get(&peer).filter(|a| a.connected()) {
+            return actor.clone();
+        }
+        let actor = PeerActor::new(
+            peer,
+            self.context.clone(),
+            ctx.address(),
+            self.directory.clone(),
+            self.lifeline
+                .child("peer actor", crate::supervision::PEER_ACTOR_RESTART),
+        )
+        .start();
+        self.peers.insert(peer, actor.clone());
+        actor
     }
 }
 
@@ -274,6 +281,7 @@ impl Actor for Replicator {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        self.lifeline.arm(ctx);
         if let Some(events) = self.events.take() {
             ctx.add_stream(ReceiverStream::new(events));
         }

@@ -28,7 +28,7 @@ use crate::log::{EntryId, LogId, OrderKey};
 pub use health::{Health, StorageHealth};
 
 /// What can go wrong in storage.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StorageError {
     /// The database cannot be reached or refused the operation (disk full, connection lost).
     #[error("storage unavailable: {0}")]

@@ -135,6 +135,36 @@ impl Drop for NodeProcess {
     }
 }
 
+/// Runs `berty-node serve` with `args` and `env` until it exits on its own (at most
+/// `timeout`, then it is killed and this panics); returns its exit status and stderr.
+pub async fn run_to_exit(
+    args: &[&str],
+    env: &HashMap<String, String>,
+    cwd: &Path,
+    timeout: Duration,
+) -> (ExitStatus, String) {
+    let child = tokio::process::Command::new(node_binary())
+        .arg("serve")
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("RUST_LOG")
+        .envs(env)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start berty-node");
+    let output = tokio::time::timeout(timeout, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("node did not exit within {timeout:?}"))
+        .expect("wait for berty-node");
+    (
+        output.status,
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
 /// A minimal HTTP/1.1 GET: returns the status code and the body.
 pub async fn http_get(addr: SocketAddr, path: &str, token: Option<&str>) -> (u16, String) {
     http_request(addr, "GET", path, token, None).await

@@ -59,6 +59,7 @@ pub struct AccountActor {
     replicator: Option<Replication>,
     /// This actor, as the stores reach it (set when it starts).
     follow_ups: Option<Recipient<Learnt>>,
+    lifeline: crate::supervision::Lifeline,
 }
 
 /// Where the account tells replication about new entries and about its groups.
@@ -77,6 +78,7 @@ impl AccountActor {
         keys: AccountKeys,
         values: SealedValues,
         metrics: Metrics,
+        lifeline: crate::supervision::Lifeline,
     ) -> Result<Self, Error> {
         let genesis = derive_account_group(keys.account_proof())
             .map_err(|e| Error::Internal(format!("deriving the account group: {e}")))?;
@@ -121,6 +123,7 @@ impl AccountActor {
             next_seq,
             replicator: None,
             follow_ups: None,
+            lifeline,
         })
     }
 
@@ -140,6 +143,8 @@ impl AccountActor {
             self.metrics.clone(),
             self.replicator.as_ref().map(|r| r.appended.clone()),
             self.follow_ups.clone(),
+            self.lifeline
+                .child("group store", crate::supervision::GROUP_STORE_RESTART),
         )
         .start();
         self.stores.insert(log, addr.clone());
@@ -331,6 +336,7 @@ impl Actor for AccountActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        self.lifeline.arm(ctx);
         self.follow_ups = Some(ctx.address().recipient());
         self.publish_directory();
         tracing::info!(

@@ -122,6 +122,7 @@ pub struct GroupStoreActor {
     stale: bool,
     /// A reload is running.
     loading: bool,
+    lifeline: crate::supervision::Lifeline,
 }
 
 impl GroupStoreActor {
@@ -133,6 +134,7 @@ impl GroupStoreActor {
         metrics: Metrics,
         replicator: Option<Recipient<LogAppended>>,
         follow_ups: Option<Recipient<Learnt>>,
+        lifeline: crate::supervision::Lifeline,
     ) -> Self {
         let (events, _) = watch::channel(0);
         Self {
@@ -159,6 +161,7 @@ impl GroupStoreActor {
             recent: Arc::new(RecentEvents::default()),
             stale: true,
             loading: false,
+            lifeline,
         }
     }
 
@@ -322,6 +325,7 @@ impl Actor for GroupStoreActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        self.lifeline.arm(ctx);
         self.metrics.group_store_actors.inc();
         tracing::debug!(log = ?self.log, "group store starting");
         // Hold every message until the state is loaded. If it cannot be (storage down), the
@@ -348,6 +352,7 @@ impl Actor for GroupStoreActor {
                 && actor.prepared.is_empty()
             {
                 tracing::debug!(log = ?actor.log, "group store idle, stopping");
+                actor.lifeline.release();
                 ctx.stop();
             }
         });

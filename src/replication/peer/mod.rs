@@ -82,6 +82,7 @@ pub struct PeerActor {
     outbox: announce::Outbox,
     inbox: announce::Inbox,
     span: tracing::Span,
+    lifeline: crate::supervision::Lifeline,
 }
 
 impl PeerActor {
@@ -91,6 +92,7 @@ impl PeerActor {
         context: PeerContext,
         replicator: Addr<Replicator>,
         directory: Directory,
+        lifeline: crate::supervision::Lifeline,
     ) -> Self {
         Self {
             peer,
@@ -109,6 +111,7 @@ impl PeerActor {
             outbox: announce::Outbox::default(),
             inbox: announce::Inbox::default(),
             span: tracing::debug_span!("peer", %peer),
+            lifeline,
         }
     }
 
@@ -158,6 +161,7 @@ impl Actor for PeerActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        self.lifeline.arm(ctx);
         let _span = self.span.clone().entered();
         tracing::debug!("peer actor started");
         self.hello(ctx);
@@ -188,6 +192,7 @@ impl Handler<Disconnected> for PeerActor {
     fn handle(&mut self, _: Disconnected, ctx: &mut Self::Context) {
         let _span = self.span.clone().entered();
         tracing::debug!("peer actor stops");
+        self.lifeline.release();
         ctx.stop();
     }
 }
