@@ -148,7 +148,7 @@ impl Node {
         // before it runs, so the account starts with replication wired in (no store runs
         // without it).
         let replicator_context = config.replication.then(Context::<Replicator>::new);
-        let mut account = AccountActor::load(account, values, metrics.clone())
+        let mut account = AccountActor::load(account, storage.clone(), values, metrics.clone())
             .await
             .map_err(NodeError::Account)?;
         if let Some(context) = &replicator_context {

@@ -13,7 +13,7 @@ use actix::prelude::*;
 use rand::rngs::OsRng;
 
 use crate::{
-    actors::group_store::{chain_value_key, GroupStoreActor, LocalWrite, LogAppended, Write},
+    actors::group_store::{GroupStoreActor, LocalWrite, LogAppended, Write},
     crypto::{
         derive_account_group, seal_chain_key, sign_account_disclosure, sign_member_device,
         AccountKeys, SenderChain, SigningKey, VerifyingKey,
@@ -25,13 +25,11 @@ use crate::{
     proto::{berty_protocol::AccountEventType, wire},
     replication::replicator::{Directory, GroupLinks, GroupsChanged},
     sealed_values::SealedValues,
+    storage::{
+        value_keys::{ValueKey, ValuePrefix},
+        Storage,
+    },
 };
-
-/// Node-value key of this device's first chain state in a group: what new members receive,
-/// so they can read the whole history.
-pub fn first_chain_value_key(group_pk: &[u8; 32]) -> String {
-    format!("chain0/{}", hex::encode(group_pk))
-}
 
 /// The metadata write sharing `chain` (its key and counter) of this device with one member,
 /// sealed to that member's key.
@@ -61,22 +59,11 @@ fn chain_key_share(
     })
 }
 
-/// Node-value key marking that this device shared its chain key with a member.
-fn shared_value_key(group_pk: &[u8; 32], member: &[u8; 32]) -> String {
-    format!("shared/{}/{}", hex::encode(group_pk), hex::encode(member))
-}
-
-/// Node-value key prefix of group records.
-pub const GROUP_PREFIX: &str = "group/";
-
-/// Node-value key of a group's record.
-pub fn group_value_key(group_pk: &[u8; 32]) -> String {
-    format!("{GROUP_PREFIX}{}", hex::encode(group_pk))
-}
-
 /// The account actor.
 pub struct AccountActor {
     pub(crate) keys: AccountKeys,
+    /// The logs (node values go through `values`, sealed).
+    pub(crate) storage: Arc<dyn Storage>,
     pub(crate) values: SealedValues,
     metrics: Metrics,
     pub(crate) account_group: Arc<GroupContext>,
@@ -100,6 +87,7 @@ impl AccountActor {
     /// (first start, or first start after an import as a new device).
     pub async fn load(
         keys: AccountKeys,
+        storage: Arc<dyn Storage>,
         values: SealedValues,
         metrics: Metrics,
     ) -> Result<Self, Error> {
@@ -124,13 +112,12 @@ impl AccountActor {
         let mut after: Option<String> = None;
         loop {
             let page = values
-                .storage()
-                .values_with_prefix(GROUP_PREFIX, after.as_deref(), 500)
+                .page(ValuePrefix::Groups, after.as_deref(), 500)
                 .await?;
             let Some((last, _)) = page.last() else { break };
             after = Some(last.clone());
-            for (key, sealed) in page {
-                let record = GroupRecord::decode(&values.open(&key, &sealed)?)?;
+            for (_, plaintext) in page {
+                let record = GroupRecord::decode(&plaintext)?;
                 next_seq = next_seq.max(record.joined_seq + 1);
                 let pk = record.group_pk().to_bytes();
                 groups.insert(pk, Arc::new(GroupContext::new(record, &keys)?));
@@ -138,6 +125,7 @@ impl AccountActor {
         }
         Ok(Self {
             keys,
+            storage,
             values,
             metrics,
             account_group,
@@ -160,6 +148,7 @@ impl AccountActor {
         let addr = GroupStoreActor::new(
             log,
             group.clone(),
+            self.storage.clone(),
             self.values.clone(),
             self.metrics.clone(),
             self.replicator.as_ref().map(|r| r.appended.clone()),
@@ -242,8 +231,14 @@ impl AccountActor {
         Ok(DeviceSetup {
             metadata: self.store(group, LogKind::Metadata),
             writes: vec![member_write, chain_write],
-            chain_key: chain_value_key(group_pk.as_bytes()),
-            first_chain_key: first_chain_value_key(group_pk.as_bytes()),
+            chain_key: ValueKey::Chain {
+                group_pk: *group_pk.as_bytes(),
+            }
+            .to_string(),
+            first_chain_key: ValueKey::FirstChain {
+                group_pk: *group_pk.as_bytes(),
+            }
+            .to_string(),
             chain,
         })
     }
@@ -281,7 +276,10 @@ impl AccountActor {
     }
 
     fn record_key(group: &GroupContext) -> String {
-        group_value_key(group.record.group_pk().as_bytes())
+        ValueKey::Group {
+            group_pk: group.record.group_pk().to_bytes(),
+        }
+        .to_string()
     }
 }
 
@@ -730,11 +728,21 @@ impl Handler<ShareChainKey> for AccountActor {
             let group_pk = *group.record.group_pk();
             let device_pk = group.record.device.verifying_key();
             let first = match values
-                .get(&first_chain_value_key(group_pk.as_bytes()))
+                .get(
+                    &ValueKey::FirstChain {
+                        group_pk: *group_pk.as_bytes(),
+                    }
+                    .to_string(),
+                )
                 .await?
             {
                 Some(bytes) => Some(bytes),
-                None => values.get(&chain_value_key(group_pk.as_bytes())).await?,
+                None => {
+                    let chain = ValueKey::Chain {
+                        group_pk: *group_pk.as_bytes(),
+                    };
+                    values.get(&chain.to_string()).await?
+                }
             };
             let Some(first) = first else {
                 return Ok(());
@@ -742,7 +750,11 @@ impl Handler<ShareChainKey> for AccountActor {
             let chain = SenderChain::from_bytes(&first)
                 .map_err(|e| Error::Internal(format!("stored chain does not parse: {e}")))?;
             for member in msg.members {
-                let marker = shared_value_key(group_pk.as_bytes(), &member);
+                let marker = ValueKey::SharedChain {
+                    group_pk: *group_pk.as_bytes(),
+                    member_pk: member,
+                }
+                .to_string();
                 if values.get(&marker).await?.is_some() {
                     continue;
                 }

@@ -1,5 +1,5 @@
 //! The rendezvous store's SQL, generic over the engine ([`RendezvousDialect`] holds what
-//! differs), and [`RendezvousStore`] for the SQLite and PostgreSQL [`SqlStore`]s.
+//! differs), and [`RendezvousStore`] for [`SqlStorage`] on either engine.
 //!
 //! Every write transaction locks the state row first (`RendezvousSql::lock_state`); see the
 //! parent module on why.
@@ -7,7 +7,7 @@
 use std::marker::PhantomData;
 
 use async_trait::async_trait;
-use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Pool, Postgres, Sqlite, Type};
+use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Pool, Type};
 
 use super::{
     columns::{column, decode_registration, from_sql, to_sql, unavailable, REGISTRATION_COLUMNS},
@@ -16,10 +16,7 @@ use super::{
     NewRegistration, RegisterOutcome, RegistrationCaps, RendezvousStore, StoredRegistration,
     ROWS_PER_STATEMENT,
 };
-use crate::storage::{
-    sql::{SqlStore, Statement},
-    Result, StorageError,
-};
+use crate::storage::{sql::Statement, Result, SqlStorage, StorageError};
 
 /// Generic SQL of the rendezvous store, run by both engines.
 pub(super) struct RendezvousSql<DB>(PhantomData<DB>);
@@ -274,44 +271,53 @@ where
     }
 }
 
-/// Implements [`RendezvousStore`] for the [`SqlStore`] of one engine.
-macro_rules! rendezvous_via_sql_store {
-    ($db:ty) => {
-        #[async_trait]
-        impl RendezvousStore for SqlStore<$db> {
-            async fn register_batch(
-                &self,
-                registrations: &[NewRegistration],
-                caps: RegistrationCaps,
-                now: u64,
-            ) -> Result<Vec<RegisterOutcome>> {
-                RendezvousSql::<$db>::register_batch(self.writer(), registrations, caps, now).await
-            }
+/// The rendezvous store of a [`SqlStorage`]: the same database, through the same health guard.
+#[async_trait]
+impl<DB> RendezvousStore for SqlStorage<DB>
+where
+    DB: RendezvousDialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'r> Vec<u8>: Decode<'r, DB> + Type<DB>,
+    for<'r> String: Decode<'r, DB> + Type<DB>,
+    usize: ColumnIndex<DB::Row>,
+{
+    async fn register_batch(
+        &self,
+        registrations: &[NewRegistration],
+        caps: RegistrationCaps,
+        now: u64,
+    ) -> Result<Vec<RegisterOutcome>> {
+        let call = RendezvousSql::<DB>::register_batch(self.writer(), registrations, caps, now);
+        self.guard(call).await
+    }
 
-            async fn unregister(&self, namespace: &str, peer_id: &[u8]) -> Result<bool> {
-                RendezvousSql::<$db>::unregister(self.writer(), namespace, peer_id).await
-            }
+    async fn unregister(&self, namespace: &str, peer_id: &[u8]) -> Result<bool> {
+        let call = RendezvousSql::<DB>::unregister(self.writer(), namespace, peer_id);
+        self.guard(call).await
+    }
 
-            async fn discover(
-                &self,
-                namespace: Option<&str>,
-                after_id: u64,
-                limit: u32,
-                now: u64,
-            ) -> Result<Vec<StoredRegistration>> {
-                RendezvousSql::<$db>::discover(self.reader(), namespace, after_id, limit, now).await
-            }
+    async fn discover(
+        &self,
+        namespace: Option<&str>,
+        after_id: u64,
+        limit: u32,
+        now: u64,
+    ) -> Result<Vec<StoredRegistration>> {
+        let call = RendezvousSql::<DB>::discover(self.reader(), namespace, after_id, limit, now);
+        self.guard(call).await
+    }
 
-            async fn purge_expired(&self, now: u64) -> Result<u64> {
-                RendezvousSql::<$db>::purge_expired(self.writer(), now).await
-            }
+    async fn purge_expired(&self, now: u64) -> Result<u64> {
+        let call = RendezvousSql::<DB>::purge_expired(self.writer(), now);
+        self.guard(call).await
+    }
 
-            async fn count(&self, now: u64) -> Result<u64> {
-                RendezvousSql::<$db>::count(self.reader(), now).await
-            }
-        }
-    };
+    async fn count(&self, now: u64) -> Result<u64> {
+        self.guard(RendezvousSql::<DB>::count(self.reader(), now))
+            .await
+    }
 }
-
-rendezvous_via_sql_store!(Sqlite);
-rendezvous_via_sql_store!(Postgres);
