@@ -289,7 +289,7 @@ mod tests {
 
     #[test]
     fn malformed_keys_are_refused() {
-        let g = hex::encode([1; 32]);
+        let g = hex::encode([0xab; 32]);
         let id = hex::encode([7; 32]);
         for key in [
             String::new(),

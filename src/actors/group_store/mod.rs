@@ -206,23 +206,20 @@ impl GroupStoreActor {
             return true;
         }
         self.loading = true;
-        ctx.spawn(
-            load(self.log, self.storage.clone(), self.values.clone())
-                .into_actor(self)
-                .map(|loaded, actor, ctx| {
-                    actor.loading = false;
-                    match loaded {
-                        Ok(loaded) => {
-                            actor.apply(loaded);
-                            actor.pump(ctx);
-                        }
-                        Err(e) => {
-                            tracing::warn!(log = ?actor.log, %e, "cannot load group store state");
-                            actor.fail_waiting(&e);
-                        }
-                    }
-                }),
-        );
+        let loading = load(self.log, self.storage.clone(), self.values.clone());
+        ctx.spawn(loading.into_actor(self).map(|loaded, actor, ctx| {
+            actor.loading = false;
+            match loaded {
+                Ok(loaded) => {
+                    actor.apply(loaded);
+                    actor.pump(ctx);
+                }
+                Err(e) => {
+                    tracing::warn!(log = ?actor.log, %e, "cannot load group store state");
+                    actor.fail_waiting(&e);
+                }
+            }
+        }));
         true
     }
 
@@ -339,8 +336,9 @@ impl Actor for GroupStoreActor {
         tracing::debug!(log = ?self.log, "group store starting");
         // Hold every message until the state is loaded. If it cannot be (storage down), the
         // store stays stale: each job tries again, and fails at once while storage is down.
+        let loading = load(self.log, self.storage.clone(), self.values.clone());
         ctx.wait(
-            load(self.log, self.storage.clone(), self.values.clone())
+            loading
                 .into_actor(self)
                 .map(|loaded, actor, _| match loaded {
                     Ok(loaded) => actor.apply(loaded),

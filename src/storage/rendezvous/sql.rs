@@ -56,21 +56,7 @@ where
             .collect();
         keys.sort_unstable();
         keys.dedup();
-        let mut stored = Vec::new();
-        for chunk in keys.chunks(ROWS_PER_STATEMENT) {
-            let (sql, args) = DB::registrations_with_keys(chunk).finish()?;
-            for row in sqlx::query_with(&sql, args)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(unavailable("looking up registrations"))?
-            {
-                stored.push((
-                    column::<DB, i64>(&row, 0)?,
-                    column::<DB, Vec<u8>>(&row, 1)?,
-                    column::<DB, String>(&row, 2)?,
-                ));
-            }
-        }
+        let stored = Self::stored_with_keys(&mut tx, &keys).await?;
 
         // The counts of the batch's peers and of the peers that lost expired registrations.
         let mut peers: Vec<&[u8]> = keys.iter().map(|(peer, _)| *peer).collect();
@@ -92,44 +78,8 @@ where
             return Ok(plan.outcomes);
         }
 
-        for ids in plan.replaced.chunks(ROWS_PER_STATEMENT) {
-            let mut delete = Statement::<DB>::new("DELETE FROM rendezvous_registrations WHERE ");
-            DB::push_ids_in(&mut delete, "id", ids);
-            let (sql, args) = delete.finish()?;
-            sqlx::query_with(&sql, args)
-                .execute(&mut *tx)
-                .await
-                .map_err(unavailable("replacing registrations"))?;
-        }
-
-        let mut next_id = last_id;
-        let mut rows = Vec::with_capacity(plan.inserts.len());
-        for registration in &plan.inserts {
-            next_id = next_id
-                .checked_add(1)
-                .filter(|id| i64::try_from(*id).is_ok())
-                .ok_or_else(|| StorageError::Unavailable("registration ids have run out".into()))?;
-            rows.push((to_sql(next_id), *registration));
-        }
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let mut insert = Statement::<DB>::new(
-                "INSERT INTO rendezvous_registrations \
-                 (id, namespace, peer_id, record, expires_at) ",
-            );
-            insert.push_values(chunk, |values, (id, registration)| {
-                values
-                    .bind(*id)
-                    .bind(registration.namespace.as_str())
-                    .bind(registration.peer_id.as_slice())
-                    .bind(registration.record.as_slice())
-                    .bind(to_sql(registration.expires_at));
-            });
-            let (sql, args) = insert.finish()?;
-            sqlx::query_with(&sql, args)
-                .execute(&mut *tx)
-                .await
-                .map_err(unavailable("inserting registrations"))?;
-        }
+        Self::delete_ids(&mut tx, &plan.replaced).await?;
+        let next_id = Self::insert(&mut tx, last_id, &plan.inserts).await?;
 
         // New counts: the planned ones, and those of peers that only lost expired rows.
         let mut changed: Vec<(&[u8], u64)> = plan
@@ -155,6 +105,80 @@ where
             }
         }
         Ok(plan.outcomes)
+    }
+
+    /// `(id, peer id, namespace)` of the stored registrations with one of `keys`.
+    async fn stored_with_keys(
+        tx: &mut DB::Connection,
+        keys: &[(&[u8], &str)],
+    ) -> Result<Vec<(i64, Vec<u8>, String)>> {
+        let mut stored = Vec::new();
+        for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+            let (sql, args) = DB::registrations_with_keys(chunk).finish()?;
+            for row in sqlx::query_with(&sql, args)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(unavailable("looking up registrations"))?
+            {
+                stored.push((
+                    column::<DB, i64>(&row, 0)?,
+                    column::<DB, Vec<u8>>(&row, 1)?,
+                    column::<DB, String>(&row, 2)?,
+                ));
+            }
+        }
+        Ok(stored)
+    }
+
+    /// Deletes the registrations with the given ids (replaced by the batch).
+    async fn delete_ids(tx: &mut DB::Connection, ids: &[i64]) -> Result<()> {
+        for ids in ids.chunks(ROWS_PER_STATEMENT) {
+            let mut delete = Statement::<DB>::new("DELETE FROM rendezvous_registrations WHERE ");
+            DB::push_ids_in(&mut delete, "id", ids);
+            let (sql, args) = delete.finish()?;
+            sqlx::query_with(&sql, args)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable("replacing registrations"))?;
+        }
+        Ok(())
+    }
+
+    /// Inserts registrations with the ids following `last_id`; returns the last id given.
+    async fn insert(
+        tx: &mut DB::Connection,
+        last_id: u64,
+        inserts: &[&NewRegistration],
+    ) -> Result<u64> {
+        let mut next_id = last_id;
+        let mut rows = Vec::with_capacity(inserts.len());
+        for registration in inserts {
+            next_id = next_id
+                .checked_add(1)
+                .filter(|id| i64::try_from(*id).is_ok())
+                .ok_or_else(|| StorageError::Unavailable("registration ids have run out".into()))?;
+            rows.push((to_sql(next_id), *registration));
+        }
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let mut insert = Statement::<DB>::new(
+                "INSERT INTO rendezvous_registrations \
+                 (id, namespace, peer_id, record, expires_at) ",
+            );
+            insert.push_values(chunk, |values, (id, registration)| {
+                values
+                    .bind(*id)
+                    .bind(registration.namespace.as_str())
+                    .bind(registration.peer_id.as_slice())
+                    .bind(registration.record.as_slice())
+                    .bind(to_sql(registration.expires_at));
+            });
+            let (sql, args) = insert.finish()?;
+            sqlx::query_with(&sql, args)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable("inserting registrations"))?;
+        }
+        Ok(next_id)
     }
 
     async fn unregister(writer: &Pool<DB>, namespace: &str, peer_id: &[u8]) -> Result<bool> {
