@@ -16,7 +16,7 @@ use prost::Message as _;
 use rand::rngs::OsRng;
 
 use crate::{
-    actors::{account::GROUP_PREFIX, export::EXPORT_VERSION},
+    actors::export::EXPORT_VERSION,
     crypto::{AccountKeys, SigningKey},
     error::Error,
     group::GroupRecord,
@@ -24,7 +24,7 @@ use crate::{
     log::{Entry, EntryId, LogId},
     proto::wire,
     sealed_values::{self, SealedValues},
-    storage::{self, Commit, NewEntry, NewEvent, Storage},
+    storage::{self, value_keys::ValuePrefix, Commit, NewEntry, NewEvent, Storage},
 };
 
 /// Entries or events written per transaction while importing.
@@ -154,10 +154,10 @@ fn adapt_value(key: &str, value: Vec<u8>, mode: ImportMode) -> Result<Option<Vec
     if mode == ImportMode::Restore {
         return Ok(Some(value));
     }
-    if key.starts_with("chain/") {
+    if key.starts_with(&ValuePrefix::Chains.to_string()) {
         return Ok(None);
     }
-    if key.starts_with(GROUP_PREFIX) {
+    if key.starts_with(&ValuePrefix::Groups.to_string()) {
         let mut record = GroupRecord::decode(&value).map_err(invalid)?;
         record.device = SigningKey::generate(&mut OsRng);
         return Ok(Some(record.encode()));

@@ -170,9 +170,10 @@ impl Node {
             .start()
         });
         let lifeline = supervisor.lifeline("account actor", OnDeath::StopNode);
-        let mut account = AccountActor::load(account, values, metrics.clone(), lifeline)
-            .await
-            .map_err(NodeError::Account)?;
+        let mut account =
+            AccountActor::load(account, storage.clone(), values, metrics.clone(), lifeline)
+                .await
+                .map_err(NodeError::Account)?;
         if let Some(replicator) = &replicator {
             account.set_replication(Replication {
                 appended: replicator.clone().recipient(),

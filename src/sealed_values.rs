@@ -3,6 +3,10 @@
 //! data dir (`storage.key`, mode 0600), so a database dump (PostgreSQL in production) holds no
 //! usable secret. The value's key is the associated data, so a sealed value cannot be moved
 //! to another key.
+//!
+//! [`SealedValues`] is the node's only way to its node values: every read opens, every write
+//! seals (alone, or through [`SealedValues::seal`] into a [`crate::storage::Commit`]), and it
+//! never hands out the storage underneath. Keys come from [`crate::storage::value_keys`].
 
 use std::{path::Path, sync::Arc};
 
@@ -13,8 +17,11 @@ use crate::{
     defaults,
     error::Error,
     keystore::{self, KeystoreError},
-    storage::Storage,
+    storage::{value_keys::ValuePrefix, Storage},
 };
+
+/// Node values read per page when listing a prefix.
+const LIST_PAGE: u32 = 4096;
 
 /// Loads the data dir's storage key, creating it on first use.
 pub fn load_or_create_storage_key(data_dir: &Path) -> Result<SymmetricKey, KeystoreError> {
@@ -47,11 +54,6 @@ impl SealedValues {
         }
     }
 
-    /// The underlying storage.
-    pub fn storage(&self) -> &Arc<dyn Storage> {
-        &self.storage
-    }
-
     /// Seals `plaintext` for storing under `key` (for writes batched into a commit).
     pub fn seal(&self, key: &str, plaintext: &[u8]) -> Result<Vec<u8>, Error> {
         seal(&self.key, &associated_data(key), plaintext, &mut OsRng)
@@ -59,7 +61,7 @@ impl SealedValues {
     }
 
     /// Opens a value read from storage under `key`.
-    pub fn open(&self, key: &str, sealed: &[u8]) -> Result<Vec<u8>, Error> {
+    fn open(&self, key: &str, sealed: &[u8]) -> Result<Vec<u8>, Error> {
         open(&self.key, &associated_data(key), sealed).map_err(|_| {
             Error::Internal(format!(
                 "stored value {key} does not open with this data dir's storage key \
@@ -80,6 +82,68 @@ impl SealedValues {
     pub async fn put(&self, key: &str, plaintext: &[u8]) -> Result<(), Error> {
         let sealed = self.seal(key, plaintext)?;
         Ok(self.storage.put_value(key, &sealed).await?)
+    }
+
+    /// Whether a value is stored under `key` (without reading it).
+    pub async fn contains(&self, key: &str) -> Result<bool, Error> {
+        Ok(self.storage.get_value(key).await?.is_some())
+    }
+
+    /// Deletes one value; deleting a missing key is not an error.
+    pub async fn delete(&self, key: &str) -> Result<(), Error> {
+        Ok(self.storage.delete_value(key).await?)
+    }
+
+    /// One page of the values under `prefix`, opened, in key order: keys strictly after
+    /// `after` when given, at most `limit`.
+    pub async fn page(
+        &self,
+        prefix: ValuePrefix,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<(String, Vec<u8>)>, Error> {
+        let page = self
+            .storage
+            .values_with_prefix(&prefix.to_string(), after, limit)
+            .await?;
+        page.into_iter()
+            .map(|(key, sealed)| {
+                let plaintext = self.open(&key, &sealed)?;
+                Ok((key, plaintext))
+            })
+            .collect()
+    }
+
+    /// Every value under `prefix`, opened, in key order.
+    pub async fn list(&self, prefix: ValuePrefix) -> Result<Vec<(String, Vec<u8>)>, Error> {
+        let mut out: Vec<(String, Vec<u8>)> = Vec::new();
+        loop {
+            let after = out.last().map(|(key, _)| key.clone());
+            let page = self.page(prefix, after.as_deref(), LIST_PAGE).await?;
+            let done = page.len() < LIST_PAGE as usize;
+            out.extend(page);
+            if done {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Every key under `prefix`, in key order, without reading their values (markers such as
+    /// queued messages, whose key says it all).
+    pub async fn keys(&self, prefix: ValuePrefix) -> Result<Vec<String>, Error> {
+        let prefix = prefix.to_string();
+        let mut keys: Vec<String> = Vec::new();
+        loop {
+            let page = self
+                .storage
+                .values_with_prefix(&prefix, keys.last().map(String::as_str), LIST_PAGE)
+                .await?;
+            let done = page.len() < LIST_PAGE as usize;
+            keys.extend(page.into_iter().map(|(key, _)| key));
+            if done {
+                return Ok(keys);
+            }
+        }
     }
 }
 

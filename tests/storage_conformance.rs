@@ -23,8 +23,8 @@ use std::{
 use berty_node::{
     log::{EntryId, LogId, LogKind, OrderKey},
     storage::{
-        self, Appended, Backend, Commit, Committed, Direction, NewEntry, NewEvent, OrderRange,
-        StorageError, StoredEntry, StoredEvent,
+        self, Appended, Commit, Committed, Direction, NewEntry, NewEvent, OrderRange, StorageError,
+        StoredEntry, StoredEvent,
     },
 };
 use rand::{rngs::StdRng, seq::SliceRandom, Rng, SeedableRng};
@@ -59,7 +59,7 @@ common::fixture_tests! {
     benches: [append_throughput],
 }
 
-use common::store::StoreFixture as Fixture;
+use common::store::{Backend, Inspect, StoreFixture as Fixture};
 
 /// The log most tests use.
 static LOG: LazyLock<LogId> = LazyLock::new(|| log_id(1, LogKind::Messages));

@@ -10,12 +10,13 @@ mod common;
 use std::sync::LazyLock;
 
 use berty_node::{
-    actors::{account::GROUP_PREFIX, export::EXPORT_VERSION},
+    actors::export::EXPORT_VERSION,
     crypto::{AccountKeys, SigningKey},
     group::{GroupKind, GroupRecord},
     import::{parse_export, ImportMode},
     log::{Entry, LogId, LogKind},
     proto::wire,
+    storage::value_keys::ValueKey,
 };
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
@@ -46,7 +47,10 @@ static SAMPLE: LazyLock<Vec<u8>> = LazyLock::new(|| {
         account_keys: account().to_bytes().to_vec(),
         values: vec![
             wire::ExportValue {
-                key: format!("{GROUP_PREFIX}{}", hex(keys.group_pk().as_bytes())),
+                key: ValueKey::Group {
+                    group_pk: keys.group_pk().to_bytes(),
+                }
+                .to_string(),
                 value: record.encode(),
             },
             wire::ExportValue {
@@ -74,10 +78,6 @@ static SAMPLE: LazyLock<Vec<u8>> = LazyLock::new(|| {
     }
     .encode_to_vec()
 });
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, rest)) = data.split_first() else {

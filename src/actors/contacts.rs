@@ -17,27 +17,31 @@ use crate::{
     group::ContactReference,
     proto::{berty_protocol::AccountEventType, wire},
     sealed_values::SealedValues,
+    storage::value_keys::ValueKey,
 };
-
-/// Node-value key of the contact-request settings.
-pub const CONTACT_SETTINGS_KEY: &str = "contacts/settings";
-/// Node-value key prefix of contact records.
-pub const CONTACT_PREFIX: &str = "contact/";
-/// Node-value key prefix of outbox items.
-pub const OUTBOX_PREFIX: &str = "outbox/";
 
 const RECORD_VERSION: u32 = 1;
 
 fn contact_key(pk: &VerifyingKey) -> String {
-    format!("{CONTACT_PREFIX}{}", hex::encode(pk.as_bytes()))
+    ValueKey::Contact {
+        account_pk: *pk.as_bytes(),
+    }
+    .to_string()
 }
 
 fn outbox_key(pk: &VerifyingKey) -> String {
-    format!("{OUTBOX_PREFIX}{}", hex::encode(pk.as_bytes()))
+    ValueKey::Outbox {
+        account_pk: *pk.as_bytes(),
+    }
+    .to_string()
+}
+
+fn settings_key() -> String {
+    ValueKey::ContactSettings.to_string()
 }
 
 async fn settings(values: &SealedValues) -> Result<wire::ContactSettings, Error> {
-    match values.get(CONTACT_SETTINGS_KEY).await? {
+    match values.get(&settings_key()).await? {
         Some(bytes) => wire::ContactSettings::decode(&bytes[..])
             .map_err(|e| Error::decode("stored contact settings", e)),
         None => Ok(wire::ContactSettings {
@@ -130,9 +134,7 @@ impl Handler<SetContactRequests> for AccountActor {
                 )
                 .await?;
                 state.enabled = msg.0;
-                values
-                    .put(CONTACT_SETTINGS_KEY, &state.encode_to_vec())
-                    .await
+                values.put(&settings_key(), &state.encode_to_vec()).await
             }
             .into_actor(self),
         ))
@@ -177,9 +179,7 @@ impl Handler<ResetContactReference> for AccountActor {
             async move {
                 let mut state = settings(&values).await?;
                 let reference = reset_seed(&store, &account_pk, &mut state).await?;
-                values
-                    .put(CONTACT_SETTINGS_KEY, &state.encode_to_vec())
-                    .await?;
+                values.put(&settings_key(), &state.encode_to_vec()).await?;
                 Ok(reference)
             }
             .into_actor(self),
@@ -327,8 +327,8 @@ impl Handler<UpdateContact> for AccountActor {
                 )
                 .await?;
                 if msg.action == ContactAction::Remove {
-                    values.storage().delete_value(&contact_key(&pk)).await?;
-                    values.storage().delete_value(&outbox_key(&pk)).await?;
+                    values.delete(&contact_key(&pk)).await?;
+                    values.delete(&outbox_key(&pk)).await?;
                 } else {
                     values
                         .put(&contact_key(&pk), &record.encode_to_vec())

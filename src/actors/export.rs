@@ -5,7 +5,12 @@ use actix::prelude::*;
 use prost::Message as _;
 
 use crate::{
-    actors::account::AccountActor, defaults, error::Error, proto::wire, sealed_values::SealedValues,
+    actors::account::AccountActor,
+    defaults,
+    error::Error,
+    proto::wire,
+    sealed_values::SealedValues,
+    storage::{value_keys::ValuePrefix, Storage},
 };
 
 /// Version of the export format written by this node.
@@ -20,14 +25,18 @@ impl Handler<ExportData> for AccountActor {
     type Result = ResponseFuture<Result<Vec<u8>, Error>>;
 
     fn handle(&mut self, _: ExportData, _: &mut Self::Context) -> Self::Result {
+        let storage = self.storage.clone();
         let values = self.values.clone();
         let account_keys = self.keys.to_bytes().to_vec();
-        Box::pin(async move { export(&values, account_keys).await })
+        Box::pin(async move { export(storage.as_ref(), &values, account_keys).await })
     }
 }
 
-async fn export(values: &SealedValues, account_keys: Vec<u8>) -> Result<Vec<u8>, Error> {
-    let storage = values.storage();
+async fn export(
+    storage: &dyn Storage,
+    values: &SealedValues,
+    account_keys: Vec<u8>,
+) -> Result<Vec<u8>, Error> {
     let mut export = wire::Export {
         version: EXPORT_VERSION,
         account_keys,
@@ -35,13 +44,12 @@ async fn export(values: &SealedValues, account_keys: Vec<u8>) -> Result<Vec<u8>,
     };
     let mut after: Option<String> = None;
     loop {
-        let page = storage
-            .values_with_prefix("", after.as_deref(), defaults::EVENT_PAGE)
+        let page = values
+            .page(ValuePrefix::All, after.as_deref(), defaults::EVENT_PAGE)
             .await?;
         let Some((last, _)) = page.last() else { break };
         after = Some(last.clone());
-        for (key, sealed) in page {
-            let value = values.open(&key, &sealed)?;
+        for (key, value) in page {
             export.values.push(wire::ExportValue { key, value });
         }
     }

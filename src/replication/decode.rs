@@ -8,11 +8,11 @@
 //!
 //! What decoding learns is kept in node values, committed with the events:
 //!
-//! | key | value |
+//! | key ([`crate::storage::value_keys::ValueKey`]) | value |
 //! |---|---|
-//! | `member/<group>/<device>` | the member key a device belongs to (sealed) |
-//! | `recv/<group>/<device>` | the receiver chain of a device (sealed [`ReceiverChain`]) |
-//! | `queue/<group>/<device>/<lamport, 20 digits>/<entry id>` | a message waiting for its sender's chain key |
+//! | `Member` | the member key a device belongs to (sealed) |
+//! | `Receiver` | the receiver chain of a device (sealed [`ReceiverChain`]) |
+//! | `Queued` | a message waiting for its sender's chain key |
 
 use std::collections::HashMap;
 
@@ -29,33 +29,6 @@ use crate::{
     proto::wire::{self, metadata_event::Event},
     storage::NewEvent,
 };
-
-/// Node-value key of the member a device of a group belongs to.
-pub fn member_value_key(group_pk: &[u8; 32], device: &[u8; 32]) -> String {
-    format!("member/{}/{}", hex::encode(group_pk), hex::encode(device))
-}
-
-/// Node-value key of the receiver chain of a device of a group.
-pub fn receiver_value_key(group_pk: &[u8; 32], device: &[u8; 32]) -> String {
-    format!("recv/{}/{}", hex::encode(group_pk), hex::encode(device))
-}
-
-/// Prefix of the queued messages of a device of a group, in total order.
-pub fn queue_prefix(group_pk: &[u8; 32], device: &[u8; 32]) -> String {
-    format!("queue/{}/{}/", hex::encode(group_pk), hex::encode(device))
-}
-
-/// Node-value key of one queued message.
-pub fn queue_key(group_pk: &[u8; 32], device: &[u8; 32], lamport: u64, id: &EntryId) -> String {
-    format!("{}{lamport:020}/{id}", queue_prefix(group_pk, device))
-}
-
-/// The entry id at the end of a queue key.
-pub fn queued_entry_id(key: &str) -> Option<EntryId> {
-    let hex_id = key.rsplit('/').next()?;
-    let bytes = hex::decode(hex_id).ok()?;
-    EntryId::from_slice(&bytes)
-}
 
 /// A view event for `entry` saying `event`.
 fn new_event(entry: &Entry, event: &ViewEvent) -> NewEvent {
@@ -872,16 +845,5 @@ mod tests {
         assert!(views(&out.events).iter().all(
             |v| !matches!(&v.body, ViewBody::Member { account_pk, .. } if *account_pk == claimed)
         ));
-    }
-
-    #[test]
-    fn queue_keys_sort_by_lamport_and_name_their_entry() {
-        let id = EntryId::from_slice(&[7; 32]).unwrap();
-        let a = queue_key(&[1; 32], &[2; 32], 9, &id);
-        let b = queue_key(&[1; 32], &[2; 32], 10, &id);
-        assert!(a < b);
-        assert!(a.starts_with(&queue_prefix(&[1; 32], &[2; 32])));
-        assert_eq!(queued_entry_id(&a), Some(id));
-        assert_eq!(queued_entry_id("queue/x/y/1/zz"), None);
     }
 }

@@ -18,6 +18,7 @@ pub mod postgres;
 pub mod rendezvous;
 mod sql;
 pub mod sqlite;
+pub mod value_keys;
 
 use std::{ops::Bound, path::Path, sync::Arc};
 
@@ -26,6 +27,7 @@ use async_trait::async_trait;
 use crate::log::{EntryId, LogId, OrderKey};
 
 pub use health::{Health, StorageHealth};
+pub use sql::SqlStorage;
 
 /// What can go wrong in storage.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -235,24 +237,9 @@ impl OrderRange {
     }
 }
 
-/// Which backend a [`Storage`] is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    /// Embedded SQLite.
-    Sqlite,
-    /// PostgreSQL server.
-    Postgres,
-}
-
 /// The node's persistence, as the actors see it.
 #[async_trait]
 pub trait Storage: Send + Sync + 'static {
-    /// Which backend this is.
-    fn backend(&self) -> Backend;
-
-    /// Succeeds when the database answers a trivial query.
-    async fn ping(&self) -> Result<()>;
-
     /// The database's health, kept up to date in the background (never waits).
     fn health(&self) -> StorageHealth;
 
@@ -265,9 +252,6 @@ pub trait Storage: Send + Sync + 'static {
     /// Heads are kept up to date: a new entry becomes a head and its parents stop being heads.
     async fn append(&self, log: &LogId, entries: &[NewEntry]) -> Result<Vec<Appended>>;
 
-    /// One entry by id.
-    async fn entry(&self, log: &LogId, id: &EntryId) -> Result<Option<StoredEntry>>;
-
     /// The order keys of the given ids that are stored (unknown ids are left out).
     async fn order_keys(&self, log: &LogId, ids: &[EntryId]) -> Result<Vec<OrderKey>>;
 
@@ -279,12 +263,6 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Entries whose cursor is strictly greater than `after`, ascending cursor, at most `limit`.
     async fn since_cursor(&self, log: &LogId, after: u64, limit: u32) -> Result<Vec<StoredEntry>>;
-
-    /// The highest cursor of the log (0 when empty).
-    async fn last_cursor(&self, log: &LogId) -> Result<u64>;
-
-    /// Number of entries stored in the log.
-    async fn count(&self, log: &LogId) -> Result<u64>;
 
     /// Appends entries, adds decoded events and puts node values in one committed
     /// transaction: all of it is stored, or none. Entries follow the rules of

@@ -20,8 +20,8 @@ use sqlx::{
 
 use super::{
     health::{cause_of, HealthMonitor, Probe, PING_TIMEOUT, RECONNECT_TIMEOUT},
-    sql::{Dialect, SqlStore, Statement},
-    Backend, Result, StorageError,
+    sql::{Dialect, Statement},
+    Result, SqlStorage, StorageError,
 };
 use crate::log::EntryId;
 
@@ -37,11 +37,7 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Storage in a PostgreSQL database.
-#[derive(Debug)]
-pub struct PostgresStorage {
-    store: SqlStore<Postgres>,
-    health: HealthMonitor,
-}
+pub type PostgresStorage = SqlStorage<Postgres>;
 
 /// The health probe: `SELECT 1` on a connection of its own (never one of the pool's, so a
 /// busy pool does not look like an outage).
@@ -77,7 +73,7 @@ async fn connect(
     }
 }
 
-impl PostgresStorage {
+impl SqlStorage<Postgres> {
     /// Connects to the database named by a `postgres://` URL and applies pending migrations.
     pub async fn connect(url: &str) -> Result<Self> {
         let options = PgConnectOptions::from_str(url)
@@ -120,10 +116,8 @@ impl PostgresStorage {
             options,
             connection: Some(first),
         };
-        Ok(Self {
-            store: SqlStore::new(pool.clone(), pool),
-            health: HealthMonitor::spawn(database, probe),
-        })
+        let health = HealthMonitor::spawn(database, probe);
+        Ok(Self::new(pool.clone(), pool, health, None))
     }
 }
 
@@ -136,8 +130,6 @@ impl Dialect for Postgres {
         statement.push(column).push(" = ANY(").bind(ids).push(")");
     }
 }
-
-super::sql::storage_via_sql_store!(PostgresStorage, Backend::Postgres);
 
 #[cfg(test)]
 mod tests {

@@ -21,8 +21,8 @@ use sqlx::{
 
 use super::{
     health::{cause_of, AlwaysUp, HealthMonitor, Probe, PING_TIMEOUT, RECONNECT_TIMEOUT},
-    sql::{Dialect, SqlStore, Statement},
-    Backend, Result, StorageError,
+    sql::{Dialect, Statement},
+    Result, SqlStorage, StorageError,
 };
 use crate::log::EntryId;
 
@@ -38,14 +38,9 @@ const WRITER_CACHE_SIZE: &str = "-65536";
 /// How long a statement waits for another process's lock on the file before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Storage in one SQLite database file.
-#[derive(Debug)]
-pub struct SqliteStorage {
-    store: SqlStore<Sqlite>,
-    /// Copies the WAL back into the database file off the commit path (see [`checkpoints`]).
-    checkpointer: Option<tokio::task::JoinHandle<()>>,
-    health: HealthMonitor,
-}
+/// Storage in one SQLite database file. A file-backed storage runs a WAL checkpointer, which
+/// copies the WAL back into the database file off the commit path (see [`checkpoints`]).
+pub type SqliteStorage = SqlStorage<Sqlite>;
 
 /// The health probe of a database file: reads its schema on a connection of its own (which
 /// never creates the file: a file gone is an outage, not a new empty database).
@@ -82,14 +77,6 @@ impl Probe for SqliteProbe {
     }
 }
 
-impl Drop for SqliteStorage {
-    fn drop(&mut self) {
-        if let Some(task) = self.checkpointer.take() {
-            task.abort();
-        }
-    }
-}
-
 /// Runs a passive WAL checkpoint on a reader connection every [`CHECKPOINT_INTERVAL`].
 ///
 /// The writer connection never checkpoints itself (`wal_autocheckpoint = 0`): an automatic
@@ -111,7 +98,7 @@ async fn checkpoints(reader: sqlx::SqlitePool) {
     }
 }
 
-impl SqliteStorage {
+impl SqlStorage<Sqlite> {
     /// Opens (creating it and its parent dir if missing) the database file at `path`, and
     /// applies pending migrations.
     pub async fn open_file(path: &Path) -> Result<Self> {
@@ -191,11 +178,7 @@ impl SqliteStorage {
             };
             HealthMonitor::spawn(database, probe)
         };
-        Ok(Self {
-            store: SqlStore::new(reader, writer),
-            checkpointer,
-            health,
-        })
+        Ok(Self::new(reader, writer, health, checkpointer))
     }
 }
 
@@ -211,8 +194,6 @@ impl Dialect for Sqlite {
     }
 }
 
-super::sql::storage_via_sql_store!(SqliteStorage, Backend::Sqlite);
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,7 +204,7 @@ mod tests {
         let path = dir.path().join("new/dir/node.db");
         let storage = SqliteStorage::open_file(&path).await.unwrap();
         assert!(path.is_file());
-        for pool in storage.store.pools() {
+        for pool in storage.pools() {
             for (pragma, column, expected) in [
                 ("journal_mode", "journal_mode", "wal"),
                 ("synchronous", "synchronous", "2"),

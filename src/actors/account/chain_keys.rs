@@ -2,12 +2,6 @@
 
 use super::*;
 
-/// Node-value key of this device's first chain state in a group: what new members receive,
-/// so they can read the whole history.
-pub fn first_chain_value_key(group_pk: &[u8; 32]) -> String {
-    format!("chain0/{}", hex::encode(group_pk))
-}
-
 /// The metadata write sharing `chain` (its key and counter) of this device with one member,
 /// sealed to that member's key.
 pub(super) fn chain_key_share(
@@ -36,10 +30,6 @@ pub(super) fn chain_key_share(
     })
 }
 
-/// Node-value key marking that this device shared its chain key with a member.
-pub(super) fn shared_value_key(group_pk: &[u8; 32], member: &[u8; 32]) -> String {
-    format!("shared/{}/{}", hex::encode(group_pk), hex::encode(member))
-}
 impl AccountActor {
     /// Shares this device's chain key (from its first message on, so the whole history
     /// reads) with members seen for the first time, once per member.
@@ -59,11 +49,21 @@ impl AccountActor {
             let group_pk = *group.record.group_pk();
             let device_pk = group.record.device.verifying_key();
             let first = match values
-                .get(&first_chain_value_key(group_pk.as_bytes()))
+                .get(
+                    &ValueKey::FirstChain {
+                        group_pk: *group_pk.as_bytes(),
+                    }
+                    .to_string(),
+                )
                 .await?
             {
                 Some(bytes) => Some(bytes),
-                None => values.get(&chain_value_key(group_pk.as_bytes())).await?,
+                None => {
+                    let chain = ValueKey::Chain {
+                        group_pk: *group_pk.as_bytes(),
+                    };
+                    values.get(&chain.to_string()).await?
+                }
             };
             let Some(first) = first else {
                 return Ok(());
@@ -71,7 +71,11 @@ impl AccountActor {
             let chain = SenderChain::from_bytes(&first)
                 .map_err(|e| Error::Internal(format!("stored chain does not parse: {e}")))?;
             for member in members {
-                let marker = shared_value_key(group_pk.as_bytes(), &member);
+                let marker = ValueKey::SharedChain {
+                    group_pk: *group_pk.as_bytes(),
+                    member_pk: member,
+                }
+                .to_string();
                 if values.get(&marker).await?.is_some() {
                     continue;
                 }

@@ -17,9 +17,7 @@ use actix::prelude::*;
 use rand::rngs::OsRng;
 
 use crate::{
-    actors::group_store::{
-        chain_value_key, GroupStoreActor, Learnt, LocalWrite, ReplayQueued, Write,
-    },
+    actors::group_store::{GroupStoreActor, Learnt, LocalWrite, ReplayQueued, Write},
     crypto::{
         derive_account_group, seal_chain_key, sign_account_disclosure, sign_member_device,
         AccountKeys, SenderChain, SigningKey, VerifyingKey,
@@ -31,25 +29,22 @@ use crate::{
     proto::{berty_protocol::AccountEventType, wire},
     replication::ports::{Directory, GroupLinks, GroupStores, GroupsChanged, LogAppended},
     sealed_values::SealedValues,
+    storage::{
+        value_keys::{ValueKey, ValuePrefix},
+        Storage,
+    },
 };
 
-pub use chain_keys::first_chain_value_key;
 pub use groups::{CreateGroup, InviteGroup, JoinGroup, LeaveGroup};
 pub use writes::{AppendAppEvent, OpenAccountLog, OpenLog, SendMessage, SetSetting};
 
 use chain_keys::chain_key_share;
 
-/// Node-value key prefix of group records.
-pub const GROUP_PREFIX: &str = "group/";
-
-/// Node-value key of a group's record.
-pub fn group_value_key(group_pk: &[u8; 32]) -> String {
-    format!("{GROUP_PREFIX}{}", hex::encode(group_pk))
-}
-
 /// The account actor.
 pub struct AccountActor {
     pub(crate) keys: AccountKeys,
+    /// The logs (node values go through `values`, sealed).
+    pub(crate) storage: Arc<dyn Storage>,
     pub(crate) values: SealedValues,
     metrics: Metrics,
     pub(crate) account_group: Arc<GroupContext>,
@@ -76,6 +71,7 @@ impl AccountActor {
     /// (first start, or first start after an import as a new device).
     pub async fn load(
         keys: AccountKeys,
+        storage: Arc<dyn Storage>,
         values: SealedValues,
         metrics: Metrics,
         lifeline: crate::supervision::Lifeline,
@@ -101,13 +97,12 @@ impl AccountActor {
         let mut after: Option<String> = None;
         loop {
             let page = values
-                .storage()
-                .values_with_prefix(GROUP_PREFIX, after.as_deref(), 500)
+                .page(ValuePrefix::Groups, after.as_deref(), 500)
                 .await?;
             let Some((last, _)) = page.last() else { break };
             after = Some(last.clone());
-            for (key, sealed) in page {
-                let record = GroupRecord::decode(&values.open(&key, &sealed)?)?;
+            for (_, plaintext) in page {
+                let record = GroupRecord::decode(&plaintext)?;
                 next_seq = next_seq.max(record.joined_seq + 1);
                 let pk = record.group_pk().to_bytes();
                 groups.insert(pk, Arc::new(GroupContext::new(record, &keys)?));
@@ -115,6 +110,7 @@ impl AccountActor {
         }
         Ok(Self {
             keys,
+            storage,
             values,
             metrics,
             account_group,
@@ -139,6 +135,7 @@ impl AccountActor {
         let addr = GroupStoreActor::new(
             log,
             group.clone(),
+            self.storage.clone(),
             self.values.clone(),
             self.metrics.clone(),
             self.replicator.as_ref().map(|r| r.appended.clone()),
@@ -224,8 +221,14 @@ impl AccountActor {
         Ok(DeviceSetup {
             metadata: self.store(group, LogKind::Metadata),
             writes: vec![member_write, chain_write],
-            chain_key: chain_value_key(group_pk.as_bytes()),
-            first_chain_key: first_chain_value_key(group_pk.as_bytes()),
+            chain_key: ValueKey::Chain {
+                group_pk: *group_pk.as_bytes(),
+            }
+            .to_string(),
+            first_chain_key: ValueKey::FirstChain {
+                group_pk: *group_pk.as_bytes(),
+            }
+            .to_string(),
             chain,
         })
     }
@@ -274,7 +277,10 @@ impl AccountActor {
     }
 
     fn record_key(group: &GroupContext) -> String {
-        group_value_key(group.record.group_pk().as_bytes())
+        ValueKey::Group {
+            group_pk: group.record.group_pk().to_bytes(),
+        }
+        .to_string()
     }
 }
 /// The writes that set this device up in a group.

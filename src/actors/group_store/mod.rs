@@ -51,13 +51,8 @@ use crate::{
     proto::wire,
     replication::ports::LogAppended,
     sealed_values::SealedValues,
-    storage::{Appended, Commit, NewEntry, NewEvent, Storage, StoredEvent},
+    storage::{value_keys::ValueKey, Appended, Commit, NewEntry, NewEvent, Storage, StoredEvent},
 };
-
-/// Node-value key of this device's sender chain in a group.
-pub fn chain_value_key(group_pk: &[u8; 32]) -> String {
-    format!("chain/{}", hex::encode(group_pk))
-}
 
 /// What a local write puts in the log.
 #[derive(Debug, Clone)]
@@ -130,6 +125,7 @@ impl GroupStoreActor {
     pub fn new(
         log: LogId,
         group: Arc<GroupContext>,
+        storage: Arc<dyn Storage>,
         values: SealedValues,
         metrics: Metrics,
         replicator: Option<Recipient<LogAppended>>,
@@ -140,7 +136,7 @@ impl GroupStoreActor {
         Self {
             log,
             group,
-            storage: values.storage().clone(),
+            storage,
             values,
             metrics,
             heads: Vec::new(),
@@ -204,21 +200,20 @@ impl GroupStoreActor {
             return true;
         }
         self.loading = true;
-        ctx.spawn(load(self.log, self.values.clone()).into_actor(self).map(
-            |loaded, actor, ctx| {
-                actor.loading = false;
-                match loaded {
-                    Ok(loaded) => {
-                        actor.apply(loaded);
-                        actor.pump(ctx);
-                    }
-                    Err(e) => {
-                        tracing::warn!(log = ?actor.log, %e, "cannot load group store state");
-                        actor.fail_waiting(&e);
-                    }
+        let loading = load(self.log, self.storage.clone(), self.values.clone());
+        ctx.spawn(loading.into_actor(self).map(|loaded, actor, ctx| {
+            actor.loading = false;
+            match loaded {
+                Ok(loaded) => {
+                    actor.apply(loaded);
+                    actor.pump(ctx);
                 }
-            },
-        ));
+                Err(e) => {
+                    tracing::warn!(log = ?actor.log, %e, "cannot load group store state");
+                    actor.fail_waiting(&e);
+                }
+            }
+        }));
         true
     }
 
@@ -298,12 +293,18 @@ struct Loaded {
     members: HashMap<[u8; 32], [u8; 32]>,
 }
 
-async fn load(log: LogId, values: SealedValues) -> Result<Loaded, Error> {
-    let storage = values.storage().clone();
+async fn load(
+    log: LogId,
+    storage: Arc<dyn Storage>,
+    values: SealedValues,
+) -> Result<Loaded, Error> {
     let heads = storage.heads(&log).await?;
     let last_event_cursor = storage.last_event_cursor(&log).await?;
     let sender = if log.kind() == LogKind::Messages {
-        match values.get(&chain_value_key(log.group_pk())).await? {
+        let key = ValueKey::Chain {
+            group_pk: *log.group_pk(),
+        };
+        match values.get(&key.to_string()).await? {
             Some(bytes) => Some(SenderChain::from_bytes(&bytes).map_err(|e| {
                 Error::Internal(format!("stored sender chain does not parse: {e}"))
             })?),
@@ -330,15 +331,16 @@ impl Actor for GroupStoreActor {
         tracing::debug!(log = ?self.log, "group store starting");
         // Hold every message until the state is loaded. If it cannot be (storage down), the
         // store stays stale: each job tries again, and fails at once while storage is down.
+        let loading = load(self.log, self.storage.clone(), self.values.clone());
         ctx.wait(
-            load(self.log, self.values.clone()).into_actor(self).map(
-                |loaded, actor, _| match loaded {
+            loading
+                .into_actor(self)
+                .map(|loaded, actor, _| match loaded {
                     Ok(loaded) => actor.apply(loaded),
                     Err(e) => {
                         tracing::warn!(log = ?actor.log, %e, "cannot load group store state yet");
                     }
-                },
-            ),
+                }),
         );
         ctx.run_interval(defaults::GROUP_STORE_IDLE_CHECK, |actor, ctx| {
             let idle = actor.last_activity.elapsed() >= defaults::GROUP_STORE_IDLE;
@@ -534,7 +536,10 @@ impl GroupStoreActor {
         }
         if let Some(chain) = sender {
             if !batch.entries.is_empty() && self.log.kind() == LogKind::Messages {
-                let key = chain_value_key(self.log.group_pk());
+                let key = ValueKey::Chain {
+                    group_pk: *self.log.group_pk(),
+                }
+                .to_string();
                 match self.values.seal(&key, &chain.to_bytes()) {
                     Ok(sealed) => batch.values.push((key, sealed)),
                     Err(e) => {

@@ -17,27 +17,26 @@ use crate::{
     group::GroupContext,
     log::{Entry, EntryId, LogId, LogKind, OrderKey},
     metrics::LogKindLabels,
-    replication::decode::{
-        decode_messages, decode_metadata, member_value_key, open_headers, queue_key, queue_prefix,
-        queued_entry_id, receiver_value_key,
-    },
+    replication::decode::{decode_messages, decode_metadata, open_headers},
     replication::ports::{AppendRemote, RemoteOutcome},
     sealed_values::SealedValues,
-    storage::{Appended, Commit, Direction, NewEntry, NewEvent, OrderRange, Storage},
+    storage::{
+        value_keys::{ValueKey, ValuePrefix},
+        Appended, Commit, Direction, NewEntry, NewEvent, OrderRange, Storage,
+    },
 };
 
-/// Page size when listing node values of a group.
-const VALUES_PAGE: u32 = 4096;
+/// The value of a queued message's key: its key says it all.
+const QUEUED_MARKER: &[u8] = b"q";
 /// Queued messages opened per commit when their chain key arrives.
 const REPLAY_CHUNK: usize = 4096;
 
 /// The place in the total order a queue key names (`.../<lamport>/<id>`).
 fn queued_order_key(key: &str) -> Option<OrderKey> {
-    let id = queued_entry_id(key)?;
-    let mut parts = key.rsplit('/');
-    parts.next()?;
-    let lamport = parts.next()?.parse().ok()?;
-    Some(OrderKey { lamport, id })
+    match ValueKey::parse(key) {
+        Ok(ValueKey::Queued { order, .. }) => Some(order),
+        _ => None,
+    }
 }
 
 /// The entries of `queued` (in total order), read with range scans over the log rather than
@@ -89,35 +88,21 @@ pub(super) async fn load_members(
     values: &SealedValues,
     group_pk: &[u8; 32],
 ) -> Result<HashMap<[u8; 32], [u8; 32]>, Error> {
-    let prefix = format!("member/{}/", hex::encode(group_pk));
+    let prefix = ValuePrefix::Members {
+        group_pk: *group_pk,
+    };
     let mut members = HashMap::new();
-    for (key, sealed) in list(values.storage().as_ref(), &prefix).await? {
-        let device = key
-            .strip_prefix(&prefix)
-            .and_then(|d| hex::decode(d).ok())
-            .and_then(|d| <[u8; 32]>::try_from(d).ok());
-        let member = <[u8; 32]>::try_from(values.open(&key, &sealed)?).ok();
+    for (key, member) in values.list(prefix).await? {
+        let device = match ValueKey::parse(&key) {
+            Ok(ValueKey::Member { device_pk, .. }) => Some(device_pk),
+            _ => None,
+        };
+        let member = <[u8; 32]>::try_from(member).ok();
         if let (Some(device), Some(member)) = (device, member) {
             members.insert(device, member);
         }
     }
     Ok(members)
-}
-
-/// Every node value under `prefix`, in key order.
-async fn list(storage: &dyn Storage, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, Error> {
-    let mut out: Vec<(String, Vec<u8>)> = Vec::new();
-    loop {
-        let after = out.last().map(|(k, _)| k.clone());
-        let page = storage
-            .values_with_prefix(prefix, after.as_deref(), VALUES_PAGE)
-            .await?;
-        let done = page.len() < VALUES_PAGE as usize;
-        out.extend(page);
-        if done {
-            return Ok(out);
-        }
-    }
 }
 
 /// Loads the stored receiver chain of `device`, if any.
@@ -126,7 +111,11 @@ async fn load_chain(
     group_pk: &[u8; 32],
     device: &[u8; 32],
 ) -> Result<Option<ReceiverChain>, Error> {
-    match values.get(&receiver_value_key(group_pk, device)).await? {
+    let key = ValueKey::Receiver {
+        group_pk: *group_pk,
+        device_pk: *device,
+    };
+    match values.get(&key.to_string()).await? {
         Some(bytes) => ReceiverChain::from_bytes(&bytes)
             .map(Some)
             .map_err(|e| Error::Internal(format!("stored receiver chain does not parse: {e}"))),
@@ -241,13 +230,21 @@ async fn decode_metadata_entries(
         ..Decoded::default()
     };
     for (device, member) in decoded.members {
-        let key = member_value_key(&group_pk, &device);
+        let key = ValueKey::Member {
+            group_pk,
+            device_pk: device,
+        }
+        .to_string();
         out.values.push((key.clone(), values.seal(&key, &member)?));
     }
     for (device, chain) in decoded.chains {
-        let key = receiver_value_key(&group_pk, &device);
+        let key = ValueKey::Receiver {
+            group_pk,
+            device_pk: device,
+        }
+        .to_string();
         // The first share wins: the messages store owns the chain once it exists.
-        if device == own_device || values.storage().get_value(&key).await?.is_some() {
+        if device == own_device || values.contains(&key).await? {
             continue;
         }
         out.values
@@ -282,7 +279,11 @@ async fn decode_message_entries(
             }
         }
         if let std::collections::hash_map::Entry::Vacant(slot) = members.entry(device) {
-            let key = member_value_key(&group_pk, &device);
+            let key = ValueKey::Member {
+                group_pk,
+                device_pk: device,
+            }
+            .to_string();
             if let Some(member) = values.get(&key).await? {
                 if let Ok(member) = <[u8; 32]>::try_from(member) {
                     slot.insert(member);
@@ -306,14 +307,24 @@ async fn decode_message_entries(
     };
     for device in decoded.touched {
         if let Some(chain) = chains.get(&device) {
-            let key = receiver_value_key(&group_pk, &device);
+            let key = ValueKey::Receiver {
+                group_pk,
+                device_pk: device,
+            }
+            .to_string();
             out.values
                 .push((key.clone(), values.seal(&key, &chain.to_bytes())?));
         }
     }
     for (device, lamport, id) in decoded.queued {
-        out.values
-            .push((queue_key(&group_pk, &device, lamport, &id), b"q".to_vec()));
+        let key = ValueKey::Queued {
+            group_pk,
+            device_pk: device,
+            order: OrderKey { lamport, id },
+        }
+        .to_string();
+        let marker = values.seal(&key, QUEUED_MARKER)?;
+        out.values.push((key, marker));
     }
     Ok(out)
 }
@@ -714,11 +725,15 @@ impl GroupStoreActor {
                     let members = load_members(&values, &group_pk).await?;
                     let mut replayed = 0;
                     for device in msg.devices {
-                        let queued =
-                            list(storage.as_ref(), &queue_prefix(&group_pk, &device)).await?;
-                        let queued: Vec<(String, OrderKey)> = queued
+                        let prefix = ValuePrefix::Queued {
+                            group_pk,
+                            device_pk: device,
+                        };
+                        let queued: Vec<(String, OrderKey)> = values
+                            .keys(prefix)
+                            .await?
                             .into_iter()
-                            .filter_map(|(key, _)| {
+                            .filter_map(|key| {
                                 let place = queued_order_key(&key)?;
                                 Some((key, place))
                             })
@@ -790,12 +805,16 @@ impl GroupStoreActor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::replication::decode::queue_key;
 
     #[test]
     fn queue_keys_name_their_place_in_the_total_order() {
         let id = EntryId([9; 32]);
-        let key = queue_key(&[1; 32], &[2; 32], 42, &id);
+        let key = ValueKey::Queued {
+            group_pk: [1; 32],
+            device_pk: [2; 32],
+            order: OrderKey { lamport: 42, id },
+        }
+        .to_string();
         assert_eq!(queued_order_key(&key), Some(OrderKey { lamport: 42, id }));
         assert_eq!(queued_order_key("queue/x/y/notanumber/00"), None);
     }

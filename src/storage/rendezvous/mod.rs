@@ -9,7 +9,7 @@
 //! - `plan`: what one batch of registrations does (replacements, caps), decided in memory
 //!   before anything is written (pure).
 //! - `sql`: the store's SQL, generic over the engine, and [`RendezvousStore`] for the
-//!   SQLite and PostgreSQL `SqlStore`s.
+//!   `SqlStorage` of either engine (one implementation, through its health guard).
 //! - `counters`: the state row and the per-peer counts every write keeps in step.
 //! - `columns`: values bound to and read back from the tables.
 //! - `dialect`: what differs between the engines (list parameters, key lookups, `ANALYZE`).
@@ -48,6 +48,8 @@ mod counters;
 mod dialect;
 mod plan;
 mod sql;
+
+pub(crate) use dialect::RendezvousDialect;
 
 use async_trait::async_trait;
 

@@ -1,5 +1,5 @@
 //! The rendezvous store's SQL, generic over the engine ([`RendezvousDialect`] holds what
-//! differs), and [`RendezvousStore`] for the SQLite and PostgreSQL [`SqlStore`]s.
+//! differs), and [`RendezvousStore`] for [`SqlStorage`] on either engine.
 //!
 //! Every write transaction locks the state row first (`RendezvousSql::lock_state`); see the
 //! parent module on why.
@@ -7,7 +7,7 @@
 use std::marker::PhantomData;
 
 use async_trait::async_trait;
-use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Pool, Postgres, Sqlite, Type};
+use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Pool, Type};
 
 use super::{
     columns::{column, decode_registration, from_sql, to_sql, unavailable, REGISTRATION_COLUMNS},
@@ -16,10 +16,7 @@ use super::{
     NewRegistration, RegisterOutcome, RegistrationCaps, RendezvousStore, StoredRegistration,
     ROWS_PER_STATEMENT,
 };
-use crate::storage::{
-    sql::{SqlStore, Statement},
-    Result, StorageError,
-};
+use crate::storage::{sql::Statement, Result, SqlStorage, StorageError};
 
 /// Generic SQL of the rendezvous store, run by both engines.
 pub(super) struct RendezvousSql<DB>(PhantomData<DB>);
@@ -59,21 +56,7 @@ where
             .collect();
         keys.sort_unstable();
         keys.dedup();
-        let mut stored = Vec::new();
-        for chunk in keys.chunks(ROWS_PER_STATEMENT) {
-            let (sql, args) = DB::registrations_with_keys(chunk).finish()?;
-            for row in sqlx::query_with(&sql, args)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(unavailable("looking up registrations"))?
-            {
-                stored.push((
-                    column::<DB, i64>(&row, 0)?,
-                    column::<DB, Vec<u8>>(&row, 1)?,
-                    column::<DB, String>(&row, 2)?,
-                ));
-            }
-        }
+        let stored = Self::stored_with_keys(&mut tx, &keys).await?;
 
         // The counts of the batch's peers and of the peers that lost expired registrations.
         let mut peers: Vec<&[u8]> = keys.iter().map(|(peer, _)| *peer).collect();
@@ -95,44 +78,8 @@ where
             return Ok(plan.outcomes);
         }
 
-        for ids in plan.replaced.chunks(ROWS_PER_STATEMENT) {
-            let mut delete = Statement::<DB>::new("DELETE FROM rendezvous_registrations WHERE ");
-            DB::push_ids_in(&mut delete, "id", ids);
-            let (sql, args) = delete.finish()?;
-            sqlx::query_with(&sql, args)
-                .execute(&mut *tx)
-                .await
-                .map_err(unavailable("replacing registrations"))?;
-        }
-
-        let mut next_id = last_id;
-        let mut rows = Vec::with_capacity(plan.inserts.len());
-        for registration in &plan.inserts {
-            next_id = next_id
-                .checked_add(1)
-                .filter(|id| i64::try_from(*id).is_ok())
-                .ok_or_else(|| StorageError::Unavailable("registration ids have run out".into()))?;
-            rows.push((to_sql(next_id), *registration));
-        }
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let mut insert = Statement::<DB>::new(
-                "INSERT INTO rendezvous_registrations \
-                 (id, namespace, peer_id, record, expires_at) ",
-            );
-            insert.push_values(chunk, |values, (id, registration)| {
-                values
-                    .bind(*id)
-                    .bind(registration.namespace.as_str())
-                    .bind(registration.peer_id.as_slice())
-                    .bind(registration.record.as_slice())
-                    .bind(to_sql(registration.expires_at));
-            });
-            let (sql, args) = insert.finish()?;
-            sqlx::query_with(&sql, args)
-                .execute(&mut *tx)
-                .await
-                .map_err(unavailable("inserting registrations"))?;
-        }
+        Self::delete_ids(&mut tx, &plan.replaced).await?;
+        let next_id = Self::insert(&mut tx, last_id, &plan.inserts).await?;
 
         // New counts: the planned ones, and those of peers that only lost expired rows.
         let mut changed: Vec<(&[u8], u64)> = plan
@@ -158,6 +105,80 @@ where
             }
         }
         Ok(plan.outcomes)
+    }
+
+    /// `(id, peer id, namespace)` of the stored registrations with one of `keys`.
+    async fn stored_with_keys(
+        tx: &mut DB::Connection,
+        keys: &[(&[u8], &str)],
+    ) -> Result<Vec<(i64, Vec<u8>, String)>> {
+        let mut stored = Vec::new();
+        for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+            let (sql, args) = DB::registrations_with_keys(chunk).finish()?;
+            for row in sqlx::query_with(&sql, args)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(unavailable("looking up registrations"))?
+            {
+                stored.push((
+                    column::<DB, i64>(&row, 0)?,
+                    column::<DB, Vec<u8>>(&row, 1)?,
+                    column::<DB, String>(&row, 2)?,
+                ));
+            }
+        }
+        Ok(stored)
+    }
+
+    /// Deletes the registrations with the given ids (replaced by the batch).
+    async fn delete_ids(tx: &mut DB::Connection, ids: &[i64]) -> Result<()> {
+        for ids in ids.chunks(ROWS_PER_STATEMENT) {
+            let mut delete = Statement::<DB>::new("DELETE FROM rendezvous_registrations WHERE ");
+            DB::push_ids_in(&mut delete, "id", ids);
+            let (sql, args) = delete.finish()?;
+            sqlx::query_with(&sql, args)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable("replacing registrations"))?;
+        }
+        Ok(())
+    }
+
+    /// Inserts registrations with the ids following `last_id`; returns the last id given.
+    async fn insert(
+        tx: &mut DB::Connection,
+        last_id: u64,
+        inserts: &[&NewRegistration],
+    ) -> Result<u64> {
+        let mut next_id = last_id;
+        let mut rows = Vec::with_capacity(inserts.len());
+        for registration in inserts {
+            next_id = next_id
+                .checked_add(1)
+                .filter(|id| i64::try_from(*id).is_ok())
+                .ok_or_else(|| StorageError::Unavailable("registration ids have run out".into()))?;
+            rows.push((to_sql(next_id), *registration));
+        }
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let mut insert = Statement::<DB>::new(
+                "INSERT INTO rendezvous_registrations \
+                 (id, namespace, peer_id, record, expires_at) ",
+            );
+            insert.push_values(chunk, |values, (id, registration)| {
+                values
+                    .bind(*id)
+                    .bind(registration.namespace.as_str())
+                    .bind(registration.peer_id.as_slice())
+                    .bind(registration.record.as_slice())
+                    .bind(to_sql(registration.expires_at));
+            });
+            let (sql, args) = insert.finish()?;
+            sqlx::query_with(&sql, args)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable("inserting registrations"))?;
+        }
+        Ok(next_id)
     }
 
     async fn unregister(writer: &Pool<DB>, namespace: &str, peer_id: &[u8]) -> Result<bool> {
@@ -274,44 +295,53 @@ where
     }
 }
 
-/// Implements [`RendezvousStore`] for the [`SqlStore`] of one engine.
-macro_rules! rendezvous_via_sql_store {
-    ($db:ty) => {
-        #[async_trait]
-        impl RendezvousStore for SqlStore<$db> {
-            async fn register_batch(
-                &self,
-                registrations: &[NewRegistration],
-                caps: RegistrationCaps,
-                now: u64,
-            ) -> Result<Vec<RegisterOutcome>> {
-                RendezvousSql::<$db>::register_batch(self.writer(), registrations, caps, now).await
-            }
+/// The rendezvous store of a [`SqlStorage`]: the same database, through the same health guard.
+#[async_trait]
+impl<DB> RendezvousStore for SqlStorage<DB>
+where
+    DB: RendezvousDialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'r> Vec<u8>: Decode<'r, DB> + Type<DB>,
+    for<'r> String: Decode<'r, DB> + Type<DB>,
+    usize: ColumnIndex<DB::Row>,
+{
+    async fn register_batch(
+        &self,
+        registrations: &[NewRegistration],
+        caps: RegistrationCaps,
+        now: u64,
+    ) -> Result<Vec<RegisterOutcome>> {
+        let call = RendezvousSql::<DB>::register_batch(self.writer(), registrations, caps, now);
+        self.guard(call).await
+    }
 
-            async fn unregister(&self, namespace: &str, peer_id: &[u8]) -> Result<bool> {
-                RendezvousSql::<$db>::unregister(self.writer(), namespace, peer_id).await
-            }
+    async fn unregister(&self, namespace: &str, peer_id: &[u8]) -> Result<bool> {
+        let call = RendezvousSql::<DB>::unregister(self.writer(), namespace, peer_id);
+        self.guard(call).await
+    }
 
-            async fn discover(
-                &self,
-                namespace: Option<&str>,
-                after_id: u64,
-                limit: u32,
-                now: u64,
-            ) -> Result<Vec<StoredRegistration>> {
-                RendezvousSql::<$db>::discover(self.reader(), namespace, after_id, limit, now).await
-            }
+    async fn discover(
+        &self,
+        namespace: Option<&str>,
+        after_id: u64,
+        limit: u32,
+        now: u64,
+    ) -> Result<Vec<StoredRegistration>> {
+        let call = RendezvousSql::<DB>::discover(self.reader(), namespace, after_id, limit, now);
+        self.guard(call).await
+    }
 
-            async fn purge_expired(&self, now: u64) -> Result<u64> {
-                RendezvousSql::<$db>::purge_expired(self.writer(), now).await
-            }
+    async fn purge_expired(&self, now: u64) -> Result<u64> {
+        let call = RendezvousSql::<DB>::purge_expired(self.writer(), now);
+        self.guard(call).await
+    }
 
-            async fn count(&self, now: u64) -> Result<u64> {
-                RendezvousSql::<$db>::count(self.reader(), now).await
-            }
-        }
-    };
+    async fn count(&self, now: u64) -> Result<u64> {
+        self.guard(RendezvousSql::<DB>::count(self.reader(), now))
+            .await
+    }
 }
-
-rendezvous_via_sql_store!(Sqlite);
-rendezvous_via_sql_store!(Postgres);

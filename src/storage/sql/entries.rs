@@ -1,0 +1,410 @@
+//! Entries and heads: appends (inside a transaction holding the log's lock), reads of entries
+//! and heads, the log's counters.
+
+use std::{
+    collections::{HashMap, HashSet},
+    marker::PhantomData,
+};
+
+use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Pool, Type};
+
+use super::{
+    columns::{
+        column, cursor_to_sql, entry_id, lamport_from_sql, lamport_to_sql, non_negative,
+        parents_blob, parents_from_blob, unavailable,
+    },
+    plan::{ids_to_look_up, plan_append, NewRow},
+    statement::{ids_in_log, push_log, push_order_range, LogRef, Statement},
+    Dialect, IDS_PER_STATEMENT, ROWS_PER_INSERT,
+};
+use crate::{
+    log::{EntryId, LogId, OrderKey},
+    storage::{Appended, NewEntry, OrderRange, Result, StorageError, StoredEntry},
+};
+
+/// Columns read to build a [`StoredEntry`], in the order [`Entries::decode_entry`] expects.
+const ENTRY_COLUMNS: &str = "entry_id, lamport, parents, bytes, cursor";
+
+/// Selects the rows of the log whose id is `$1`.
+pub(super) const LOG_IS_PARAM_1: &str = "log_key = (SELECT log_key FROM logs WHERE log_id = $1)";
+
+/// The first statement of every write on a log: creates the log's row on first use and locks
+/// it until commit. On PostgreSQL the row lock serialises appends to one log, so cursors are
+/// committed in increasing order; on SQLite it is a write, so the transaction holds the write
+/// lock from its first statement and never has to upgrade a read snapshot (which
+/// `busy_timeout` would not retry).
+const LOCK_LOG: &str = "INSERT INTO logs (log_id, last_cursor, entry_count) VALUES ($1, 0, 0) \
+     ON CONFLICT (log_id) DO UPDATE SET last_cursor = logs.last_cursor \
+     RETURNING log_key, last_cursor, last_event_cursor";
+
+/// The last statement of a write that added entries or events: the log's counters, in one
+/// statement.
+const ADVANCE_LOG: &str = "UPDATE logs SET last_cursor = $2, entry_count = entry_count + $3, \
+     last_event_cursor = $4 WHERE log_key = $1";
+
+/// A log locked by a write transaction ([`LOCK_LOG`]), with its counters as of the lock.
+pub(super) struct LockedLog {
+    pub(super) log_key: i64,
+    pub(super) last_cursor: u64,
+    pub(super) last_event_cursor: u64,
+}
+
+/// What an append inside a transaction did.
+pub(super) struct AppendedIn {
+    /// One outcome per entry given, in order.
+    pub(super) outcomes: Vec<Appended>,
+    /// Entries newly stored.
+    pub(super) added: usize,
+    /// The log's last cursor after them.
+    pub(super) last_cursor: u64,
+    /// Ids of the entries newly stored (no event can exist for them yet).
+    pub(super) new_ids: HashSet<EntryId>,
+}
+
+/// The SQL of entries and heads, for one engine.
+pub(super) struct Entries<DB>(PhantomData<DB>);
+
+impl<DB> Entries<DB>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'r> Vec<u8>: Decode<'r, DB> + Type<DB>,
+    usize: ColumnIndex<DB::Row>,
+{
+    /// A row of [`ENTRY_COLUMNS`].
+    fn decode_entry(row: &DB::Row) -> Result<StoredEntry> {
+        let cursor = non_negative(column::<DB, _>(row, 4)?, "cursor")?;
+        if cursor == 0 {
+            return Err(StorageError::Corrupt("entry with cursor 0".into()));
+        }
+        Ok(StoredEntry {
+            id: entry_id(&column::<DB, Vec<u8>>(row, 0)?)?,
+            lamport: lamport_from_sql(column::<DB, _>(row, 1)?),
+            parents: parents_from_blob(&column::<DB, Vec<u8>>(row, 2)?)?,
+            bytes: column::<DB, _>(row, 3)?,
+            cursor,
+        })
+    }
+
+    /// A row of `lamport, entry_id`.
+    fn decode_order_key(row: &DB::Row) -> Result<OrderKey> {
+        Ok(OrderKey {
+            lamport: lamport_from_sql(column::<DB, _>(row, 0)?),
+            id: entry_id(&column::<DB, Vec<u8>>(row, 1)?)?,
+        })
+    }
+
+    /// As [`crate::storage::Storage::append`].
+    pub(super) async fn append(
+        writer: &Pool<DB>,
+        log: &LogId,
+        entries: &[NewEntry],
+    ) -> Result<Vec<Appended>> {
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = writer
+            .begin()
+            .await
+            .map_err(unavailable("starting an append"))?;
+        let locked = Self::lock_log(&mut tx, log).await?;
+        let appended = Self::append_in(&mut tx, &locked, entries).await?;
+        if appended.added > 0 {
+            Self::advance_log(&mut tx, &locked, &appended, locked.last_event_cursor).await?;
+            tx.commit()
+                .await
+                .map_err(unavailable("committing an append"))?;
+        } else {
+            // Nothing new: rolling back releases the lock without a commit to sync.
+            tx.rollback()
+                .await
+                .map_err(unavailable("ending an append"))?;
+        }
+        Ok(appended.outcomes)
+    }
+
+    /// Locks the log's row, creating it on first use: must be the first statement of every
+    /// write transaction on a log (see [`LOCK_LOG`]). Returns the log's key and counters.
+    pub(super) async fn lock_log(tx: &mut DB::Connection, log: &LogId) -> Result<LockedLog> {
+        let row = sqlx::query::<DB>(LOCK_LOG)
+            .bind(&log.to_bytes()[..])
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(unavailable("locking the log"))?;
+        Ok(LockedLog {
+            log_key: column::<DB, _>(&row, 0)?,
+            last_cursor: non_negative(column::<DB, _>(&row, 1)?, "last cursor")?,
+            last_event_cursor: non_negative(column::<DB, _>(&row, 2)?, "last event cursor")?,
+        })
+    }
+
+    /// Writes the log's counters after an append (and events) in the transaction on `tx`.
+    pub(super) async fn advance_log(
+        tx: &mut DB::Connection,
+        locked: &LockedLog,
+        appended: &AppendedIn,
+        last_event_cursor: u64,
+    ) -> Result<()> {
+        sqlx::query::<DB>(ADVANCE_LOG)
+            .bind(locked.log_key)
+            .bind(cursor_to_sql(appended.last_cursor))
+            .bind(i64::try_from(appended.added).unwrap_or(i64::MAX))
+            .bind(cursor_to_sql(last_event_cursor))
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable("advancing the log's cursors"))?;
+        Ok(())
+    }
+
+    /// Appends `entries` inside the transaction on `tx`, which holds the lock of the log
+    /// ([`Self::lock_log`]). The log's counters are left to [`Self::advance_log`].
+    pub(super) async fn append_in(
+        tx: &mut DB::Connection,
+        locked: &LockedLog,
+        entries: &[NewEntry],
+    ) -> Result<AppendedIn> {
+        if entries.is_empty() {
+            return Ok(AppendedIn {
+                outcomes: Vec::new(),
+                added: 0,
+                last_cursor: locked.last_cursor,
+                new_ids: HashSet::new(),
+            });
+        }
+        let stored = Self::stored_cursors(tx, locked.log_key, entries).await?;
+        let plan = plan_append(entries, &stored, locked.last_cursor)?;
+        if !plan.new.is_empty() {
+            Self::insert_entries(tx, locked.log_key, &plan.new).await?;
+            Self::move_heads(tx, locked.log_key, &plan.former_heads, &plan.new_heads).await?;
+        }
+        Ok(AppendedIn {
+            added: plan.new.len(),
+            last_cursor: plan.last_cursor,
+            new_ids: plan.new.iter().map(|row| row.entry.id).collect(),
+            outcomes: plan.outcomes,
+        })
+    }
+
+    /// The cursors of those of the batch's ids and parent ids that are stored.
+    async fn stored_cursors(
+        tx: &mut DB::Connection,
+        log_key: i64,
+        entries: &[NewEntry],
+    ) -> Result<HashMap<EntryId, u64>> {
+        let mut stored = HashMap::new();
+        for ids in ids_to_look_up(entries).chunks(IDS_PER_STATEMENT) {
+            let (sql, args) = ids_in_log::<DB>(
+                "SELECT entry_id, cursor FROM entries",
+                LogRef::Key(log_key),
+                ids,
+            )
+            .finish()?;
+            let rows = sqlx::query_with(&sql, args)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(unavailable("looking up entries"))?;
+            for row in rows {
+                let id = entry_id(&column::<DB, Vec<u8>>(&row, 0)?)?;
+                stored.insert(id, non_negative(column::<DB, _>(&row, 1)?, "cursor")?);
+            }
+        }
+        Ok(stored)
+    }
+
+    /// Inserts the new entries, a few hundred per statement.
+    async fn insert_entries(
+        tx: &mut DB::Connection,
+        log_key: i64,
+        new: &[NewRow<'_>],
+    ) -> Result<()> {
+        let blobs: Vec<Vec<u8>> = new
+            .iter()
+            .map(|row| parents_blob(&row.entry.parents))
+            .collect();
+        let rows: Vec<(&NewRow<'_>, &Vec<u8>)> = new.iter().zip(&blobs).collect();
+        for rows in rows.chunks(ROWS_PER_INSERT) {
+            let mut insert = Statement::<DB>::new(
+                "INSERT INTO entries (log_key, entry_id, lamport, cursor, parents, bytes) ",
+            );
+            insert.push_values(rows, |values, (row, blob)| {
+                values
+                    .bind(log_key)
+                    .bind(&row.entry.id.as_bytes()[..])
+                    .bind(lamport_to_sql(row.entry.lamport))
+                    .bind(cursor_to_sql(row.cursor))
+                    .bind(&blob[..])
+                    .bind(&row.entry.bytes[..]);
+            });
+            let (sql, args) = insert.finish()?;
+            sqlx::query_with(&sql, args)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable("inserting entries"))?;
+        }
+        Ok(())
+    }
+
+    /// Deletes the former heads and inserts the new ones.
+    async fn move_heads(
+        tx: &mut DB::Connection,
+        log_key: i64,
+        former_heads: &[EntryId],
+        new_heads: &[&NewEntry],
+    ) -> Result<()> {
+        for ids in former_heads.chunks(IDS_PER_STATEMENT) {
+            let (sql, args) =
+                ids_in_log::<DB>("DELETE FROM heads", LogRef::Key(log_key), ids).finish()?;
+            sqlx::query_with(&sql, args)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable("updating heads"))?;
+        }
+        for heads in new_heads.chunks(ROWS_PER_INSERT) {
+            let mut insert =
+                Statement::<DB>::new("INSERT INTO heads (log_key, entry_id, lamport) ");
+            insert.push_values(heads, |values, entry| {
+                values
+                    .bind(log_key)
+                    .bind(&entry.id.as_bytes()[..])
+                    .bind(lamport_to_sql(entry.lamport));
+            });
+            let (sql, args) = insert.finish()?;
+            sqlx::query_with(&sql, args)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable("updating heads"))?;
+        }
+        Ok(())
+    }
+
+    /// As [`crate::storage::Storage::order_keys`].
+    pub(super) async fn order_keys(
+        reader: &Pool<DB>,
+        log: &LogId,
+        ids: &[EntryId],
+    ) -> Result<Vec<OrderKey>> {
+        let log = log.to_bytes();
+        let mut unique: Vec<EntryId> = ids.to_vec();
+        unique.sort_unstable();
+        unique.dedup();
+        let mut keys = Vec::with_capacity(unique.len());
+        for ids in unique.chunks(IDS_PER_STATEMENT) {
+            let (sql, args) = ids_in_log::<DB>(
+                "SELECT lamport, entry_id FROM entries",
+                LogRef::Id(&log),
+                ids,
+            )
+            .finish()?;
+            let rows = sqlx::query_with(&sql, args)
+                .fetch_all(reader)
+                .await
+                .map_err(unavailable("reading order keys"))?;
+            for row in rows {
+                keys.push(Self::decode_order_key(&row)?);
+            }
+        }
+        keys.sort_unstable();
+        Ok(keys)
+    }
+
+    /// As [`crate::storage::Storage::heads`].
+    pub(super) async fn heads(reader: &Pool<DB>, log: &LogId) -> Result<Vec<OrderKey>> {
+        let sql = format!(
+            "SELECT lamport, entry_id FROM heads WHERE {LOG_IS_PARAM_1} ORDER BY lamport, entry_id"
+        );
+        sqlx::query::<DB>(&sql)
+            .bind(&log.to_bytes()[..])
+            .fetch_all(reader)
+            .await
+            .map_err(unavailable("reading heads"))?
+            .iter()
+            .map(Self::decode_order_key)
+            .collect()
+    }
+
+    /// As [`crate::storage::Storage::range`].
+    pub(super) async fn range(
+        reader: &Pool<DB>,
+        log: &LogId,
+        range: &OrderRange,
+    ) -> Result<Vec<StoredEntry>> {
+        if range.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let log = log.to_bytes();
+        let mut query =
+            Statement::<DB>::new(&format!("SELECT {ENTRY_COLUMNS} FROM entries WHERE "));
+        push_log(&mut query, LogRef::Id(&log));
+        push_order_range(&mut query, range);
+        let (sql, args) = query.finish()?;
+        sqlx::query_with(&sql, args)
+            .fetch_all(reader)
+            .await
+            .map_err(unavailable("reading a range"))?
+            .iter()
+            .map(Self::decode_entry)
+            .collect()
+    }
+
+    /// As [`crate::storage::Storage::since_cursor`].
+    pub(super) async fn since_cursor(
+        reader: &Pool<DB>,
+        log: &LogId,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<StoredEntry>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT {ENTRY_COLUMNS} FROM entries WHERE {LOG_IS_PARAM_1} AND cursor > $2 \
+             ORDER BY cursor LIMIT $3"
+        );
+        sqlx::query::<DB>(&sql)
+            .bind(&log.to_bytes()[..])
+            .bind(cursor_to_sql(after))
+            .bind(i64::from(limit))
+            .fetch_all(reader)
+            .await
+            .map_err(unavailable("reading entries by cursor"))?
+            .iter()
+            .map(Self::decode_entry)
+            .collect()
+    }
+
+    /// Column `column` (a non-negative counter) of the log's row; 0 when the log is empty.
+    pub(super) async fn log_counter(
+        reader: &Pool<DB>,
+        log: &LogId,
+        column_name: &'static str,
+    ) -> Result<u64> {
+        let sql = format!("SELECT {column_name} FROM logs WHERE log_id = $1");
+        let row = sqlx::query::<DB>(&sql)
+            .bind(&log.to_bytes()[..])
+            .fetch_optional(reader)
+            .await
+            .map_err(unavailable("reading a log"))?;
+        match row {
+            Some(row) => non_negative(column::<DB, _>(&row, 0)?, column_name),
+            None => Ok(0),
+        }
+    }
+
+    /// As [`crate::storage::Storage::logs`].
+    pub(super) async fn logs(reader: &Pool<DB>) -> Result<Vec<LogId>> {
+        sqlx::query::<DB>("SELECT log_id FROM logs WHERE entry_count > 0 ORDER BY log_id")
+            .fetch_all(reader)
+            .await
+            .map_err(unavailable("listing logs"))?
+            .iter()
+            .map(|row| {
+                let bytes: Vec<u8> = column::<DB, _>(row, 0)?;
+                LogId::from_bytes(&bytes)
+                    .ok_or_else(|| StorageError::Corrupt("malformed log id".into()))
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,219 @@
+//! Decoded events: adding them inside a commit (each entry has at most one, with the log's
+//! next event cursor), and reading them by entry, in total order or by cursor.
+
+use std::{
+    collections::{HashMap, HashSet},
+    marker::PhantomData,
+};
+
+use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Pool, Type};
+
+use super::{
+    columns::{
+        column, cursor_to_sql, entry_id, lamport_from_sql, lamport_to_sql, non_negative,
+        parents_blob, parents_from_blob, unavailable, MAX_CURSOR,
+    },
+    entries::{LockedLog, LOG_IS_PARAM_1},
+    statement::{ids_in_log, push_kinds, push_log, push_order_range, LogRef, Statement},
+    Dialect, IDS_PER_STATEMENT, ROWS_PER_INSERT,
+};
+use crate::{
+    log::{EntryId, LogId},
+    storage::{NewEvent, OrderRange, Result, StorageError, StoredEvent},
+};
+
+/// Columns read to build a [`StoredEvent`], in the order [`Events::decode_event`] expects.
+const EVENT_COLUMNS: &str = "entry_id, lamport, parents, kind, body, cursor";
+
+/// The SQL of decoded events, for one engine.
+pub(super) struct Events<DB>(PhantomData<DB>);
+
+impl<DB> Events<DB>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'r> Vec<u8>: Decode<'r, DB> + Type<DB>,
+    usize: ColumnIndex<DB::Row>,
+{
+    /// A row of [`EVENT_COLUMNS`].
+    fn decode_event(row: &DB::Row) -> Result<StoredEvent> {
+        let cursor = non_negative(column::<DB, _>(row, 5)?, "event cursor")?;
+        let kind: i64 = column::<DB, _>(row, 3)?;
+        Ok(StoredEvent {
+            entry_id: entry_id(&column::<DB, Vec<u8>>(row, 0)?)?,
+            lamport: lamport_from_sql(column::<DB, _>(row, 1)?),
+            parents: parents_from_blob(&column::<DB, Vec<u8>>(row, 2)?)?,
+            kind: u8::try_from(kind)
+                .map_err(|_| StorageError::Corrupt(format!("event kind {kind}")))?,
+            body: column::<DB, _>(row, 4)?,
+            cursor,
+        })
+    }
+
+    /// Adds events inside a transaction that holds the log's lock; returns their cursors and
+    /// the log's last event cursor after them (left to the caller to write). An entry has at
+    /// most one event: only events of entries stored before this transaction (`new_ids` are
+    /// the ones it stored) are looked up.
+    pub(super) async fn add_in(
+        tx: &mut DB::Connection,
+        locked: &LockedLog,
+        new_ids: &HashSet<EntryId>,
+        events: &[NewEvent],
+    ) -> Result<(Vec<u64>, u64)> {
+        let mut last = locked.last_event_cursor;
+        if events.is_empty() {
+            return Ok((Vec::new(), last));
+        }
+        let log_key = locked.log_key;
+        let ids: Vec<EntryId> = events
+            .iter()
+            .map(|e| e.entry_id)
+            .filter(|id| !new_ids.contains(id))
+            .collect();
+        let mut known = Self::stored_cursors(tx, log_key, &ids).await?;
+        let mut cursors = Vec::with_capacity(events.len());
+        let mut new: Vec<(&NewEvent, u64, Vec<u8>)> = Vec::new();
+        for event in events {
+            let cursor = match known.get(&event.entry_id) {
+                Some(cursor) => *cursor,
+                None => {
+                    last = last
+                        .checked_add(1)
+                        .filter(|c| *c <= MAX_CURSOR)
+                        .ok_or_else(|| StorageError::Corrupt("event cursor overflow".into()))?;
+                    known.insert(event.entry_id, last);
+                    new.push((event, last, parents_blob(&event.parents)));
+                    last
+                }
+            };
+            cursors.push(cursor);
+        }
+        for rows in new.chunks(ROWS_PER_INSERT) {
+            let mut insert = Statement::<DB>::new(
+                "INSERT INTO events (log_key, cursor, entry_id, lamport, parents, kind, body) ",
+            );
+            insert.push_values(rows, |values, (event, cursor, blob)| {
+                values
+                    .bind(log_key)
+                    .bind(cursor_to_sql(*cursor))
+                    .bind(&event.entry_id.as_bytes()[..])
+                    .bind(lamport_to_sql(event.lamport))
+                    .bind(&blob[..])
+                    .bind(i64::from(event.kind))
+                    .bind(&event.body[..]);
+            });
+            let (sql, args) = insert.finish()?;
+            sqlx::query_with(&sql, args)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable("inserting events"))?;
+        }
+        Ok((cursors, last))
+    }
+
+    /// The event cursors of those of `ids` that have an event.
+    async fn stored_cursors(
+        tx: &mut DB::Connection,
+        log_key: i64,
+        ids: &[EntryId],
+    ) -> Result<HashMap<EntryId, u64>> {
+        let mut known = HashMap::new();
+        for ids in ids.chunks(IDS_PER_STATEMENT) {
+            let (sql, args) = ids_in_log::<DB>(
+                "SELECT entry_id, cursor FROM events",
+                LogRef::Key(log_key),
+                ids,
+            )
+            .finish()?;
+            for row in sqlx::query_with(&sql, args)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(unavailable("looking up events"))?
+            {
+                let id = entry_id(&column::<DB, Vec<u8>>(&row, 0)?)?;
+                known.insert(id, non_negative(column::<DB, _>(&row, 1)?, "event cursor")?);
+            }
+        }
+        Ok(known)
+    }
+
+    /// As [`crate::storage::Storage::event`].
+    pub(super) async fn event(
+        reader: &Pool<DB>,
+        log: &LogId,
+        id: &EntryId,
+    ) -> Result<Option<StoredEvent>> {
+        let sql =
+            format!("SELECT {EVENT_COLUMNS} FROM events WHERE {LOG_IS_PARAM_1} AND entry_id = $2");
+        let row = sqlx::query::<DB>(&sql)
+            .bind(&log.to_bytes()[..])
+            .bind(&id.as_bytes()[..])
+            .fetch_optional(reader)
+            .await
+            .map_err(unavailable("reading an event"))?;
+        row.as_ref().map(Self::decode_event).transpose()
+    }
+
+    /// As [`crate::storage::Storage::events_range`].
+    pub(super) async fn range(
+        reader: &Pool<DB>,
+        log: &LogId,
+        kinds: &[u8],
+        range: &OrderRange,
+        max_cursor: u64,
+    ) -> Result<Vec<StoredEvent>> {
+        if range.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let log = log.to_bytes();
+        let mut query = Statement::<DB>::new(&format!("SELECT {EVENT_COLUMNS} FROM events"));
+        query.push(" WHERE ");
+        push_log(&mut query, LogRef::Id(&log));
+        // `+cursor`: a filter only, never the index to walk (the order index is the right one;
+        // without statistics SQLite would otherwise walk the cursor index and sort the log).
+        query
+            .push(" AND +cursor <= ")
+            .bind(cursor_to_sql(max_cursor));
+        push_kinds(&mut query, kinds);
+        push_order_range(&mut query, range);
+        let (sql, args) = query.finish()?;
+        sqlx::query_with(&sql, args)
+            .fetch_all(reader)
+            .await
+            .map_err(unavailable("reading events"))?
+            .iter()
+            .map(Self::decode_event)
+            .collect()
+    }
+
+    /// As [`crate::storage::Storage::events_since_cursor`].
+    pub(super) async fn since_cursor(
+        reader: &Pool<DB>,
+        log: &LogId,
+        kinds: &[u8],
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let log = log.to_bytes();
+        let mut query = Statement::<DB>::new(&format!("SELECT {EVENT_COLUMNS} FROM events"));
+        query.push(" WHERE ");
+        push_log(&mut query, LogRef::Id(&log));
+        query.push(" AND cursor > ").bind(cursor_to_sql(after));
+        push_kinds(&mut query, kinds);
+        query.push(" ORDER BY cursor LIMIT ").bind(i64::from(limit));
+        let (sql, args) = query.finish()?;
+        sqlx::query_with(&sql, args)
+            .fetch_all(reader)
+            .await
+            .map_err(unavailable("reading events by cursor"))?
+            .iter()
+            .map(Self::decode_event)
+            .collect()
+    }
+}

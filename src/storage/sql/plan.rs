@@ -1,0 +1,178 @@
+//! Planning an append, before anything is written (pure): which entries are new and their
+//! cursors, which parents are missing, which entries become heads and which stop being heads
+//! (see the parent module's *Heads*).
+
+use std::collections::{HashMap, HashSet};
+
+use super::columns::MAX_CURSOR;
+use crate::{
+    log::EntryId,
+    storage::{Appended, NewEntry, Result, StorageError},
+};
+
+/// Every id an append must look up: the batch's entries and their parents, each once.
+pub(super) fn ids_to_look_up(entries: &[NewEntry]) -> Vec<EntryId> {
+    let mut seen = HashSet::with_capacity(entries.len() * 2);
+    entries
+        .iter()
+        .flat_map(|e| std::iter::once(&e.id).chain(&e.parents))
+        .filter(|id| seen.insert(**id))
+        .copied()
+        .collect()
+}
+
+/// An entry an append stores, with the cursor it gets.
+#[derive(Debug)]
+pub(super) struct NewRow<'a> {
+    pub(super) entry: &'a NewEntry,
+    pub(super) cursor: u64,
+}
+
+/// What one append writes, decided before writing anything.
+#[derive(Debug)]
+pub(super) struct AppendPlan<'a> {
+    /// The reply: one outcome per entry given, in order.
+    pub(super) outcomes: Vec<Appended>,
+    /// Entries to store, in batch order with consecutive cursors.
+    pub(super) new: Vec<NewRow<'a>>,
+    /// The log's last cursor once the append commits.
+    pub(super) last_cursor: u64,
+    /// New entries that become heads: those no other new entry names as parent. (No stored
+    /// entry can name a new one: parents are always stored first.)
+    pub(super) new_heads: Vec<&'a NewEntry>,
+    /// Stored entries that new entries name as parents: no longer heads.
+    pub(super) former_heads: Vec<EntryId>,
+}
+
+/// Decides what appending `entries` does, given the cursors of those of the batch's ids and
+/// parent ids that are stored, and the log's last cursor.
+pub(super) fn plan_append<'a>(
+    entries: &'a [NewEntry],
+    stored: &HashMap<EntryId, u64>,
+    last_cursor: u64,
+) -> Result<AppendPlan<'a>> {
+    let mut added: HashMap<EntryId, u64> = HashMap::new();
+    let mut outcomes = Vec::with_capacity(entries.len());
+    let mut new = Vec::new();
+    let mut cursor = last_cursor;
+    for entry in entries {
+        if let Some(&existing) = stored.get(&entry.id).or_else(|| added.get(&entry.id)) {
+            outcomes.push(Appended::Existing { cursor: existing });
+            continue;
+        }
+        let missing = entry
+            .parents
+            .iter()
+            .find(|parent| !stored.contains_key(*parent) && !added.contains_key(*parent));
+        if let Some(parent) = missing {
+            return Err(StorageError::MissingParent {
+                entry: entry.id,
+                parent: *parent,
+            });
+        }
+        cursor = cursor
+            .checked_add(1)
+            .filter(|c| *c <= MAX_CURSOR)
+            .ok_or_else(|| StorageError::Unavailable("the log has run out of cursors".into()))?;
+        added.insert(entry.id, cursor);
+        outcomes.push(Appended::New { cursor });
+        new.push(NewRow { entry, cursor });
+    }
+    let named: HashSet<EntryId> = new
+        .iter()
+        .flat_map(|row| row.entry.parents.iter().copied())
+        .collect();
+    let new_heads = new
+        .iter()
+        .map(|row| row.entry)
+        .filter(|entry| !named.contains(&entry.id))
+        .collect();
+    let former_heads = named
+        .into_iter()
+        .filter(|id| stored.contains_key(id))
+        .collect();
+    Ok(AppendPlan {
+        outcomes,
+        new,
+        last_cursor: cursor,
+        new_heads,
+        former_heads,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::ENTRY_ID_LEN;
+
+    fn id(n: u8) -> EntryId {
+        EntryId([n; ENTRY_ID_LEN])
+    }
+
+    fn entry(n: u8, parents: &[u8]) -> NewEntry {
+        NewEntry {
+            id: id(n),
+            lamport: u64::from(n),
+            parents: parents.iter().map(|p| id(*p)).collect(),
+            bytes: vec![n],
+        }
+    }
+
+    #[test]
+    fn plan_gives_consecutive_cursors_and_reports_duplicates() {
+        let batch = [entry(1, &[]), entry(2, &[1]), entry(1, &[]), entry(3, &[2])];
+        let plan = plan_append(&batch, &HashMap::new(), 7).unwrap();
+        assert_eq!(
+            plan.outcomes,
+            vec![
+                Appended::New { cursor: 8 },
+                Appended::New { cursor: 9 },
+                Appended::Existing { cursor: 8 },
+                Appended::New { cursor: 10 },
+            ]
+        );
+        assert_eq!(plan.last_cursor, 10);
+        assert_eq!(
+            plan.new_heads.iter().map(|e| e.id).collect::<Vec<_>>(),
+            vec![id(3)]
+        );
+        assert!(
+            plan.former_heads.is_empty(),
+            "parents inside the batch were never heads"
+        );
+    }
+
+    #[test]
+    fn plan_rejects_parents_missing_or_later_in_the_batch() {
+        let stored = HashMap::from([(id(1), 1)]);
+        let later = [entry(3, &[2]), entry(2, &[1])];
+        assert!(matches!(
+            plan_append(&later, &stored, 1),
+            Err(StorageError::MissingParent { entry, parent }) if entry == id(3) && parent == id(2)
+        ));
+        let own = [entry(4, &[4])];
+        assert!(matches!(
+            plan_append(&own, &stored, 1),
+            Err(StorageError::MissingParent { .. })
+        ));
+    }
+
+    #[test]
+    fn plan_retires_stored_parents_as_heads() {
+        let stored = HashMap::from([(id(1), 1), (id(2), 2)]);
+        let batch = [entry(2, &[1]), entry(3, &[1, 2]), entry(4, &[2])];
+        let plan = plan_append(&batch, &stored, 2).unwrap();
+        assert_eq!(plan.outcomes[0], Appended::Existing { cursor: 2 });
+        let mut former = plan.former_heads.clone();
+        former.sort();
+        assert_eq!(former, vec![id(1), id(2)]);
+        let heads: Vec<_> = plan.new_heads.iter().map(|e| e.id).collect();
+        assert_eq!(heads, vec![id(3), id(4)]);
+    }
+
+    #[test]
+    fn ids_to_look_up_lists_each_id_once() {
+        let batch = [entry(1, &[9]), entry(2, &[1, 9]), entry(1, &[9])];
+        assert_eq!(ids_to_look_up(&batch), vec![id(1), id(9), id(2)]);
+    }
+}
