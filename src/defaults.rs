@@ -55,3 +55,17 @@ pub const SUBSCRIPTION_BUFFER: usize = 256;
 /// Network events (connections, sync requests) queued for the replicator; beyond, the swarm
 /// drops them (counted in `berty_node_p2p_network_events_dropped_total`).
 pub const NETWORK_EVENT_QUEUE: usize = 8192;
+
+/// How long start-up waits for every listen address to be bound.
+pub const LISTEN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a `Dial` (admin, bootstrap) waits for the connection before giving up.
+pub const DIAL_REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long `/readyz` waits for the swarm task's answer.
+pub const READY_SWARM_TIMEOUT: Duration = Duration::from_secs(1);
+/// Most registrations listed in one page of `GET /admin/v1/rendezvous`.
+pub const RENDEZVOUS_PAGE: u32 = 1000;
+/// How often expired rendezvous registrations are deleted and the registrations gauge
+/// refreshed.
+pub const PURGE_INTERVAL: Duration = Duration::from_secs(60);
+/// Entries or events written per transaction while importing.
+pub const IMPORT_BATCH: usize = 500;

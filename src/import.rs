@@ -27,9 +27,6 @@ use crate::{
     storage::{self, value_keys::ValuePrefix, Commit, NewEntry, NewEvent, Storage},
 };
 
-/// Entries or events written per transaction while importing.
-const IMPORT_BATCH: usize = 500;
-
 /// Which identity the imported instance takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ImportMode {
@@ -211,10 +208,10 @@ async fn import_log(
     log: ParsedLog,
     summary: &mut ImportSummary,
 ) -> Result<(), Error> {
-    for batch in log.entries.chunks(IMPORT_BATCH) {
+    for batch in log.entries.chunks(crate::defaults::IMPORT_BATCH) {
         storage.append(&log.log_id, batch).await?;
     }
-    for batch in log.events.chunks(IMPORT_BATCH) {
+    for batch in log.events.chunks(crate::defaults::IMPORT_BATCH) {
         storage
             .commit(
                 &log.log_id,

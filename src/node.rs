@@ -119,21 +119,14 @@ impl Node {
         let supervisor = Supervisor::new();
         let (network_events, network_inbox) =
             tokio::sync::mpsc::channel(crate::defaults::NETWORK_EVENT_QUEUE);
-        let rendezvous = config
-            .rendezvous
-            .enabled
-            .then(|| rendezvous::server_for(&config.rendezvous, storage.clone()));
-        if let Some(server) = &rendezvous {
-            registry.register_collector(Box::new(rendezvous::RendezvousCollector::new(
-                server.clone(),
-            )));
-            let upkeep = supervisor.lifeline("rendezvous upkeep", OnDeath::StopNode);
-            tokio::spawn(upkeep.hold(rendezvous::upkeep::run(
-                server.clone(),
-                metrics.rendezvous_registrations.clone(),
-                shutdown_rx.clone(),
-            )));
-        }
+        let rendezvous = start_rendezvous(
+            &config,
+            &storage,
+            &mut registry,
+            &metrics,
+            &supervisor,
+            &shutdown_rx,
+        );
         let mut p2p_settings = p2p::P2pSettings::from_config(&config);
         p2p_settings.rendezvous_server = rendezvous.clone();
         let (swarm, swarm_task) = p2p::spawn(
@@ -149,38 +142,17 @@ impl Node {
 
         let storage_key = sealed_values::load_or_create_storage_key(&config.data_dir)?;
         let values = SealedValues::new(storage.clone(), storage_key);
-        // Replication starts first: the account hands it the groups (with their stores) and
-        // every store reports its commits to it.
-        let replicator = config.replication.then(|| {
-            Replicator::new(
-                swarm.clone(),
-                storage.clone(),
-                metrics.clone(),
-                ReplicationSettings {
-                    penalty: config.penalty,
-                    rendezvous_servers: config
-                        .rendezvous_servers
-                        .iter()
-                        .filter_map(p2p::peer_id_of)
-                        .collect(),
-                },
-                network_inbox,
-                supervisor.lifeline("replicator", OnDeath::StopNode),
-            )
-            .start()
-        });
-        let lifeline = supervisor.lifeline("account actor", OnDeath::StopNode);
-        let mut account =
-            AccountActor::load(account, storage.clone(), values, metrics.clone(), lifeline)
-                .await
-                .map_err(NodeError::Account)?;
-        if let Some(replicator) = &replicator {
-            account.set_replication(Replication {
-                appended: replicator.clone().recipient(),
-                groups: replicator.clone().recipient(),
-            });
-        }
-        let account = account.start();
+        let (account, replicator) = start_account(
+            &config,
+            account,
+            &swarm,
+            &storage,
+            values,
+            &metrics,
+            &supervisor,
+            network_inbox,
+        )
+        .await?;
 
         let capabilities = Capabilities {
             mdns: info.mdns,
@@ -220,41 +192,8 @@ impl Node {
             source,
         })?;
 
-        let parts: FuturesUnordered<BoxFuture<'static, PartResult>> = FuturesUnordered::new();
-        parts.push(
-            swarm_task
-                .map(|r| ("swarm", r.map_err(|e| e.to_string())))
-                .boxed(),
-        );
-        parts.push(
-            grpc_task
-                .map(|r| {
-                    (
-                        "gRPC server",
-                        flatten(r.map(|r| r.map_err(|e| e.to_string()))),
-                    )
-                })
-                .boxed(),
-        );
-        if let Some(lock) = account_lock {
-            let stop = shutdown.subscribe();
-            parts.push(
-                tokio::spawn(lock.hold(stop))
-                    .map(|r| ("account lock", flatten(r)))
-                    .boxed(),
-            );
-        }
-        parts.push(
-            admin
-                .task
-                .map(|r| {
-                    (
-                        "admin server",
-                        flatten(r.map(|r| r.map_err(|e| e.to_string()))),
-                    )
-                })
-                .boxed(),
-        );
+        let lock = account_lock.map(|lock| (lock, shutdown.subscribe()));
+        let parts = joined_parts(swarm_task, grpc_task, admin.task, lock);
 
         Ok(Self {
             peer_id: info.peer_id,
@@ -341,4 +280,117 @@ pub fn termination_signal() -> std::io::Result<impl Future<Output = ()>> {
             _ = int.recv() => tracing::info!("SIGINT received"),
         }
     })
+}
+
+/// The rendezvous server when `rendezvous.enabled`, its metrics collector registered and its
+/// upkeep task running (a part that stops the node when it dies).
+fn start_rendezvous(
+    config: &NodeConfig,
+    storage: &Arc<dyn Storage>,
+    registry: &mut prometheus_client::registry::Registry,
+    metrics: &Metrics,
+    supervisor: &Supervisor,
+    shutdown: &watch::Receiver<bool>,
+) -> Option<rendezvous::RendezvousServer> {
+    if !config.rendezvous.enabled {
+        return None;
+    }
+    let server = rendezvous::server_for(&config.rendezvous, storage.clone());
+    registry.register_collector(Box::new(rendezvous::RendezvousCollector::new(
+        server.clone(),
+    )));
+    let upkeep = supervisor.lifeline("rendezvous upkeep", OnDeath::StopNode);
+    tokio::spawn(upkeep.hold(rendezvous::upkeep::run(
+        server.clone(),
+        metrics.rendezvous_registrations.clone(),
+        shutdown.clone(),
+    )));
+    Some(server)
+}
+
+/// The Replicator (when `p2p.replication`) then the AccountActor wired to it: replication
+/// starts first, the account hands it the groups (with their stores) and every store reports
+/// its commits to it.
+#[allow(clippy::too_many_arguments)]
+async fn start_account(
+    config: &NodeConfig,
+    keys: crate::crypto::AccountKeys,
+    swarm: &p2p::SwarmHandle,
+    storage: &Arc<dyn Storage>,
+    values: SealedValues,
+    metrics: &Metrics,
+    supervisor: &Supervisor,
+    network_inbox: tokio::sync::mpsc::Receiver<p2p::NetworkEvent>,
+) -> Result<(actix::Addr<AccountActor>, Option<actix::Addr<Replicator>>), NodeError> {
+    let replicator = config.replication.then(|| {
+        Replicator::new(
+            swarm.clone(),
+            storage.clone(),
+            metrics.clone(),
+            ReplicationSettings {
+                penalty: config.penalty,
+                rendezvous_servers: config
+                    .rendezvous_servers
+                    .iter()
+                    .filter_map(p2p::peer_id_of)
+                    .collect(),
+            },
+            network_inbox,
+            supervisor.lifeline("replicator", OnDeath::StopNode),
+        )
+        .start()
+    });
+    let lifeline = supervisor.lifeline("account actor", OnDeath::StopNode);
+    let mut account = AccountActor::load(keys, storage.clone(), values, metrics.clone(), lifeline)
+        .await
+        .map_err(NodeError::Account)?;
+    if let Some(replicator) = &replicator {
+        account.set_replication(Replication {
+            appended: replicator.clone().recipient(),
+            groups: replicator.clone().recipient(),
+        });
+    }
+    Ok((account.start(), replicator))
+}
+
+/// The parts the node joins (their end is a death unless the node is stopping).
+fn joined_parts(
+    swarm: tokio::task::JoinHandle<()>,
+    grpc: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+    admin: tokio::task::JoinHandle<std::io::Result<()>>,
+    account_lock: Option<(AccountLock, watch::Receiver<bool>)>,
+) -> FuturesUnordered<BoxFuture<'static, PartResult>> {
+    let parts: FuturesUnordered<BoxFuture<'static, PartResult>> = FuturesUnordered::new();
+    parts.push(
+        swarm
+            .map(|r| ("swarm", r.map_err(|e| e.to_string())))
+            .boxed(),
+    );
+    parts.push(
+        grpc.map(|r| {
+            (
+                "gRPC server",
+                flatten(r.map(|r| r.map_err(|e| e.to_string()))),
+            )
+        })
+        .boxed(),
+    );
+    if let Some((lock, stop)) = account_lock {
+        parts.push(
+            tokio::spawn(lock.hold(stop))
+                .map(|r| ("account lock", flatten(r)))
+                .boxed(),
+        );
+    }
+    parts.push(
+        admin
+            .map(|r| {
+                (
+                    "admin server",
+                    flatten(r.map(|r| r.map_err(|e| e.to_string()))),
+                )
+            })
+            .boxed(),
+    );
+    parts
 }

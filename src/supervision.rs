@@ -105,6 +105,7 @@ impl Supervisor {
             on_death,
             link: Some(self.link.clone()),
             released: false,
+            reason: None,
         }
     }
 
@@ -136,6 +137,9 @@ pub struct Lifeline {
     on_death: OnDeath,
     link: Option<Link>,
     released: bool,
+    /// Why the part ended, when the holder knows better than the panic hook (a task's panic
+    /// caught by [`Lifeline::hold`]).
+    reason: Option<String>,
 }
 
 impl Lifeline {
@@ -146,6 +150,7 @@ impl Lifeline {
             on_death: OnDeath::StopNode,
             link: None,
             released: false,
+            reason: None,
         }
     }
 
@@ -162,6 +167,7 @@ impl Lifeline {
             on_death,
             link: self.link.clone(),
             released: false,
+            reason: None,
         }
     }
 
@@ -182,12 +188,17 @@ impl Lifeline {
     /// Runs `task` holding this lifeline, for a detached task: if the task ends or panics
     /// before the node stops, the part died. In debug builds, [`TEST_STOP_PART_ENV`] naming
     /// the part ends it at once.
-    pub async fn hold<F: Future<Output = ()>>(self, task: F) {
+    pub async fn hold<F: Future<Output = ()>>(mut self, task: F) {
+        use futures::FutureExt as _;
         if stop_for_test(self.part) {
             tracing::warn!(part = self.part, "{TEST_STOP_PART_ENV}: stopping this part");
             return;
         }
-        task.await;
+        if let Err(payload) = std::panic::AssertUnwindSafe(task).catch_unwind().await {
+            self.reason = Some(format!("panicked: {}", panic_message(payload.as_ref())));
+            drop(self);
+            std::panic::resume_unwind(payload);
+        }
         drop(self);
     }
 }
@@ -198,9 +209,10 @@ impl Drop for Lifeline {
         if self.released || link.stopping.load(Ordering::SeqCst) {
             return;
         }
-        let reason = match last_panic() {
-            Some(message) => format!("panicked: {message}"),
-            None => "ended before the node stopped".to_string(),
+        let reason = match (self.reason.take(), last_panic()) {
+            (Some(reason), _) => reason,
+            (None, Some(message)) => format!("panicked: {message}"),
+            (None, None) => "ended before the node stopped".to_string(),
         };
         match self.on_death {
             OnDeath::StopNode => {
@@ -242,12 +254,7 @@ fn record_panics() {
     INSTALL.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            let payload = info.payload();
-            let message = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "(no message)".to_string());
+            let message = panic_message(info.payload());
             let message = match info.location() {
                 Some(at) => format!("{message} (at {at})"),
                 None => message,
@@ -256,6 +263,15 @@ fn record_panics() {
             previous(info);
         }));
     });
+}
+
+/// The text of a panic's payload.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".to_string())
 }
 
 /// The message of a panic on this thread within [`PANIC_REASON_WINDOW`], taken.

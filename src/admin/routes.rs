@@ -16,7 +16,7 @@ use subtle::ConstantTimeEq;
 
 use super::AdminState;
 use crate::{
-    defaults::MAX_DURATION_SECS,
+    defaults::{self, MAX_DURATION_SECS},
     metrics,
     p2p::P2pError,
     replication::{PeerState, PeerStates},
@@ -78,8 +78,6 @@ async fn healthz() -> HttpResponse {
 
 /// Storage readiness comes from its health state (probed in the background), so this answers
 /// at once even while the database does not.
-/// How long `/readyz` waits for the swarm task's answer.
-const READY_SWARM_TIMEOUT: Duration = Duration::from_secs(1);
 
 async fn readyz(state: web::Data<AdminState>) -> HttpResponse {
     let mut problems = Vec::new();
@@ -90,12 +88,12 @@ async fn readyz(state: web::Data<AdminState>) -> HttpResponse {
     state.metrics.storage_up.set(i64::from(health.is_up()));
     // A swarm task too busy to answer within a second is not ready either; a probe must
     // get its answer before its own deadline.
-    match tokio::time::timeout(READY_SWARM_TIMEOUT, state.swarm.info()).await {
+    match tokio::time::timeout(defaults::READY_SWARM_TIMEOUT, state.swarm.info()).await {
         Ok(Ok(_)) => {}
         Ok(Err(e)) => problems.push(format!("swarm: {e}")),
         Err(_) => problems.push(format!(
             "swarm: no answer within {} ms",
-            READY_SWARM_TIMEOUT.as_millis()
+            defaults::READY_SWARM_TIMEOUT.as_millis()
         )),
     }
     if problems.is_empty() {
@@ -322,9 +320,6 @@ pub struct RendezvousQuery {
     limit: Option<u32>,
 }
 
-/// Most registrations listed in one page of `GET /admin/v1/rendezvous`.
-const RENDEZVOUS_PAGE: u32 = 1000;
-
 /// `GET /admin/v1/rendezvous[?namespace=..&after=..&limit=..]`: the rendezvous server's
 /// unexpired registrations in id order (404 when `rendezvous.enabled` is off).
 async fn rendezvous_registrations(
@@ -338,8 +333,8 @@ async fn rendezvous_registrations(
     };
     let limit = query
         .limit
-        .unwrap_or(RENDEZVOUS_PAGE)
-        .clamp(1, RENDEZVOUS_PAGE);
+        .unwrap_or(defaults::RENDEZVOUS_PAGE)
+        .clamp(1, defaults::RENDEZVOUS_PAGE);
     let page = server
         .registrations(query.namespace.as_deref(), query.after.unwrap_or(0), limit)
         .await;

@@ -345,17 +345,7 @@ impl NodeConfig {
         if raw.data_dir.as_os_str().is_empty() {
             return Err(invalid("data_dir", "must not be empty"));
         }
-        let url = raw.storage.database_url.trim().to_string();
-        if !(url.is_empty()
-            || url.starts_with("sqlite:")
-            || url.starts_with("postgres://")
-            || url.starts_with("postgresql://"))
-        {
-            return Err(invalid(
-                "storage.database_url",
-                "must be empty (SQLite in data_dir), sqlite:PATH, or postgres://...",
-            ));
-        }
+        let url = database_url(&raw.storage.database_url)?;
         let grpc_listen = parse_socket("api.grpc_listen", &raw.api.grpc_listen)?;
         let api_token = read_token(
             "api.token",
@@ -385,28 +375,10 @@ impl NodeConfig {
         }
         let bootstrap = parse_multiaddrs("p2p.bootstrap", &raw.p2p.bootstrap)?;
         let rendezvous_servers = parse_multiaddrs("p2p.rendezvous", &raw.p2p.rendezvous)?;
-        if let Some(addr) = rendezvous_servers
-            .iter()
-            .find(|addr| !matches!(addr.iter().last(), Some(Protocol::P2p(_))))
-        {
-            return Err(invalid(
-                "p2p.rendezvous",
-                format!("{addr} must end with /p2p/<the server's peer id>"),
-            ));
-        }
+        check_rendezvous_servers(&rendezvous_servers)?;
         let external_addresses =
             parse_multiaddrs("p2p.external_addresses", &raw.p2p.external_addresses)?;
-        let connection_limits = ConnectionLimitsConfig {
-            max_connections: at_least_one("p2p.max_connections", raw.p2p.max_connections)?,
-            max_connections_per_peer: at_least_one(
-                "p2p.max_connections_per_peer",
-                raw.p2p.max_connections_per_peer,
-            )?,
-            max_pending_incoming: at_least_one(
-                "p2p.max_pending_incoming",
-                raw.p2p.max_pending_incoming,
-            )?,
-        };
+        let connection_limits = connection_limits(&raw.p2p)?;
         let rendezvous = raw.rendezvous;
         if rendezvous.min_ttl_secs > rendezvous.max_ttl_secs {
             return Err(invalid(
@@ -414,24 +386,9 @@ impl NodeConfig {
                 "must not exceed rendezvous.max_ttl_secs",
             ));
         }
-        if raw.log.format != "text" && raw.log.format != "json" {
-            return Err(invalid("log.format", "must be \"text\" or \"json\""));
-        }
-        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&raw.log.filter) {
-            return Err(invalid(
-                "log.filter",
-                format!("{:?} is not a valid filter ({e})", raw.log.filter),
-            ));
-        }
+        check_log(&raw.log)?;
         let penalty_secs = duration_secs("p2p.penalty_secs", raw.p2p.penalty_secs)?;
-        duration_secs(
-            "relay.reservation_duration_secs",
-            raw.relay.reservation_duration_secs,
-        )?;
-        duration_secs(
-            "relay.max_circuit_duration_secs",
-            raw.relay.max_circuit_duration_secs,
-        )?;
+        check_relay_durations(&raw.relay)?;
         duration_secs("rendezvous.max_ttl_secs", rendezvous.max_ttl_secs)?;
         Ok(Self {
             data_dir: raw.data_dir,
@@ -460,6 +417,72 @@ impl NodeConfig {
     pub fn reservation_duration(&self) -> Duration {
         Duration::from_secs(self.relay.reservation_duration_secs)
     }
+}
+
+/// `storage.database_url`: empty (SQLite in the data dir), `sqlite:`, or PostgreSQL.
+fn database_url(raw: &str) -> Result<String, ConfigError> {
+    let url = raw.trim().to_string();
+    if !(url.is_empty()
+        || url.starts_with("sqlite:")
+        || url.starts_with("postgres://")
+        || url.starts_with("postgresql://"))
+    {
+        return Err(invalid(
+            "storage.database_url",
+            "must be empty (SQLite in data_dir), sqlite:PATH, or postgres://...",
+        ));
+    }
+    Ok(url)
+}
+
+/// Every `p2p.rendezvous` address names the server's peer id.
+fn check_rendezvous_servers(servers: &[Multiaddr]) -> Result<(), ConfigError> {
+    match servers
+        .iter()
+        .find(|addr| !matches!(addr.iter().last(), Some(Protocol::P2p(_))))
+    {
+        Some(addr) => Err(invalid(
+            "p2p.rendezvous",
+            format!("{addr} must end with /p2p/<the server's peer id>"),
+        )),
+        None => Ok(()),
+    }
+}
+
+fn connection_limits(p2p: &RawP2p) -> Result<ConnectionLimitsConfig, ConfigError> {
+    Ok(ConnectionLimitsConfig {
+        max_connections: at_least_one("p2p.max_connections", p2p.max_connections)?,
+        max_connections_per_peer: at_least_one(
+            "p2p.max_connections_per_peer",
+            p2p.max_connections_per_peer,
+        )?,
+        max_pending_incoming: at_least_one("p2p.max_pending_incoming", p2p.max_pending_incoming)?,
+    })
+}
+
+fn check_log(log: &LogConfig) -> Result<(), ConfigError> {
+    if log.format != "text" && log.format != "json" {
+        return Err(invalid("log.format", "must be \"text\" or \"json\""));
+    }
+    if let Err(e) = tracing_subscriber::EnvFilter::try_new(&log.filter) {
+        return Err(invalid(
+            "log.filter",
+            format!("{:?} is not a valid filter ({e})", log.filter),
+        ));
+    }
+    Ok(())
+}
+
+fn check_relay_durations(relay: &RelayConfig) -> Result<(), ConfigError> {
+    duration_secs(
+        "relay.reservation_duration_secs",
+        relay.reservation_duration_secs,
+    )?;
+    duration_secs(
+        "relay.max_circuit_duration_secs",
+        relay.max_circuit_duration_secs,
+    )?;
+    Ok(())
 }
 
 fn parse_socket(key: &'static str, value: &str) -> Result<SocketAddr, ConfigError> {

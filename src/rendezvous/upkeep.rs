@@ -2,8 +2,6 @@
 //! [`RendezvousServer::stats`] at each scrape) and the periodic purge of expired
 //! registrations, which also refreshes the registrations gauge.
 
-use std::time::Duration;
-
 use prometheus_client::{
     collector::Collector,
     encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric},
@@ -13,9 +11,6 @@ use tokio::sync::watch;
 
 use super::server::{Refusal, RendezvousLimits, RendezvousServer, DEFAULT_TTL_SECS};
 use crate::{config::RendezvousConfig, storage::Storage};
-
-/// How often expired registrations are deleted and the registrations gauge refreshed.
-pub const PURGE_INTERVAL: Duration = Duration::from_secs(60);
 
 /// The server `rendezvous.*` describes, over the node's storage. A registration that asks for
 /// no TTL gets the protocol's default (2 h), raised to `rendezvous.min_ttl_secs`.
@@ -119,14 +114,14 @@ impl Collector for RendezvousCollector {
     }
 }
 
-/// Deletes expired registrations every [`PURGE_INTERVAL`] and sets `registrations` to the
+/// Deletes expired registrations every [`PURGE_INTERVAL`](crate::defaults::PURGE_INTERVAL) and sets `registrations` to the
 /// number left (every node sharing the database counts the same), until `shutdown`.
 pub async fn run(
     server: RendezvousServer,
     registrations: Gauge,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut tick = tokio::time::interval(PURGE_INTERVAL);
+    let mut tick = tokio::time::interval(crate::defaults::PURGE_INTERVAL);
     loop {
         tokio::select! {
             changed = shutdown.changed() => {

@@ -18,7 +18,7 @@ pub(super) fn chain_key_share(
         chain.counter(),
         &mut OsRng,
     )
-    .map_err(|e| Error::Internal(format!("sealing the chain key: {e}")))?;
+    .map_err(|e| Error::crypto("sealing the chain key", e))?;
     Ok(LocalWrite::Metadata {
         event: wire::MetadataEvent {
             event: Some(wire::metadata_event::Event::ChainKey(wire::ChainKeyShare {
@@ -69,7 +69,7 @@ impl AccountActor {
                 return Ok(());
             };
             let chain = SenderChain::from_bytes(&first)
-                .map_err(|e| Error::Internal(format!("stored chain does not parse: {e}")))?;
+                .map_err(|e| Error::crypto("stored chain does not parse", e))?;
             for member in members {
                 let marker = ValueKey::SharedChain {
                     group_pk: *group_pk.as_bytes(),

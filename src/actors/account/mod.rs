@@ -77,10 +77,10 @@ impl AccountActor {
         lifeline: crate::supervision::Lifeline,
     ) -> Result<Self, Error> {
         let genesis = derive_account_group(keys.account_proof())
-            .map_err(|e| Error::Internal(format!("deriving the account group: {e}")))?;
+            .map_err(|e| Error::crypto("deriving the account group", e))?;
         let (group_keys, proof) = genesis
             .finish(&keys.account_pk())
-            .map_err(|e| Error::Internal(format!("deriving the account group: {e}")))?;
+            .map_err(|e| Error::crypto("deriving the account group", e))?;
         let account_record = GroupRecord {
             kind: GroupKind::Account,
             keys: group_keys,
@@ -309,7 +309,7 @@ async fn send(store: &Addr<GroupStoreActor>, write: LocalWrite) -> Result<EntryI
     store
         .send(Write(write))
         .await
-        .map_err(|_| Error::Unavailable("group store actor is gone".into()))?
+        .map_err(|_| Error::stopped("group store actor is gone"))?
 }
 
 /// An account event write, shown to clients as `event_type` with `subject` and `data`.

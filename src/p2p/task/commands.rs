@@ -9,7 +9,7 @@ use libp2p::{
 };
 use tokio::sync::oneshot;
 
-use super::{peer_of, with_peer, SwarmTask, DIAL_REPLY_TIMEOUT, MAINTENANCE_INTERVAL};
+use super::{peer_of, with_peer, SwarmTask, MAINTENANCE_INTERVAL};
 use crate::p2p::{
     error::P2pError,
     handle::{ConnectedPeer, Pending, SwarmCommand, SwarmInfo, TestControl},
@@ -184,7 +184,7 @@ impl SwarmTask {
             Ok(()) => {
                 let pending = Pending {
                     reply,
-                    deadline: Instant::now() + DIAL_REPLY_TIMEOUT,
+                    deadline: Instant::now() + crate::defaults::DIAL_REPLY_TIMEOUT,
                 };
                 self.dials.insert(id, (addr, pending));
             }

@@ -36,10 +36,6 @@ use crate::metrics::{ConnectionLabels, P2pMetrics};
 
 /// How often expired replies and penalties are swept.
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(1);
-/// How long start-up waits for every listen address to be bound.
-const LISTEN_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a `Dial` waits for the connection before giving up.
-const DIAL_REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What identify and ping told us about a connected peer.
 #[derive(Debug, Default)]
@@ -113,7 +109,7 @@ impl SwarmTask {
         mut pending: HashMap<ListenerId, (Multiaddr, Expected)>,
     ) -> Result<(), P2pError> {
         let mut bound: HashSet<ListenerId> = HashSet::new();
-        let deadline = tokio::time::sleep(LISTEN_TIMEOUT);
+        let deadline = tokio::time::sleep(crate::defaults::LISTEN_TIMEOUT);
         tokio::pin!(deadline);
         while !pending.is_empty() {
             tokio::select! {
@@ -125,7 +121,7 @@ impl SwarmTask {
                     {
                         return Err(P2pError::Listen {
                             addr: addr.clone(),
-                            reason: format!("not bound after {LISTEN_TIMEOUT:?}"),
+                            reason: format!("not bound after {:?}", crate::defaults::LISTEN_TIMEOUT),
                         });
                     }
                     tracing::debug!(?pending, "some interfaces reported no listen address");

@@ -77,7 +77,7 @@ impl PeerContext {
                 source: Some(source),
             })
             .await
-            .map_err(|_| Error::Unavailable("group store is gone".into()))??;
+            .map_err(|_| Error::stopped("the group store is not running"))??;
         self.appended(log, &outcome, source);
         Ok(outcome)
     }
