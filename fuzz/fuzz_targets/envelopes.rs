@@ -1,6 +1,6 @@
 //! Envelopes a group member receives: message payloads (`crypto::message`), metadata payloads
 //! (`crypto::metadata`), sealed chain keys (`crypto::sealed_chain_key`), and how replication
-//! decodes them from remote entries (`replication::decode`).
+//! decodes them from remote entries (`actors::group_store::decode`).
 //!
 //! Random bytes never pass an AEAD tag, so besides bytes as received each layout is also
 //! reached from the inside: the fuzzer's bytes are sealed with the group's keys first.
@@ -32,7 +32,7 @@ use berty_node::{
     group::{GroupContext, GroupKind, GroupRecord},
     log::{Entry, LogId, LogKind},
     proto::wire::{self, metadata_event::Event},
-    replication::decode::{decode_messages, decode_metadata, open_headers},
+    actors::group_store::decode::{decode_messages, decode_metadata, open_headers},
 };
 use libfuzzer_sys::{
     arbitrary::{Result, Unstructured},

@@ -4,6 +4,7 @@
 //! - [`Entry`]: the canonical wire encoding (`docs/log-format.md`), signing and decoding.
 //! - [`verify_batch`], [`check_lamport`]: the signature and Lamport checks.
 //! - [`MemLog`]: one log's DAG in memory, its heads and total order.
+//! - [`parallel`]: CPU-bound work on large batches split across the cores (one `rayon` pool).
 //! - The limits every replica enforces: [`MAX_PARENTS`], [`MAX_PAYLOAD_BYTES`],
 //!   [`MAX_ENTRY_BYTES`].
 
@@ -12,6 +13,7 @@ mod entry;
 mod error;
 mod id;
 mod limits;
+pub mod parallel;
 #[cfg(test)]
 mod test_support;
 mod verify;

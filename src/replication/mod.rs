@@ -18,8 +18,6 @@
 //!   records, rendezvous registrations).
 //! - [`ports`]: what replication and the group stores say to each other (the directory of
 //!   replicated groups with their stores, entries to append, commits to announce).
-//! - [`decode`]: the view of entries written by other devices (members, chain keys, settings,
-//!   messages, the queue of messages waiting for their chain key).
 //!
 //! # How two replicas converge
 //!
@@ -31,7 +29,6 @@
 //! commit (local or received) is announced to every other peer replicating the group, with the
 //! entries inline when they are small.
 
-pub mod decode;
 pub mod discovery;
 pub mod gossip_route;
 pub mod hello;

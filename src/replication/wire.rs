@@ -1,6 +1,6 @@
 //! The sync protocol's messages to and from our types, and the checks on received entries.
 
-use super::decode::in_parallel;
+use crate::log::parallel::in_parallel;
 
 use crate::{
     crypto::{open_announcement, LinkKey, VerifyingKey},

@@ -115,7 +115,7 @@ impl Handler<Learnt> for AccountActor {
                 devices: msg.new_chains,
             });
             ctx.spawn(
-                async move { replay.await }
+                replay
                     .into_actor(self)
                     .map(move |result, _, _| match result {
                         Ok(Ok(_)) => {}

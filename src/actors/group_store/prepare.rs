@@ -1,0 +1,311 @@
+//! Checking and decoding a batch of remote entries before its commit: the Lamport rule and
+//! parents against storage (and the commit in flight), then the group view with the decoding
+//! state ([`RemoteState`]) the previous batch left.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
+
+use super::{
+    decode::{decode_messages, decode_metadata, open_headers, queue::QUEUED_MARKER},
+    load::load_chain,
+};
+use crate::{
+    crypto::ReceiverChain,
+    error::Error,
+    group::GroupContext,
+    log::{Entry, EntryId, LogId, LogKind, OrderKey},
+    replication::ports::RemoteOutcome,
+    sealed_values::SealedValues,
+    storage::{value_keys::ValueKey, NewEntry, NewEvent, Storage},
+};
+
+/// The decoding state of remote entries: what a failed commit rolls back to.
+#[derive(Clone, Default)]
+pub(super) struct RemoteState {
+    /// Devices of the group and their members.
+    pub(super) members: HashMap<[u8; 32], [u8; 32]>,
+    /// Messages log: receiver chains of other devices, loaded as they are needed.
+    pub(super) chains: HashMap<[u8; 32], ReceiverChain>,
+}
+
+/// What checking and decoding a batch of remote entries reads.
+pub(super) struct PrepareContext {
+    pub(super) storage: Arc<dyn Storage>,
+    pub(super) values: SealedValues,
+    pub(super) group: Arc<GroupContext>,
+    pub(super) log: LogId,
+    /// Entries of an earlier batch whose commit is in flight: they count as stored.
+    pub(super) pending: Arc<HashMap<EntryId, u64>>,
+    /// The log's heads, when no commit is in flight (see [`admissible`]).
+    pub(super) heads: Vec<OrderKey>,
+}
+
+/// Checks (Lamport rule, parents) and decodes a batch of remote entries with the decoding
+/// state `state` (advanced in place).
+pub(super) async fn prepare_append(
+    context: &PrepareContext,
+    entries: Vec<Entry>,
+    state: &mut RemoteState,
+    outcome: &mut RemoteOutcome,
+) -> Result<(Vec<NewEntry>, Decoded), Error> {
+    let log = context.log;
+    let accepted = admissible(
+        context.storage.as_ref(),
+        &log,
+        entries,
+        &context.pending,
+        &context.heads,
+        outcome,
+    )
+    .await?;
+    if accepted.is_empty() {
+        return Ok((Vec::new(), Decoded::default()));
+    }
+    let decoded = match log.kind() {
+        LogKind::Metadata => {
+            decode_metadata_entries(
+                &context.group,
+                &context.values,
+                &mut state.members,
+                &accepted,
+                outcome,
+            )
+            .await?
+        }
+        LogKind::Messages => {
+            decode_message_entries(
+                context.group.clone(),
+                &context.values,
+                &state.members,
+                &mut state.chains,
+                accepted.clone(),
+                outcome,
+            )
+            .await?
+        }
+    };
+    let entries = accepted
+        .into_iter()
+        .map(|e| NewEntry {
+            id: e.id(),
+            lamport: e.lamport(),
+            parents: e.parents().to_vec(),
+            bytes: e.into_bytes(),
+        })
+        .collect();
+    Ok((entries, decoded))
+}
+
+/// The entries that may be stored, in order: up to the first with an unknown parent or a
+/// wrong Lamport clock; entries already stored are left out. `pending` are entries of a commit
+/// in flight (they count as stored). `heads` are the log's heads when no commit is in flight:
+/// a batch that only builds on them (and on itself) needs no lookup, since an entry whose
+/// parents are all still heads cannot be stored yet.
+async fn admissible(
+    storage: &dyn Storage,
+    log: &LogId,
+    entries: Vec<Entry>,
+    pending: &HashMap<EntryId, u64>,
+    heads: &[OrderKey],
+    outcome: &mut RemoteOutcome,
+) -> Result<Vec<Entry>, Error> {
+    let mut known: HashMap<EntryId, u64> = heads.iter().map(|h| (h.id, h.lamport)).collect();
+    let mut batch: HashSet<EntryId> = HashSet::with_capacity(entries.len());
+    let on_heads = !known.is_empty()
+        && entries.iter().all(|e| {
+            let builds_on_known = !e.parents().is_empty()
+                && e.parents()
+                    .iter()
+                    .all(|p| known.contains_key(p) || batch.contains(p));
+            builds_on_known && !known.contains_key(&e.id()) && batch.insert(e.id())
+        });
+    if !on_heads {
+        let wanted: Vec<EntryId> = entries
+            .iter()
+            .flat_map(|e| e.parents().iter().copied().chain([e.id()]))
+            .filter(|id| !pending.contains_key(id))
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        known = storage
+            .order_keys(log, &wanted)
+            .await?
+            .into_iter()
+            .map(|k| (k.id, k.lamport))
+            .collect();
+        known.extend(pending.iter().map(|(id, lamport)| (*id, *lamport)));
+    }
+    let mut accepted = Vec::with_capacity(entries.len());
+    for entry in entries {
+        if known.contains_key(&entry.id()) {
+            outcome.existing += 1;
+            continue;
+        }
+        let mut max = 0u64;
+        let mut missing = None;
+        for parent in entry.parents() {
+            match known.get(parent) {
+                Some(lamport) => max = max.max(*lamport),
+                None => missing = Some(*parent),
+            }
+        }
+        if let Some(parent) = missing {
+            outcome.missing_parent = Some(parent);
+            break;
+        }
+        if Some(entry.lamport()) != max.checked_add(1) {
+            outcome.violation = Some(format!(
+                "entry {} has Lamport clock {}, expected {}",
+                entry.id(),
+                entry.lamport(),
+                max.saturating_add(1)
+            ));
+            break;
+        }
+        known.insert(entry.id(), entry.lamport());
+        accepted.push(entry);
+    }
+    Ok(accepted)
+}
+
+/// What one commit of remote entries or replayed messages writes.
+#[derive(Default)]
+pub(super) struct Decoded {
+    /// View events to commit.
+    pub(super) events: Vec<NewEvent>,
+    /// Node values to write (sealed where secret).
+    pub(super) values: Vec<(String, Vec<u8>)>,
+    /// Node values to delete.
+    pub(super) deletes: Vec<String>,
+    /// Members seen for the first time (metadata log): they get this device's chain key.
+    pub(super) new_members: Vec<[u8; 32]>,
+    /// Devices whose chain key reached this member (metadata log): their queued messages
+    /// can be opened now.
+    pub(super) new_chains: Vec<[u8; 32]>,
+}
+
+impl Decoded {
+    /// Whether there is nothing to write.
+    pub(super) fn is_empty(&self) -> bool {
+        self.events.is_empty() && self.values.is_empty() && self.deletes.is_empty()
+    }
+}
+
+/// Decodes metadata entries and the node values they teach.
+async fn decode_metadata_entries(
+    group: &GroupContext,
+    values: &SealedValues,
+    members: &mut HashMap<[u8; 32], [u8; 32]>,
+    entries: &[Entry],
+    outcome: &mut RemoteOutcome,
+) -> Result<Decoded, Error> {
+    let group_pk = group.record.group_pk().to_bytes();
+    let own_device = group.record.device.verifying_key().to_bytes();
+    let decoded = decode_metadata(group, members, entries);
+    let mut out = Decoded {
+        events: decoded.events,
+        ..Decoded::default()
+    };
+    for (device, member) in decoded.members {
+        let key = ValueKey::Member {
+            group_pk,
+            device_pk: device,
+        }
+        .to_string();
+        out.values.push((key.clone(), values.seal(&key, &member)?));
+    }
+    for (device, chain) in decoded.chains {
+        let key = ValueKey::Receiver {
+            group_pk,
+            device_pk: device,
+        }
+        .to_string();
+        // The first share wins: the messages store owns the chain once it exists.
+        if device == own_device || values.contains(&key).await? {
+            continue;
+        }
+        out.values
+            .push((key.clone(), values.seal(&key, &chain.to_bytes())?));
+        out.new_chains.push(device);
+    }
+    out.new_members = decoded.new_members;
+    outcome.skipped += decoded.skipped;
+    Ok(out)
+}
+
+/// Decodes message entries with the receiver chains (loading those not in `chains`), off the
+/// actor's thread; queues those whose sender has no chain here yet.
+pub(super) async fn decode_message_entries(
+    group: Arc<GroupContext>,
+    values: &SealedValues,
+    members: &HashMap<[u8; 32], [u8; 32]>,
+    chains: &mut HashMap<[u8; 32], ReceiverChain>,
+    entries: Vec<Entry>,
+    outcome: &mut RemoteOutcome,
+) -> Result<Decoded, Error> {
+    let group_pk = group.record.group_pk().to_bytes();
+    let (opened, skipped) = open_headers(&group, entries);
+    outcome.skipped += skipped;
+    let mut members = members.clone();
+    // Each sender device is looked up once per batch, found or not.
+    let devices: HashSet<[u8; 32]> = opened.iter().map(|m| m.header.device.to_bytes()).collect();
+    for device in devices {
+        if let std::collections::hash_map::Entry::Vacant(slot) = chains.entry(device) {
+            if let Some(chain) = load_chain(values, &group_pk, &device).await? {
+                slot.insert(chain);
+            }
+        }
+        if let std::collections::hash_map::Entry::Vacant(slot) = members.entry(device) {
+            let key = ValueKey::Member {
+                group_pk,
+                device_pk: device,
+            }
+            .to_string();
+            if let Some(member) = values.get(&key).await? {
+                if let Ok(member) = <[u8; 32]>::try_from(member) {
+                    slot.insert(member);
+                }
+            }
+        }
+    }
+    let mut moved = std::mem::take(chains);
+    let context = group.clone();
+    let span = tracing::Span::current();
+    let (decoded, moved) = tokio::task::spawn_blocking(move || {
+        let _entered = span.enter();
+        let decoded = decode_messages(&context, &mut moved, &members, &opened);
+        (decoded, moved)
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("message decoding task failed: {e}")))?;
+    *chains = moved;
+    outcome.skipped += decoded.skipped;
+    let mut out = Decoded {
+        events: decoded.events,
+        ..Decoded::default()
+    };
+    for device in decoded.touched {
+        if let Some(chain) = chains.get(&device) {
+            let key = ValueKey::Receiver {
+                group_pk,
+                device_pk: device,
+            }
+            .to_string();
+            out.values
+                .push((key.clone(), values.seal(&key, &chain.to_bytes())?));
+        }
+    }
+    for (device, lamport, id) in decoded.queued {
+        let key = ValueKey::Queued {
+            group_pk,
+            device_pk: device,
+            order: OrderKey { lamport, id },
+        }
+        .to_string();
+        let marker = values.seal(&key, QUEUED_MARKER)?;
+        out.values.push((key, marker));
+    }
+    Ok(out)
+}
