@@ -162,15 +162,15 @@ impl GroupStoreActor {
         batch
     }
 
-    fn build_one(
+    /// The sealed payload of one write (a message advances `sender`) and what it shows.
+    fn seal(
         &self,
         write: LocalWrite,
-        batch: &mut Batch,
         sender: &mut Option<SenderChain>,
-    ) -> Result<EntryId, Error> {
+    ) -> Result<(Vec<u8>, Option<ViewBody>), Error> {
         let group = &self.group;
         let device = &group.record.device;
-        let (payload, view) = match (write, self.log.kind()) {
+        match (write, self.log.kind()) {
             (LocalWrite::Message { payload }, LogKind::Messages) => {
                 let chain = sender.as_mut().ok_or_else(|| {
                     Error::FailedPrecondition(
@@ -190,20 +190,29 @@ impl GroupStoreActor {
                     &mut OsRng,
                 )
                 .map_err(|e| Error::Internal(format!("sealing a message: {e}")))?;
-                (sealed, Some(ViewBody::Message { payload }))
+                Ok((sealed, Some(ViewBody::Message { payload })))
             }
             (LocalWrite::Metadata { event, view }, LogKind::Metadata) => {
                 let sealed =
                     seal_metadata(group.keys(), device, &event.encode_to_vec(), &mut OsRng)
                         .map_err(|e| Error::Internal(format!("sealing metadata: {e}")))?;
-                (sealed, view)
+                Ok((sealed, view))
             }
-            _ => {
-                return Err(Error::Internal(
-                    "write sent to the wrong log of the group".into(),
-                ))
-            }
-        };
+            _ => Err(Error::Internal(
+                "write sent to the wrong log of the group".into(),
+            )),
+        }
+    }
+
+    fn build_one(
+        &self,
+        write: LocalWrite,
+        batch: &mut Batch,
+        sender: &mut Option<SenderChain>,
+    ) -> Result<EntryId, Error> {
+        let (payload, view) = self.seal(write, sender)?;
+        let group = &self.group;
+        let device = &group.record.device;
         let parents = parents_of(&batch.heads);
         let lamport = batch
             .heads

@@ -27,7 +27,7 @@
 //! remote batch gets that `UNAVAILABLE` error; the first job after the database is back
 //! reloads and goes on.
 //!
-//! The order of jobs is plain data ([`pipeline`]); the actor is the shell that feeds it the
+//! The order of jobs is plain data (`pipeline`); the actor is the shell that feeds it the
 //! messages and runs the futures it asks for:
 //! - `local`: building and committing a batch of local writes;
 //! - `remote`: batches from other replicas, prepared (`prepare`) and committed in turn;

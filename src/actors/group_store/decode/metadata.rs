@@ -69,40 +69,7 @@ fn decode_one_metadata(
         .ok_or("empty event")?;
     let own_member = group.member.verifying_key().to_bytes();
     if let Event::MemberDevice(bound) = event {
-        let member = key_of(&bound.member_pk)?;
-        if bound.device_pk != device {
-            return Err("binds another device than its author");
-        }
-        let signature = parse_signature(&bound.member_signature).map_err(|_| "bad signature")?;
-        verify_member_device(&member, group_pk, &opened.author_device, &signature)
-            .map_err(|_| "member signature does not verify")?;
-        if !bound.account_signature.is_empty() {
-            let account = key_of(&bound.account_pk)?;
-            let signature =
-                parse_signature(&bound.account_signature).map_err(|_| "bad signature")?;
-            verify_account_disclosure(&account, group_pk, &member, &signature)
-                .map_err(|_| "account disclosure does not verify")?;
-        } else if !bound.account_pk.is_empty() && bound.account_pk != member.as_bytes() {
-            // Unsigned, the account key may only be the member key itself (account and
-            // contact groups, where the member key is the account key).
-            return Err("account key disclosed without its signature");
-        }
-        let member = member.to_bytes();
-        let seen = members.values().any(|m| *m == member);
-        if members.insert(device, member) != Some(member) {
-            out.members.push((device, member));
-        }
-        if !seen && member != own_member {
-            out.new_members.push(member);
-        }
-        return Ok(Some(ViewEvent {
-            member_pk: member,
-            device_pk: device,
-            body: ViewBody::Member {
-                account_pk: bound.account_pk,
-                meta: bound.meta,
-            },
-        }));
+        return decode_binding(group, members, &opened.author_device, bound, out).map(Some);
     }
     let member = *members
         .get(&device)
@@ -151,6 +118,53 @@ fn decode_one_metadata(
         device_pk: device,
         body,
     }))
+}
+
+/// A device binding: the member's signature over the device (and the account's over the
+/// member, when disclosed) must hold; the device learns its member.
+fn decode_binding(
+    group: &GroupContext,
+    members: &mut HashMap<[u8; 32], [u8; 32]>,
+    author: &VerifyingKey,
+    bound: wire::MemberDevice,
+    out: &mut MetadataDecoded,
+) -> Result<ViewEvent, &'static str> {
+    let group_pk = group.keys().group_pk();
+    let device = author.to_bytes();
+    let own_member = group.member.verifying_key().to_bytes();
+    let member = key_of(&bound.member_pk)?;
+    if bound.device_pk != device {
+        return Err("binds another device than its author");
+    }
+    let signature = parse_signature(&bound.member_signature).map_err(|_| "bad signature")?;
+    verify_member_device(&member, group_pk, author, &signature)
+        .map_err(|_| "member signature does not verify")?;
+    if !bound.account_signature.is_empty() {
+        let account = key_of(&bound.account_pk)?;
+        let signature = parse_signature(&bound.account_signature).map_err(|_| "bad signature")?;
+        verify_account_disclosure(&account, group_pk, &member, &signature)
+            .map_err(|_| "account disclosure does not verify")?;
+    } else if !bound.account_pk.is_empty() && bound.account_pk != member.as_bytes() {
+        // Unsigned, the account key may only be the member key itself (account and
+        // contact groups, where the member key is the account key).
+        return Err("account key disclosed without its signature");
+    }
+    let member = member.to_bytes();
+    let seen = members.values().any(|m| *m == member);
+    if members.insert(device, member) != Some(member) {
+        out.members.push((device, member));
+    }
+    if !seen && member != own_member {
+        out.new_members.push(member);
+    }
+    Ok(ViewEvent {
+        member_pk: member,
+        device_pk: device,
+        body: ViewBody::Member {
+            account_pk: bound.account_pk,
+            meta: bound.meta,
+        },
+    })
 }
 
 fn key_of(bytes: &[u8]) -> Result<VerifyingKey, &'static str> {
