@@ -117,6 +117,7 @@ pub struct GroupStoreActor {
     /// The newest committed events, for live subscribers.
     recent: Arc<RecentEvents>,
     last_activity: Instant,
+    /// Held for the store's life: released when it stops on its own (idle).
     lifeline: crate::supervision::Lifeline,
 }
 
