@@ -78,7 +78,6 @@ async fn healthz() -> HttpResponse {
 
 /// Storage readiness comes from its health state (probed in the background), so this answers
 /// at once even while the database does not.
-
 async fn readyz(state: web::Data<AdminState>) -> HttpResponse {
     let mut problems = Vec::new();
     let health = state.storage.health();

@@ -344,7 +344,6 @@ impl Actor for AccountActor {
     fn started(&mut self, ctx: &mut Self::Context) {
         self.lifeline.arm(ctx);
         self.follow_ups = Some(ctx.address().recipient());
-        self.publish_directory();
         tracing::info!(
             account = %hex::encode(&self.keys.account_pk().as_bytes()[..8]),
             device = %hex::encode(&self.keys.device_pk().as_bytes()[..8]),
@@ -373,10 +372,13 @@ impl Actor for AccountActor {
                 Ok::<_, Error>(())
             }
             .into_actor(self)
-            .map(|result, _, _| {
+            .map(|result, actor, _| {
                 if let Err(e) = result {
                     tracing::error!(%e, "setting this device up in its groups failed");
                 }
+                // After the setup: publishing starts every group's stores, and a messages
+                // store loads this device's chain when it starts.
+                actor.publish_directory();
             }),
         );
     }
