@@ -99,19 +99,13 @@ pub struct Node {
 impl Node {
     /// Builds and starts every part; returns once all of them listen.
     pub async fn start(config: NodeConfig) -> Result<Self, NodeError> {
-        let data_dir = DataDir::open(&config.data_dir)?;
-        if config.database_url.is_empty() {
-            data_dir.create_private_file(defaults::SQLITE_FILE_NAME)?;
-        }
-        let peer_key = keystore::load_or_create_peer_key(&config.data_dir)?;
-        let account = keystore::load_or_create_account(&config.data_dir)?;
-        let storage = storage::open(&config.database_url, &config.data_dir).await?;
-        // Before anything of the account is read or written on a shared database.
-        let account_lock = if storage::account_lock::is_postgres_url(&config.database_url) {
-            Some(AccountLock::acquire(&config.database_url, account.account_pk().as_bytes()).await?)
-        } else {
-            None
-        };
+        let Local {
+            data_dir,
+            peer_key,
+            account,
+            storage,
+            account_lock,
+        } = Local::open(&config).await?;
         let (metrics, mut registry) = Metrics::new();
         metrics.storage_up.set(1);
 
@@ -280,6 +274,41 @@ pub fn termination_signal() -> std::io::Result<impl Future<Output = ()>> {
             _ = int.recv() => tracing::info!("SIGINT received"),
         }
     })
+}
+
+/// What the node keeps on this machine: the locked data dir, the keys, storage, and (on
+/// PostgreSQL) the account's lock.
+struct Local {
+    data_dir: DataDir,
+    peer_key: libp2p::identity::Keypair,
+    account: crate::crypto::AccountKeys,
+    storage: Arc<dyn Storage>,
+    account_lock: Option<AccountLock>,
+}
+
+impl Local {
+    async fn open(config: &NodeConfig) -> Result<Self, NodeError> {
+        let data_dir = DataDir::open(&config.data_dir)?;
+        if config.database_url.is_empty() {
+            data_dir.create_private_file(defaults::SQLITE_FILE_NAME)?;
+        }
+        let peer_key = keystore::load_or_create_peer_key(&config.data_dir)?;
+        let account = keystore::load_or_create_account(&config.data_dir)?;
+        let storage = storage::open(&config.database_url, &config.data_dir).await?;
+        // Before anything of the account is read or written on a shared database.
+        let account_lock = if storage::account_lock::is_postgres_url(&config.database_url) {
+            Some(AccountLock::acquire(&config.database_url, account.account_pk().as_bytes()).await?)
+        } else {
+            None
+        };
+        Ok(Self {
+            data_dir,
+            peer_key,
+            account,
+            storage,
+            account_lock,
+        })
+    }
 }
 
 /// The rendezvous server when `rendezvous.enabled`, its metrics collector registered and its
