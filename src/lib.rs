@@ -14,10 +14,14 @@
 //! - [`storage`]: the storage trait and its SQLite and PostgreSQL backends.
 //! - [`group`]: group records, references and decoded views (domain types at the edge of the wire).
 //! - [`actors`]: the account actor (groups, contacts, export) and one group store actor per
-//!   group log (batched local writes, live cursor).
-//! - [`p2p`]: the libp2p swarm, owned by one task and driven through a command channel.
-//! - [`replication`]: the sync protocol between replicas: link-key hello, heads, batched
-//!   fetches, announcements, the peer actor of each connected peer, decoding remote entries.
+//!   group log (its job pipeline as plain data, batched local writes, remote batches decoded
+//!   into the group view, live cursor).
+//! - [`p2p`]: the libp2p swarm, owned by one task and driven through a command channel; the
+//!   sync messages as domain types, converted at the wire's edge.
+//! - [`replication`]: the sync protocol between replicas: the router, one peer actor per
+//!   connected peer (the link-key hello as a pure state machine, heads, batched fetches,
+//!   announcements), discovery; `ports` holds what replication and the stores say to each
+//!   other.
 //! - [`api`]: the tonic gRPC service: validation, calls to the actors, subscriptions.
 //! - [`admin`]: the actix-web admin server: health, readiness, metrics.
 //! - [`client`]: `berty-node client`, a command-line gRPC client with one command per call.
