@@ -481,7 +481,13 @@ async fn a_subscriber_piped_into_head_exits_with_its_reader() {
         .unwrap();
     let stdout = subscriber.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
-    let first = lines.next_line().await.unwrap().unwrap();
+    let Some(first) = lines.next_line().await.unwrap() else {
+        let mut stderr = String::new();
+        if let Some(mut err) = subscriber.stderr.take() {
+            let _ = tokio::io::AsyncReadExt::read_to_string(&mut err, &mut stderr).await;
+        }
+        panic!("the subscriber printed nothing; its stderr: {stderr}");
+    };
     assert!(first.contains("\"payload_text\":\"one\""), "{first}");
     // Like `head -n 1`: the reader goes away after one line, and no other event comes.
     drop(lines);
