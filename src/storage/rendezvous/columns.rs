@@ -1,39 +1,19 @@
 //! Values bound to and read back from the rendezvous tables: unix times, ids and counts
 //! (`u64` stored as `i64`), columns that must decode, and a whole [`StoredRegistration`].
 
-use sqlx::{ColumnIndex, Database, Decode, Row, Type};
+use sqlx::{ColumnIndex, Database, Decode, Type};
 
 use super::StoredRegistration;
-use crate::storage::{Result, StorageError};
+use crate::storage::Result;
 
 /// Columns read to build a [`StoredRegistration`], in the order [`decode_registration`] expects.
 pub(super) const REGISTRATION_COLUMNS: &str = "id, namespace, peer_id, record, expires_at";
 
-/// A unix time or id as a bind parameter (values past `i64::MAX` clamp to it).
-pub(super) fn to_sql(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
-}
-
-/// A stored id, time or count; negative values mean corruption.
-pub(super) fn from_sql(value: i64, what: &str) -> Result<u64> {
-    u64::try_from(value).map_err(|_| StorageError::Corrupt(format!("negative {what}: {value}")))
-}
-
-/// Maps a failed database call to [`StorageError::Unavailable`], saying what was being done.
-pub(super) fn unavailable(doing: &'static str) -> impl FnOnce(sqlx::Error) -> StorageError {
-    move |err| StorageError::Unavailable(format!("{doing}: {err}"))
-}
-
-/// Column `index` of `row`; a value that does not decode is corruption.
-pub(super) fn column<'r, DB, T>(row: &'r DB::Row, index: usize) -> Result<T>
-where
-    DB: Database,
-    T: Decode<'r, DB> + Type<DB>,
-    usize: ColumnIndex<DB::Row>,
-{
-    row.try_get(index)
-        .map_err(|err| StorageError::Corrupt(format!("rendezvous column {index}: {err}")))
-}
+// The same conversions as the log's tables: a `u64` bound as `i64` (clamped), read back
+// non-negative; columns that must decode; failed calls said as what was being done.
+pub(super) use crate::storage::sql::columns::{
+    column, cursor_to_sql as to_sql, non_negative as from_sql, unavailable,
+};
 
 /// A row of [`REGISTRATION_COLUMNS`].
 pub(super) fn decode_registration<DB>(row: &DB::Row) -> Result<StoredRegistration>

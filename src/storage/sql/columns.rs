@@ -24,22 +24,24 @@ pub(super) fn lamport_from_sql(stored: i64) -> u64 {
 }
 
 /// A cursor as a bind parameter; cursors past the stored range clamp to the largest one.
-pub(super) fn cursor_to_sql(cursor: u64) -> i64 {
+pub(in crate::storage) fn cursor_to_sql(cursor: u64) -> i64 {
     i64::try_from(cursor).unwrap_or(i64::MAX)
 }
 
 /// A count or cursor read back from the database; negative values mean corruption.
-pub(super) fn non_negative(value: i64, what: &str) -> Result<u64> {
+pub(in crate::storage) fn non_negative(value: i64, what: &str) -> Result<u64> {
     u64::try_from(value).map_err(|_| StorageError::Corrupt(format!("negative {what}: {value}")))
 }
 
 /// Maps a failed database call to [`StorageError::Unavailable`], saying what was being done.
-pub(super) fn unavailable(doing: &'static str) -> impl FnOnce(sqlx::Error) -> StorageError {
+pub(in crate::storage) fn unavailable(
+    doing: &'static str,
+) -> impl FnOnce(sqlx::Error) -> StorageError {
     move |err| StorageError::Unavailable(format!("{doing}: {err}"))
 }
 
 /// Column `index` of `row`; a value that does not decode is corruption.
-pub(super) fn column<'r, DB, T>(row: &'r DB::Row, index: usize) -> Result<T>
+pub(in crate::storage) fn column<'r, DB, T>(row: &'r DB::Row, index: usize) -> Result<T>
 where
     DB: Database,
     T: Decode<'r, DB> + Type<DB>,

@@ -39,7 +39,7 @@
 //! become heads, the stored parents they name stop being heads. No table of parent links is
 //! kept: it would halve append throughput for no read it serves.
 
-mod columns;
+pub(super) mod columns;
 mod commit;
 mod entries;
 mod events;
