@@ -23,7 +23,7 @@ use crate::{
     keystore,
     log::{Entry, EntryId, LogId},
     proto::wire,
-    sealed_values::{self, SealedValues},
+    storage::sealed::{self, SealedValues},
     storage::{self, value_keys::ValuePrefix, Commit, NewEntry, NewEvent, Storage},
 };
 
@@ -129,7 +129,7 @@ pub async fn import(
         ));
     }
     keystore::load_or_create_peer_key(data_dir).map_err(internal)?;
-    let storage_key = sealed_values::load_or_create_storage_key(data_dir).map_err(internal)?;
+    let storage_key = sealed::load_or_create_storage_key(data_dir).map_err(internal)?;
     let sealed = SealedValues::new(storage.clone(), storage_key);
 
     let mut summary = ImportSummary::default();

@@ -11,7 +11,8 @@
 //! - [`node`]: the supervisor that builds, starts and stops everything.
 //! - [`crypto`]: keys, derivations, envelopes, the per-device ratchet (pure, no I/O).
 //! - [`log`]: log entries, ids, the Merkle DAG and its total order (pure, no I/O).
-//! - [`storage`]: the storage trait and its SQLite and PostgreSQL backends.
+//! - [`storage`]: the storage trait and its SQLite and PostgreSQL backends; `storage::sealed`, the
+//!   only way to node values, sealed under the data dir's storage key.
 //! - [`group`]: group records, references and decoded views (domain types at the edge of the wire).
 //! - [`actors`]: the account actor (groups, contacts, export) and one group store actor per
 //!   group log (its job pipeline as plain data, batched local writes, remote batches decoded
@@ -28,7 +29,6 @@
 //! - [`import`]: `init --import` / `--restore`: a data dir made from an export.
 //! - [`data_dir`]: the data dir: mode 0700 and a lock held while the node runs.
 //! - [`keystore`]: secret keys at rest in the data dir (mode 0600).
-//! - [`sealed_values`]: node values sealed under the data dir's storage key.
 //! - [`error`]: the core's error type (statuses are chosen at the edges: `api::status`,
 //!   `admin::status`).
 //! - [`framing`]: varint length-prefixed frames shared by the sync and rendezvous codecs.
@@ -58,7 +58,6 @@ pub mod p2p;
 pub mod proto;
 pub mod rendezvous;
 pub mod replication;
-pub mod sealed_values;
 pub mod storage;
 pub mod supervision;
 pub mod telemetry;

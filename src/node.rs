@@ -22,7 +22,7 @@ use crate::{
     metrics::Metrics,
     p2p, rendezvous,
     replication::{ReplicationSettings, Replicator},
-    sealed_values::{self, SealedValues},
+    storage::sealed::{self, SealedValues},
     storage::{
         self,
         account_lock::{AccountLock, AccountLockError},
@@ -134,7 +134,7 @@ impl Node {
         .await?;
         let info = swarm.info().await?;
 
-        let storage_key = sealed_values::load_or_create_storage_key(&config.data_dir)?;
+        let storage_key = sealed::load_or_create_storage_key(&config.data_dir)?;
         let values = SealedValues::new(storage.clone(), storage_key);
         let (account, replicator) = start_account(
             &config,

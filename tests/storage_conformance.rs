@@ -21,10 +21,11 @@ use std::{
 };
 
 use berty_node::{
+    crypto::SymmetricKey,
     log::{EntryId, LogId, LogKind, OrderKey},
     storage::{
-        self, Appended, Commit, Committed, Direction, NewEntry, NewEvent, OrderRange, StorageError,
-        StoredEntry, StoredEvent,
+        self, Appended, Commit, Committed, Direction, NewEntry, NewEvent, OrderRange, Sealed,
+        SealedValues, Storage, StorageError, StoredEntry, StoredEvent,
     },
 };
 use rand::{rngs::StdRng, seq::SliceRandom, Rng, SeedableRng};
@@ -729,22 +730,18 @@ async fn large_batches_round_trip(fx: Fixture) {
 
 async fn node_values_get_and_put(fx: Fixture) {
     let s = fx.storage();
-    assert_eq!(s.get_value("flag").await.unwrap(), None);
-    s.put_value("flag", b"on").await.unwrap();
-    assert_eq!(s.get_value("flag").await.unwrap(), Some(b"on".to_vec()));
-    s.put_value("flag", b"off").await.unwrap();
-    assert_eq!(s.get_value("flag").await.unwrap(), Some(b"off".to_vec()));
-    s.put_value("empty", b"").await.unwrap();
-    assert_eq!(s.get_value("empty").await.unwrap(), Some(vec![]));
+    assert_eq!(get(&s, "flag").await, None);
+    put(&s, "flag", b"on").await;
+    assert_eq!(get(&s, "flag").await, Some(b"on".to_vec()));
+    put(&s, "flag", b"off").await;
+    assert_eq!(get(&s, "flag").await, Some(b"off".to_vec()));
+    put(&s, "empty", b"").await;
+    assert_eq!(get(&s, "empty").await, Some(vec![]));
     let binary: Vec<u8> = (0..=255).collect();
-    s.put_value("binary/é", &binary).await.unwrap();
-    assert_eq!(s.get_value("binary/é").await.unwrap(), Some(binary));
-    assert_eq!(
-        s.get_value("Flag").await.unwrap(),
-        None,
-        "keys are case-sensitive"
-    );
-    assert_eq!(s.get_value("flag").await.unwrap(), Some(b"off".to_vec()));
+    put(&s, "binary/é", &binary).await;
+    assert_eq!(get(&s, "binary/é").await, Some(binary));
+    assert_eq!(get(&s, "Flag").await, None, "keys are case-sensitive");
+    assert_eq!(get(&s, "flag").await, Some(b"off".to_vec()));
 }
 
 async fn data_survives_reopening(fx: Fixture) {
@@ -755,7 +752,7 @@ async fn data_survives_reopening(fx: Fixture) {
     s.append(&LOG, &[a.clone(), b.clone(), c.clone()])
         .await
         .unwrap();
-    s.put_value("counter", &7u64.to_be_bytes()).await.unwrap();
+    put(&s, "counter", &7u64.to_be_bytes()).await;
     drop(s);
 
     let fx = fx.reopen().await;
@@ -766,10 +763,7 @@ async fn data_survives_reopening(fx: Fixture) {
     assert_eq!(s.heads(&LOG).await.unwrap(), sorted_keys(&[&b, &c]));
     assert_eq!(s.last_cursor(&LOG).await.unwrap(), 3);
     assert_eq!(s.count(&LOG).await.unwrap(), 3);
-    assert_eq!(
-        s.get_value("counter").await.unwrap(),
-        Some(7u64.to_be_bytes().to_vec())
-    );
+    assert_eq!(get(&s, "counter").await, Some(7u64.to_be_bytes().to_vec()));
     let d = entry("d", &[&b, &c]);
     assert_eq!(
         s.append(&LOG, &[a.clone(), d.clone()]).await.unwrap(),
@@ -953,8 +947,42 @@ fn stored_event(event: &NewEvent, cursor: u64) -> StoredEvent {
     }
 }
 
-fn value(key: &str, value: &[u8]) -> (String, Vec<u8>) {
-    (key.to_owned(), value.to_vec())
+/// The sealing the value tests use: a fixed key (these suites check storage, not secrecy).
+fn sealer(s: &Arc<dyn Storage>) -> SealedValues {
+    SealedValues::new(Arc::clone(s), SymmetricKey::from_bytes([7; 32]))
+}
+
+/// A node value to commit, sealed.
+fn value(s: &Arc<dyn Storage>, key: &str, plaintext: &[u8]) -> (String, Sealed) {
+    (key.to_owned(), sealer(s).seal(key, plaintext).unwrap())
+}
+
+/// Puts one node value with [`Storage::put_value`].
+async fn put(s: &Arc<dyn Storage>, key: &str, plaintext: &[u8]) {
+    let sealed = sealer(s).seal(key, plaintext).unwrap();
+    s.put_value(key, &sealed).await.unwrap();
+}
+
+/// Reads one node value with [`Storage::get_value`], opened.
+async fn get(s: &Arc<dyn Storage>, key: &str) -> Option<Vec<u8>> {
+    let sealed = s.get_value(key).await.unwrap()?;
+    Some(sealer(s).open(key, &sealed).unwrap())
+}
+
+/// A page of [`Storage::values_with_prefix`], opened.
+async fn list(
+    s: &Arc<dyn Storage>,
+    prefix: &str,
+    after: Option<&str>,
+    limit: u32,
+) -> Vec<(String, Vec<u8>)> {
+    let page = s.values_with_prefix(prefix, after, limit).await.unwrap();
+    page.into_iter()
+        .map(|(key, sealed)| {
+            let plaintext = sealer(s).open(&key, &sealed).unwrap();
+            (key, plaintext)
+        })
+        .collect()
 }
 
 async fn commit_is_all_or_nothing(fx: Fixture) {
@@ -965,7 +993,7 @@ async fn commit_is_all_or_nothing(fx: Fixture) {
     );
     let a = entry("a", &[]);
     let b = entry("b", &[&a]);
-    let values = [value("state", b"1")];
+    let values = [value(&s, "state", b"1")];
     let committed = s
         .commit(
             &LOG,
@@ -985,14 +1013,14 @@ async fn commit_is_all_or_nothing(fx: Fixture) {
             event_cursors: vec![1, 2],
         }
     );
-    assert_eq!(s.get_value("state").await.unwrap(), Some(b"1".to_vec()));
+    assert_eq!(get(&s, "state").await, Some(b"1".to_vec()));
     assert_eq!(s.heads(&LOG).await.unwrap(), vec![key(&b)]);
 
     // A missing parent rolls back entries, events and values alike.
     let ghost = entry("ghost", &[]);
     let c = entry("c", &[&b]);
     let orphan = entry("orphan", &[&ghost]);
-    let values = [value("state", b"2"), value("other", b"x")];
+    let values = [value(&s, "state", b"2"), value(&s, "other", b"x")];
     let err = s
         .commit(
             &LOG,
@@ -1009,8 +1037,8 @@ async fn commit_is_all_or_nothing(fx: Fixture) {
         matches!(err, StorageError::MissingParent { entry, .. } if entry == orphan.id),
         "{err:?}"
     );
-    assert_eq!(s.get_value("state").await.unwrap(), Some(b"1".to_vec()));
-    assert_eq!(s.get_value("other").await.unwrap(), None);
+    assert_eq!(get(&s, "state").await, Some(b"1".to_vec()));
+    assert_eq!(get(&s, "other").await, None);
     assert_eq!(s.entry(&LOG, &c.id).await.unwrap(), None);
     assert_eq!(s.event(&LOG, &c.id).await.unwrap(), None);
     assert_eq!(s.last_event_cursor(&LOG).await.unwrap(), 2);
@@ -1030,12 +1058,12 @@ async fn commit_is_all_or_nothing(fx: Fixture) {
         .await
         .is_err());
     assert_eq!(s.entry(&LOG, &c.id).await.unwrap(), None);
-    assert_eq!(s.get_value("other").await.unwrap(), None);
+    assert_eq!(get(&s, "other").await, None);
     assert_eq!(s.last_event_cursor(&LOG).await.unwrap(), 2);
     assert_eq!(s.last_cursor(&LOG).await.unwrap(), 2);
 
     // Values alone, and values of another log's commit, are committed too.
-    let values = [value("state", b"3")];
+    let values = [value(&s, "state", b"3")];
     let other = log_id(2, LogKind::Metadata);
     let committed = s
         .commit(
@@ -1048,11 +1076,11 @@ async fn commit_is_all_or_nothing(fx: Fixture) {
         .await
         .unwrap();
     assert_eq!(committed, Committed::default());
-    assert_eq!(s.get_value("state").await.unwrap(), Some(b"3".to_vec()));
+    assert_eq!(get(&s, "state").await, Some(b"3".to_vec()));
     assert_eq!(s.count(&other).await.unwrap(), 0);
 
     // Deletes run after the puts of the same commit.
-    let values = [value("kept", b"4"), value("gone", b"5")];
+    let values = [value(&s, "kept", b"4"), value(&s, "gone", b"5")];
     s.commit(
         &other,
         Commit {
@@ -1063,9 +1091,9 @@ async fn commit_is_all_or_nothing(fx: Fixture) {
     )
     .await
     .unwrap();
-    assert_eq!(s.get_value("state").await.unwrap(), None);
-    assert_eq!(s.get_value("gone").await.unwrap(), None);
-    assert_eq!(s.get_value("kept").await.unwrap(), Some(b"4".to_vec()));
+    assert_eq!(get(&s, "state").await, None);
+    assert_eq!(get(&s, "gone").await, None);
+    assert_eq!(get(&s, "kept").await, Some(b"4".to_vec()));
 }
 
 async fn events_get_cursors_and_stay_idempotent(fx: Fixture) {
@@ -1266,7 +1294,7 @@ async fn logs_lists_logs_with_entries(fx: Fixture) {
             .unwrap();
     }
     // A log touched only by a commit of values, or by a failed append, holds no entry.
-    let values = [value("v", b"1")];
+    let values = [value(&s, "v", b"1")];
     let empty = log_id(1, LogKind::Metadata);
     s.commit(
         &empty,
@@ -1304,7 +1332,7 @@ async fn values_list_by_prefix_and_delete(fx: Fixture) {
         "group/\u{10FFFF}",
     ];
     for (i, key) in keys.iter().enumerate() {
-        s.put_value(key, &[i as u8]).await.unwrap();
+        put(&s, key, &[i as u8]).await;
     }
     let listed = |values: Vec<(String, Vec<u8>)>| -> Vec<String> {
         values.into_iter().map(|(key, _)| key).collect()
@@ -1318,20 +1346,14 @@ async fn values_list_by_prefix_and_delete(fx: Fixture) {
         "group/é".into(),
         "group/\u{10FFFF}".into(),
     ];
-    assert_eq!(
-        listed(s.values_with_prefix("group/", None, 100).await.unwrap()),
-        group
-    );
-    let first = s.values_with_prefix("group/", None, 1).await.unwrap();
+    assert_eq!(listed(list(&s, "group/", None, 100).await), group);
+    let first = list(&s, "group/", None, 1).await;
     assert_eq!(first, vec![(String::from("group/B"), vec![2])]);
     // Paging with `after`.
     let mut paged = Vec::new();
     let mut after: Option<String> = None;
     loop {
-        let page = s
-            .values_with_prefix("group/", after.as_deref(), 2)
-            .await
-            .unwrap();
+        let page = list(&s, "group/", after.as_deref(), 2).await;
         let Some((last, _)) = page.last() else { break };
         after = Some(last.clone());
         paged.extend(listed(page));
@@ -1339,29 +1361,23 @@ async fn values_list_by_prefix_and_delete(fx: Fixture) {
     assert_eq!(paged, group);
     // Wildcard characters in a prefix are literal.
     assert_eq!(
-        listed(s.values_with_prefix("g%", None, 100).await.unwrap()),
+        listed(list(&s, "g%", None, 100).await),
         vec!["g%oup/_".to_owned()]
     );
     assert_eq!(
-        listed(s.values_with_prefix("g_", None, 100).await.unwrap()),
+        listed(list(&s, "g_", None, 100).await),
         Vec::<String>::new()
     );
-    assert_eq!(
-        s.values_with_prefix("", None, 100).await.unwrap().len(),
-        keys.len()
-    );
-    assert_eq!(
-        s.values_with_prefix("group/", None, 0).await.unwrap(),
-        vec![]
-    );
+    assert_eq!(list(&s, "", None, 100).await.len(), keys.len());
+    assert_eq!(list(&s, "group/", None, 0).await, vec![]);
 
     s.delete_value("group/a").await.unwrap();
     s.delete_value("group/a").await.unwrap();
     s.delete_value("never stored").await.unwrap();
-    assert_eq!(s.get_value("group/a").await.unwrap(), None);
-    assert_eq!(s.get_value("group/a/x").await.unwrap(), Some(vec![4]));
+    assert_eq!(get(&s, "group/a").await, None);
+    assert_eq!(get(&s, "group/a/x").await, Some(vec![4]));
     assert_eq!(
-        s.values_with_prefix("group/a", None, 10).await.unwrap(),
+        list(&s, "group/a", None, 10).await,
         vec![(String::from("group/a/x"), vec![4])]
     );
 }

@@ -9,7 +9,7 @@ use crate::{
     defaults,
     error::Error,
     proto::wire,
-    sealed_values::SealedValues,
+    storage::SealedValues,
     storage::{value_keys::ValuePrefix, Storage},
 };
 

@@ -234,57 +234,44 @@ async fn run_write(command: GroupCommand, connector: &Connector) -> anyhow::Resu
     }
 }
 
+/// Prints one subscription of the group service as JSON lines until interrupted: `$call` on
+/// the client with `$request`, each reply's event printed by `$line`.
+macro_rules! print_subscription {
+    ($connector:expr, $call:ident, $request:expr, $line:path) => {
+        until_interrupted(async {
+            let stream = $connector
+                .connect()
+                .await?
+                .$call($request)
+                .await?
+                .into_inner();
+            print_stream(stream, |reply| $line(&reply.event.unwrap_or_default())).await
+        })
+        .await
+    };
+}
+
 /// `subscribe`, `members`, `settings`: JSON lines until interrupted.
 async fn run_stream(command: GroupCommand, connector: &Connector) -> anyhow::Result<()> {
     match command {
-        GroupCommand::Subscribe { group, range } => {
-            let request = message_subscribe_request(group.0, range.range());
-            until_interrupted(async {
-                let stream = connector
-                    .connect()
-                    .await?
-                    .group_message_subscribe(request)
-                    .await?
-                    .into_inner();
-                print_stream(stream, |reply| {
-                    output::message_event_line(&reply.event.unwrap_or_default())
-                })
-                .await
-            })
-            .await
-        }
-        GroupCommand::Members { group, range } => {
-            let request = member_subscribe_request(group.0, range.range());
-            until_interrupted(async {
-                let stream = connector
-                    .connect()
-                    .await?
-                    .group_member_subscribe(request)
-                    .await?
-                    .into_inner();
-                print_stream(stream, |reply| {
-                    output::member_event_line(&reply.event.unwrap_or_default())
-                })
-                .await
-            })
-            .await
-        }
-        GroupCommand::Settings { group, range } => {
-            let request = setting_subscribe_request(group.0, range.range());
-            until_interrupted(async {
-                let stream = connector
-                    .connect()
-                    .await?
-                    .group_setting_subscribe(request)
-                    .await?
-                    .into_inner();
-                print_stream(stream, |reply| {
-                    output::setting_event_line(&reply.event.unwrap_or_default())
-                })
-                .await
-            })
-            .await
-        }
+        GroupCommand::Subscribe { group, range } => print_subscription!(
+            connector,
+            group_message_subscribe,
+            message_subscribe_request(group.0, range.range()),
+            output::message_event_line
+        ),
+        GroupCommand::Members { group, range } => print_subscription!(
+            connector,
+            group_member_subscribe,
+            member_subscribe_request(group.0, range.range()),
+            output::member_event_line
+        ),
+        GroupCommand::Settings { group, range } => print_subscription!(
+            connector,
+            group_setting_subscribe,
+            setting_subscribe_request(group.0, range.range()),
+            output::setting_event_line
+        ),
         _ => unreachable_command(),
     }
 }

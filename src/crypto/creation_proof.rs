@@ -17,6 +17,7 @@ use super::{
     labels, CryptoError,
 };
 
+/// Format version, the first byte of an encoded creation proof.
 const VERSION: u8 = 1;
 
 /// The group key's signature over the group's signing key, link key and creator.

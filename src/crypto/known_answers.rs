@@ -16,6 +16,7 @@ use super::{
     SenderChain,
 };
 
+/// The known-answer vectors, shared with other implementations.
 const VECTORS: &str = include_str!("../../tests/vectors/crypto.json");
 
 /// One section of the vectors file, with a list of mismatches reported all at once.

@@ -27,8 +27,11 @@ use super::{
 };
 use crate::log::LogKind;
 
+/// Format version, the first byte of a message payload.
 const VERSION: u8 = 1;
+/// Counter, device key and device signature.
 const HEADER_LEN: usize = 8 + KEY_LEN + SIGNATURE_LEN;
+/// The header once sealed under the group's message header key.
 const SEALED_HEADER_LEN: usize = HEADER_LEN + ENVELOPE_OVERHEAD;
 
 /// Bytes a sealed message adds to its plaintext.

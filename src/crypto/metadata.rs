@@ -18,6 +18,7 @@ use super::{
     labels, CryptoError, GroupKeys, SignatureCheck,
 };
 
+/// Format version, the first byte of a metadata payload.
 const VERSION: u8 = 1;
 
 /// Bytes a sealed metadata payload adds to its plaintext.

@@ -24,7 +24,9 @@ use super::{
 /// message keys it keeps (oldest dropped first) for out-of-order delivery.
 pub const RECEIVE_WINDOW: u64 = 4096;
 
+/// Version of a stored sender chain.
 const SENDER_VERSION: u8 = 1;
+/// Version of a stored receiver chain.
 const RECEIVER_VERSION: u8 = 1;
 
 secret_bytes!(

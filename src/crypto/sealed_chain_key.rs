@@ -26,7 +26,9 @@ use super::{
     labels, ChainKey, CryptoError,
 };
 
+/// Format version, the first byte of a sealed chain key.
 const VERSION: u8 = 1;
+/// The chain key and its 8-byte counter.
 const PLAINTEXT_LEN: usize = KEY_LEN + 8;
 
 /// Length of a sealed chain key.

@@ -1,12 +1,14 @@
-//! Groups as this account sees them: local records, references, and the decoded events
-//! (views) that subscriptions replay. Conversions between wire types and domain types happen
+//! Groups as this account sees them: local records, references, the events of metadata logs,
+//! and the decoded events (views) that subscriptions replay. Conversions between wire types and domain types happen
 //! here, with one clear error per malformed input.
 
 pub mod context;
+pub mod metadata;
 pub mod reference;
 pub mod view;
 
 pub use context::{GroupContext, GroupKind, GroupRecord};
+pub use metadata::MetadataEvent;
 pub use reference::{ContactReference, GroupReference};
 pub use view::{EventKind, ViewBody, ViewEvent};
 

@@ -19,13 +19,18 @@ use super::limits::{varint_len, MAX_ENTRY_BYTES, MAX_PARENTS, MAX_PAYLOAD_BYTES,
 /// Domain label that precedes the entry fields in the signed message.
 pub const ENTRY_SIGNATURE_LABEL: &[u8] = b"berty-node/v1/log-entry";
 
+/// Bytes of the domain label in the signed message.
 const LABEL_LEN: usize = ENTRY_SIGNATURE_LABEL.len();
 
-// Field keys (field number << 3 | wire type); each fits in one byte.
+/// Field key of the log id (field number << 3 | wire type; each key fits in one byte).
 const KEY_LOG_ID: u8 = 1 << 3 | 2;
+/// Field key of a parent id (repeated).
 const KEY_PARENT: u8 = 2 << 3 | 2;
+/// Field key of the Lamport time (varint).
 const KEY_LAMPORT: u8 = 3 << 3;
+/// Field key of the sealed payload.
 const KEY_PAYLOAD: u8 = 4 << 3 | 2;
+/// Field key of the signature, always last.
 const KEY_SIGNATURE: u8 = 5 << 3 | 2;
 
 /// Key, length and value of the signature field, always the last field.

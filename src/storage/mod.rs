@@ -16,6 +16,7 @@ pub mod account_lock;
 pub mod health;
 pub mod postgres;
 pub mod rendezvous;
+pub mod sealed;
 mod sql;
 pub mod sqlite;
 pub mod value_keys;
@@ -27,6 +28,7 @@ use async_trait::async_trait;
 use crate::log::{EntryId, LogId, OrderKey};
 
 pub use health::{Health, StorageHealth};
+pub use sealed::{Sealed, SealedValues};
 pub use sql::SqlStorage;
 
 /// What can go wrong in storage.
@@ -55,6 +57,9 @@ pub enum StorageError {
     /// Stored data does not parse (a bug or tampering); never silently ignored.
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
+    /// A node value could not be sealed (a bug: sealing fails only on impossible sizes).
+    #[error("sealing a node value failed: {0}")]
+    Sealing(String),
     /// The database URL or data dir is not usable.
     #[error("invalid storage configuration: {0}")]
     Config(String),
@@ -164,8 +169,8 @@ pub struct Commit<'a> {
     pub entries: &'a [NewEntry],
     /// Events to add to the log's view; an event whose entry already has one is left alone.
     pub events: &'a [NewEvent],
-    /// Node values to put (replacing previous values).
-    pub values: &'a [(String, Vec<u8>)],
+    /// Node values to put (replacing previous values), sealed by [`SealedValues::seal`].
+    pub values: &'a [(String, Sealed)],
     /// Node values to delete (after the puts).
     pub deletes: &'a [String],
 }
@@ -306,16 +311,16 @@ pub trait Storage: Send + Sync + 'static {
         prefix: &str,
         after: Option<&str>,
         limit: u32,
-    ) -> Result<Vec<(String, Vec<u8>)>>;
+    ) -> Result<Vec<(String, Sealed)>>;
 
     /// Deletes a node value; deleting a missing key is not an error.
     async fn delete_value(&self, key: &str) -> Result<()>;
 
     /// A node-level value (small state such as flags and counters) by key.
-    async fn get_value(&self, key: &str) -> Result<Option<Vec<u8>>>;
+    async fn get_value(&self, key: &str) -> Result<Option<Sealed>>;
 
     /// Stores a node-level value, replacing any previous one; committed on return.
-    async fn put_value(&self, key: &str, value: &[u8]) -> Result<()>;
+    async fn put_value(&self, key: &str, value: &Sealed) -> Result<()>;
 
     /// The rendezvous server's registrations, in the same database.
     fn rendezvous(&self) -> &dyn rendezvous::RendezvousStore;

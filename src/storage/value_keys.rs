@@ -2,7 +2,7 @@
 //! `Display`) and parsed ([`ValueKey::parse`]) here, and the prefixes listed together are
 //! [`ValuePrefix`]es. The formats are on disk: never change one.
 //!
-//! | key | value (sealed, see [`crate::sealed_values`]) |
+//! | key | value (sealed, see [`crate::storage::sealed`]) |
 //! |---|---|
 //! | `group/<group>` | the group's record |
 //! | `chain/<group>` | this device's sender chain in the group |

@@ -19,15 +19,12 @@ pub(super) fn chain_key_share(
         &mut OsRng,
     )
     .map_err(|e| Error::crypto("sealing the chain key", e))?;
-    Ok(LocalWrite::Metadata {
-        event: wire::MetadataEvent {
-            event: Some(wire::metadata_event::Event::ChainKey(wire::ChainKeyShare {
-                recipient_member_pk: recipient.as_bytes().to_vec(),
-                sealed_chain_key,
-            })),
+    Ok(LocalWrite::metadata(MetadataEvent::ChainKey(
+        ChainKeyShare {
+            recipient: *recipient,
+            sealed_chain_key,
         },
-        view: None,
-    })
+    )))
 }
 
 impl AccountActor {

@@ -93,7 +93,7 @@ impl AccountActor {
             AccountEventType::GroupJoined,
             group_pk.to_vec(),
             Vec::new(),
-            |e| e.group = Some(reference.to_wire()),
+            |e| e.group = Some(reference.clone()),
         );
         AtomicResponse::new(Box::pin(
             async move {

@@ -23,12 +23,15 @@ use crate::{
         AccountKeys, SenderChain, SigningKey, VerifyingKey,
     },
     error::Error,
-    group::{GroupContext, GroupKind, GroupRecord, GroupReference, ViewBody},
+    group::{
+        metadata::{AccountEvent, ChainKeyShare, Disclosure, MemberDevice},
+        GroupContext, GroupKind, GroupRecord, GroupReference, MetadataEvent,
+    },
     log::{EntryId, LogId, LogKind},
     metrics::Metrics,
-    proto::{berty_protocol::AccountEventType, wire},
+    proto::berty_protocol::AccountEventType,
     replication::ports::{Directory, GroupLinks, GroupStores, GroupsChanged, LogAppended},
-    sealed_values::SealedValues,
+    storage::SealedValues,
     storage::{
         value_keys::{ValueKey, ValuePrefix},
         Storage,
@@ -191,33 +194,23 @@ impl AccountActor {
         let device_pk = group.record.device.verifying_key();
         let member_pk = group.member.verifying_key();
         let member_signature = sign_member_device(&group.member, &group_pk, &device_pk);
-        let (account_pk, account_signature) = match group.record.kind {
-            GroupKind::Multi => (
-                self.keys.account_pk().as_bytes().to_vec(),
-                sign_account_disclosure(self.keys.account(), &group_pk, &member_pk)
-                    .to_bytes()
-                    .to_vec(),
-            ),
+        let disclosure = match group.record.kind {
+            GroupKind::Multi => Disclosure::Signed {
+                account: self.keys.account_pk(),
+                signature: sign_account_disclosure(self.keys.account(), &group_pk, &member_pk),
+            },
             // In account and contact groups the member key is the account key.
-            GroupKind::Account | GroupKind::Contact => (member_pk.as_bytes().to_vec(), Vec::new()),
+            GroupKind::Account | GroupKind::Contact => Disclosure::MemberIsAccount,
         };
         let chain = SenderChain::generate(group_pk, &mut OsRng);
         let chain_write = chain_key_share(&group_pk, &device_pk, &member_pk, &chain)?;
-        let member_write = LocalWrite::Metadata {
-            event: wire::MetadataEvent {
-                event: Some(wire::metadata_event::Event::MemberDevice(
-                    wire::MemberDevice {
-                        member_pk: member_pk.as_bytes().to_vec(),
-                        device_pk: device_pk.as_bytes().to_vec(),
-                        member_signature: member_signature.to_bytes().to_vec(),
-                        account_pk: account_pk.clone(),
-                        account_signature,
-                        meta: meta.clone(),
-                    },
-                )),
-            },
-            view: Some(ViewBody::Member { account_pk, meta }),
-        };
+        let member_write = LocalWrite::metadata(MetadataEvent::MemberDevice(MemberDevice {
+            member: member_pk,
+            device: device_pk,
+            member_signature,
+            disclosure,
+            meta,
+        }));
         Ok(DeviceSetup {
             metadata: self.store(group, LogKind::Metadata),
             writes: vec![member_write, chain_write],
@@ -317,25 +310,11 @@ pub(crate) fn account_event(
     event_type: AccountEventType,
     subject: Vec<u8>,
     data: Vec<u8>,
-    extra: impl FnOnce(&mut wire::AccountEvent),
+    extra: impl FnOnce(&mut AccountEvent),
 ) -> LocalWrite {
-    let mut event = wire::AccountEvent {
-        event_type: event_type as i32,
-        subject: subject.clone(),
-        data: data.clone(),
-        ..Default::default()
-    };
+    let mut event = AccountEvent::new(event_type as i32, subject, data);
     extra(&mut event);
-    LocalWrite::Metadata {
-        event: wire::MetadataEvent {
-            event: Some(wire::metadata_event::Event::AccountEvent(event)),
-        },
-        view: Some(ViewBody::Account {
-            event_type: event_type as i32,
-            subject,
-            data,
-        }),
-    }
+    LocalWrite::metadata(MetadataEvent::Account(event))
 }
 
 impl Actor for AccountActor {

@@ -31,24 +31,11 @@ impl Handler<SetSetting> for AccountActor {
         });
         Box::pin(async move {
             let store = prepared?;
-            let scope = match msg.scope {
-                SettingScope::Group => wire::SettingScope::Group,
-                SettingScope::Member => wire::SettingScope::Member,
-            };
-            let write = LocalWrite::Metadata {
-                event: wire::MetadataEvent {
-                    event: Some(wire::metadata_event::Event::Setting(wire::Setting {
-                        scope: scope as i32,
-                        key: msg.key.clone(),
-                        value: msg.value.clone(),
-                    })),
-                },
-                view: Some(ViewBody::Setting {
-                    scope: msg.scope,
-                    key: msg.key,
-                    value: msg.value,
-                }),
-            };
+            let write = LocalWrite::metadata(MetadataEvent::Setting {
+                scope: msg.scope,
+                key: msg.key,
+                value: msg.value,
+            });
             send(&store, write).await
         })
     }

@@ -7,7 +7,7 @@ use crate::{
     crypto::{ReceiverChain, SenderChain},
     error::Error,
     log::{LogId, LogKind, OrderKey},
-    sealed_values::SealedValues,
+    storage::SealedValues,
     storage::{
         value_keys::{ValueKey, ValuePrefix},
         Storage,

@@ -1,7 +1,6 @@
 //! Local writes: each batch of queued writes is encrypted, signed and chained on the current
 //! heads, then committed in one transaction with the advanced sender chain.
 
-use prost::Message as _;
 use rand::rngs::OsRng;
 use tokio::sync::oneshot;
 
@@ -11,10 +10,9 @@ use super::GroupStoreActor;
 use crate::{
     crypto::{seal_message, seal_metadata, SenderChain},
     error::Error,
-    group::{ViewBody, ViewEvent},
+    group::{MetadataEvent, ViewBody, ViewEvent},
     log::{Entry, EntryId, LogKind, OrderKey, MAX_PARENTS},
-    proto::wire,
-    storage::{value_keys::ValueKey, Appended, Commit, NewEntry, NewEvent},
+    storage::{value_keys::ValueKey, Appended, Commit, NewEntry, NewEvent, Sealed},
 };
 
 /// What a local write puts in the log.
@@ -25,13 +23,15 @@ pub enum LocalWrite {
         /// The plaintext.
         payload: Vec<u8>,
     },
-    /// A metadata event (metadata log only), and the decoded event to show for it, if any.
-    Metadata {
-        /// The plaintext event.
-        event: wire::MetadataEvent,
-        /// What subscriptions show for it (internal events such as chain keys show nothing).
-        view: Option<ViewBody>,
-    },
+    /// A metadata event (metadata log only); subscriptions show its [`MetadataEvent::view`].
+    Metadata(Box<MetadataEvent>),
+}
+
+impl LocalWrite {
+    /// A metadata write.
+    pub fn metadata(event: MetadataEvent) -> Self {
+        Self::Metadata(Box::new(event))
+    }
 }
 
 /// Where the outcome of one write goes.
@@ -54,7 +54,7 @@ impl Pending {
 struct Batch {
     entries: Vec<NewEntry>,
     events: Vec<NewEvent>,
-    values: Vec<(String, Vec<u8>)>,
+    values: Vec<(String, Sealed)>,
     replies: Vec<(Reply, Result<EntryId, Error>)>,
     heads: Vec<OrderKey>,
     sender: Option<SenderChain>,
@@ -148,7 +148,7 @@ impl GroupStoreActor {
                     Err(e) => {
                         // Without the chain state the batch must not commit (keys would repeat).
                         for (_, outcome) in &mut batch.replies {
-                            *outcome = Err(e.clone());
+                            *outcome = Err(e.clone().into());
                         }
                         batch.entries.clear();
                         batch.events.clear();
@@ -192,10 +192,10 @@ impl GroupStoreActor {
                 .map_err(|e| Error::Internal(format!("sealing a message: {e}")))?;
                 Ok((sealed, Some(ViewBody::Message { payload })))
             }
-            (LocalWrite::Metadata { event, view }, LogKind::Metadata) => {
-                let sealed =
-                    seal_metadata(group.keys(), device, &event.encode_to_vec(), &mut OsRng)
-                        .map_err(|e| Error::Internal(format!("sealing metadata: {e}")))?;
+            (LocalWrite::Metadata(event), LogKind::Metadata) => {
+                let view = event.view();
+                let sealed = seal_metadata(group.keys(), device, &event.encode(), &mut OsRng)
+                    .map_err(|e| Error::Internal(format!("sealing metadata: {e}")))?;
                 Ok((sealed, view))
             }
             _ => Err(Error::Internal(

@@ -79,7 +79,7 @@ use crate::{
     log::{EntryId, LogId, LogKind, OrderKey},
     metrics::{LogKindLabels, Metrics},
     replication::ports::LogAppended,
-    sealed_values::SealedValues,
+    storage::SealedValues,
     storage::{NewEntry, NewEvent, Storage},
 };
 

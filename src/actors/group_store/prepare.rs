@@ -17,8 +17,7 @@ use crate::{
     group::GroupContext,
     log::{Entry, EntryId, LogId, LogKind, OrderKey},
     replication::ports::RemoteOutcome,
-    sealed_values::SealedValues,
-    storage::{value_keys::ValueKey, NewEntry, NewEvent, Storage},
+    storage::{value_keys::ValueKey, NewEntry, NewEvent, Sealed, SealedValues, Storage},
 };
 
 /// The decoding state of remote entries: what a failed commit rolls back to.
@@ -176,7 +175,7 @@ pub(super) struct Decoded {
     /// View events to commit.
     pub(super) events: Vec<NewEvent>,
     /// Node values to write (sealed where secret).
-    pub(super) values: Vec<(String, Vec<u8>)>,
+    pub(super) values: Vec<(String, Sealed)>,
     /// Node values to delete.
     pub(super) deletes: Vec<String>,
     /// Members seen for the first time (metadata log): they get this device's chain key.

@@ -20,7 +20,7 @@ use crate::{
     group::GroupContext,
     log::{LogId, OrderKey},
     replication::ports::RemoteOutcome,
-    sealed_values::SealedValues,
+    storage::SealedValues,
     storage::{value_keys::ValuePrefix, Commit, NewEvent, Storage},
 };
 

@@ -16,6 +16,7 @@ use crate::{
     storage::sqlite::SqliteStorage,
 };
 
+/// One hour in seconds.
 pub(super) const HOUR: u64 = 60 * 60;
 
 pub(super) async fn server() -> (RendezvousServer, Arc<AtomicU64>) {

@@ -57,7 +57,7 @@ pub(crate) use statement::Statement;
 use self::{entries::Entries, events::Events, values::Values};
 use super::{
     health::HealthMonitor, rendezvous::RendezvousStore, Appended, Commit, Committed, NewEntry,
-    OrderRange, Result, Storage, StorageHealth, StoredEntry, StoredEvent,
+    OrderRange, Result, Sealed, Storage, StorageHealth, StoredEntry, StoredEvent,
 };
 use crate::log::{EntryId, LogId, OrderKey};
 
@@ -215,21 +215,27 @@ where
         prefix: &str,
         after: Option<&str>,
         limit: u32,
-    ) -> Result<Vec<(String, Vec<u8>)>> {
+    ) -> Result<Vec<(String, Sealed)>> {
         let call = Values::with_prefix(&self.reader, prefix, after, limit);
-        self.guard(call).await
+        let rows = self.guard(call).await?;
+        Ok(rows
+            .into_iter()
+            .map(|(key, value)| (key, Sealed::from_stored(value)))
+            .collect())
     }
 
     async fn delete_value(&self, key: &str) -> Result<()> {
         self.guard(Values::delete(&self.writer, key)).await
     }
 
-    async fn get_value(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        self.guard(Values::get(&self.reader, key)).await
+    async fn get_value(&self, key: &str) -> Result<Option<Sealed>> {
+        let value = self.guard(Values::get(&self.reader, key)).await?;
+        Ok(value.map(Sealed::from_stored))
     }
 
-    async fn put_value(&self, key: &str, value: &[u8]) -> Result<()> {
-        self.guard(Values::put(&self.writer, key, value)).await
+    async fn put_value(&self, key: &str, value: &Sealed) -> Result<()> {
+        let call = Values::put(&self.writer, key, value.as_bytes());
+        self.guard(call).await
     }
 
     fn rendezvous(&self) -> &dyn RendezvousStore {

@@ -10,7 +10,7 @@ use super::{
     statement::Statement,
     Dialect, IDS_PER_STATEMENT, ROWS_PER_INSERT,
 };
-use crate::storage::Result;
+use crate::storage::{Result, Sealed};
 
 /// Deletes a node value.
 const DELETE_VALUE: &str = "DELETE FROM node_values WHERE key = $1";
@@ -98,15 +98,12 @@ where
 
     /// Puts node values inside a transaction, a few hundred per statement (the last value of
     /// a key given twice wins).
-    pub(super) async fn put_in(
-        tx: &mut DB::Connection,
-        values: &[(String, Vec<u8>)],
-    ) -> Result<()> {
+    pub(super) async fn put_in(tx: &mut DB::Connection, values: &[(String, Sealed)]) -> Result<()> {
         let mut latest: HashMap<&str, usize> = HashMap::with_capacity(values.len());
         for (index, (key, _)) in values.iter().enumerate() {
             latest.insert(key.as_str(), index);
         }
-        let rows: Vec<&(String, Vec<u8>)> = values
+        let rows: Vec<&(String, Sealed)> = values
             .iter()
             .enumerate()
             .filter(|(index, (key, _))| latest.get(key.as_str()) == Some(index))
@@ -115,7 +112,7 @@ where
         for rows in rows.chunks(ROWS_PER_INSERT) {
             let mut insert = Statement::<DB>::new("INSERT INTO node_values (key, value) ");
             insert.push_values(rows, |values, (key, value)| {
-                values.bind(key.as_str()).bind(&value[..]);
+                values.bind(key.as_str()).bind(value.as_bytes());
             });
             insert.push(" ON CONFLICT (key) DO UPDATE SET value = excluded.value");
             let (sql, args) = insert.finish()?;

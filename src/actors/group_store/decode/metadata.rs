@@ -3,17 +3,18 @@
 
 use std::collections::HashMap;
 
-use prost::Message as _;
-
 use super::new_event;
 use crate::{
     crypto::{
-        open_chain_key, open_metadata, parse_public_key, parse_signature,
-        verify_account_disclosure, verify_member_device, ReceiverChain, VerifyingKey,
+        open_chain_key, open_metadata, verify_account_disclosure, verify_member_device,
+        ReceiverChain, VerifyingKey,
     },
-    group::{view::SettingScope, GroupContext, ViewBody, ViewEvent},
+    group::{
+        metadata::{Disclosure, MemberDevice},
+        view::SettingScope,
+        GroupContext, MetadataEvent, ViewEvent,
+    },
     log::Entry,
-    proto::wire::{self, metadata_event::Event},
     storage::NewEvent,
 };
 
@@ -45,7 +46,7 @@ pub fn decode_metadata(
             Ok(Some(event)) => out.events.push(new_event(entry, &event)),
             Ok(None) => {}
             Err(reason) => {
-                tracing::debug!(entry = %entry.id(), reason, "metadata entry shows nothing");
+                tracing::debug!(entry = %entry.id(), %reason, "metadata entry shows nothing");
                 out.skipped += 1;
             }
         }
@@ -58,26 +59,26 @@ fn decode_one_metadata(
     members: &mut HashMap<[u8; 32], [u8; 32]>,
     entry: &Entry,
     out: &mut MetadataDecoded,
-) -> Result<Option<ViewEvent>, &'static str> {
+) -> Result<Option<ViewEvent>, String> {
     let keys = group.keys();
     let group_pk = keys.group_pk();
     let opened = open_metadata(keys, entry.payload()).map_err(|_| "does not open")?;
     let device = opened.author_device.to_bytes();
-    let event = wire::MetadataEvent::decode(opened.plaintext.as_slice())
-        .map_err(|_| "does not parse")?
-        .event
-        .ok_or("empty event")?;
-    let own_member = group.member.verifying_key().to_bytes();
-    if let Event::MemberDevice(bound) = event {
-        return decode_binding(group, members, &opened.author_device, bound, out).map(Some);
-    }
-    let member = *members
-        .get(&device)
-        .ok_or("author device is not a member")?;
-    let body = match event {
-        Event::MemberDevice(_) => return Err("unreachable"),
-        Event::ChainKey(share) => {
-            if share.recipient_member_pk != own_member {
+    let event = MetadataEvent::decode(&opened.plaintext).map_err(|e| e.to_string())?;
+    let own_member = group.member.verifying_key();
+    let view = event.view();
+    let member = match event {
+        MetadataEvent::MemberDevice(ref bound) => {
+            decode_binding(group, members, &opened.author_device, bound, out)?
+        }
+        _ => *members
+            .get(&device)
+            .ok_or("author device is not a member")?,
+    };
+    match event {
+        MetadataEvent::MemberDevice(_) | MetadataEvent::Account(_) => {}
+        MetadataEvent::ChainKey(share) => {
+            if share.recipient != own_member {
                 return Ok(None);
             }
             let (chain_key, counter) = open_chain_key(
@@ -89,31 +90,15 @@ fn decode_one_metadata(
             .map_err(|_| "chain key does not open")?;
             out.chains
                 .push((device, ReceiverChain::new(*group_pk, chain_key, counter)));
-            return Ok(None);
         }
-        Event::Setting(setting) => {
-            let scope = match wire::SettingScope::try_from(setting.scope) {
-                Ok(wire::SettingScope::Group) => SettingScope::Group,
-                Ok(wire::SettingScope::Member) => SettingScope::Member,
-                _ => return Err("unknown setting scope"),
-            };
+        MetadataEvent::Setting { scope, .. } => {
             if scope == SettingScope::Group && group.creator.is_some_and(|c| c.to_bytes() != member)
             {
-                return Err("group setting from a member who is not the creator");
-            }
-            ViewBody::Setting {
-                scope,
-                key: setting.key,
-                value: setting.value,
+                return Err("group setting from a member who is not the creator".into());
             }
         }
-        Event::AccountEvent(event) => ViewBody::Account {
-            event_type: event.event_type,
-            subject: event.subject,
-            data: event.data,
-        },
-    };
-    Ok(Some(ViewEvent {
+    }
+    Ok(view.map(|body| ViewEvent {
         member_pk: member,
         device_pk: device,
         body,
@@ -121,35 +106,27 @@ fn decode_one_metadata(
 }
 
 /// A device binding: the member's signature over the device (and the account's over the
-/// member, when disclosed) must hold; the device learns its member.
+/// member, when disclosed) must hold; the device learns its member, which is returned.
 fn decode_binding(
     group: &GroupContext,
     members: &mut HashMap<[u8; 32], [u8; 32]>,
     author: &VerifyingKey,
-    bound: wire::MemberDevice,
+    bound: &MemberDevice,
     out: &mut MetadataDecoded,
-) -> Result<ViewEvent, &'static str> {
+) -> Result<[u8; 32], &'static str> {
     let group_pk = group.keys().group_pk();
     let device = author.to_bytes();
     let own_member = group.member.verifying_key().to_bytes();
-    let member = key_of(&bound.member_pk)?;
-    if bound.device_pk != device {
+    if bound.device != *author {
         return Err("binds another device than its author");
     }
-    let signature = parse_signature(&bound.member_signature).map_err(|_| "bad signature")?;
-    verify_member_device(&member, group_pk, author, &signature)
+    verify_member_device(&bound.member, group_pk, author, &bound.member_signature)
         .map_err(|_| "member signature does not verify")?;
-    if !bound.account_signature.is_empty() {
-        let account = key_of(&bound.account_pk)?;
-        let signature = parse_signature(&bound.account_signature).map_err(|_| "bad signature")?;
-        verify_account_disclosure(&account, group_pk, &member, &signature)
+    if let Disclosure::Signed { account, signature } = &bound.disclosure {
+        verify_account_disclosure(account, group_pk, &bound.member, signature)
             .map_err(|_| "account disclosure does not verify")?;
-    } else if !bound.account_pk.is_empty() && bound.account_pk != member.as_bytes() {
-        // Unsigned, the account key may only be the member key itself (account and
-        // contact groups, where the member key is the account key).
-        return Err("account key disclosed without its signature");
     }
-    let member = member.to_bytes();
+    let member = bound.member.to_bytes();
     let seen = members.values().any(|m| *m == member);
     if members.insert(device, member) != Some(member) {
         out.members.push((device, member));
@@ -157,18 +134,7 @@ fn decode_binding(
     if !seen && member != own_member {
         out.new_members.push(member);
     }
-    Ok(ViewEvent {
-        member_pk: member,
-        device_pk: device,
-        body: ViewBody::Member {
-            account_pk: bound.account_pk,
-            meta: bound.meta,
-        },
-    })
-}
-
-fn key_of(bytes: &[u8]) -> Result<VerifyingKey, &'static str> {
-    parse_public_key(bytes).map_err(|_| "bad public key")
+    Ok(member)
 }
 
 #[cfg(test)]
@@ -179,7 +145,12 @@ mod tests {
 
     use super::super::fixtures::*;
     use super::*;
-    use crate::{crypto::SenderChain, group::EventKind, log::LogKind};
+    use crate::{
+        crypto::SenderChain,
+        group::{EventKind, ViewBody},
+        log::LogKind,
+        proto::wire::{self, metadata_event::Event},
+    };
 
     #[test]
     fn a_bound_device_of_another_member_shows_as_a_new_member() {

@@ -6,7 +6,9 @@
 //!
 //! [`SealedValues`] is the node's only way to its node values: every read opens, every write
 //! seals (alone, or through [`SealedValues::seal`] into a [`crate::storage::Commit`]), and it
-//! never hands out the storage underneath. Keys come from [`crate::storage::value_keys`].
+//! never hands out the storage underneath. The [`Storage`] methods for values take and give
+//! [`Sealed`] bytes, which only this module makes (the SQL backends rebuild them from rows), so
+//! no path stores a value that was not sealed. Keys come from [`crate::storage::value_keys`].
 
 use std::{path::Path, sync::Arc};
 
@@ -15,10 +17,31 @@ use rand::rngs::OsRng;
 use crate::{
     crypto::{labels, open, seal, SymmetricKey},
     defaults,
-    error::Error,
     keystore::{self, KeystoreError},
-    storage::{value_keys::ValuePrefix, Storage},
+    storage::{value_keys::ValuePrefix, Storage, StorageError},
 };
+
+/// A node value as stored: sealed under the storage key, bound to its key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Sealed(Vec<u8>);
+
+impl Sealed {
+    /// Bytes read back from the database (they were sealed when written).
+    pub(in crate::storage) fn from_stored(bytes: Vec<u8>) -> Self {
+        Self(bytes)
+    }
+
+    /// The sealed bytes (ciphertext; to store, or to check that nothing is in the clear).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Sealed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Sealed({} bytes)", self.0.len())
+    }
+}
 
 /// Node values read per page when listing a prefix.
 const LIST_PAGE: u32 = 4096;
@@ -55,15 +78,16 @@ impl SealedValues {
     }
 
     /// Seals `plaintext` for storing under `key` (for writes batched into a commit).
-    pub fn seal(&self, key: &str, plaintext: &[u8]) -> Result<Vec<u8>, Error> {
+    pub fn seal(&self, key: &str, plaintext: &[u8]) -> Result<Sealed, StorageError> {
         seal(&self.key, &associated_data(key), plaintext, &mut OsRng)
-            .map_err(|e| Error::crypto(format!("sealing {key}"), e))
+            .map(Sealed)
+            .map_err(|e| StorageError::Sealing(format!("{key}: {e}")))
     }
 
     /// Opens a value read from storage under `key`.
-    fn open(&self, key: &str, sealed: &[u8]) -> Result<Vec<u8>, Error> {
-        open(&self.key, &associated_data(key), sealed).map_err(|_| {
-            Error::Internal(format!(
+    pub fn open(&self, key: &str, sealed: &Sealed) -> Result<Vec<u8>, StorageError> {
+        open(&self.key, &associated_data(key), &sealed.0).map_err(|_| {
+            StorageError::Corrupt(format!(
                 "stored value {key} does not open with this data dir's storage key \
                  (wrong data dir for this database?)"
             ))
@@ -71,7 +95,7 @@ impl SealedValues {
     }
 
     /// Reads and opens one value.
-    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
+    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
         match self.storage.get_value(key).await? {
             Some(sealed) => self.open(key, &sealed).map(Some),
             None => Ok(None),
@@ -79,19 +103,19 @@ impl SealedValues {
     }
 
     /// Seals and writes one value (committed on return).
-    pub async fn put(&self, key: &str, plaintext: &[u8]) -> Result<(), Error> {
+    pub async fn put(&self, key: &str, plaintext: &[u8]) -> Result<(), StorageError> {
         let sealed = self.seal(key, plaintext)?;
-        Ok(self.storage.put_value(key, &sealed).await?)
+        self.storage.put_value(key, &sealed).await
     }
 
     /// Whether a value is stored under `key` (without reading it).
-    pub async fn contains(&self, key: &str) -> Result<bool, Error> {
+    pub async fn contains(&self, key: &str) -> Result<bool, StorageError> {
         Ok(self.storage.get_value(key).await?.is_some())
     }
 
     /// Deletes one value; deleting a missing key is not an error.
-    pub async fn delete(&self, key: &str) -> Result<(), Error> {
-        Ok(self.storage.delete_value(key).await?)
+    pub async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        self.storage.delete_value(key).await
     }
 
     /// One page of the values under `prefix`, opened, in key order: keys strictly after
@@ -101,7 +125,7 @@ impl SealedValues {
         prefix: ValuePrefix,
         after: Option<&str>,
         limit: u32,
-    ) -> Result<Vec<(String, Vec<u8>)>, Error> {
+    ) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
         let page = self
             .storage
             .values_with_prefix(&prefix.to_string(), after, limit)
@@ -115,7 +139,7 @@ impl SealedValues {
     }
 
     /// Every value under `prefix`, opened, in key order.
-    pub async fn list(&self, prefix: ValuePrefix) -> Result<Vec<(String, Vec<u8>)>, Error> {
+    pub async fn list(&self, prefix: ValuePrefix) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
         let mut out: Vec<(String, Vec<u8>)> = Vec::new();
         loop {
             let after = out.last().map(|(key, _)| key.clone());
@@ -130,7 +154,7 @@ impl SealedValues {
 
     /// Every key under `prefix`, in key order, without reading their values (markers such as
     /// queued messages, whose key says it all).
-    pub async fn keys(&self, prefix: ValuePrefix) -> Result<Vec<String>, Error> {
+    pub async fn keys(&self, prefix: ValuePrefix) -> Result<Vec<String>, StorageError> {
         let prefix = prefix.to_string();
         let mut keys: Vec<String> = Vec::new();
         loop {
@@ -149,4 +173,45 @@ impl SealedValues {
 
 fn associated_data(key: &str) -> Vec<u8> {
     [labels::AD_SEALED_VALUE, key.as_bytes()].concat()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::{sqlite::SqliteStorage, value_keys::ValueKey};
+
+    async fn values(key: [u8; 32]) -> (Arc<dyn Storage>, SealedValues) {
+        let storage: Arc<dyn Storage> =
+            Arc::new(SqliteStorage::open_url("sqlite::memory:").await.unwrap());
+        let values = SealedValues::new(storage.clone(), SymmetricKey::from_bytes(key));
+        (storage, values)
+    }
+
+    #[tokio::test]
+    async fn what_the_database_holds_is_sealed_and_bound_to_its_key() {
+        let (storage, values) = values([1; 32]).await;
+        let key = ValueKey::Chain { group_pk: [2; 32] }.to_string();
+        let secret = [0x5a; 40];
+        values.put(&key, &secret).await.unwrap();
+        let stored = storage.get_value(&key).await.unwrap().unwrap();
+        assert!(!stored.as_bytes().windows(secret.len()).any(|w| w == secret));
+        assert_eq!(values.get(&key).await.unwrap().unwrap(), secret);
+
+        // Moved under another key, it does not open.
+        let other = ValueKey::Chain { group_pk: [3; 32] }.to_string();
+        storage.put_value(&other, &stored).await.unwrap();
+        assert!(matches!(
+            values.get(&other).await,
+            Err(StorageError::Corrupt(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn another_storage_key_opens_nothing() {
+        let (storage, values) = values([1; 32]).await;
+        values.put("contacts/settings", b"on").await.unwrap();
+        let stranger = SealedValues::new(storage, SymmetricKey::from_bytes([9; 32]));
+        let error = stranger.get("contacts/settings").await.unwrap_err();
+        assert!(error.to_string().contains("wrong data dir"), "{error}");
+    }
 }

@@ -3,11 +3,14 @@
 //! accepting, removing, blocking and unblocking contacts.
 //!
 //! Each change is recorded as an account event first (the account log is what the account's
-//! devices share), then in the local records.
+//! devices share), then in the local records ([`records`]).
+
+pub mod records;
 
 use actix::prelude::*;
-use prost::Message as _;
 use rand::rngs::OsRng;
+
+use self::records::{ContactRecord, ContactSettings, ContactState, OutboxItem};
 
 use crate::{
     actors::account::{account_event, AccountActor},
@@ -15,12 +18,9 @@ use crate::{
     crypto::{RendezvousSeed, VerifyingKey},
     error::Error,
     group::ContactReference,
-    proto::{berty_protocol::AccountEventType, wire},
-    sealed_values::SealedValues,
-    storage::value_keys::ValueKey,
+    proto::berty_protocol::AccountEventType,
+    storage::{value_keys::ValueKey, SealedValues},
 };
-
-const RECORD_VERSION: u32 = 1;
 
 fn contact_key(pk: &VerifyingKey) -> String {
     ValueKey::Contact {
@@ -40,25 +40,16 @@ fn settings_key() -> String {
     ValueKey::ContactSettings.to_string()
 }
 
-async fn settings(values: &SealedValues) -> Result<wire::ContactSettings, Error> {
+async fn settings(values: &SealedValues) -> Result<ContactSettings, Error> {
     match values.get(&settings_key()).await? {
-        Some(bytes) => wire::ContactSettings::decode(&bytes[..])
-            .map_err(|e| Error::decode("stored contact settings", e)),
-        None => Ok(wire::ContactSettings {
-            version: RECORD_VERSION,
-            ..Default::default()
-        }),
+        Some(bytes) => ContactSettings::decode(&bytes),
+        None => Ok(ContactSettings::default()),
     }
 }
 
-async fn contact(
-    values: &SealedValues,
-    pk: &VerifyingKey,
-) -> Result<Option<wire::ContactRecord>, Error> {
+async fn contact(values: &SealedValues, pk: &VerifyingKey) -> Result<Option<ContactRecord>, Error> {
     match values.get(&contact_key(pk)).await? {
-        Some(bytes) => wire::ContactRecord::decode(&bytes[..])
-            .map(Some)
-            .map_err(|e| Error::decode("stored contact record", e)),
+        Some(bytes) => ContactRecord::decode(&bytes).map(Some),
         None => Ok(None),
     }
 }
@@ -71,14 +62,12 @@ async fn send(store: &Addr<GroupStoreActor>, write: LocalWrite) -> Result<(), Er
     Ok(())
 }
 
-fn reference_of(account_pk: &VerifyingKey, seed: &[u8]) -> Result<Vec<u8>, Error> {
-    let seed = RendezvousSeed::from_slice(seed)
-        .map_err(|_| Error::Internal("stored rendezvous seed is not 32 bytes".into()))?;
-    Ok(ContactReference {
+fn reference_of(account_pk: &VerifyingKey, seed: &RendezvousSeed) -> Vec<u8> {
+    ContactReference {
         account_pk: *account_pk,
-        rendezvous_seed: seed,
+        rendezvous_seed: seed.clone(),
     }
-    .encode())
+    .encode()
 }
 
 /// Draws a new rendezvous seed, records `ContactRequestReferenceReset` (with the new reference)
@@ -86,21 +75,21 @@ fn reference_of(account_pk: &VerifyingKey, seed: &[u8]) -> Result<Vec<u8>, Error
 async fn reset_seed(
     store: &Addr<GroupStoreActor>,
     account_pk: &VerifyingKey,
-    state: &mut wire::ContactSettings,
+    state: &mut ContactSettings,
 ) -> Result<Vec<u8>, Error> {
     let seed = RendezvousSeed::generate(&mut OsRng);
-    let reference = reference_of(account_pk, seed.as_bytes())?;
+    let reference = reference_of(account_pk, &seed);
     send(
         store,
         account_event(
             AccountEventType::ContactRequestReferenceReset,
             Vec::new(),
             reference.clone(),
-            |e| e.rendezvous_seed = seed.as_bytes().to_vec(),
+            |e| e.rendezvous_seed = Some(seed.clone()),
         ),
     )
     .await?;
-    state.rendezvous_seed = seed.as_bytes().to_vec();
+    state.rendezvous_seed = Some(seed);
     Ok(reference)
 }
 
@@ -119,7 +108,7 @@ impl Handler<SetContactRequests> for AccountActor {
         AtomicResponse::new(Box::pin(
             async move {
                 let mut state = settings(&values).await?;
-                if msg.0 && state.rendezvous_seed.is_empty() {
+                if msg.0 && state.rendezvous_seed.is_none() {
                     // The first enable draws the seed the reference carries.
                     reset_seed(&store, &account_pk, &mut state).await?;
                 }
@@ -134,7 +123,8 @@ impl Handler<SetContactRequests> for AccountActor {
                 )
                 .await?;
                 state.enabled = msg.0;
-                values.put(&settings_key(), &state.encode_to_vec()).await
+                values.put(&settings_key(), &state.encode()).await?;
+                Ok(())
             }
             .into_actor(self),
         ))
@@ -154,10 +144,10 @@ impl Handler<GetContactReference> for AccountActor {
         let account_pk = self.keys.account_pk();
         Box::pin(async move {
             let state = settings(&values).await?;
-            if !state.enabled || state.rendezvous_seed.is_empty() {
-                return Ok(Vec::new());
-            }
-            reference_of(&account_pk, &state.rendezvous_seed)
+            Ok(match (&state.rendezvous_seed, state.enabled) {
+                (Some(seed), true) => reference_of(&account_pk, seed),
+                _ => Vec::new(),
+            })
         })
     }
 }
@@ -179,7 +169,7 @@ impl Handler<ResetContactReference> for AccountActor {
             async move {
                 let mut state = settings(&values).await?;
                 let reference = reset_seed(&store, &account_pk, &mut state).await?;
-                values.put(&settings_key(), &state.encode_to_vec()).await?;
+                values.put(&settings_key(), &state.encode()).await?;
                 Ok(reference)
             }
             .into_actor(self),
@@ -214,7 +204,7 @@ impl Handler<EnqueueContactRequest> for AccountActor {
                 }
                 let existing = contact(&values, &target).await?;
                 if let Some(existing) = &existing {
-                    if existing.state == wire::ContactState::Accepted as i32 {
+                    if existing.state == ContactState::Accepted {
                         return Err(Error::FailedPrecondition(
                             "this account is already a contact".into(),
                         ));
@@ -233,27 +223,22 @@ impl Handler<EnqueueContactRequest> for AccountActor {
                     ),
                 )
                 .await?;
-                let record = wire::ContactRecord {
-                    version: RECORD_VERSION,
-                    account_pk: target.as_bytes().to_vec(),
-                    state: wire::ContactState::Outgoing as i32,
+                let record = ContactRecord {
+                    account: target,
+                    state: ContactState::Outgoing,
                     blocked,
                     meta: msg.meta.clone(),
-                    rendezvous_seed: msg.reference.rendezvous_seed.as_bytes().to_vec(),
+                    rendezvous_seed: Some(msg.reference.rendezvous_seed.clone()),
                 };
-                values
-                    .put(&contact_key(&target), &record.encode_to_vec())
-                    .await?;
-                let item = wire::OutboxItem {
-                    version: RECORD_VERSION,
-                    target: Some(msg.reference.to_wire()),
+                values.put(&contact_key(&target), &record.encode()).await?;
+                let item = OutboxItem {
+                    target: msg.reference,
                     meta: msg.meta,
                     attempts: 0,
                     next_attempt_unix: 0,
                 };
-                values
-                    .put(&outbox_key(&target), &item.encode_to_vec())
-                    .await
+                values.put(&outbox_key(&target), &item.encode()).await?;
+                Ok(())
             }
             .into_actor(self),
         ))
@@ -298,12 +283,12 @@ impl Handler<UpdateContact> for AccountActor {
                 })?;
                 let event_type = match msg.action {
                     ContactAction::Accept => {
-                        if record.state != wire::ContactState::Incoming as i32 {
+                        if record.state != ContactState::Incoming {
                             return Err(Error::NotFound(format!(
                                 "no incoming contact request from {hex_pk}"
                             )));
                         }
-                        record.state = wire::ContactState::Accepted as i32;
+                        record.state = ContactState::Accepted;
                         AccountEventType::ContactAccepted
                     }
                     ContactAction::Remove => AccountEventType::ContactRemoved,
@@ -330,9 +315,7 @@ impl Handler<UpdateContact> for AccountActor {
                     values.delete(&contact_key(&pk)).await?;
                     values.delete(&outbox_key(&pk)).await?;
                 } else {
-                    values
-                        .put(&contact_key(&pk), &record.encode_to_vec())
-                        .await?;
+                    values.put(&contact_key(&pk), &record.encode()).await?;
                 }
                 Ok(())
             }
