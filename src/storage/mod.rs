@@ -14,6 +14,7 @@
 
 pub mod account_lock;
 pub mod health;
+pub mod mirror;
 pub mod postgres;
 pub mod rendezvous;
 pub mod sealed;
@@ -324,6 +325,9 @@ pub trait Storage: Send + Sync + 'static {
 
     /// The rendezvous server's registrations, in the same database.
     fn rendezvous(&self) -> &dyn rendezvous::RendezvousStore;
+
+    /// The mirror's tokens and groups, in the same database.
+    fn mirror(&self) -> &dyn mirror::MirrorStore;
 }
 
 /// Opens the storage named by `database_url` and applies pending migrations.

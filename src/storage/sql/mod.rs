@@ -241,4 +241,8 @@ where
     fn rendezvous(&self) -> &dyn RendezvousStore {
         self
     }
+
+    fn mirror(&self) -> &dyn super::mirror::MirrorStore {
+        self
+    }
 }
