@@ -89,37 +89,3 @@ fn entries(log: Option<LogId>, raw: &[Vec<u8>]) {
         }
     }
 }
-
-fn check_request(request: SyncRequest) {
-    match request.request {
-        Some(Request::Heads(heads_request)) => {
-            for wire in &heads_request.logs {
-                log(Some(wire));
-            }
-        }
-        Some(Request::Fetch(fetch)) => {
-            log(fetch.log.as_ref());
-            if let Some(after) = &fetch.after {
-                heads(std::slice::from_ref(after));
-            }
-        }
-        Some(Request::Announce(announce)) => {
-            heads(&announce.heads);
-            entries(announce.log.as_ref(), &announce.entries);
-        }
-        Some(Request::Hello(_)) | Some(Request::Prove(_)) | None => {}
-    }
-}
-
-fn check_response(response: SyncResponse) {
-    match response.response {
-        Some(Response::Heads(reply)) => {
-            for log_heads in &reply.logs {
-                log(log_heads.log.as_ref());
-                heads(&log_heads.heads);
-            }
-        }
-        Some(Response::Fetch(reply)) => entries(None, &reply.entries),
-        _ => {}
-    }
-}
