@@ -21,6 +21,9 @@ pub enum Error {
     /// The state does not allow this (for example sending to a group the account left).
     #[error("{0}")]
     FailedPrecondition(String),
+    /// A quota is used up (a mirror token's bytes or groups).
+    #[error("{0}")]
+    ResourceExhausted(String),
     /// A dependency is down; retrying later may work.
     #[error("{0}")]
     Unavailable(String),

@@ -53,6 +53,7 @@ pub mod import;
 pub mod keystore;
 pub mod log;
 pub mod metrics;
+pub mod mirror;
 pub mod node;
 pub mod p2p;
 pub mod proto;

@@ -10,6 +10,7 @@ pub fn http_status(err: &Error) -> u16 {
         Error::NotFound(_) => 404,
         Error::PermissionDenied(_) => 403,
         Error::FailedPrecondition(_) => 409,
+        Error::ResourceExhausted(_) => 429,
         Error::Unavailable(_) | Error::Stopped(_) => 503,
         Error::Unimplemented(_) => 501,
         Error::Internal(_) | Error::Decode { .. } | Error::Crypto { .. } => 500,

@@ -12,6 +12,7 @@ pub fn code_of(err: &Error) -> Code {
         Error::NotFound(_) => Code::NotFound,
         Error::PermissionDenied(_) => Code::PermissionDenied,
         Error::FailedPrecondition(_) => Code::FailedPrecondition,
+        Error::ResourceExhausted(_) => Code::ResourceExhausted,
         Error::Unavailable(_) | Error::Stopped(_) => Code::Unavailable,
         Error::Unimplemented(_) => Code::Unimplemented,
         Error::Internal(_) | Error::Decode { .. } | Error::Crypto { .. } => Code::Internal,

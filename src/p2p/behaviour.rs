@@ -13,6 +13,7 @@ use libp2p::{
 };
 
 use super::{
+    mirror_message::{MirrorCodec, MIRROR_PROTOCOL},
     peer_gate::PeerGate,
     settings::{relay_server_config, P2pSettings},
     sync_codec::{SyncCodec, SYNC_PROTOCOL},
@@ -68,6 +69,10 @@ pub struct Behaviour {
     /// `/rendezvous/1.0.0`: registering and discovering at rendezvous servers, and serving
     /// as one when `rendezvous.enabled`.
     pub rendezvous: request_response::Behaviour<RendezvousCodec>,
+    /// `/berty-node/mirror/1.0.0`: asking mirrors to keep our groups, and (with
+    /// `mirror.enabled`) answering such requests; without the role they are refused with a
+    /// clear reason rather than left unanswered.
+    pub mirror: request_response::Behaviour<MirrorCodec>,
 }
 
 /// Gossipsub with a subscription filter sized for a node in thousands of groups (libp2p's
@@ -170,6 +175,12 @@ impl Behaviour {
                         request_response::ProtocolSupport::Outbound
                     },
                 )],
+                request_response::Config::default()
+                    .with_request_timeout(settings.timings.sync_request_timeout),
+            ),
+            mirror: request_response::Behaviour::with_codec(
+                MirrorCodec,
+                [(MIRROR_PROTOCOL, request_response::ProtocolSupport::Full)],
                 request_response::Config::default()
                     .with_request_timeout(settings.timings.sync_request_timeout),
             ),

@@ -41,6 +41,14 @@ pub enum P2pError {
     /// The operation did not finish in time.
     #[error("{0} timed out")]
     Timeout(&'static str),
+    /// A mirror request failed (no connection, timeout, refused stream, bad answer).
+    #[error("mirror request to {peer}: {reason}")]
+    Mirror {
+        /// The mirror asked.
+        peer: PeerId,
+        /// Why it failed.
+        reason: String,
+    },
     /// A sync request failed (no connection, timeout, refused stream, bad answer).
     #[error("sync request to {peer}: {reason}")]
     Sync {

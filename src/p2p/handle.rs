@@ -6,7 +6,10 @@ use std::time::{Duration, Instant};
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{mpsc, oneshot};
 
-use super::sync_message::{SyncRequest, SyncResponse};
+use super::{
+    mirror_message::{MirrorRequest, MirrorResponse},
+    sync_message::{SyncRequest, SyncResponse},
+};
 
 use super::{
     error::P2pError,
@@ -83,6 +86,17 @@ pub enum SwarmCommand {
     },
     /// Peers refused now.
     RefusedPeers(oneshot::Sender<Vec<RefusedPeer>>),
+    /// Sends a request to a mirror (dialled at `addrs` when not connected).
+    Mirror {
+        /// The mirror.
+        peer: PeerId,
+        /// Where to reach it.
+        addrs: Vec<Multiaddr>,
+        /// What to ask.
+        request: MirrorRequest,
+        /// Its answer.
+        reply: oneshot::Sender<Result<MirrorResponse, P2pError>>,
+    },
     /// Sends a sync request to a connected peer; answers with its response.
     Sync {
         /// The peer.
@@ -301,6 +315,23 @@ impl SwarmHandle {
     pub async fn sync(&self, peer: PeerId, request: SyncRequest) -> Result<SyncResponse, P2pError> {
         self.ask(|reply| SwarmCommand::Sync {
             peer,
+            request,
+            reply,
+        })
+        .await?
+    }
+
+    /// Asks the mirror `peer` (reached at `addrs` when not connected) to register or unregister
+    /// a group.
+    pub async fn mirror(
+        &self,
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+        request: MirrorRequest,
+    ) -> Result<MirrorResponse, P2pError> {
+        self.ask(|reply| SwarmCommand::Mirror {
+            peer,
+            addrs,
             request,
             reply,
         })

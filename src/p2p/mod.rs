@@ -20,6 +20,7 @@ pub mod behaviour;
 pub mod error;
 pub mod handle;
 pub mod listen;
+pub mod mirror_message;
 pub mod network_event;
 pub mod peer_gate;
 pub mod relay_ledger;

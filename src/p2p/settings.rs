@@ -4,6 +4,8 @@ use std::{num::NonZeroU32, time::Duration};
 
 use libp2p::{relay, Multiaddr};
 
+use super::mirror_message::InboundMirrorRequest;
+
 use crate::{
     config::{ConnectionLimitsConfig, NodeConfig, RelayConfig},
     rendezvous::RendezvousServer,
@@ -71,6 +73,9 @@ pub struct P2pSettings {
     /// Our rendezvous server, when `rendezvous.enabled` (it needs the storage, so the node
     /// sets it after [`P2pSettings::from_config`]).
     pub rendezvous_server: Option<RendezvousServer>,
+    /// Where inbound mirror requests go, when `mirror.enabled` (the node sets it after
+    /// [`P2pSettings::from_config`]); without it they are refused as disabled.
+    pub mirror_server: Option<tokio::sync::mpsc::Sender<InboundMirrorRequest>>,
     /// `p2p.external_addresses`: announced as confirmed external addresses from the start.
     pub external_addresses: Vec<Multiaddr>,
     /// `p2p.mdns`.
@@ -93,6 +98,7 @@ impl P2pSettings {
             bootstrap: config.bootstrap.clone(),
             rendezvous_servers: config.rendezvous_servers.clone(),
             rendezvous_server: None,
+            mirror_server: None,
             external_addresses: config.external_addresses.clone(),
             mdns: config.mdns,
             relay: config.relay.clone(),

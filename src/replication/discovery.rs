@@ -77,6 +77,8 @@ pub struct Round {
     pub register: Vec<(PeerId, [u8; 32])>,
     /// Peers connected already (not dialled again).
     pub connected: HashSet<PeerId>,
+    /// Replicas known by address (the groups' mirrors): dialled when not connected.
+    pub replicas: Vec<(PeerId, Vec<Multiaddr>)>,
     /// Counts the members found, by source.
     pub metrics: Metrics,
 }
@@ -98,6 +100,12 @@ impl Round {
         let local = swarm.peer_id();
         let mut outcome = RoundOutcome::default();
         let mut found: HashMap<PeerId, Vec<Multiaddr>> = HashMap::new();
+        for (peer, addrs) in &self.replicas {
+            found
+                .entry(*peer)
+                .or_default()
+                .extend(addrs.iter().cloned());
+        }
         for key in &self.keys {
             if let Err(e) = swarm.provide(key.to_vec()).await {
                 tracing::debug!(%e, "cannot provide a discovery key");

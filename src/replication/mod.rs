@@ -10,6 +10,8 @@
 //!   protocols, connections), the hello in both roles, the groups it proved, answering its
 //!   requests, our syncs and announcements with it, its penalty.
 //! - [`hello`]: the link-key hello as a pure state machine (requester and responder).
+//! - [`admission`]: which entries of a verified batch may be stored (parents present, the
+//!   Lamport rule), shared by the group stores and the mirror's blind stores.
 //! - [`wire`]: the checks every received entry passes before it reaches a store
 //!   ([`wire::verify_received`]), and why entries are refused ([`wire::Rejection`]).
 //! - [`gossip_route`]: who answers for an announcement received by gossip (its author, or a
@@ -29,6 +31,7 @@
 //! commit (local or received) is announced to every other peer replicating the group, with the
 //! entries inline when they are small.
 
+pub mod admission;
 pub mod discovery;
 pub mod gossip_route;
 pub mod hello;

@@ -1,16 +1,17 @@
 //! What replication and the group stores say to each other, defined on replication's floor so
 //! that the stores (above) depend on it and replication never depends on the stores.
 //!
-//! - The account publishes the groups to replicate ([`GroupsChanged`] with a [`Directory`]):
-//!   per group its link key, its signing key and the addresses of its two stores
-//!   ([`GroupStores`]), so replication hands verified entries straight to a store
-//!   ([`AppendRemote`]) without asking anyone per batch.
+//! - The account, and the mirror when it runs, publish the groups to replicate
+//!   ([`GroupsChanged`] with a [`Directory`]): per group its link key, its signing key, the
+//!   addresses of its two stores ([`GroupStores`]) and the replicas to keep connected (its
+//!   mirrors), so replication hands verified entries straight to a store ([`AppendRemote`])
+//!   without asking anyone per batch.
 //! - Every store tells the replicator about each commit that added entries ([`LogAppended`]).
 
 use std::{collections::HashMap, sync::Arc};
 
 use actix::prelude::*;
-use libp2p::PeerId;
+use libp2p::{Multiaddr, PeerId};
 
 use crate::{
     crypto::{LinkKey, VerifyingKey},
@@ -88,12 +89,40 @@ pub struct GroupLinks {
     pub signing_pk: VerifyingKey,
     /// Where verified entries of the group go.
     pub stores: GroupStores,
+    /// Replicas to keep connected (the group's mirrors), with where to reach them.
+    pub replicas: Vec<(PeerId, Vec<Multiaddr>)>,
 }
 
 /// The groups this node replicates, by group public key.
 pub type Directory = Arc<HashMap<[u8; 32], GroupLinks>>;
 
-/// The groups to replicate changed (sent by the account actor).
+/// Who publishes a directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DirectorySource {
+    /// The account: the groups it is a member of.
+    Account,
+    /// The mirror: the groups it keeps for others (blind).
+    Mirror,
+}
+
+/// The groups one source replicates changed.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct GroupsChanged(pub Directory);
+pub struct GroupsChanged {
+    /// Who publishes.
+    pub source: DirectorySource,
+    /// Its groups now.
+    pub groups: Directory,
+}
+
+/// The directory of every source together; a group both sources hold is the account's (a
+/// member reads it; a blind copy would only store it).
+pub fn merge_directories(sources: &HashMap<DirectorySource, Directory>) -> Directory {
+    let mut merged: HashMap<[u8; 32], GroupLinks> = HashMap::new();
+    for source in [DirectorySource::Mirror, DirectorySource::Account] {
+        if let Some(groups) = sources.get(&source) {
+            merged.extend(groups.iter().map(|(pk, links)| (*pk, links.clone())));
+        }
+    }
+    Arc::new(merged)
+}

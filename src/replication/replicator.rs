@@ -12,7 +12,7 @@ use std::{
 };
 
 use actix::prelude::*;
-use libp2p::PeerId;
+use libp2p::{Multiaddr, PeerId};
 use rand::rngs::OsRng;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -24,7 +24,7 @@ use super::{
         Announced, ConnectionOpened, Disconnected, GetState, Identified, Inbound, PeerActor,
         PeerContext, Penalise, Push, Rehello,
     },
-    ports::{Directory, GroupsChanged, LogAppended},
+    ports::{merge_directories, Directory, DirectorySource, GroupsChanged, LogAppended},
     wire,
 };
 use crate::{
@@ -92,6 +92,8 @@ pub struct Replicator {
     context: PeerContext,
     events: Option<mpsc::Receiver<NetworkEvent>>,
     directory: Directory,
+    /// The directory of each source; `directory` merges them.
+    sources: HashMap<DirectorySource, Directory>,
     peers: HashMap<PeerId, Addr<PeerActor>>,
     /// The routing index: groups each peer proved (told by its actor).
     peer_groups: HashMap<PeerId, HashSet<[u8; 32]>>,
@@ -123,6 +125,7 @@ impl Replicator {
             },
             events: Some(events),
             directory: Arc::new(HashMap::new()),
+            sources: HashMap::new(),
             peers: HashMap::new(),
             peer_groups: HashMap::new(),
             discovering: false,
@@ -154,7 +157,13 @@ impl Replicator {
             .flat_map(|g| discovery_keys(&g.link_key, now))
             .collect();
         let servers = self.settings.rendezvous_servers.clone();
+        let replicas: Vec<(PeerId, Vec<Multiaddr>)> = self
+            .directory
+            .values()
+            .flat_map(|g| g.replicas.iter().cloned())
+            .collect();
         let round = discovery::Round {
+            replicas,
             swarm: self.context.swarm.clone(),
             register: self
                 .registrations
@@ -350,7 +359,8 @@ impl Handler<GroupsChanged> for Replicator {
     type Result = ();
 
     fn handle(&mut self, msg: GroupsChanged, ctx: &mut Self::Context) {
-        self.directory = msg.0;
+        self.sources.insert(msg.source, msg.groups);
+        self.directory = merge_directories(&self.sources);
         let topics: HashMap<String, [u8; 32]> = self
             .directory
             .iter()

@@ -30,7 +30,9 @@ use crate::{
     log::{EntryId, LogId, LogKind},
     metrics::Metrics,
     proto::berty_protocol::AccountEventType,
-    replication::ports::{Directory, GroupLinks, GroupStores, GroupsChanged, LogAppended},
+    replication::ports::{
+        Directory, DirectorySource, GroupLinks, GroupStores, GroupsChanged, LogAppended,
+    },
     storage::SealedValues,
     storage::{
         value_keys::{ValueKey, ValuePrefix},
@@ -252,6 +254,7 @@ impl AccountActor {
                         metadata: self.store(&g, LogKind::Metadata).recipient(),
                         messages: self.store(&g, LogKind::Messages).recipient(),
                     },
+                    replicas: Vec::new(),
                 };
                 (g.record.group_pk().to_bytes(), links)
             })
@@ -264,7 +267,10 @@ impl AccountActor {
         if self.replicator.is_some() {
             let directory = self.directory();
             if let Some(replicator) = &self.replicator {
-                replicator.groups.do_send(GroupsChanged(directory));
+                replicator.groups.do_send(GroupsChanged {
+                    source: DirectorySource::Account,
+                    groups: directory,
+                });
             }
         }
     }

@@ -63,6 +63,12 @@ impl SwarmTask {
                 request,
                 reply,
             } => self.send_sync(peer, request, reply),
+            SwarmCommand::Mirror {
+                peer,
+                addrs,
+                request,
+                reply,
+            } => self.send_mirror(peer, addrs, request, reply),
             SwarmCommand::RendezvousRegister {
                 server,
                 namespace,

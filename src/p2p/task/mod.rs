@@ -3,6 +3,7 @@
 
 mod commands;
 mod events;
+mod mirror;
 mod rendezvous;
 mod sync;
 
@@ -65,6 +66,8 @@ pub(super) struct SwarmTask {
     record_key: Keypair,
     rendezvous_requests: HashMap<OutboundRequestId, (PeerId, rendezvous::RendezvousReply)>,
     rendezvous_answers: FuturesUnordered<rendezvous::ServerAnswer>,
+    mirror_requests: HashMap<OutboundRequestId, mirror::MirrorReply>,
+    mirror_answers: FuturesUnordered<mirror::PendingMirrorAnswer>,
 }
 
 impl SwarmTask {
@@ -96,6 +99,8 @@ impl SwarmTask {
             record_key,
             rendezvous_requests: HashMap::new(),
             rendezvous_answers: FuturesUnordered::new(),
+            mirror_requests: HashMap::new(),
+            mirror_answers: FuturesUnordered::new(),
         }
     }
 
@@ -207,6 +212,9 @@ impl SwarmTask {
                 }
                 Some((answer, channel)) = self.rendezvous_answers.next(), if !self.rendezvous_answers.is_empty() => {
                     self.send_rendezvous_answer(answer, channel);
+                }
+                Some((answer, channel)) = self.mirror_answers.next(), if !self.mirror_answers.is_empty() => {
+                    self.send_mirror_answer(answer, channel);
                 }
                 _ = maintenance.tick() => self.expire(Instant::now()),
             }

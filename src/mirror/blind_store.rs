@@ -1,0 +1,143 @@
+//! [`BlindStore`]: the single writer of one log of one mirrored group on this node. It stores
+//! entries replication verified (hash, structure, the group's signing key) once their parents
+//! are here and the Lamport rule holds, within the token's byte quota; it never opens them.
+
+use std::{sync::Arc, time::Duration};
+
+use actix::prelude::*;
+
+use crate::{
+    error::Error,
+    log::LogId,
+    replication::{
+        admission::admissible,
+        ports::{AppendRemote, LogAppended, RemoteOutcome},
+    },
+    storage::{Appended, NewEntry, Storage},
+};
+
+/// The blind store actor of one log.
+pub struct BlindStore {
+    storage: Arc<dyn Storage>,
+    log: LogId,
+    token_id: String,
+    appended: Recipient<LogAppended>,
+}
+
+impl BlindStore {
+    /// The store of `log`, mirrored under `token_id`; commits are told to `appended`.
+    pub fn new(
+        storage: Arc<dyn Storage>,
+        log: LogId,
+        token_id: String,
+        appended: Recipient<LogAppended>,
+    ) -> Self {
+        Self {
+            storage,
+            log,
+            token_id,
+            appended,
+        }
+    }
+}
+
+impl Actor for BlindStore {
+    type Context = Context<Self>;
+}
+
+impl Handler<AppendRemote> for BlindStore {
+    type Result = AtomicResponse<Self, Result<RemoteOutcome, Error>>;
+
+    fn handle(&mut self, msg: AppendRemote, _: &mut Self::Context) -> Self::Result {
+        let storage = self.storage.clone();
+        let log = self.log;
+        let token_id = self.token_id.clone();
+        let appended = self.appended.clone();
+        AtomicResponse::new(Box::pin(
+            async move { append(storage.as_ref(), log, &token_id, msg, &appended).await }
+                .into_actor(self),
+        ))
+    }
+}
+
+/// Stores what is admissible of `msg` under the token's byte quota, counts it for the group
+/// and tells replication.
+async fn append(
+    storage: &dyn Storage,
+    log: LogId,
+    token_id: &str,
+    msg: AppendRemote,
+    appended: &Recipient<LogAppended>,
+) -> Result<RemoteOutcome, Error> {
+    let mut outcome = RemoteOutcome::default();
+    let accepted = admissible(
+        storage,
+        &log,
+        msg.entries,
+        &Default::default(),
+        &[],
+        &mut outcome,
+    )
+    .await?;
+    if accepted.is_empty() {
+        return Ok(outcome);
+    }
+    let bytes: u64 = accepted.iter().map(|e| e.bytes().len() as u64).sum();
+    let token =
+        storage.mirror().token(token_id).await?.ok_or_else(|| {
+            Error::FailedPrecondition(format!("mirror token {token_id} was revoked"))
+        })?;
+    if token.bytes.saturating_add(bytes) > token.max_bytes {
+        return Err(Error::ResourceExhausted(format!(
+            "mirror token {token_id} holds {} of its {} bytes: entries refused",
+            token.bytes, token.max_bytes
+        )));
+    }
+    let encoded: Vec<Vec<u8>> = accepted.iter().map(|e| e.bytes().to_vec()).collect();
+    let entries: Vec<NewEntry> = accepted
+        .into_iter()
+        .map(|e| NewEntry {
+            id: e.id(),
+            lamport: e.lamport(),
+            parents: e.parents().to_vec(),
+            bytes: e.into_bytes(),
+        })
+        .collect();
+    let results = storage.append(&log, &entries).await?;
+    let mut new_entries = Vec::new();
+    let mut new_bytes = 0u64;
+    for (result, bytes) in results.iter().zip(encoded) {
+        match result {
+            Appended::New { .. } => {
+                new_bytes += bytes.len() as u64;
+                new_entries.push(bytes);
+            }
+            Appended::Existing { .. } => outcome.existing += 1,
+        }
+    }
+    outcome.stored = new_entries.len();
+    if new_entries.is_empty() {
+        return Ok(outcome);
+    }
+    let now = unix_now();
+    storage
+        .mirror()
+        .record_append(log.group_pk(), new_entries.len() as u64, new_bytes, now)
+        .await?;
+    let heads = storage.heads(&log).await?;
+    appended.do_send(LogAppended {
+        log,
+        heads,
+        entries: new_entries,
+        source: msg.source,
+    });
+    Ok(outcome)
+}
+
+/// Seconds since the Unix epoch.
+pub(super) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs()
+}
