@@ -7,8 +7,7 @@
 //! Reads are capped: a request at [`MAX_REQUEST_BYTES`] (a registration is a namespace and one
 //! signed peer record), a response at [`MAX_RESPONSE_BYTES`] (rust-libp2p's cap on any
 //! rendezvous message, which the server keeps its discover responses under). A frame over its
-//! cap, a bad length or bytes that do not parse are an I/O error: libp2p's request-response
-//! then drops the stream.
+//! cap, a bad length or bytes that do not parse are an I/O error, which ends the stream.
 
 use std::io;
 
@@ -74,11 +73,13 @@ impl TryFrom<Message> for Request {
     }
 }
 
-/// The codec of [`RENDEZVOUS_PROTOCOL`] for libp2p's request-response: a request and a
-/// response are each one length-prefixed [`Message`].
+/// The codec of [`RENDEZVOUS_PROTOCOL`] for libp2p's request-response, our client's side (one
+/// request per stream): a request and a response are each one length-prefixed [`Message`].
+/// The server reads its inbound streams itself ([`crate::rendezvous::server`]), several
+/// requests per stream.
 ///
-/// The server never answers UNREGISTER: it drops the response channel, which closes the
-/// stream (rust-libp2p's client sends UNREGISTER as a request and ignores the failure).
+/// The server never answers UNREGISTER (rust-libp2p's client sends it as a request and
+/// ignores the failure when the stream closes unanswered).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RendezvousCodec;
 

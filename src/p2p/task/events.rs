@@ -275,6 +275,7 @@ impl SwarmTask {
             }),
             BehaviourEvent::Gossipsub(event) => tracing::trace!(?event, "gossipsub"),
             BehaviourEvent::Rendezvous(event) => self.on_rendezvous(event),
+            BehaviourEvent::RendezvousInbound(inbound) => self.serve_rendezvous_stream(inbound),
         }
     }
 

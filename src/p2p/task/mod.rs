@@ -21,7 +21,10 @@ use libp2p::{
     swarm::{ConnectionId, SwarmEvent},
     Multiaddr, PeerId, Swarm,
 };
-use tokio::sync::{mpsc, watch};
+use tokio::{
+    sync::{mpsc, watch},
+    task::JoinSet,
+};
 
 use super::{
     behaviour::Behaviour,
@@ -64,7 +67,8 @@ pub(super) struct SwarmTask {
     /// Signs the peer records this node registers at rendezvous servers.
     record_key: Keypair,
     rendezvous_requests: HashMap<OutboundRequestId, (PeerId, rendezvous::RendezvousReply)>,
-    rendezvous_answers: FuturesUnordered<rendezvous::ServerAnswer>,
+    /// The inbound rendezvous streams being served (aborted when the task ends).
+    rendezvous_streams: JoinSet<()>,
 }
 
 impl SwarmTask {
@@ -95,7 +99,7 @@ impl SwarmTask {
             sync_answers: FuturesUnordered::new(),
             record_key,
             rendezvous_requests: HashMap::new(),
-            rendezvous_answers: FuturesUnordered::new(),
+            rendezvous_streams: JoinSet::new(),
         }
     }
 
@@ -205,9 +209,7 @@ impl SwarmTask {
                 Some((answer, channel)) = self.sync_answers.next(), if !self.sync_answers.is_empty() => {
                     self.send_sync_answer(answer, channel);
                 }
-                Some((answer, channel)) = self.rendezvous_answers.next(), if !self.rendezvous_answers.is_empty() => {
-                    self.send_rendezvous_answer(answer, channel);
-                }
+                Some(_) = self.rendezvous_streams.join_next(), if !self.rendezvous_streams.is_empty() => {}
                 _ = maintenance.tick() => self.expire(Instant::now()),
             }
         }

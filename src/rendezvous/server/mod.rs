@@ -1,9 +1,9 @@
 //! [`RendezvousServer`]: answers REGISTER, UNREGISTER and DISCOVER from the registrations in
 //! storage ([`crate::storage::rendezvous`]).
 //!
-//! The server has no sockets: the swarm hands it each request with the peer it came from and
-//! sends back what [`RendezvousServer::handle`] returns. Clones share one state, so the swarm
-//! can answer from many tasks at once.
+//! The server opens no sockets: the swarm hands it each inbound stream with the peer it came
+//! from ([`RendezvousServer::serve_stream`]); [`RendezvousServer::handle`] answers a single
+//! message. Clones share one state, so the swarm can serve from many tasks at once.
 //!
 //! This file holds the server, the dispatch of requests ([`RendezvousServer::handle`]), the
 //! UNREGISTER path and the admin reads. Beside it:
@@ -16,6 +16,8 @@
 //! - `cookie`: [`DiscoverCookie`], the paging cookie in rust-libp2p's encoding.
 //! - `refusal`: [`Refusal`], why a request was refused (status and metric label).
 //! - `stats`: [`RendezvousStats`] and the counters behind them.
+//! - `stream`: [`RendezvousServer::serve_stream`], the requests of one inbound stream served
+//!   in order until it ends, at most [`MAX_REQUESTS_PER_STREAM`].
 
 mod batch;
 mod cookie;
@@ -24,6 +26,7 @@ mod limits;
 mod refusal;
 mod register;
 mod stats;
+mod stream;
 #[cfg(test)]
 mod stream_tests;
 #[cfg(test)]
@@ -47,6 +50,7 @@ pub use self::{
     },
     refusal::Refusal,
     stats::RendezvousStats,
+    stream::{StreamEnd, MAX_REQUESTS_PER_STREAM},
 };
 use super::{
     record::{self, RecordFormat},
