@@ -32,7 +32,7 @@ use super::{
     handle::{PeerConnection, Pending, SwarmCommand},
     listen::Expected,
     network_event::NetworkEvent,
-    relay_ledger::RelayLedger,
+    relay_ledger::{RelayLedger, NO_EXTERNAL_ADDRESS},
     settings::P2pSettings,
 };
 use crate::metrics::{ConnectionLabels, P2pMetrics};
@@ -168,12 +168,15 @@ impl SwarmTask {
         Ok(())
     }
 
-    /// Announces the configured external addresses and joins the network through the
-    /// bootstrap peers.
+    /// Announces the configured external addresses (or warns that a relay cannot serve
+    /// without one) and joins the network through the bootstrap peers.
     pub(super) fn start_networking(&mut self) {
         for addr in self.settings.external_addresses.clone() {
             tracing::info!(%addr, "external address (configured)");
             self.swarm.add_external_address(addr);
+        }
+        if self.relay.enabled() && self.swarm.external_addresses().next().is_none() {
+            tracing::warn!("relay.enabled, but {NO_EXTERNAL_ADDRESS}");
         }
         for addr in self.settings.bootstrap.clone() {
             if let Some(peer) = peer_of(&addr) {
