@@ -10,7 +10,7 @@ use std::{collections::HashMap, future::Future, time::Duration};
 use berty_node::{
     config::{NodeConfig, Sources},
     metrics::{self, Metrics},
-    p2p::{self, P2pSettings, Route, SwarmHandle},
+    p2p::{self, relay_ledger::NO_EXTERNAL_ADDRESS, P2pSettings, Route, SwarmHandle},
 };
 use libp2p::{identity::Keypair, multiaddr::Protocol, Multiaddr, PeerId};
 use prometheus_client::registry::Registry;
@@ -282,6 +282,11 @@ async fn providers_of_a_key_are_found_through_the_dht() {
 #[tokio::test(flavor = "multi_thread")]
 async fn peers_refusing_direct_connections_meet_through_a_relay() {
     let relay = TestNode::start_relay(&[]).await;
+    // Alone, the relay has no external address and says why it refuses reservations.
+    let alone = relay.handle.relay_stats().await.unwrap();
+    assert!(alone.enabled && !alone.serving, "{alone:?}");
+    assert!(alone.external_addresses.is_empty());
+    assert_eq!(alone.refusal(), Some(NO_EXTERNAL_ADDRESS));
     let a = TestNode::start(&[]).await;
     let b = TestNode::start(&[]).await;
     a.handle.refuse_direct(b.peer_id()).await.unwrap();
@@ -336,6 +341,9 @@ async fn peers_refusing_direct_connections_meet_through_a_relay() {
 
     let stats = relay.handle.relay_stats().await.unwrap();
     assert!(stats.enabled && stats.serving);
+    // AutoNAT confirmed an address: the stats show it, and no refusal.
+    assert!(!stats.external_addresses.is_empty(), "{stats:?}");
+    assert_eq!(stats.refusal(), None);
     assert_eq!(stats.reserved_peers, vec![a.peer_id()]);
     assert_eq!(stats.reservations_accepted, 1);
     assert!(stats.circuits_accepted >= 1, "{stats:?}");

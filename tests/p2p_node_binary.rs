@@ -1,15 +1,20 @@
 //! Two real `berty-node serve` processes on loopback: the second bootstraps to the first from
 //! `p2p.bootstrap`; both see the connection in the admin API and metrics, and
-//! `InstanceGetConfiguration` reports the relay and mDNS state that actually runs.
+//! `InstanceGetConfiguration` reports the relay and mDNS state that actually runs. A relay
+//! without an external address says so once in its log and in `/admin/v1/relay`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
-use std::{collections::HashMap, time::Duration};
+use std::{collections::HashMap, process::Stdio, time::Duration};
 
-use berty_node::proto::berty_protocol::instance_get_configuration::{self, SettingState};
+use berty_node::{
+    p2p::relay_ledger::NO_EXTERNAL_ADDRESS,
+    proto::berty_protocol::instance_get_configuration::{self, SettingState},
+};
 use common::node::{http_get, NodeProcess};
+use serde_json::Value;
 
 const ADMIN_TOKEN: &str = "p2p-test-admin";
 /// Longest wait for the two nodes to see each other.
@@ -102,4 +107,72 @@ async fn a_node_bootstraps_to_another_from_its_configuration() {
     assert!(relay_a.contains("\"enabled\":true"), "{relay_a}");
     let (_, relay_b) = http_get(b.admin_addr, "/admin/v1/relay", Some(ADMIN_TOKEN)).await;
     assert!(relay_b.contains("\"enabled\":false"), "{relay_b}");
+}
+
+/// `/admin/v1/relay` of `node`, parsed.
+async fn relay_json(node: &NodeProcess) -> Value {
+    let (status, body) = http_get(node.admin_addr, "/admin/v1/relay", Some(ADMIN_TOKEN)).await;
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+/// A lone relay node (no peer, so AutoNAT confirms nothing) with `extra` configuration, its
+/// log written to `log` in `dir`.
+async fn lone_relay(dir: &std::path::Path, extra: &[(&str, &str)]) -> (NodeProcess, String) {
+    let log = dir.join("node.log");
+    let file = std::fs::File::create(&log).unwrap();
+    let node = NodeProcess::spawn_logging_to(&[], &env(extra), dir, Stdio::from(file)).await;
+    (node, log.to_str().unwrap().to_string())
+}
+
+#[tokio::test]
+async fn a_relay_without_external_address_says_why_it_refuses_reservations() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, log) = lone_relay(dir.path(), &[]).await;
+    let relay = relay_json(&node).await;
+    assert_eq!(relay["enabled"], true, "{relay}");
+    assert_eq!(relay["serving"], false, "{relay}");
+    assert_eq!(
+        relay["external_addresses"],
+        serde_json::json!([]),
+        "{relay}"
+    );
+    assert_eq!(relay["reason"], NO_EXTERNAL_ADDRESS, "{relay}");
+    // Logged once, at start (the addresses are printed after the swarm started).
+    let text = std::fs::read_to_string(&log).unwrap();
+    let warnings: Vec<&str> = text
+        .lines()
+        .filter(|line| line.contains(NO_EXTERNAL_ADDRESS))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{text}");
+    assert!(warnings[0].contains("WARN"), "{text}");
+
+    // With an external address configured, the relay serves and the log has no warning.
+    let dir = tempfile::tempdir().unwrap();
+    let external = "/ip4/127.0.0.1/tcp/4001";
+    let (node, log) = lone_relay(
+        dir.path(),
+        &[("BERTY_NODE__P2P__EXTERNAL_ADDRESSES", external)],
+    )
+    .await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let relay = loop {
+        let relay = relay_json(&node).await;
+        if relay["serving"] == true {
+            break relay;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never serving: {relay}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        relay["external_addresses"],
+        serde_json::json!([external]),
+        "{relay}"
+    );
+    assert_eq!(relay["reason"], Value::Null, "{relay}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!text.contains(NO_EXTERNAL_ADDRESS), "{text}");
 }

@@ -289,12 +289,15 @@ async fn test_control(
 }
 
 /// `GET /admin/v1/relay`: the circuit relay server: on or off, serving or not (it needs a
-/// confirmed external address), reservations and circuits now and since start.
+/// confirmed external address) and why not, the confirmed external addresses, reservations
+/// and circuits now and since start.
 async fn relay_stats(state: web::Data<AdminState>) -> HttpResponse {
     match state.swarm.relay_stats().await {
         Ok(stats) => HttpResponse::Ok().json(json!({
             "enabled": stats.enabled,
             "serving": stats.serving,
+            "reason": stats.refusal(),
+            "external_addresses": stats.external_addresses.iter().map(ToString::to_string).collect::<Vec<_>>(),
             "reserved_peers": stats.reserved_peers.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
             "active_reservations": stats.active_reservations,
             "active_circuits": stats.active_circuits,

@@ -13,6 +13,7 @@ use libp2p::{
 };
 
 use super::{
+    inbound_streams::InboundStreams,
     mirror_message::{MirrorCodec, MIRROR_PROTOCOL},
     peer_gate::PeerGate,
     settings::{relay_server_config, P2pSettings},
@@ -37,6 +38,9 @@ const KAD_MAX_RECORDS: usize = 0;
 
 /// Sync streams open at once per connection.
 const SYNC_MAX_STREAMS: usize = 256;
+/// Inbound rendezvous streams open at once per connection (request-response's default, which
+/// the server had when it read one request per stream).
+const RENDEZVOUS_MAX_STREAMS: usize = 100;
 
 /// All protocols of the node, composed. The gates come first, so a refused connection never
 /// reaches a protocol.
@@ -66,13 +70,15 @@ pub struct Behaviour {
     pub sync: request_response::Behaviour<SyncCodec>,
     /// Heads announcements, one topic per group named and sealed with its link key.
     pub gossipsub: Gossipsub,
-    /// `/rendezvous/1.0.0`: registering and discovering at rendezvous servers, and serving
-    /// as one when `rendezvous.enabled`.
+    /// `/rendezvous/1.0.0` as a client: registering and discovering at rendezvous servers.
     pub rendezvous: request_response::Behaviour<RendezvousCodec>,
     /// `/berty-node/mirror/1.0.0`: asking mirrors to keep our groups, and (with
     /// `mirror.enabled`) answering such requests; without the role they are refused with a
     /// clear reason rather than left unanswered.
     pub mirror: request_response::Behaviour<MirrorCodec>,
+    /// `/rendezvous/1.0.0` as a server, when `rendezvous.enabled`: inbound streams, each
+    /// served (several requests in a row) by the rendezvous server.
+    pub rendezvous_inbound: Toggle<InboundStreams>,
 }
 
 /// Gossipsub with a subscription filter sized for a node in thousands of groups (libp2p's
@@ -169,11 +175,7 @@ impl Behaviour {
                 RendezvousCodec,
                 [(
                     RENDEZVOUS_PROTOCOL,
-                    if settings.rendezvous_server.is_some() {
-                        request_response::ProtocolSupport::Full
-                    } else {
-                        request_response::ProtocolSupport::Outbound
-                    },
+                    request_response::ProtocolSupport::Outbound,
                 )],
                 request_response::Config::default()
                     .with_request_timeout(settings.timings.sync_request_timeout),
@@ -183,6 +185,12 @@ impl Behaviour {
                 [(MIRROR_PROTOCOL, request_response::ProtocolSupport::Full)],
                 request_response::Config::default()
                     .with_request_timeout(settings.timings.sync_request_timeout),
+            ),
+            rendezvous_inbound: Toggle::from(
+                settings
+                    .rendezvous_server
+                    .is_some()
+                    .then(|| InboundStreams::new(RENDEZVOUS_PROTOCOL, RENDEZVOUS_MAX_STREAMS)),
             ),
         })
     }

@@ -9,6 +9,8 @@
 //! - [`peer_gate`]: refusing connections with given peers (partitions and direct-connection
 //!   refusals for tests, penalties).
 //! - [`relay_ledger`]: what the relay server has served (reservations, circuits).
+//! - [`inbound_streams`]: inbound streams of one protocol handed to the swarm task whole
+//!   (the rendezvous server reads several requests per stream).
 //! - [`handle`]: [`SwarmHandle`], its commands and the shapes of their replies.
 //! - [`network_event`]: [`NetworkEvent`], what the swarm tells the replicator.
 //! - [`sync_codec`]: framing of our sync protocol (`/berty-node/sync/1.0.0`).
@@ -19,6 +21,7 @@
 pub mod behaviour;
 pub mod error;
 pub mod handle;
+pub mod inbound_streams;
 pub mod listen;
 pub mod mirror_message;
 pub mod network_event;

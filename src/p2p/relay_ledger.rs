@@ -4,9 +4,14 @@
 
 use std::collections::HashMap;
 
-use libp2p::{relay, PeerId};
+use libp2p::{relay, Multiaddr, PeerId};
 
 use crate::metrics::{P2pMetrics, RelayOutcomeLabels};
+
+/// Why a relay with no external address refuses reservations (logged once at start and
+/// reported by the admin API): libp2p's relay serves only once one is confirmed.
+pub const NO_EXTERNAL_ADDRESS: &str = "no external address: reservations are refused until \
+     p2p.external_addresses is set or AutoNAT confirms one";
 
 /// What the relay server has served, as reported by [`RelayStats`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -15,6 +20,8 @@ pub struct RelayStats {
     pub enabled: bool,
     /// The relay serves reservations now (it needs a confirmed external address).
     pub serving: bool,
+    /// The node's confirmed external addresses (configured, or confirmed by AutoNAT).
+    pub external_addresses: Vec<Multiaddr>,
     /// Peers holding a reservation now, sorted.
     pub reserved_peers: Vec<PeerId>,
     /// Reservations held now (a peer may hold several, one per connection).
@@ -31,6 +38,21 @@ pub struct RelayStats {
     pub circuits_accepted: u64,
     /// Circuit requests denied since start.
     pub circuits_denied: u64,
+}
+
+impl RelayStats {
+    /// Why the relay refuses reservations now; `None` while it serves them.
+    pub fn refusal(&self) -> Option<&'static str> {
+        if !self.enabled {
+            Some("relay.enabled is false")
+        } else if self.serving {
+            None
+        } else if self.external_addresses.is_empty() {
+            Some(NO_EXTERNAL_ADDRESS)
+        } else {
+            Some("an external address is confirmed; the relay is about to serve")
+        }
+    }
 }
 
 /// Follows the relay server's events.
@@ -125,13 +147,24 @@ impl RelayLedger {
             .set(gauge_value(self.stats.active_circuits));
     }
 
-    /// The current statistics.
-    pub fn stats(&self) -> RelayStats {
+    /// `relay.enabled`: the relay server runs.
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// The relay serves reservations now.
+    pub fn serving(&self) -> bool {
+        self.enabled && self.serving
+    }
+
+    /// The current statistics, with the node's confirmed `external_addresses`.
+    pub fn stats(&self, external_addresses: Vec<Multiaddr>) -> RelayStats {
         let mut reserved_peers: Vec<PeerId> = self.reservations.keys().copied().collect();
         reserved_peers.sort();
         RelayStats {
             enabled: self.enabled,
-            serving: self.enabled && self.serving,
+            serving: self.serving(),
+            external_addresses,
             reserved_peers,
             ..self.stats.clone()
         }
@@ -163,6 +196,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_refusal_says_why_reservations_are_refused() {
+        let mut ledger = RelayLedger::new(true, P2pMetrics::default());
+        assert_eq!(
+            ledger.stats(Vec::new()).refusal(),
+            Some(NO_EXTERNAL_ADDRESS)
+        );
+        let external: Multiaddr = "/ip4/192.0.2.1/tcp/4040".parse().unwrap();
+        let confirmed = ledger.stats(vec![external.clone()]);
+        assert!(!confirmed.serving);
+        assert!(confirmed
+            .refusal()
+            .is_some_and(|r| r != NO_EXTERNAL_ADDRESS));
+        ledger.record(&relay::Event::StatusChanged {
+            status: relay::Status::Enable,
+        });
+        let serving = ledger.stats(vec![external.clone()]);
+        assert_eq!((serving.serving, serving.refusal()), (true, None));
+        assert_eq!(serving.external_addresses, vec![external]);
+        let off = RelayLedger::new(false, P2pMetrics::default()).stats(Vec::new());
+        assert_eq!(off.refusal(), Some("relay.enabled is false"));
+    }
+
+    #[test]
     fn follows_reservations_and_circuits() {
         let metrics = P2pMetrics::default();
         let mut ledger = RelayLedger::new(true, metrics.clone());
@@ -186,8 +242,9 @@ mod tests {
             src_peer_id: b,
             dst_peer_id: a,
         });
-        let stats = ledger.stats();
+        let stats = ledger.stats(Vec::new());
         assert!(stats.serving);
+        assert_eq!(stats.refusal(), None);
         assert_eq!(stats.reserved_peers, vec![a]);
         assert_eq!(stats.active_reservations, 1);
         assert_eq!(stats.reservations_accepted, 1);
@@ -209,7 +266,7 @@ mod tests {
             error: None,
         });
         ledger.record(&relay::Event::ReservationClosed { src_peer_id: a });
-        let stats = ledger.stats();
+        let stats = ledger.stats(Vec::new());
         assert!(stats.reserved_peers.is_empty());
         assert_eq!((stats.active_reservations, stats.active_circuits), (0, 0));
         assert_eq!(metrics.relay_active_circuits.get(), 0);

@@ -8,7 +8,8 @@
 //!
 //! # Layout
 //!
-//! - [`wire`]: the protobuf messages and [`wire::RendezvousCodec`], the request-response
+//! - [`wire`]: the protobuf messages, [`wire::Request`] (what a message asks; a message
+//!   without `type` is a REGISTER) and [`wire::RendezvousCodec`], our client's request-response
 //!   codec (varint-length-prefixed frames, capped reads). No I/O beyond the stream.
 //! - [`record`]: verification of signed peer records in the legacy and the standard format
 //!   (pure).
@@ -19,9 +20,9 @@
 //! - [`upkeep`]: running it in the node: built from `rendezvous.*`, its metrics, the periodic
 //!   purge of expired registrations.
 //!
-//! The swarm task owns the streams: it hands each inbound request to
-//! [`server::RendezvousServer::handle`] with the sending peer, and sends back the answer
-//! (none for UNREGISTER).
+//! The swarm task accepts the streams: it hands each inbound stream to
+//! [`server::RendezvousServer::serve_stream`] with the sending peer, in a task of its own,
+//! which answers its requests in order (none for UNREGISTER) until the stream ends.
 
 pub mod record;
 pub mod server;

@@ -1,12 +1,13 @@
-//! The wire format of `/rendezvous/1.0.0`: the protobuf messages of `proto/rendezvous.proto`
-//! and [`RendezvousCodec`], which frames one [`Message`] per request and per response with an
-//! unsigned varint length, as every libp2p implementation of the protocol does.
+//! The wire format of `/rendezvous/1.0.0`: the protobuf messages of `proto/rendezvous.proto`,
+//! framed one [`Message`] per request and per response with an unsigned varint length, as
+//! every libp2p implementation of the protocol does ([`read_message`], [`write_message`] and
+//! [`RendezvousCodec`]); and [`Request`], what a message asks (the one place that reads a
+//! message's type).
 //!
 //! Reads are capped: a request at [`MAX_REQUEST_BYTES`] (a registration is a namespace and one
 //! signed peer record), a response at [`MAX_RESPONSE_BYTES`] (rust-libp2p's cap on any
 //! rendezvous message, which the server keeps its discover responses under). A frame over its
-//! cap, a bad length or bytes that do not parse are an I/O error: libp2p's request-response
-//! then drops the stream.
+//! cap, a bad length or bytes that do not parse are an I/O error, which ends the stream.
 
 use std::io;
 
@@ -38,11 +39,47 @@ pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 /// Largest response read or written: rust-libp2p refuses any rendezvous message above 1 MiB.
 pub const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 
-/// The codec of [`RENDEZVOUS_PROTOCOL`] for libp2p's request-response: a request and a
-/// response are each one length-prefixed [`Message`].
+/// A request to a rendezvous server: what a [`Message`] asks, decided here and nowhere else.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    /// REGISTER: a namespace, a signed peer record and a TTL.
+    Register(Register),
+    /// UNREGISTER: a namespace.
+    Unregister(Unregister),
+    /// DISCOVER: a namespace (or every one), a limit and a paging cookie.
+    Discover(Discover),
+}
+
+/// A message that is no request (a response, or a type this protocol does not define).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a rendezvous message of type {0} is not a request")]
+pub struct NotARequest(pub i32);
+
+impl TryFrom<Message> for Request {
+    type Error = NotARequest;
+
+    /// A message without `type` is a REGISTER: proto2's default is the first value,
+    /// REGISTER = 0, which protobuf encoders leave out (js-libp2p's among them).
+    fn try_from(message: Message) -> Result<Self, NotARequest> {
+        let kind = message.r#type.unwrap_or(MessageType::Register as i32);
+        match MessageType::try_from(kind) {
+            Ok(MessageType::Register) => Ok(Self::Register(message.register.unwrap_or_default())),
+            Ok(MessageType::Unregister) => {
+                Ok(Self::Unregister(message.unregister.unwrap_or_default()))
+            }
+            Ok(MessageType::Discover) => Ok(Self::Discover(message.discover.unwrap_or_default())),
+            Ok(_) | Err(_) => Err(NotARequest(kind)),
+        }
+    }
+}
+
+/// The codec of [`RENDEZVOUS_PROTOCOL`] for libp2p's request-response, our client's side (one
+/// request per stream): a request and a response are each one length-prefixed [`Message`].
+/// The server reads its inbound streams itself ([`crate::rendezvous::server`]), several
+/// requests per stream.
 ///
-/// The server never answers UNREGISTER: it drops the response channel, which closes the
-/// stream (rust-libp2p's client sends UNREGISTER as a request and ignores the failure).
+/// The server never answers UNREGISTER (rust-libp2p's client sends it as a request and
+/// ignores the failure when the stream closes unanswered).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RendezvousCodec;
 
@@ -217,6 +254,42 @@ mod tests {
             (MessageType::DiscoverResponse, 4),
         ] {
             assert_eq!(kind as i32, code);
+        }
+    }
+
+    #[test]
+    fn requests_are_read_from_messages_and_a_missing_type_is_register() {
+        // register = 2 { ns = 1 "ns" }, and no `type` field, as encoders write REGISTER (0).
+        let message = Message::decode(&[0x12, 0x04, 0x0a, 0x02, b'n', b's'][..]).unwrap();
+        assert_eq!(message.r#type, None);
+        match Request::try_from(message) {
+            Ok(Request::Register(register)) => assert_eq!(register.ns.as_deref(), Some("ns")),
+            other => panic!("not a REGISTER: {other:?}"),
+        }
+        let of_type = |kind: MessageType| Message {
+            r#type: Some(kind as i32),
+            ..Default::default()
+        };
+        assert!(matches!(
+            Request::try_from(of_type(MessageType::Unregister)),
+            Ok(Request::Unregister(_))
+        ));
+        assert!(matches!(
+            Request::try_from(of_type(MessageType::Discover)),
+            Ok(Request::Discover(_))
+        ));
+        for (message, kind) in [
+            (of_type(MessageType::RegisterResponse), 1),
+            (of_type(MessageType::DiscoverResponse), 4),
+            (
+                Message {
+                    r#type: Some(77),
+                    ..Default::default()
+                },
+                77,
+            ),
+        ] {
+            assert_eq!(Request::try_from(message), Err(NotARequest(kind)));
         }
     }
 

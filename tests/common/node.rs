@@ -41,6 +41,16 @@ pub struct NodeProcess {
 impl NodeProcess {
     /// Runs `berty-node serve` with `args` and `env`, and waits until it printed its addresses.
     pub async fn spawn(args: &[&str], env: &HashMap<String, String>, cwd: &Path) -> Self {
+        Self::spawn_logging_to(args, env, cwd, Stdio::inherit()).await
+    }
+
+    /// [`spawn`](Self::spawn), with the node's log (stderr) going to `log`.
+    pub async fn spawn_logging_to(
+        args: &[&str],
+        env: &HashMap<String, String>,
+        cwd: &Path,
+        log: Stdio,
+    ) -> Self {
         let mut command = Command::new(node_binary());
         command
             .arg("serve")
@@ -50,7 +60,7 @@ impl NodeProcess {
             .envs(env)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(log);
         let mut child = command.spawn().expect("start berty-node");
         let stdout = child.stdout.take().expect("stdout");
         let stdout = tokio::process::ChildStdout::from_std(stdout).expect("async stdout");

@@ -45,7 +45,8 @@ impl SwarmTask {
             }
             SwarmCommand::FindProviders { key, reply } => self.find_providers(&key, reply),
             SwarmCommand::RelayStats(reply) => {
-                let _ = reply.send(self.relay.stats());
+                let external = self.swarm.external_addresses().cloned().collect();
+                let _ = reply.send(self.relay.stats(external));
             }
             SwarmCommand::Penalise {
                 peer,
@@ -152,7 +153,7 @@ impl SwarmTask {
             external_addrs: self.swarm.external_addresses().cloned().collect(),
             mdns: self.swarm.behaviour().mdns.is_enabled(),
             relay_server: self.swarm.behaviour().relay_server.is_enabled(),
-            relay_serving: self.relay.stats().serving,
+            relay_serving: self.relay.serving(),
             relay_client: true,
         }
     }

@@ -276,6 +276,7 @@ impl SwarmTask {
             BehaviourEvent::Gossipsub(event) => tracing::trace!(?event, "gossipsub"),
             BehaviourEvent::Rendezvous(event) => self.on_rendezvous(event),
             BehaviourEvent::Mirror(event) => self.on_mirror(event),
+            BehaviourEvent::RendezvousInbound(inbound) => self.serve_rendezvous_stream(inbound),
         }
     }
 

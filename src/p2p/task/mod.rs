@@ -22,7 +22,10 @@ use libp2p::{
     swarm::{ConnectionId, SwarmEvent},
     Multiaddr, PeerId, Swarm,
 };
-use tokio::sync::{mpsc, watch};
+use tokio::{
+    sync::{mpsc, watch},
+    task::JoinSet,
+};
 
 use super::{
     behaviour::Behaviour,
@@ -30,7 +33,7 @@ use super::{
     handle::{PeerConnection, Pending, SwarmCommand},
     listen::Expected,
     network_event::NetworkEvent,
-    relay_ledger::RelayLedger,
+    relay_ledger::{RelayLedger, NO_EXTERNAL_ADDRESS},
     settings::P2pSettings,
 };
 use crate::metrics::{ConnectionLabels, P2pMetrics};
@@ -65,9 +68,10 @@ pub(super) struct SwarmTask {
     /// Signs the peer records this node registers at rendezvous servers.
     record_key: Keypair,
     rendezvous_requests: HashMap<OutboundRequestId, (PeerId, rendezvous::RendezvousReply)>,
-    rendezvous_answers: FuturesUnordered<rendezvous::ServerAnswer>,
     mirror_requests: HashMap<OutboundRequestId, mirror::MirrorReply>,
     mirror_answers: FuturesUnordered<mirror::PendingMirrorAnswer>,
+    /// The inbound rendezvous streams being served (aborted when the task ends).
+    rendezvous_streams: JoinSet<()>,
 }
 
 impl SwarmTask {
@@ -98,9 +102,9 @@ impl SwarmTask {
             sync_answers: FuturesUnordered::new(),
             record_key,
             rendezvous_requests: HashMap::new(),
-            rendezvous_answers: FuturesUnordered::new(),
             mirror_requests: HashMap::new(),
             mirror_answers: FuturesUnordered::new(),
+            rendezvous_streams: JoinSet::new(),
         }
     }
 
@@ -169,12 +173,15 @@ impl SwarmTask {
         Ok(())
     }
 
-    /// Announces the configured external addresses and joins the network through the
-    /// bootstrap peers.
+    /// Announces the configured external addresses (or warns that a relay cannot serve
+    /// without one) and joins the network through the bootstrap peers.
     pub(super) fn start_networking(&mut self) {
         for addr in self.settings.external_addresses.clone() {
             tracing::info!(%addr, "external address (configured)");
             self.swarm.add_external_address(addr);
+        }
+        if self.relay.enabled() && self.swarm.external_addresses().next().is_none() {
+            tracing::warn!("relay.enabled, but {NO_EXTERNAL_ADDRESS}");
         }
         for addr in self.settings.bootstrap.clone() {
             if let Some(peer) = peer_of(&addr) {
@@ -210,12 +217,10 @@ impl SwarmTask {
                 Some((answer, channel)) = self.sync_answers.next(), if !self.sync_answers.is_empty() => {
                     self.send_sync_answer(answer, channel);
                 }
-                Some((answer, channel)) = self.rendezvous_answers.next(), if !self.rendezvous_answers.is_empty() => {
-                    self.send_rendezvous_answer(answer, channel);
-                }
                 Some((answer, channel)) = self.mirror_answers.next(), if !self.mirror_answers.is_empty() => {
                     self.send_mirror_answer(answer, channel);
                 }
+                Some(_) = self.rendezvous_streams.join_next(), if !self.rendezvous_streams.is_empty() => {}
                 _ = maintenance.tick() => self.expire(Instant::now()),
             }
         }

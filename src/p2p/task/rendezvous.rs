@@ -1,9 +1,8 @@
 //! `/rendezvous/1.0.0` in the swarm task: the client side (registering this node and
-//! discovering others at the servers of `p2p.rendezvous`) and the server side (our own
-//! server, [`crate::rendezvous::RendezvousServer`], answering inbound requests on the runtime,
-//! off the swarm task).
+//! discovering others at the servers of `p2p.rendezvous`, one request per stream) and the
+//! server side (each inbound stream served by our own server,
+//! [`crate::rendezvous::RendezvousServer`], on the runtime, off the swarm task).
 
-use futures::{future::BoxFuture, FutureExt};
 use libp2p::{
     core::PeerRecord,
     multiaddr::Protocol,
@@ -15,7 +14,7 @@ use tokio::sync::oneshot;
 
 use super::{peer_of, SwarmTask};
 use crate::{
-    p2p::{error::P2pError, handle::Discovered},
+    p2p::{error::P2pError, handle::Discovered, inbound_streams::InboundStream},
     rendezvous::{
         record,
         wire::{Discover, Message, MessageType, Register, ResponseStatus},
@@ -43,11 +42,6 @@ impl RendezvousReply {
         }
     }
 }
-
-/// Our server's answer to an inbound request (`None`: no answer, as for UNREGISTER), and where
-/// it goes.
-pub(super) type ServerAnswer =
-    BoxFuture<'static, (Option<Message>, request_response::ResponseChannel<Message>)>;
 
 type RendezvousEvent = request_response::Event<Message, Message>;
 
@@ -199,25 +193,12 @@ impl SwarmTask {
 
     pub(super) fn on_rendezvous(&mut self, event: RendezvousEvent) {
         match event {
+            // Inbound streams are served whole by `serve_rendezvous_stream`; request-response
+            // only sends our requests, so no request arrives here.
             request_response::Event::Message {
-                peer,
-                message:
-                    request_response::Message::Request {
-                        request, channel, ..
-                    },
+                message: request_response::Message::Request { .. },
                 ..
-            } => {
-                let Some(server) = self.settings.rendezvous_server.clone() else {
-                    return;
-                };
-                // The server verifies the record's signature and writes to the database.
-                let answer = tokio::spawn(async move { server.handle(peer, request).await });
-                self.rendezvous_answers.push(
-                    answer
-                        .map(|answer| (answer.ok().flatten(), channel))
-                        .boxed(),
-                );
-            }
+            } => {}
             request_response::Event::Message {
                 peer,
                 message:
@@ -277,18 +258,18 @@ impl SwarmTask {
         }
     }
 
-    pub(super) fn send_rendezvous_answer(
-        &mut self,
-        answer: Option<Message>,
-        channel: request_response::ResponseChannel<Message>,
-    ) {
-        // No answer (UNREGISTER, or a failed task) drops the channel, which closes the stream.
-        if let Some(response) = answer {
-            let _ = self
-                .swarm
-                .behaviour_mut()
-                .rendezvous
-                .send_response(channel, response);
-        }
+    /// Serves an inbound stream with our rendezvous server, on the runtime (it verifies
+    /// records and writes to the database), several requests in a row.
+    pub(super) fn serve_rendezvous_stream(&mut self, inbound: InboundStream) {
+        let Some(server) = self.settings.rendezvous_server.clone() else {
+            return;
+        };
+        let per_request = self.settings.timings.sync_request_timeout;
+        self.rendezvous_streams.spawn(async move {
+            let mut inbound = inbound;
+            server
+                .serve_stream(inbound.peer, &mut inbound.stream, per_request)
+                .await;
+        });
     }
 }

@@ -1,9 +1,9 @@
 //! [`RendezvousServer`]: answers REGISTER, UNREGISTER and DISCOVER from the registrations in
 //! storage ([`crate::storage::rendezvous`]).
 //!
-//! The server has no sockets: the swarm hands it each request with the peer it came from and
-//! sends back what [`RendezvousServer::handle`] returns. Clones share one state, so the swarm
-//! can answer from many tasks at once.
+//! The server opens no sockets: the swarm hands it each inbound stream with the peer it came
+//! from ([`RendezvousServer::serve_stream`]); [`RendezvousServer::handle`] answers a single
+//! message. Clones share one state, so the swarm can serve from many tasks at once.
 //!
 //! This file holds the server, the dispatch of requests ([`RendezvousServer::handle`]), the
 //! UNREGISTER path and the admin reads. Beside it:
@@ -16,6 +16,8 @@
 //! - `cookie`: [`DiscoverCookie`], the paging cookie in rust-libp2p's encoding.
 //! - `refusal`: [`Refusal`], why a request was refused (status and metric label).
 //! - `stats`: [`RendezvousStats`] and the counters behind them.
+//! - `stream`: [`RendezvousServer::serve_stream`], the requests of one inbound stream served
+//!   in order until it ends, at most [`MAX_REQUESTS_PER_STREAM`].
 
 mod batch;
 mod cookie;
@@ -24,6 +26,7 @@ mod limits;
 mod refusal;
 mod register;
 mod stats;
+mod stream;
 #[cfg(test)]
 mod stream_tests;
 #[cfg(test)]
@@ -47,10 +50,11 @@ pub use self::{
     },
     refusal::Refusal,
     stats::RendezvousStats,
+    stream::{StreamEnd, MAX_REQUESTS_PER_STREAM},
 };
 use super::{
     record::{self, RecordFormat},
-    wire::{Message, MessageType, Unregister},
+    wire::{Message, NotARequest, Request, Unregister},
 };
 use crate::storage::{Storage, StorageError};
 
@@ -157,35 +161,36 @@ impl RendezvousServer {
         tracing::debug!(%peer, reason = reason.as_str(), %text, "rendezvous request refused");
     }
 
-    /// Answers one request from `peer`: a REGISTER_RESPONSE to a REGISTER, a
-    /// DISCOVER_RESPONSE to a DISCOVER, nothing to an UNREGISTER or to a message of another
-    /// (or no) type. Never fails: storage errors are answered with `E_UNAVAILABLE`.
-    pub async fn handle(&self, peer: PeerId, request: Message) -> Option<Message> {
-        let kind = request.r#type.and_then(|t| MessageType::try_from(t).ok());
-        match kind {
-            Some(MessageType::Register) => Some(
-                self.register(peer, request.register.unwrap_or_default())
-                    .await,
-            ),
-            Some(MessageType::Unregister) => {
-                self.unregister(peer, request.unregister.unwrap_or_default())
-                    .await;
-                None
-            }
-            Some(MessageType::Discover) => Some(
-                self.discover(peer, request.discover.unwrap_or_default())
-                    .await,
-            ),
-            _ => {
-                Counters::add(&self.inner.counters.malformed, 1);
-                tracing::debug!(
-                    %peer,
-                    kind = ?request.r#type,
-                    "rendezvous message that is not a request"
-                );
+    /// Answers one message from `peer`: a REGISTER_RESPONSE to a REGISTER (a message without
+    /// `type` is one), a DISCOVER_RESPONSE to a DISCOVER, nothing to an UNREGISTER or to a
+    /// message that is no request. Never fails: storage errors are answered with
+    /// `E_UNAVAILABLE`.
+    pub async fn handle(&self, peer: PeerId, message: Message) -> Option<Message> {
+        match Request::try_from(message) {
+            Ok(request) => self.answer(peer, request).await,
+            Err(not_a_request) => {
+                self.not_a_request(&peer, not_a_request);
                 None
             }
         }
+    }
+
+    /// Answers one request from `peer` (nothing to an UNREGISTER).
+    pub async fn answer(&self, peer: PeerId, request: Request) -> Option<Message> {
+        match request {
+            Request::Register(register) => Some(self.register(peer, register).await),
+            Request::Unregister(unregister) => {
+                self.unregister(peer, unregister).await;
+                None
+            }
+            Request::Discover(discover) => Some(self.discover(peer, discover).await),
+        }
+    }
+
+    /// Counts and logs a message from `peer` that is no request (it gets no answer).
+    fn not_a_request(&self, peer: &PeerId, NotARequest(kind): NotARequest) {
+        Counters::add(&self.inner.counters.malformed, 1);
+        tracing::debug!(%peer, kind, "rendezvous message that is not a request");
     }
 
     async fn unregister(&self, peer: PeerId, unregister: Unregister) {
@@ -264,14 +269,19 @@ impl RendezvousServer {
 
 #[cfg(test)]
 mod tests {
-    use super::{test_support::server, Message, MessageType, PeerId, Unregister};
+    use libp2p::identity::Keypair;
+
+    use super::{
+        test_support::{record_of, register, register_status, server},
+        Message, PeerId, Unregister, DEFAULT_TTL_SECS,
+    };
+    use crate::rendezvous::wire::{MessageType, ResponseStatus};
 
     #[tokio::test]
     async fn non_requests_get_no_answer() {
         let (server, _) = server().await;
         let peer = PeerId::random();
         for kind in [
-            None,
             Some(MessageType::RegisterResponse as i32),
             Some(MessageType::DiscoverResponse as i32),
             Some(77),
@@ -282,7 +292,7 @@ mod tests {
             };
             assert_eq!(server.handle(peer, message).await, None);
         }
-        assert_eq!(server.stats().malformed, 4);
+        assert_eq!(server.stats().malformed, 3);
         let unregister = Message {
             r#type: Some(MessageType::Unregister as i32),
             unregister: Some(Unregister {
@@ -292,5 +302,25 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(server.handle(peer, unregister).await, None);
+    }
+
+    #[tokio::test]
+    async fn a_message_without_type_is_a_register() {
+        let (server, _) = server().await;
+        let key = Keypair::generate_ed25519();
+        let mut request = register(Some("ns"), Some(record_of(&key)), None);
+        request.r#type = None;
+        let answer = server.handle(key.public().to_peer_id(), request).await;
+        assert_eq!(
+            register_status(answer),
+            (ResponseStatus::Ok, Some(DEFAULT_TTL_SECS))
+        );
+        // Nothing at all: a REGISTER without a namespace, refused with its status.
+        let answer = server.handle(PeerId::random(), Message::default()).await;
+        assert_eq!(
+            register_status(answer),
+            (ResponseStatus::EInvalidNamespace, None)
+        );
+        assert_eq!(server.stats().malformed, 0);
     }
 }

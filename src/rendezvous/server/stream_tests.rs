@@ -1,5 +1,7 @@
-//! The server behind real libp2p streams over TCP: our codec on both sides, then
-//! rust-libp2p's own rendezvous client.
+//! The server behind real libp2p streams over TCP, each inbound stream served whole by
+//! [`RendezvousServer::serve_stream`] (accepted here with libp2p-stream; the node accepts them
+//! with `p2p::inbound_streams`): a client on our codec, then rust-libp2p's own rendezvous
+//! client.
 
 use std::time::Duration;
 
@@ -9,13 +11,15 @@ use libp2p::{
     noise,
     request_response::{self, ProtocolSupport},
     swarm::{NetworkBehaviour, SwarmEvent},
-    tcp, yamux, Multiaddr, Swarm, SwarmBuilder,
+    tcp, yamux, Multiaddr, PeerId, Stream, Swarm, SwarmBuilder,
 };
 use libp2p_rendezvous::{client, Namespace};
+use libp2p_stream::IncomingStreams;
+use tokio::sync::mpsc;
 
 use super::{
     test_support::{discover, discover_answer, record_of, register, register_status, server},
-    DiscoverCookie, RendezvousServer, DEFAULT_TTL_SECS,
+    DiscoverCookie, RendezvousServer, StreamEnd, DEFAULT_TTL_SECS,
 };
 use crate::rendezvous::wire::{
     Message, MessageType, RendezvousCodec, ResponseStatus, Unregister, RENDEZVOUS_PROTOCOL,
@@ -43,52 +47,52 @@ fn swarm<B: NetworkBehaviour>(key: Keypair, behaviour: impl FnOnce(&Keypair) -> 
         .build()
 }
 
-/// A swarm speaking our codec, answering requests (`Inbound`) or sending them (`Outbound`).
-fn codec_swarm(key: Keypair, support: ProtocolSupport) -> Swarm<CodecBehaviour> {
+/// A client swarm speaking our codec.
+fn codec_swarm(key: Keypair) -> Swarm<CodecBehaviour> {
     swarm(key, |_| {
         request_response::Behaviour::with_codec(
             RendezvousCodec,
-            [(RENDEZVOUS_PROTOCOL, support)],
+            [(RENDEZVOUS_PROTOCOL, ProtocolSupport::Outbound)],
             request_response::Config::default(),
         )
     })
 }
 
-/// The serving node, listening on a free port of 127.0.0.1.
-fn listening_node() -> Swarm<CodecBehaviour> {
-    let mut node = codec_swarm(Keypair::generate_ed25519(), ProtocolSupport::Inbound);
+/// The serving node, listening on a free port of 127.0.0.1, and its inbound rendezvous
+/// streams.
+fn listening_node() -> (Swarm<libp2p_stream::Behaviour>, IncomingStreams) {
+    let mut node = swarm(Keypair::generate_ed25519(), |_| {
+        libp2p_stream::Behaviour::new()
+    });
+    let incoming = node
+        .behaviour()
+        .new_control()
+        .accept(RENDEZVOUS_PROTOCOL)
+        .unwrap();
     node.listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap())
         .unwrap();
-    node
+    (node, incoming)
 }
 
-/// What the serving node does with one of its events: once it listens, `client` dials it;
-/// each request is answered by `server` (none for UNREGISTER: dropping the channel closes
-/// the stream unanswered).
-async fn serve<B: NetworkBehaviour>(
-    event: SwarmEvent<request_response::Event<Message, Message>>,
-    node: &mut Swarm<CodecBehaviour>,
-    client: &mut Swarm<B>,
-    server: &RendezvousServer,
-) {
-    match event {
-        SwarmEvent::NewListenAddr { address, .. } => {
-            client.dial(address).unwrap();
-        }
-        SwarmEvent::Behaviour(request_response::Event::Message {
-            peer,
-            message:
-                request_response::Message::Request {
-                    request, channel, ..
-                },
-            ..
-        }) => {
-            if let Some(answer) = server.handle(peer, request).await {
-                node.behaviour_mut().send_response(channel, answer).unwrap();
-            }
-        }
-        _ => {}
+/// Once the serving node listens, `client` dials it.
+fn dial_when_listening<B: NetworkBehaviour>(event: SwarmEvent<()>, client: &mut Swarm<B>) {
+    if let SwarmEvent::NewListenAddr { address, .. } = event {
+        client.dial(address).unwrap();
     }
+}
+
+/// Serves `stream` from `peer` with `server` in a task of its own, which reports on `ended`
+/// when the stream is done.
+fn serve(
+    (peer, mut stream): (PeerId, Stream),
+    server: &RendezvousServer,
+    ended: &mpsc::UnboundedSender<StreamEnd>,
+) {
+    let (server, ended) = (server.clone(), ended.clone());
+    tokio::spawn(async move {
+        let end = server.serve_stream(peer, &mut stream, IDLE).await;
+        let _ = ended.send(end);
+    });
 }
 
 /// A client on libp2p's request-response with our codec, over TCP, against the server:
@@ -97,19 +101,20 @@ async fn serve<B: NetworkBehaviour>(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_over_a_real_stream() {
     let (server, _) = server().await;
-    let mut node = listening_node();
+    let (mut node, mut incoming) = listening_node();
     let client_key = Keypair::generate_ed25519();
-    let mut client = codec_swarm(client_key.clone(), ProtocolSupport::Outbound);
+    let mut client = codec_swarm(client_key.clone());
     let node_id = *node.local_peer_id();
     let record = record_of(&client_key);
 
+    let (ended_tx, mut ended) = mpsc::unbounded_channel();
     let run = async {
         let mut answers = Vec::new();
         loop {
             tokio::select! {
-                event = node.select_next_some() => {
-                    serve(event, &mut node, &mut client, &server).await;
-                }
+                event = node.select_next_some() => dial_when_listening(event, &mut client),
+                Some(inbound) = incoming.next() => serve(inbound, &server, &ended_tx),
+                Some(_) = ended.recv() => {}
                 event = client.select_next_some() => match event {
                     SwarmEvent::ConnectionEstablished { .. } => {
                         let request = register(Some("ns"), Some(record.clone()), None);
@@ -177,7 +182,7 @@ async fn requests_over_a_real_stream() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rust_libp2p_client_registers_and_discovers() {
     let (server, _) = server().await;
-    let mut node = listening_node();
+    let (mut node, mut incoming) = listening_node();
     let mut client = swarm(Keypair::generate_ed25519(), |key| {
         client::Behaviour::new(key.clone())
     });
@@ -187,13 +192,14 @@ async fn rust_libp2p_client_registers_and_discovers() {
     client.add_external_address(announced.clone());
     let namespace = Namespace::from_static("berty-test");
 
+    let (ended_tx, mut ended) = mpsc::unbounded_channel();
     let run = async {
         let mut cookie = None;
         loop {
             tokio::select! {
-                event = node.select_next_some() => {
-                    serve(event, &mut node, &mut client, &server).await;
-                }
+                event = node.select_next_some() => dial_when_listening(event, &mut client),
+                Some(inbound) = incoming.next() => serve(inbound, &server, &ended_tx),
+                Some(_) = ended.recv() => {}
                 event = client.select_next_some() => match event {
                     SwarmEvent::ConnectionEstablished { .. } => {
                         client
