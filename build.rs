@@ -6,6 +6,7 @@ use std::{env, path::PathBuf};
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protos = [
         "proto/bertyprotocol.proto",
+        "proto/bertynode_api.proto",
         "proto/bertynode_wire.proto",
         "proto/rendezvous.proto",
     ];

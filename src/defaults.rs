@@ -69,3 +69,6 @@ pub const RENDEZVOUS_PAGE: u32 = 1000;
 pub const PURGE_INTERVAL: Duration = Duration::from_secs(60);
 /// Entries or events written per transaction while importing.
 pub const IMPORT_BATCH: usize = 500;
+
+/// Mirror requests from the network waiting for the mirror actor; more are refused as busy.
+pub const MIRROR_REQUEST_QUEUE: usize = 64;

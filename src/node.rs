@@ -20,6 +20,7 @@ use crate::{
     data_dir::{DataDir, DataDirError},
     defaults, keystore,
     metrics::Metrics,
+    mirror::MirrorActor,
     p2p, rendezvous,
     replication::{ReplicationSettings, Replicator},
     storage::sealed::{self, SealedValues},
@@ -123,6 +124,11 @@ impl Node {
         );
         let mut p2p_settings = p2p::P2pSettings::from_config(&config);
         p2p_settings.rendezvous_server = rendezvous.clone();
+        let (mirror_requests, mirror_inbox) =
+            tokio::sync::mpsc::channel(crate::defaults::MIRROR_REQUEST_QUEUE);
+        if config.mirror.enabled && config.replication {
+            p2p_settings.mirror_server = Some(mirror_requests);
+        }
         let (swarm, swarm_task) = p2p::spawn(
             peer_key,
             p2p_settings,
@@ -147,22 +153,21 @@ impl Node {
             network_inbox,
         )
         .await?;
-
-        let capabilities = Capabilities {
-            mdns: info.mdns,
-            relay: info.relay_server || info.relay_client,
-        };
-        let api = ProtocolApi::new(
-            swarm.clone(),
-            account,
-            storage.clone(),
-            capabilities,
-            metrics.clone(),
+        let mirror = start_mirror(
+            &config,
+            &storage,
+            replicator.as_ref(),
+            &supervisor,
+            mirror_inbox,
         );
-        let (grpc_addr, grpc_task) = api::serve(
-            config.grpc_listen,
-            api,
-            config.api_token.clone(),
+
+        let (grpc_addr, grpc_task) = serve_grpc(
+            &config,
+            &swarm,
+            account,
+            &storage,
+            &info,
+            &metrics,
             shutdown_rx,
         )
         .await?;
@@ -179,6 +184,7 @@ impl Node {
                 peer_id: info.peer_id,
                 penalty: config.penalty,
                 rendezvous,
+                mirror,
             },
         )
         .map_err(|source| NodeError::Admin {
@@ -380,6 +386,76 @@ async fn start_account(
         });
     }
     Ok((account.start(), replicator))
+}
+
+/// The gRPC API (`ProtocolService` and our `MirrorService`) on `api.grpc_listen`.
+async fn serve_grpc(
+    config: &NodeConfig,
+    swarm: &p2p::SwarmHandle,
+    account: actix::Addr<AccountActor>,
+    storage: &Arc<dyn Storage>,
+    info: &p2p::SwarmInfo,
+    metrics: &Metrics,
+    shutdown: watch::Receiver<bool>,
+) -> Result<
+    (
+        std::net::SocketAddr,
+        tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+    ),
+    NodeError,
+> {
+    let capabilities = Capabilities {
+        mdns: info.mdns,
+        relay: info.relay_server || info.relay_client,
+    };
+    let mirror = api::MirrorApi::new(swarm.clone(), account.clone(), metrics.clone());
+    let api = ProtocolApi::new(
+        swarm.clone(),
+        account,
+        storage.clone(),
+        capabilities,
+        metrics.clone(),
+    );
+    Ok(api::serve(
+        config.grpc_listen,
+        api,
+        mirror,
+        config.api_token.clone(),
+        shutdown,
+    )
+    .await?)
+}
+
+/// The mirror, when `mirror.enabled` (it needs replication: without it the role is off, and
+/// said so once).
+fn start_mirror(
+    config: &NodeConfig,
+    storage: &Arc<dyn Storage>,
+    replicator: Option<&actix::Addr<Replicator>>,
+    supervisor: &Supervisor,
+    requests: tokio::sync::mpsc::Receiver<p2p::mirror_message::InboundMirrorRequest>,
+) -> Option<admin::MirrorAdmin> {
+    if !config.mirror.enabled {
+        return None;
+    }
+    let Some(replicator) = replicator else {
+        tracing::warn!("mirror.enabled, but p2p.replication is off: the mirror role is off");
+        return None;
+    };
+    let actor = MirrorActor::new(
+        storage.clone(),
+        true,
+        replicator.clone().recipient(),
+        replicator.clone().recipient(),
+        requests,
+        supervisor.lifeline("mirror", OnDeath::StopNode),
+    )
+    .start();
+    Some(admin::MirrorAdmin {
+        actor,
+        default_max_groups: config.mirror.default_max_groups,
+        default_max_bytes: config.mirror.default_max_bytes,
+    })
 }
 
 /// The parts the node joins (their end is a death unless the node is stopping).

@@ -15,6 +15,7 @@
 //! right token, before their input is read. `/healthz`, `/readyz` and `/metrics` answer `HEAD`
 //! too.
 
+pub mod mirror;
 pub mod routes;
 pub mod status;
 
@@ -53,6 +54,19 @@ pub struct AdminState {
     pub penalty: std::time::Duration,
     /// The rendezvous server, when `rendezvous.enabled`.
     pub rendezvous: Option<crate::rendezvous::RendezvousServer>,
+    /// The mirror, when `mirror.enabled`.
+    pub mirror: Option<MirrorAdmin>,
+}
+
+/// What the admin routes need of the mirror.
+#[derive(Clone)]
+pub struct MirrorAdmin {
+    /// The mirror actor (told to reload after a revocation).
+    pub actor: actix::Addr<crate::mirror::MirrorActor>,
+    /// `mirror.default_max_groups`: a token's group quota unless its issue says otherwise.
+    pub default_max_groups: u64,
+    /// `mirror.default_max_bytes`: a token's byte quota unless its issue says otherwise.
+    pub default_max_bytes: u64,
 }
 
 /// A running admin server.

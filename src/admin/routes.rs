@@ -14,7 +14,7 @@ use libp2p::{Multiaddr, PeerId};
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
-use super::AdminState;
+use super::{mirror, AdminState};
 use crate::{
     defaults::{self, MAX_DURATION_SECS},
     metrics,
@@ -39,7 +39,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/dial", web::post().to(dial))
                 .route("/test/{control}/{peer}", web::post().to(test_control))
                 .route("/relay", web::get().to(relay_stats))
-                .route("/rendezvous", web::get().to(rendezvous_registrations)),
+                .route("/rendezvous", web::get().to(rendezvous_registrations))
+                .route("/mirror/tokens", web::post().to(mirror::issue_token))
+                .route("/mirror/tokens", web::get().to(mirror::list_tokens))
+                .route(
+                    "/mirror/tokens/{id}",
+                    web::delete().to(mirror::revoke_token),
+                )
+                .route("/mirror/groups", web::get().to(mirror::list_groups)),
         );
 }
 

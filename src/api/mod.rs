@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod convert;
+pub mod mirror;
 pub mod protocol;
 pub mod status;
 pub mod subscriptions;
@@ -14,8 +15,13 @@ use tonic::transport::server::TcpIncoming;
 
 use crate::{
     defaults,
-    proto::{berty_protocol::protocol_service_server::ProtocolServiceServer, FILE_DESCRIPTOR_SET},
+    proto::{
+        berty_protocol::protocol_service_server::ProtocolServiceServer,
+        node_api::mirror_service_server::MirrorServiceServer, FILE_DESCRIPTOR_SET,
+    },
 };
+
+pub use mirror::MirrorApi;
 
 pub use protocol::ProtocolApi;
 
@@ -61,6 +67,7 @@ pub(crate) fn record_group(group_pk: &[u8; 32]) {
 pub async fn serve(
     addr: SocketAddr,
     api: ProtocolApi,
+    mirror: MirrorApi,
     token: Option<String>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(SocketAddr, JoinHandle<Result<(), tonic::transport::Error>>), ApiError> {
@@ -81,6 +88,10 @@ pub async fn serve(
         ProtocolServiceServer::new(api)
             .max_decoding_message_size(defaults::GRPC_MAX_MESSAGE_BYTES)
             .max_encoding_message_size(defaults::GRPC_MAX_MESSAGE_BYTES),
+        auth.clone(),
+    );
+    let mirror = tonic::service::interceptor::InterceptedService::new(
+        MirrorServiceServer::new(mirror),
         auth,
     );
     let task = tokio::spawn(async move {
@@ -88,6 +99,7 @@ pub async fn serve(
             .trace_fn(|request| call_span(request.uri().path()))
             .add_service(reflection)
             .add_service(service)
+            .add_service(mirror)
             .serve_with_incoming_shutdown(incoming(listener), async move {
                 while !*shutdown.borrow() {
                     if shutdown.changed().await.is_err() {

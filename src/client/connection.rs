@@ -9,7 +9,10 @@ use tonic::{
     Request, Status,
 };
 
-use crate::proto::berty_protocol::protocol_service_client::ProtocolServiceClient;
+use crate::proto::{
+    berty_protocol::protocol_service_client::ProtocolServiceClient,
+    node_api::mirror_service_client::MirrorServiceClient,
+};
 
 /// Where the client looks for the node when `--addr` and `BERTY_NODE_ADDR` are not given
 /// (the node's default `api.grpc_listen`).
@@ -21,6 +24,8 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A `ProtocolService` client that sends the bearer token on every call.
 pub type ProtocolClient = ProtocolServiceClient<InterceptedService<Channel, BearerToken>>;
+/// A `berty.node.v1.MirrorService` client that sends the bearer token on every call.
+pub type MirrorClient = MirrorServiceClient<InterceptedService<Channel, BearerToken>>;
 
 /// clap value parser for `--addr`: `http://host:port`, or `host:port` (read as `http://`).
 ///
@@ -118,8 +123,24 @@ impl Connector {
         Self { addr, token }
     }
 
-    /// Opens the channel. A failure is reported as `UNAVAILABLE`, like any unreachable server.
+    /// Opens the channel for `ProtocolService`. A failure is reported as `UNAVAILABLE`, like
+    /// any unreachable server.
     pub async fn connect(&self) -> Result<ProtocolClient, Status> {
+        Ok(
+            ProtocolServiceClient::with_interceptor(self.channel().await?, self.token.clone())
+                .max_decoding_message_size(MAX_DECODING_MESSAGE_BYTES),
+        )
+    }
+
+    /// Opens the channel for our `MirrorService`.
+    pub async fn connect_mirror(&self) -> Result<MirrorClient, Status> {
+        Ok(MirrorServiceClient::with_interceptor(
+            self.channel().await?,
+            self.token.clone(),
+        ))
+    }
+
+    async fn channel(&self) -> Result<Channel, Status> {
         let endpoint = Endpoint::from_shared(self.addr.clone())
             .map_err(|e| Status::invalid_argument(format!("bad address {}: {e}", self.addr)))?
             .connect_timeout(CONNECT_TIMEOUT)
@@ -131,10 +152,7 @@ impl Connector {
                 error_chain(&e)
             ))
         })?;
-        Ok(
-            ProtocolServiceClient::with_interceptor(channel, self.token.clone())
-                .max_decoding_message_size(MAX_DECODING_MESSAGE_BYTES),
-        )
+        Ok(channel)
     }
 }
 

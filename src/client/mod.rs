@@ -11,6 +11,7 @@
 //!   contact reference | reset-reference | enable | disable | enqueue | accept | remove
 //!          | block | unblock
 //!   device pair
+//!   mirror register | list | unregister
 //! ```
 //!
 //! - [`connection`]: the address, the bearer token interceptor, the gRPC channel.
@@ -29,6 +30,7 @@ pub mod contact;
 pub mod encoding;
 pub mod export;
 pub mod group;
+pub mod mirror;
 pub mod output;
 pub mod payload;
 pub mod subscription;
@@ -113,6 +115,9 @@ pub enum ClientCommand {
     /// Devices of this account.
     #[command(subcommand)]
     Device(DeviceCommand),
+    /// Store-and-forward mirrors of a group: register, list, unregister.
+    #[command(subcommand)]
+    Mirror(mirror::MirrorCommand),
 }
 
 /// Device calls.
@@ -147,6 +152,7 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
         ClientCommand::Group(command) => group::run(command, &connector).await,
         ClientCommand::Account(command) => account::run(command, &connector).await,
         ClientCommand::Contact(command) => contact::run(command, &connector).await,
+        ClientCommand::Mirror(command) => mirror::run(command, &connector).await,
         ClientCommand::Device(DeviceCommand::Pair) => {
             connector
                 .connect()

@@ -135,7 +135,7 @@ async fn append(
 }
 
 /// Seconds since the Unix epoch.
-pub(super) fn unix_now() -> u64 {
+pub fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or(Duration::ZERO)

@@ -15,5 +15,11 @@ pub mod wire {
     tonic::include_proto!("berty.node.wire.v1");
 }
 
+/// `berty.node.v1`: berty-node's own gRPC services (the mirror calls), beside
+/// `berty.protocol`.
+pub mod node_api {
+    tonic::include_proto!("berty.node.v1");
+}
+
 /// Encoded file descriptor set of every schema in `proto/`, for gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("berty_descriptor");

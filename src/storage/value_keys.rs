@@ -14,6 +14,7 @@
 //! | `contact/<account>` | a contact's record |
 //! | `outbox/<account>` | a contact request waiting to be sent |
 //! | `contacts/settings` | the account's contact settings |
+//! | `mirror/<group>/<peer>` | a mirror the group is registered with (`<peer>`: SHA-256 of its peer id) |
 //!
 //! Keys and ids are 32 bytes in lowercase hex; `<lamport>` has 20 digits, so queued messages
 //! list in the log's total order.
@@ -85,6 +86,13 @@ pub enum ValueKey {
     },
     /// `contacts/settings`: the account's contact settings.
     ContactSettings,
+    /// `mirror/<group>/<peer>`: a mirror the group is registered with.
+    Mirror {
+        /// The group.
+        group_pk: PublicKey,
+        /// SHA-256 of the mirror's peer id (the record holds the peer id itself).
+        peer_hash: [u8; 32],
+    },
 }
 
 /// A key that is not one of the formats of [`ValueKey`].
@@ -130,6 +138,10 @@ impl ValueKey {
             ("contact", 2) => Self::Contact { account_pk: pk(1)? },
             ("outbox", 2) => Self::Outbox { account_pk: pk(1)? },
             ("contacts", 2) if parts[1] == "settings" => Self::ContactSettings,
+            ("mirror", 3) => Self::Mirror {
+                group_pk: pk(1)?,
+                peer_hash: pk(2)?,
+            },
             _ => return Err(malformed()),
         };
         // Uppercase hex, clocks with fewer digits or a sign parse but are not keys we write.
@@ -173,6 +185,10 @@ impl fmt::Display for ValueKey {
             Self::Contact { account_pk } => write!(f, "contact/{}", hex(account_pk)),
             Self::Outbox { account_pk } => write!(f, "outbox/{}", hex(account_pk)),
             Self::ContactSettings => f.write_str("contacts/settings"),
+            Self::Mirror {
+                group_pk,
+                peer_hash,
+            } => write!(f, "mirror/{}/{}", hex(group_pk), hex(peer_hash)),
         }
     }
 }
@@ -191,6 +207,8 @@ pub enum ValuePrefix {
         /// The group.
         group_pk: PublicKey,
     },
+    /// `mirror/`: every group's mirrors.
+    Mirrors,
     /// `queue/<group>/<device>/`: the messages of a device waiting for its chain key, in
     /// the log's total order.
     Queued {
@@ -207,6 +225,7 @@ impl fmt::Display for ValuePrefix {
             Self::All => Ok(()),
             Self::Groups => f.write_str("group/"),
             Self::Chains => f.write_str("chain/"),
+            Self::Mirrors => f.write_str("mirror/"),
             Self::Members { group_pk } => write!(f, "member/{}/", hex::encode(group_pk)),
             Self::Queued {
                 group_pk,
@@ -255,6 +274,10 @@ mod tests {
             ValueKey::Contact { account_pk: d },
             ValueKey::Outbox { account_pk: d },
             ValueKey::ContactSettings,
+            ValueKey::Mirror {
+                group_pk: g,
+                peer_hash: d,
+            },
         ]
     }
 

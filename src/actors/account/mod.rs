@@ -9,6 +9,7 @@
 
 mod chain_keys;
 mod groups;
+pub mod mirrors;
 mod writes;
 
 use std::{collections::HashMap, sync::Arc};
@@ -59,6 +60,8 @@ pub struct AccountActor {
     replicator: Option<Replication>,
     /// This actor, as the stores reach it (set when it starts).
     follow_ups: Option<Recipient<Learnt>>,
+    /// The mirrors each group is registered with (replication keeps them connected).
+    mirrors: HashMap<[u8; 32], Vec<mirrors::MirrorOfGroup>>,
     lifeline: crate::supervision::Lifeline,
 }
 
@@ -113,6 +116,7 @@ impl AccountActor {
                 groups.insert(pk, Arc::new(GroupContext::new(record, &keys)?));
             }
         }
+        let mirrors = mirrors::load_mirrors(&values).await?;
         Ok(Self {
             keys,
             storage,
@@ -124,6 +128,7 @@ impl AccountActor {
             next_seq,
             replicator: None,
             follow_ups: None,
+            mirrors,
             lifeline,
         })
     }
@@ -254,7 +259,11 @@ impl AccountActor {
                         metadata: self.store(&g, LogKind::Metadata).recipient(),
                         messages: self.store(&g, LogKind::Messages).recipient(),
                     },
-                    replicas: Vec::new(),
+                    replicas: self
+                        .mirrors
+                        .get(g.record.group_pk().as_bytes())
+                        .map(|mirrors| mirrors.iter().map(|m| (m.peer, m.addrs.clone())).collect())
+                        .unwrap_or_default(),
                 };
                 (g.record.group_pk().to_bytes(), links)
             })
