@@ -28,6 +28,18 @@ pub struct LogKindLabels {
     pub kind: &'static str,
 }
 
+impl LogKindLabels {
+    /// The labels of `kind`.
+    pub fn of(kind: crate::log::LogKind) -> Self {
+        Self {
+            kind: match kind {
+                crate::log::LogKind::Metadata => "metadata",
+                crate::log::LogKind::Messages => "messages",
+            },
+        }
+    }
+}
+
 /// Labels of the connection counters (closed sets).
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ConnectionLabels {
@@ -174,6 +186,10 @@ pub struct Metrics {
     /// Other members found by discovery lookups, by where they were found (each round counts
     /// every member it finds, connected or not).
     pub members_found: Family<DiscoveryLabels, Counter>,
+    /// Groups this node mirrors now.
+    pub mirror_groups: Gauge,
+    /// Batches of entries a mirror refused because their token's byte quota is used up.
+    pub mirror_quota_refusals: Counter,
 }
 
 impl Metrics {
@@ -235,6 +251,16 @@ impl Metrics {
             "replication_members_found",
             "Other members found by discovery lookups, by source (counted each round)",
             metrics.members_found.clone(),
+        );
+        registry.register(
+            "mirror_groups",
+            "Groups this node mirrors now",
+            metrics.mirror_groups.clone(),
+        );
+        registry.register(
+            "mirror_quota_refusals",
+            "Batches of entries refused because their mirror token's byte quota is used up",
+            metrics.mirror_quota_refusals.clone(),
         );
         metrics.p2p.register(&mut registry);
         (metrics, registry)

@@ -157,6 +157,7 @@ impl Node {
             &config,
             &storage,
             replicator.as_ref(),
+            &metrics,
             &supervisor,
             mirror_inbox,
         );
@@ -432,6 +433,7 @@ fn start_mirror(
     config: &NodeConfig,
     storage: &Arc<dyn Storage>,
     replicator: Option<&actix::Addr<Replicator>>,
+    metrics: &Metrics,
     supervisor: &Supervisor,
     requests: tokio::sync::mpsc::Receiver<p2p::mirror_message::InboundMirrorRequest>,
 ) -> Option<admin::MirrorAdmin> {
@@ -448,6 +450,7 @@ fn start_mirror(
         replicator.clone().recipient(),
         replicator.clone().recipient(),
         requests,
+        metrics.clone(),
         supervisor.lifeline("mirror", OnDeath::StopNode),
     )
     .start();

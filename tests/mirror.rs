@@ -26,6 +26,7 @@ use tonic::Code;
 both_backends!(
     a_mirror_keeps_a_group_for_members_who_are_offline,
     tokens_quotas_and_the_role_switch_give_clear_errors,
+    the_byte_quota_stops_new_entries,
 );
 
 /// Admin token of the nodes in these tests.
@@ -429,4 +430,109 @@ async fn tokens_quotas_and_the_role_switch_give_clear_errors(backend: Backend) {
     )
     .await;
     assert_eq!(status, 404);
+}
+
+/// Two mirror nodes on one PostgreSQL database: a group registered through one is served by
+/// the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_mirrors_on_one_postgres_database_serve_the_same_groups() {
+    let backend = Backend::Postgres;
+    let first = node(backend, &[]).await;
+    let shared = first.home.database_url().to_owned();
+    let second = node(
+        backend,
+        &[("BERTY_NODE__STORAGE__DATABASE_URL", shared.as_str())],
+    )
+    .await;
+    let mut a = node(backend, &[]).await;
+    let group = a.create_group().await;
+    let invite = a.invite(&group).await;
+    let bootstrap_a = a.process.p2p_addrs[0].clone();
+    let mut b = node(
+        backend,
+        &[("BERTY_NODE__P2P__BOOTSTRAP", bootstrap_a.as_str())],
+    )
+    .await;
+    b.join(&invite, b"b").await;
+    a.send(&group, &text(0)).await;
+    within(
+        "B reads A's first message",
+        ordered_messages(&mut b, &group, 1),
+    )
+    .await;
+
+    let (_, token) = issue_token(&first, None).await;
+    within(
+        "A registers with the first mirror",
+        register(&a, &group, &first, &token),
+    )
+    .await
+    .expect("registration");
+    let (b_home, b_id) = b.kill().await;
+    for i in 1..=20 {
+        a.send(&group, &text(i)).await;
+    }
+    let expected = within("A's history", ordered_messages(&mut a, &group, 21)).await;
+    wait_for_mirrored_entries(&first, 21 + METADATA_ENTRIES).await;
+    // The second node sees the group and its tokens in the shared database.
+    let tokens = admin_json(&second, "/admin/v1/mirror/tokens").await;
+    assert_eq!(tokens.as_array().unwrap().len(), 1, "{tokens}");
+    let (_a_home, _a_id) = a.kill().await;
+    let (_first_home, _first_id) = first.kill().await;
+
+    let bootstrap = second.process.p2p_addrs[0].clone();
+    let mut b = serve(
+        b_home,
+        b_id,
+        &[("BERTY_NODE__P2P__BOOTSTRAP", bootstrap.as_str())],
+    )
+    .await;
+    let got = within(
+        "B reads everything through the second mirror",
+        ordered_messages(&mut b, &group, 21),
+    )
+    .await;
+    assert_eq!(got, expected);
+    // The nodes stop before the first mirror's home drops the shared database.
+    drop(b);
+    drop(second);
+}
+
+/// Past its token's byte quota, the mirror takes no new entries of the token's groups, counts
+/// the refusals, and its admin views show the usage at the quota.
+async fn the_byte_quota_stops_new_entries(backend: Backend) {
+    const QUOTA: u64 = 4_000;
+    let mirror = node(backend, &[]).await;
+    let mut a = node(backend, &[]).await;
+    let group = a.create_group().await;
+    let (_, token) = issue_token(&mirror, Some(&format!(r#"{{"max_bytes": {QUOTA}}}"#))).await;
+    register(&a, &group, &mirror, &token)
+        .await
+        .expect("registration");
+    for i in 0..40 {
+        a.send(&group, &text(i)).await;
+    }
+    within("the mirror refuses entries past the quota", async {
+        while common::protocol::metric(&mirror.process, "berty_node_mirror_quota_refusals_total")
+            .await
+            < 1.0
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    let groups = admin_json(&mirror, "/admin/v1/mirror/groups").await;
+    let bytes = groups[0]["bytes"].as_u64().unwrap();
+    let entries = groups[0]["entries"].as_u64().unwrap();
+    assert!(
+        bytes <= QUOTA,
+        "{bytes} bytes stored under a {QUOTA}-byte quota"
+    );
+    assert!(
+        entries < 42,
+        "{entries} entries stored: the quota stopped some"
+    );
+    let tokens = admin_json(&mirror, "/admin/v1/mirror/tokens").await;
+    assert_eq!(tokens[0]["bytes"].as_u64(), Some(bytes));
+    assert_eq!(tokens[0]["max_bytes"].as_u64(), Some(QUOTA));
 }

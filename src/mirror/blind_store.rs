@@ -9,6 +9,7 @@ use actix::prelude::*;
 use crate::{
     error::Error,
     log::LogId,
+    metrics::{LogKindLabels, Metrics},
     replication::{
         admission::admissible,
         ports::{AppendRemote, LogAppended, RemoteOutcome},
@@ -22,6 +23,7 @@ pub struct BlindStore {
     log: LogId,
     token_id: String,
     appended: Recipient<LogAppended>,
+    metrics: Metrics,
 }
 
 impl BlindStore {
@@ -31,12 +33,14 @@ impl BlindStore {
         log: LogId,
         token_id: String,
         appended: Recipient<LogAppended>,
+        metrics: Metrics,
     ) -> Self {
         Self {
             storage,
             log,
             token_id,
             appended,
+            metrics,
         }
     }
 }
@@ -53,9 +57,26 @@ impl Handler<AppendRemote> for BlindStore {
         let log = self.log;
         let token_id = self.token_id.clone();
         let appended = self.appended.clone();
+        let metrics = self.metrics.clone();
         AtomicResponse::new(Box::pin(
-            async move { append(storage.as_ref(), log, &token_id, msg, &appended).await }
-                .into_actor(self),
+            async move {
+                let result = append(storage.as_ref(), log, &token_id, msg, &appended).await;
+                match &result {
+                    Ok(outcome) => {
+                        metrics
+                            .entries_appended
+                            .get_or_create(&LogKindLabels::of(log.kind()))
+                            .inc_by(outcome.stored as u64);
+                    }
+                    Err(Error::ResourceExhausted(reason)) => {
+                        metrics.mirror_quota_refusals.inc();
+                        tracing::warn!(?log, reason, "mirrored entries refused");
+                    }
+                    Err(_) => {}
+                }
+                result
+            }
+            .into_actor(self),
         ))
     }
 }

@@ -27,6 +27,7 @@ pub use blind_store::BlindStore;
 use crate::{
     crypto::{parse_public_key, LinkKey},
     log::{LogId, LogKind},
+    metrics::Metrics,
     p2p::mirror_message::InboundMirrorRequest,
     replication::ports::{DirectorySource, GroupLinks, GroupStores, GroupsChanged, LogAppended},
     storage::{mirror::MirroredGroup, Storage},
@@ -61,6 +62,7 @@ pub struct MirrorActor {
     requests: Option<mpsc::Receiver<InboundMirrorRequest>>,
     served: HashMap<[u8; 32], Served>,
     loading: bool,
+    metrics: Metrics,
     lifeline: Lifeline,
 }
 
@@ -73,6 +75,7 @@ impl MirrorActor {
         replicator: Recipient<GroupsChanged>,
         appended: Recipient<LogAppended>,
         requests: mpsc::Receiver<InboundMirrorRequest>,
+        metrics: Metrics,
         lifeline: Lifeline,
     ) -> Self {
         Self {
@@ -83,6 +86,7 @@ impl MirrorActor {
             requests: Some(requests),
             served: HashMap::new(),
             loading: false,
+            metrics,
             lifeline,
         }
     }
@@ -141,6 +145,9 @@ impl MirrorActor {
                 .map(|(pk, served)| (*pk, served.links.clone()))
                 .collect();
             tracing::info!(groups = groups.len(), "mirroring");
+            self.metrics
+                .mirror_groups
+                .set(i64::try_from(groups.len()).unwrap_or(i64::MAX));
             self.replicator.do_send(GroupsChanged {
                 source: DirectorySource::Mirror,
                 groups: Arc::new(groups),
@@ -156,6 +163,7 @@ impl MirrorActor {
                 LogId::new(group.group_pk, kind),
                 group.token_id.clone(),
                 self.appended.clone(),
+                self.metrics.clone(),
             )
             .start()
         };

@@ -139,7 +139,7 @@ impl GroupStoreActor {
         let span = tracing::info_span!(
             "group_store",
             group = %hex::encode(&log.group_pk()[..8]),
-            log = kind_label(log.kind()),
+            log = LogKindLabels::of(log.kind()).kind,
         );
         Self {
             log,
@@ -290,9 +290,7 @@ impl GroupStoreActor {
     fn count_appended(&self, new: usize) {
         self.metrics
             .entries_appended
-            .get_or_create(&LogKindLabels {
-                kind: kind_label(self.log.kind()),
-            })
+            .get_or_create(&LogKindLabels::of(self.log.kind()))
             .inc_by(new as u64);
     }
 
@@ -314,14 +312,6 @@ impl GroupStoreActor {
         );
         self.heads.sort();
         self.heads.dedup();
-    }
-}
-
-/// The label of a log kind, in metrics and spans.
-fn kind_label(kind: LogKind) -> &'static str {
-    match kind {
-        LogKind::Metadata => "metadata",
-        LogKind::Messages => "messages",
     }
 }
 
