@@ -55,7 +55,12 @@ both_backends!(
     bad_fetched_entries_are_refused_and_penalised,
     bad_announced_entries_are_refused_and_penalised,
     garbage_frames_are_penalised_and_the_node_keeps_serving,
+    a_mirror_refuses_bad_fetched_entries_and_penalises,
+    a_mirror_refuses_bad_announced_entries_and_penalises,
 );
+
+/// Admin token of the mirror under attack.
+const ADMIN_TOKEN: &str = "hostile-test";
 
 const PENALTIES: &str = "berty_node_p2p_penalties_total";
 const REFUSED_PENALISED: &str = "berty_node_p2p_connections_denied_total{reason=\"penalty\"}";
@@ -70,8 +75,13 @@ fn rejected(reason: &str) -> String {
 // The node under attack.
 
 /// A node with replication on, one group, and what a member learns from the group's invite.
+/// The node under attack is the group's member, or a mirror the member registered the group
+/// with (a blind replica: it cannot read the history, so its stored entries are counted).
 struct Target {
     node: TestNode,
+    /// When the node under attack is a mirror: the member who writes, and the entries the
+    /// mirror must hold.
+    mirror_of: Option<(TestNode, u64)>,
     group: Vec<u8>,
     keys: GroupKeys,
     /// The node's first message (Lamport clock 1 in the messages log).
@@ -102,6 +112,7 @@ impl Target {
         let first = node.send(&group, &payload).await;
         let mut target = Self {
             node,
+            mirror_of: None,
             group,
             keys,
             first: EntryId::from_slice(&first).expect("a 32-byte entry id"),
@@ -109,6 +120,86 @@ impl Target {
         };
         target.assert_history_unchanged().await;
         target
+    }
+
+    /// A mirror node with the member's group registered: the node under attack is the mirror.
+    async fn start_mirror(backend: Backend) -> Self {
+        let member = Self::start(backend).await;
+        let home = Home::new(backend).await;
+        let id = home.init().await;
+        let mirror = TestNode::serve_with(
+            home,
+            id,
+            &[
+                ("BERTY_NODE__P2P__REPLICATION", "true"),
+                ("BERTY_NODE__P2P__PENALTY_SECS", "600"),
+                ("BERTY_NODE__ADMIN__TOKEN", ADMIN_TOKEN),
+            ],
+        )
+        .await;
+        let (status, body) = common::node::http_post(
+            mirror.process.admin_addr,
+            "/admin/v1/mirror/tokens",
+            Some(ADMIN_TOKEN),
+            None,
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+        let token: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let mut client =
+            berty_node::proto::node_api::mirror_service_client::MirrorServiceClient::connect(
+                format!("http://{}", member.node.process.grpc_addr),
+            )
+            .await
+            .expect("connect");
+        within(
+            "the member registers its group with the mirror",
+            client.mirror_register(berty_node::proto::node_api::mirror_register::Request {
+                group_pk: member.group.clone(),
+                mirror_addr: mirror.process.p2p_addrs[0].clone(),
+                token: token["token"].as_str().unwrap().to_owned(),
+            }),
+        )
+        .await
+        .expect("registration");
+        // The member's binding, its chain key shared with itself, and its first message.
+        let target = Self {
+            node: mirror,
+            mirror_of: Some((member.node, 3)),
+            group: member.group,
+            keys: member.keys,
+            first: member.first,
+            sent: member.sent,
+        };
+        target.wait_for_mirrored().await;
+        target
+    }
+
+    /// A mirror target: polls the mirror's groups view until it holds what it must.
+    async fn wait_for_mirrored(&self) {
+        let Some((_, expected)) = &self.mirror_of else {
+            return;
+        };
+        let deadline = tokio::time::Instant::now() + STEP_TIMEOUT;
+        loop {
+            let (status, body) = common::node::http_get(
+                self.node.process.admin_addr,
+                "/admin/v1/mirror/groups",
+                Some(ADMIN_TOKEN),
+            )
+            .await;
+            assert_eq!(status, 200, "{body}");
+            let groups: serde_json::Value = serde_json::from_str(&body).unwrap();
+            let entries = groups[0]["entries"].as_u64().unwrap_or(0);
+            if entries == *expected {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the mirror holds {entries} entries, expected {expected}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     fn messages_log(&self) -> LogId {
@@ -178,8 +269,12 @@ impl Target {
         }
     }
 
-    /// The node's message history is exactly what it wrote itself.
+    /// The node's message history is exactly what it wrote itself (a mirror: it holds exactly
+    /// the member's entries).
     async fn assert_history_unchanged(&mut self) {
+        if self.mirror_of.is_some() {
+            return self.wait_for_mirrored().await;
+        }
         let history: Vec<Vec<u8>> = within(
             "the message history",
             self.node.message_history(&self.group),
@@ -219,7 +314,15 @@ impl Target {
         );
         self.assert_history_unchanged().await;
         let payload = format!("still serving after {what}").into_bytes();
-        self.node.send(&self.group, &payload).await;
+        match &mut self.mirror_of {
+            Some((member, expected)) => {
+                member.send(&self.group, &payload).await;
+                *expected += 1;
+            }
+            None => {
+                self.node.send(&self.group, &payload).await;
+            }
+        }
         self.sent.push(payload);
         self.assert_history_unchanged().await;
     }
@@ -584,7 +687,10 @@ where
 }
 
 async fn bad_entries_are_refused(backend: Backend, path: Path) {
-    let mut target = Target::start(backend).await;
+    bad_entries_are_refused_by(Target::start(backend).await, path).await;
+}
+
+async fn bad_entries_are_refused_by(mut target: Target, path: Path) {
     for entry in bad_entries(&target) {
         let what = format!("{} ({path:?})", entry.what);
         let before = target.snapshot(entry.reason).await;
@@ -630,6 +736,14 @@ async fn bad_fetched_entries_are_refused_and_penalised(backend: Backend) {
 
 async fn bad_announced_entries_are_refused_and_penalised(backend: Backend) {
     bad_entries_are_refused(backend, Path::Announce).await;
+}
+
+async fn a_mirror_refuses_bad_fetched_entries_and_penalises(backend: Backend) {
+    bad_entries_are_refused_by(Target::start_mirror(backend).await, Path::Fetch).await;
+}
+
+async fn a_mirror_refuses_bad_announced_entries_and_penalises(backend: Backend) {
+    bad_entries_are_refused_by(Target::start_mirror(backend).await, Path::Announce).await;
 }
 
 // ---------------------------------------------------------------------------------------------

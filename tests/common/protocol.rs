@@ -237,14 +237,15 @@ impl Home {
 
 /// A running node, its home and identity, and a connected client.
 pub struct TestNode {
+    /// The child process (first: fields drop in order, so the process is killed before its
+    /// home's database and data dir go away).
+    pub process: NodeProcess,
+    /// A connected client (clone it for concurrent calls).
+    pub client: Client,
     /// The node's state.
     pub home: Home,
     /// Its keys.
     pub id: Identity,
-    /// The child process.
-    pub process: NodeProcess,
-    /// A connected client (clone it for concurrent calls).
-    pub client: Client,
 }
 
 /// A client connected to `process`, with the node's message size limits.
