@@ -9,10 +9,12 @@ mod common;
 use std::sync::Arc;
 
 use berty_node::{
+    crypto::SymmetricKey,
     log::{EntryId, LogId, LogKind},
     storage::{
         mirror::{GroupRegistration, NewMirroredGroup, NewToken},
-        NewEntry, OrderRange, Storage,
+        value_keys::ValueKey,
+        NewEntry, OrderRange, SealedValues, Storage,
     },
 };
 use common::store::StoreFixture as Fixture;
@@ -29,6 +31,7 @@ common::fixture_tests! {
         unregistering_needs_the_token_and_deletes_the_logs,
         revoking_a_token_deletes_its_groups_and_their_logs,
         two_storages_on_one_database_see_the_same_registrations,
+        a_group_this_node_is_a_member_of_keeps_its_logs,
     ],
     benches: [],
 }
@@ -233,4 +236,28 @@ async fn two_storages_on_one_database_see_the_same_registrations(fx: Fixture) {
     );
     second.mirror().revoke_token("a").await.unwrap().unwrap();
     assert!(first.mirror().groups().await.unwrap().is_empty());
+}
+
+/// The log tables are shared: when this node's account is in a mirrored group (it holds a
+/// group record), revoking or unregistering leaves the member's copy alone.
+async fn a_group_this_node_is_a_member_of_keeps_its_logs(fx: Fixture) {
+    let s = fx.storage();
+    let m = s.mirror();
+    m.insert_token(&token("a", 5)).await.unwrap();
+    m.register_group(&group(1, "a"), 10).await.unwrap();
+    m.register_group(&group(2, "a"), 10).await.unwrap();
+    store_logs(&s, 1).await;
+    store_logs(&s, 2).await;
+    let values = SealedValues::new(s.clone(), SymmetricKey::from_bytes([3; 32]));
+    let record = ValueKey::Group { group_pk: [1; 32] }.to_string();
+    values
+        .put(&record, b"the account's group record")
+        .await
+        .unwrap();
+    assert!(m.unregister_group(&[1; 32], "a").await.unwrap());
+    assert_eq!(log_len(&s, 1).await, 4, "the member's logs stay");
+    m.register_group(&group(1, "a"), 11).await.unwrap();
+    m.revoke_token("a").await.unwrap().unwrap();
+    assert_eq!(log_len(&s, 1).await, 4, "the member's logs stay");
+    assert_eq!(log_len(&s, 2).await, 0, "a group only mirrored is deleted");
 }

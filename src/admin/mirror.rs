@@ -7,7 +7,7 @@ use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{status::http_status, AdminState, MirrorAdmin};
+use super::{status::http_status, AdminState};
 use crate::{
     error::Error,
     mirror::{blind_store::unix_now, tokens, Reload},
@@ -35,12 +35,14 @@ fn error(err: &Error) -> HttpResponse {
     HttpResponse::build(status).json(json!({ "error": err.to_string() }))
 }
 
-fn mirror(state: &AdminState) -> Result<&MirrorAdmin, HttpResponse> {
-    state.mirror.as_ref().ok_or_else(|| {
-        HttpResponse::NotFound()
-            .json(json!({ "error": "this node runs no mirror (mirror.enabled = false)" }))
-    })
+fn no_mirror() -> HttpResponse {
+    HttpResponse::NotFound().json(json!({
+        "error": "this node runs no mirror (mirror.enabled = false, or p2p.replication = false)"
+    }))
 }
+
+/// The largest quota a token can hold (stored as a signed 64-bit integer).
+const MAX_QUOTA: u64 = i64::MAX as u64;
 
 fn token_json(token: &TokenUsage) -> serde_json::Value {
     json!({
@@ -57,9 +59,8 @@ fn token_json(token: &TokenUsage) -> serde_json::Value {
 /// `POST /admin/v1/mirror/tokens`: issues a token; `201` with its id and the token (shown
 /// this once).
 pub async fn issue_token(state: web::Data<AdminState>, body: web::Bytes) -> HttpResponse {
-    let mirror = match mirror(&state) {
-        Ok(mirror) => mirror,
-        Err(response) => return response,
+    let Some(mirror) = &state.mirror else {
+        return no_mirror();
     };
     let request: IssueToken = if body.iter().all(u8::is_ascii_whitespace) {
         IssueToken::default()
@@ -82,8 +83,14 @@ pub async fn issue_token(state: web::Data<AdminState>, body: web::Bytes) -> Http
         id: issued.id.clone(),
         token_hash: tokens::hash(&issued.token),
         label,
-        max_groups: request.max_groups.unwrap_or(mirror.default_max_groups),
-        max_bytes: request.max_bytes.unwrap_or(mirror.default_max_bytes),
+        max_groups: request
+            .max_groups
+            .unwrap_or(mirror.default_max_groups)
+            .min(MAX_QUOTA),
+        max_bytes: request
+            .max_bytes
+            .unwrap_or(mirror.default_max_bytes)
+            .min(MAX_QUOTA),
         created_at: unix_now(),
     };
     if let Err(e) = state.storage.mirror().insert_token(&token).await {
@@ -101,8 +108,8 @@ pub async fn issue_token(state: web::Data<AdminState>, body: web::Bytes) -> Http
 
 /// `GET /admin/v1/mirror/tokens`: every live token with its quotas and usage (never the token).
 pub async fn list_tokens(state: web::Data<AdminState>) -> HttpResponse {
-    if let Err(response) = mirror(&state) {
-        return response;
+    if state.mirror.is_none() {
+        return no_mirror();
     }
     match state.storage.mirror().tokens().await {
         Ok(tokens) => HttpResponse::Ok().json(tokens.iter().map(token_json).collect::<Vec<_>>()),
@@ -113,9 +120,8 @@ pub async fn list_tokens(state: web::Data<AdminState>) -> HttpResponse {
 /// `DELETE /admin/v1/mirror/tokens/{id}`: revokes a token; its groups stop being served and
 /// their data is deleted.
 pub async fn revoke_token(state: web::Data<AdminState>, id: web::Path<String>) -> HttpResponse {
-    let mirror = match mirror(&state) {
-        Ok(mirror) => mirror,
-        Err(response) => return response,
+    let Some(mirror) = &state.mirror else {
+        return no_mirror();
     };
     match state.storage.mirror().revoke_token(&id).await {
         Ok(Some(groups)) => {
@@ -134,8 +140,8 @@ pub async fn revoke_token(state: web::Data<AdminState>, id: web::Path<String>) -
 /// `GET /admin/v1/mirror/groups`: every mirrored group with its token, entries, bytes and last
 /// activity.
 pub async fn list_groups(state: web::Data<AdminState>) -> HttpResponse {
-    if let Err(response) = mirror(&state) {
-        return response;
+    if state.mirror.is_none() {
+        return no_mirror();
     }
     match state.storage.mirror().groups().await {
         Ok(groups) => HttpResponse::Ok().json(

@@ -110,7 +110,7 @@ impl MirrorApi {
             .ask_mirror(
                 peer,
                 vec![addr.clone()],
-                MirrorRequest::Register(registration),
+                MirrorRequest::Register(Box::new(registration)),
             )
             .await?;
         let mirror = MirrorOfGroup {
@@ -145,12 +145,13 @@ impl MirrorApi {
             ))
         })?;
         let request = MirrorRequest::Unregister {
-            group_pk: parse_key("group_pk", &group_pk)?,
+            group_pk,
             token: mirror.token.clone(),
         };
         match self.ask_mirror(peer, mirror.addrs.clone(), request).await {
-            // Gone there already: forgetting it here is what is left to do.
-            Ok(_) | Err(Error::NotFound(_)) => {}
+            // Gone there already (not mirrored under our token, or the token was revoked, which
+            // deleted the group there): forgetting it here is what is left to do.
+            Ok(_) | Err(Error::NotFound(_) | Error::PermissionDenied(_)) => {}
             Err(e) => return Err(e),
         }
         self.ask(ForgetMirror { group_pk, peer }).await??;

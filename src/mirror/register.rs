@@ -29,15 +29,15 @@ pub async fn answer(
         return (
             MirrorResponse::refused(
                 MirrorRefusal::Disabled,
-                "this node does not run the mirror role (mirror.enabled = false)",
+                "this node does not run the mirror role (mirror.enabled = false, or p2p.replication = false)",
             ),
             false,
         );
     }
     let result = match request {
-        MirrorRequest::Register(registration) => register(storage, registration).await,
+        MirrorRequest::Register(registration) => register(storage, *registration).await,
         MirrorRequest::Unregister { group_pk, token } => {
-            unregister(storage, group_pk.as_bytes(), &token).await
+            unregister(storage, &group_pk, &token).await
         }
     };
     match result {
@@ -133,8 +133,9 @@ async fn unregister(
     )
 }
 
+/// A refusal whose reason says it all (the requester prints the reason itself).
 fn refused(reason: MirrorRefusal) -> MirrorResponse {
-    MirrorResponse::refused(reason, reason.to_string())
+    MirrorResponse::refused(reason, "")
 }
 
 /// The client-side error for a mirror's refusal.

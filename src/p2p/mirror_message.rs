@@ -23,11 +23,11 @@ pub const MAX_MIRROR_FRAME_BYTES: usize = 16 * 1024;
 #[derive(Debug, Clone)]
 pub enum MirrorRequest {
     /// Keep a group.
-    Register(MirrorRegistration),
+    Register(Box<MirrorRegistration>),
     /// Stop keeping a group registered under `token`.
     Unregister {
-        /// The group.
-        group_pk: VerifyingKey,
+        /// The group public key.
+        group_pk: [u8; 32],
         /// The token it was registered under.
         token: String,
     },
@@ -150,17 +150,17 @@ impl TryFrom<wire::MirrorRequest> for MirrorRequest {
                     .as_slice()
                     .try_into()
                     .map_err(|_| MirrorParseError("link key is not 32 bytes"))?;
-                Ok(Self::Register(MirrorRegistration {
+                Ok(Self::Register(Box::new(MirrorRegistration {
                     group_pk: key(&r.group_pk, "group key is not an Ed25519 public key")?,
                     signing_pk: key(&r.signing_pk, "signing key is not an Ed25519 public key")?,
                     link_key: LinkKey::from_bytes(link_key),
                     creation_proof: CreationProof::decode(&r.creation_proof)
                         .map_err(|_| MirrorParseError("creation proof does not parse"))?,
                     token: r.token,
-                }))
+                })))
             }
             Some(mirror_request::Request::Unregister(u)) => Ok(Self::Unregister {
-                group_pk: key(&u.group_pk, "group key is not an Ed25519 public key")?,
+                group_pk: key(&u.group_pk, "group key is not an Ed25519 public key")?.to_bytes(),
                 token: u.token,
             }),
             None => Err(MirrorParseError("empty request")),
@@ -180,7 +180,7 @@ impl From<MirrorRequest> for wire::MirrorRequest {
             }),
             MirrorRequest::Unregister { group_pk, token } => {
                 mirror_request::Request::Unregister(wire::MirrorUnregister {
-                    group_pk: group_pk.to_bytes().to_vec(),
+                    group_pk: group_pk.to_vec(),
                     token,
                 })
             }
@@ -312,13 +312,13 @@ mod tests {
     fn requests_and_responses_round_trip_and_garbage_is_named() {
         let creator = SigningKey::generate(&mut OsRng).verifying_key();
         let (keys, proof) = GroupGenesis::generate(&mut OsRng).finish(&creator).unwrap();
-        let request = MirrorRequest::Register(MirrorRegistration {
+        let request = MirrorRequest::Register(Box::new(MirrorRegistration {
             group_pk: *keys.group_pk(),
             signing_pk: keys.signing_pk(),
             link_key: LinkKey::from_bytes(*keys.link_key().as_bytes()),
             creation_proof: proof,
             token: "t".into(),
-        });
+        }));
         let back = MirrorRequest::try_from(wire::MirrorRequest::from(request)).unwrap();
         let MirrorRequest::Register(back) = back else {
             panic!("not a registration")

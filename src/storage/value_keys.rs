@@ -298,6 +298,7 @@ mod tests {
             format!("contact/{d}"),
             format!("outbox/{d}"),
             "contacts/settings".to_owned(),
+            format!("mirror/{g}/{d}"),
         ];
         let keys: Vec<String> = every_kind().iter().map(ToString::to_string).collect();
         assert_eq!(keys, expected);

@@ -90,7 +90,7 @@ impl SwarmTask {
         let Some(server) = self.settings.mirror_server.clone() else {
             let refusal = MirrorResponse::refused(
                 MirrorRefusal::Disabled,
-                "this node does not run the mirror role (mirror.enabled = false)",
+                "this node does not run the mirror role (mirror.enabled = false, or p2p.replication = false)",
             );
             return self.send_mirror_answer(Ok(refusal), channel);
         };

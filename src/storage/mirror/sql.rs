@@ -13,6 +13,7 @@ use crate::{
     storage::{
         rendezvous::RendezvousDialect,
         sql::columns::{column, cursor_to_sql as to_sql, non_negative, unavailable},
+        value_keys::ValueKey,
         Result, SqlStorage, StorageError,
     },
 };
@@ -201,9 +202,20 @@ where
         Ok(GroupRegistration::Registered)
     }
 
-    /// Deletes the log data (events, heads, entries, log rows) of `groups`.
+    /// Deletes the log data (events, heads, entries, log rows) of `groups`, except those this
+    /// node's account is a member of (they have a group record): the log tables are shared,
+    /// and a member's own copy is not the mirror's to delete.
     async fn delete_logs(tx: &mut DB::Connection, groups: &[[u8; 32]]) -> Result<()> {
         for group in groups {
+            let record = ValueKey::Group { group_pk: *group }.to_string();
+            let member = sqlx::query::<DB>("SELECT 1 FROM node_values WHERE key = $1")
+                .bind(record.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(unavailable("looking a group record up"))?;
+            if member.is_some() {
+                continue;
+            }
             for kind in [LogKind::Metadata, LogKind::Messages] {
                 let log = LogId::new(*group, kind).to_bytes();
                 for table in ["events", "heads", "entries"] {
