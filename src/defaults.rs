@@ -72,3 +72,5 @@ pub const IMPORT_BATCH: usize = 500;
 
 /// Mirror requests from the network waiting for the mirror actor; more are refused as busy.
 pub const MIRROR_REQUEST_QUEUE: usize = 64;
+/// How often a mirror deletes the entries past `mirror.retention_days`.
+pub const MIRROR_PURGE_INTERVAL: Duration = Duration::from_secs(600);

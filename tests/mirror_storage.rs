@@ -12,7 +12,7 @@ use berty_node::{
     crypto::SymmetricKey,
     log::{EntryId, LogId, LogKind},
     storage::{
-        mirror::{GroupRegistration, NewMirroredGroup, NewToken},
+        mirror::{AppendedBatch, GroupRegistration, NewMirroredGroup, NewToken, Purged},
         value_keys::ValueKey,
         NewEntry, OrderRange, SealedValues, Storage,
     },
@@ -32,6 +32,7 @@ common::fixture_tests! {
         revoking_a_token_deletes_its_groups_and_their_logs,
         two_storages_on_one_database_see_the_same_registrations,
         a_group_this_node_is_a_member_of_keeps_its_logs,
+        retention_deletes_old_batches_but_keeps_heads,
     ],
     benches: [],
 }
@@ -44,6 +45,17 @@ fn token(id: &str, max_groups: u64) -> NewToken {
         max_groups,
         max_bytes: 1 << 20,
         created_at: 1_000,
+    }
+}
+
+/// A batch of group `n`'s messages log.
+fn batch(n: u8, entries: u64, bytes: u64, last_cursor: u64, at: u64) -> AppendedBatch {
+    AppendedBatch {
+        log: LogId::new([n; 32], LogKind::Messages),
+        entries,
+        bytes,
+        last_cursor,
+        at,
     }
 }
 
@@ -101,8 +113,8 @@ async fn tokens_are_listed_with_their_usage_and_found_by_hash(fx: Fixture) {
         m.register_group(&group(1, "a"), 2_000).await.unwrap(),
         GroupRegistration::Registered
     );
-    m.record_append(&[1; 32], 4, 60, 2_500).await.unwrap();
-    m.record_append(&[1; 32], 1, 40, 2_600).await.unwrap();
+    m.record_append(&batch(1, 4, 60, 4, 2_500)).await.unwrap();
+    m.record_append(&batch(1, 1, 40, 5, 2_600)).await.unwrap();
 
     let tokens = m.tokens().await.unwrap();
     assert_eq!(tokens.len(), 2);
@@ -260,4 +272,53 @@ async fn a_group_this_node_is_a_member_of_keeps_its_logs(fx: Fixture) {
     m.revoke_token("a").await.unwrap().unwrap();
     assert_eq!(log_len(&s, 1).await, 4, "the member's logs stay");
     assert_eq!(log_len(&s, 2).await, 0, "a group only mirrored is deleted");
+}
+
+/// Batches stored before the cutoff lose their entries, except the heads; the group's
+/// counters follow; newer batches and other groups are left alone.
+async fn retention_deletes_old_batches_but_keeps_heads(fx: Fixture) {
+    let s = fx.storage();
+    let m = s.mirror();
+    m.insert_token(&token("a", 5)).await.unwrap();
+    m.register_group(&group(1, "a"), 10).await.unwrap();
+    m.register_group(&group(2, "a"), 10).await.unwrap();
+    let log = LogId::new([1; 32], LogKind::Messages);
+    // Five entries in a chain, stored in two batches: cursors 1-3 at t=100, 4-5 at t=500.
+    let mut entries: Vec<NewEntry> = Vec::new();
+    for i in 1..=5u64 {
+        entries.push(NewEntry {
+            id: EntryId(sha(&format!("chain {i}"))),
+            lamport: i,
+            parents: entries.last().map(|e| vec![e.id]).unwrap_or_default(),
+            bytes: vec![i as u8; 100],
+        });
+    }
+    s.append(&log, &entries[..3]).await.unwrap();
+    m.record_append(&batch(1, 3, 300, 3, 100)).await.unwrap();
+    s.append(&log, &entries[3..]).await.unwrap();
+    m.record_append(&batch(1, 2, 200, 5, 500)).await.unwrap();
+    store_logs(&s, 2).await;
+    m.record_append(&batch(2, 2, 30, 2, 100)).await.unwrap();
+
+    assert_eq!(m.purge_before(50).await.unwrap(), Purged::default());
+    // Group 2's newest messages entry is its head: only its first one goes.
+    let purged = m.purge_before(200).await.unwrap();
+    assert_eq!(purged.entries, 3 + 1, "{purged:?}");
+    assert_eq!(purged.bytes, 300 + 10, "{purged:?}");
+    let left: Vec<u64> = s
+        .range(&log, &OrderRange::all(100))
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.lamport)
+        .collect();
+    assert_eq!(left, vec![4, 5]);
+    let groups = m.groups().await.unwrap();
+    assert_eq!((groups[0].entries, groups[0].bytes), (2, 200));
+    // Later purges find nothing more of those batches; the head of a log always stays.
+    assert_eq!(m.purge_before(200).await.unwrap(), Purged::default());
+    let purged = m.purge_before(1_000).await.unwrap();
+    assert_eq!(purged.entries, 1, "all but the head: {purged:?}");
+    assert_eq!(s.heads(&log).await.unwrap().len(), 1);
+    assert_eq!(s.range(&log, &OrderRange::all(100)).await.unwrap().len(), 1);
 }

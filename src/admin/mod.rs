@@ -10,6 +10,11 @@
 //! | `GET /admin/v1/peers` | admin token | connected peers: addresses, direct or relayed, agent, ping |
 //! | `GET /admin/v1/relay` | admin token | relay server state: reservations, circuits, limits |
 //! | `GET /admin/v1/rendezvous` | admin token | rendezvous registrations (`?namespace=&after=&limit=`) |
+//! | `POST /admin/v1/peers/{peer}/ban`, `POST /admin/v1/dial` | admin token | ban a peer; dial an address |
+//! | `POST`/`GET /admin/v1/mirror/tokens`, `DELETE /admin/v1/mirror/tokens/{id}` | admin token | mirror tokens ([`mirror`]) |
+//! | `GET /admin/v1/mirror/groups` | admin token | mirrored groups with their counters |
+//!
+//! Every route, its input and its answers: `docs/admin-api.md`.
 //!
 //! `/admin/v1/` routes answer 404 when no `admin.token` is configured, and 401 without the
 //! right token, before their input is read. `/healthz`, `/readyz` and `/metrics` answer `HEAD`

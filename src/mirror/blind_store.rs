@@ -14,7 +14,7 @@ use crate::{
         admission::admissible,
         ports::{AppendRemote, LogAppended, RemoteOutcome},
     },
-    storage::{Appended, NewEntry, Storage},
+    storage::{mirror::AppendedBatch, Appended, NewEntry, Storage},
 };
 
 /// The blind store actor of one log.
@@ -127,10 +127,12 @@ async fn append(
     let results = storage.append(&log, &entries).await?;
     let mut new_entries = Vec::new();
     let mut new_bytes = 0u64;
+    let mut last_cursor = 0;
     for (result, bytes) in results.iter().zip(encoded) {
         match result {
-            Appended::New { .. } => {
+            Appended::New { cursor } => {
                 new_bytes += bytes.len() as u64;
+                last_cursor = last_cursor.max(*cursor);
                 new_entries.push(bytes);
             }
             Appended::Existing { .. } => outcome.existing += 1,
@@ -140,11 +142,14 @@ async fn append(
     if new_entries.is_empty() {
         return Ok(outcome);
     }
-    let now = unix_now();
-    storage
-        .mirror()
-        .record_append(log.group_pk(), new_entries.len() as u64, new_bytes, now)
-        .await?;
+    let batch = AppendedBatch {
+        log,
+        entries: new_entries.len() as u64,
+        bytes: new_bytes,
+        last_cursor,
+        at: unix_now(),
+    };
+    storage.mirror().record_append(&batch).await?;
     let heads = storage.heads(&log).await?;
     appended.do_send(LogAppended {
         log,

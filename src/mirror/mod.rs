@@ -34,7 +34,7 @@ use crate::{
     supervision::Lifeline,
 };
 
-use register::MirrorPolicy;
+pub use register::MirrorPolicy;
 
 /// How often the mirror reloads its groups from the database (registrations and revocations
 /// made through another node on the same database take effect within this).
@@ -71,7 +71,7 @@ impl MirrorActor {
     /// to `replicator` (whose `appended` learns of each commit).
     pub fn new(
         storage: Arc<dyn Storage>,
-        enabled: bool,
+        policy: MirrorPolicy,
         replicator: Recipient<GroupsChanged>,
         appended: Recipient<LogAppended>,
         requests: mpsc::Receiver<InboundMirrorRequest>,
@@ -80,7 +80,7 @@ impl MirrorActor {
     ) -> Self {
         Self {
             storage,
-            policy: MirrorPolicy { enabled },
+            policy,
             replicator,
             appended,
             requests: Some(requests),
@@ -107,6 +107,26 @@ impl MirrorActor {
                         Ok(groups) => actor.serve(groups),
                         Err(e) => tracing::warn!(%e, "cannot load the mirrored groups"),
                     }
+                }),
+        );
+    }
+
+    /// Deletes the entries stored longer ago than `mirror.retention_days` (heads stay).
+    fn purge(&mut self, ctx: &mut Context<Self>) {
+        let storage = self.storage.clone();
+        let cutoff = blind_store::unix_now()
+            .saturating_sub(self.policy.retention_days.saturating_mul(24 * 60 * 60));
+        ctx.spawn(
+            async move { storage.mirror().purge_before(cutoff).await }
+                .into_actor(self)
+                .map(|purged, _, _| match purged {
+                    Ok(purged) if purged.entries > 0 => tracing::info!(
+                        entries = purged.entries,
+                        bytes = purged.bytes,
+                        "mirrored entries past retention deleted"
+                    ),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(%e, "cannot purge mirrored entries past retention"),
                 }),
         );
     }
@@ -195,6 +215,12 @@ impl Actor for MirrorActor {
         }
         self.reload(ctx);
         ctx.run_interval(RELOAD_INTERVAL, |actor, ctx| actor.reload(ctx));
+        if self.policy.retention_days > 0 {
+            self.purge(ctx);
+            ctx.run_interval(crate::defaults::MIRROR_PURGE_INTERVAL, |actor, ctx| {
+                actor.purge(ctx)
+            });
+        }
     }
 }
 

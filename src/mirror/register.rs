@@ -12,11 +12,13 @@ use crate::{
 
 use super::{blind_store::unix_now, tokens};
 
-/// What the mirror does with requests.
+/// What the mirror does with requests, and how long it keeps entries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MirrorPolicy {
     /// `mirror.enabled`.
     pub enabled: bool,
+    /// `mirror.retention_days`: entries stored longer ago are deleted; 0 keeps them forever.
+    pub retention_days: u64,
 }
 
 /// Answers one request; `Ok(true)` in the second place when the mirrored groups changed.

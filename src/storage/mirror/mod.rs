@@ -13,6 +13,10 @@
 //! - `mirror_groups`: one row per mirrored group: the public parameters a blind replica needs
 //!   (group key, signing key, link key, creation proof), the token it was registered under,
 //!   and counters (entries, bytes, last activity) kept in step by each append.
+//! - `mirror_batches`: when each appended batch was stored (its highest cursor), for
+//!   `mirror.retention_days`: a purge deletes the entries of older batches, except heads.
+//! - `mirror_batches`: when each appended batch was stored (its highest cursor), for
+//!   `mirror.retention_days`: a purge deletes the entries of older batches, except heads.
 //!
 //! The link key is stored as it is (not sealed under a node's storage key): every mirror node
 //! on the database must be able to prove it. It lets its holder find the group's replicas and
@@ -143,13 +147,36 @@ pub trait MirrorStore: Send + Sync {
     /// Every mirrored group, by group key.
     async fn groups(&self) -> Result<Vec<MirroredGroup>>;
 
-    /// Adds `entries` new entries of `bytes` bytes to a group's counters and sets its last
-    /// activity (a group no longer mirrored is left alone).
-    async fn record_append(
-        &self,
-        group_pk: &[u8; 32],
-        entries: u64,
-        bytes: u64,
-        now: u64,
-    ) -> Result<()>;
+    /// Records a batch appended to a mirrored log: adds its entries and bytes to its group's
+    /// counters, sets its last activity, and remembers the batch (by its highest cursor) for
+    /// retention. A group no longer mirrored is left alone.
+    async fn record_append(&self, batch: &AppendedBatch) -> Result<()>;
+
+    /// Retention: deletes the entries of mirrored batches stored before `cutoff` (unix
+    /// seconds), except the logs' heads, and takes them off their groups' counters.
+    async fn purge_before(&self, cutoff: u64) -> Result<Purged>;
+}
+
+/// A batch a blind store appended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendedBatch {
+    /// The log.
+    pub log: crate::log::LogId,
+    /// Entries newly stored.
+    pub entries: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// The highest cursor among them.
+    pub last_cursor: u64,
+    /// Unix seconds.
+    pub at: u64,
+}
+
+/// What [`MirrorStore::purge_before`] deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Purged {
+    /// Entries deleted.
+    pub entries: u64,
+    /// Their bytes.
+    pub bytes: u64,
 }

@@ -6,7 +6,8 @@ use async_trait::async_trait;
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Pool, Type};
 
 use super::{
-    GroupRegistration, MirrorStore, MirroredGroup, NewMirroredGroup, NewToken, TokenUsage,
+    AppendedBatch, GroupRegistration, MirrorStore, MirroredGroup, NewMirroredGroup, NewToken,
+    Purged, TokenUsage,
 };
 use crate::{
     log::{LogId, LogKind},
@@ -207,6 +208,13 @@ where
     /// and a member's own copy is not the mirror's to delete.
     async fn delete_logs(tx: &mut DB::Connection, groups: &[[u8; 32]]) -> Result<()> {
         for group in groups {
+            for kind in [LogKind::Metadata, LogKind::Messages] {
+                sqlx::query::<DB>("DELETE FROM mirror_batches WHERE log_id = $1")
+                    .bind(&LogId::new(*group, kind).to_bytes()[..])
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(unavailable("forgetting a mirrored log's batches"))?;
+            }
             let record = ValueKey::Group { group_pk: *group }.to_string();
             let member = sqlx::query::<DB>("SELECT 1 FROM node_values WHERE key = $1")
                 .bind(record.as_str())
@@ -303,25 +311,121 @@ where
         Ok(removed)
     }
 
-    async fn record_append(
-        writer: &Pool<DB>,
-        group_pk: &[u8; 32],
-        entries: u64,
-        bytes: u64,
-        now: u64,
-    ) -> Result<()> {
-        sqlx::query::<DB>(
+    async fn record_append(writer: &Pool<DB>, batch: &AppendedBatch) -> Result<()> {
+        let mut tx = writer
+            .begin()
+            .await
+            .map_err(unavailable("starting a mirrored append's record"))?;
+        let done = sqlx::query::<DB>(
             "UPDATE mirror_groups SET entries = entries + $2, bytes = bytes + $3, \
              last_activity = $4 WHERE group_pk = $1",
         )
-        .bind(&group_pk[..])
-        .bind(to_sql(entries))
-        .bind(to_sql(bytes))
-        .bind(to_sql(now))
-        .execute(writer)
+        .bind(&batch.log.group_pk()[..])
+        .bind(to_sql(batch.entries))
+        .bind(to_sql(batch.bytes))
+        .bind(to_sql(batch.at))
+        .execute(&mut *tx)
         .await
         .map_err(unavailable("counting a mirrored append"))?;
+        if DB::rows_affected(&done) > 0 {
+            sqlx::query::<DB>(
+                "INSERT INTO mirror_batches (log_id, last_cursor, stored_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (log_id, last_cursor) DO NOTHING",
+            )
+            .bind(&batch.log.to_bytes()[..])
+            .bind(to_sql(batch.last_cursor))
+            .bind(to_sql(batch.at))
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable("recording a mirrored batch"))?;
+        }
+        tx.commit()
+            .await
+            .map_err(unavailable("committing a mirrored append's record"))?;
         Ok(())
+    }
+
+    async fn purge_before(writer: &Pool<DB>, cutoff: u64) -> Result<Purged> {
+        let mut tx = writer
+            .begin()
+            .await
+            .map_err(unavailable("starting a retention purge"))?;
+        let due = sqlx::query::<DB>(
+            "SELECT log_id, MAX(last_cursor) FROM mirror_batches WHERE stored_at < $1 \
+             GROUP BY log_id",
+        )
+        .bind(to_sql(cutoff))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(unavailable("listing batches past retention"))?;
+        let mut purged = Purged::default();
+        for row in &due {
+            let log_id: Vec<u8> = column::<DB, _>(row, 0)?;
+            let upto: i64 = column::<DB, _>(row, 1)?;
+            let found = Self::purge_log(&mut tx, &log_id, upto).await?;
+            purged.entries += found.entries;
+            purged.bytes += found.bytes;
+            sqlx::query::<DB>("DELETE FROM mirror_batches WHERE log_id = $1 AND last_cursor <= $2")
+                .bind(&log_id[..])
+                .bind(upto)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable("forgetting purged batches"))?;
+        }
+        tx.commit()
+            .await
+            .map_err(unavailable("committing a retention purge"))?;
+        Ok(purged)
+    }
+
+    /// Deletes the entries of `log_id` up to cursor `upto` that are not heads, and takes them
+    /// off the log's and the group's counts.
+    async fn purge_log(tx: &mut DB::Connection, log_id: &[u8], upto: i64) -> Result<Purged> {
+        const DOOMED: &str = "FROM entries e JOIN logs l ON l.log_key = e.log_key \
+             WHERE l.log_id = $1 AND e.cursor <= $2 AND NOT EXISTS \
+             (SELECT 1 FROM heads h WHERE h.log_key = e.log_key AND h.entry_id = e.entry_id)";
+        let row = sqlx::query::<DB>(&format!(
+            "SELECT COUNT(*), CAST(COALESCE(SUM(LENGTH(e.bytes)), 0) AS BIGINT) {DOOMED}"
+        ))
+        .bind(log_id)
+        .bind(upto)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(unavailable("measuring entries past retention"))?;
+        let purged = Purged {
+            entries: non_negative(column::<DB, i64>(&row, 0)?, "purged entries")?,
+            bytes: non_negative(column::<DB, i64>(&row, 1)?, "purged bytes")?,
+        };
+        if purged.entries == 0 {
+            return Ok(purged);
+        }
+        sqlx::query::<DB>(
+            "DELETE FROM entries WHERE log_key = (SELECT log_key FROM logs WHERE log_id = $1) \
+             AND cursor <= $2 AND NOT EXISTS (SELECT 1 FROM heads h \
+             WHERE h.log_key = entries.log_key AND h.entry_id = entries.entry_id)",
+        )
+        .bind(log_id)
+        .bind(upto)
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable("deleting entries past retention"))?;
+        sqlx::query::<DB>("UPDATE logs SET entry_count = entry_count - $2 WHERE log_id = $1")
+            .bind(log_id)
+            .bind(to_sql(purged.entries))
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable("counting purged entries"))?;
+        sqlx::query::<DB>(
+            "UPDATE mirror_groups SET entries = entries - $2, bytes = bytes - $3 \
+             WHERE group_pk = $1",
+        )
+        .bind(&log_id[..32])
+        .bind(to_sql(purged.entries))
+        .bind(to_sql(purged.bytes))
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable("counting purged entries"))?;
+        Ok(purged)
     }
 }
 
@@ -381,14 +485,13 @@ where
         self.guard(MirrorSql::<DB>::groups(self.reader())).await
     }
 
-    async fn record_append(
-        &self,
-        group_pk: &[u8; 32],
-        entries: u64,
-        bytes: u64,
-        now: u64,
-    ) -> Result<()> {
-        let call = MirrorSql::<DB>::record_append(self.writer(), group_pk, entries, bytes, now);
-        self.guard(call).await
+    async fn record_append(&self, batch: &AppendedBatch) -> Result<()> {
+        self.guard(MirrorSql::<DB>::record_append(self.writer(), batch))
+            .await
+    }
+
+    async fn purge_before(&self, cutoff: u64) -> Result<Purged> {
+        self.guard(MirrorSql::<DB>::purge_before(self.writer(), cutoff))
+            .await
     }
 }
