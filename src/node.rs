@@ -100,20 +100,15 @@ pub struct Node {
 impl Node {
     /// Builds and starts every part; returns once all of them listen.
     pub async fn start(config: NodeConfig) -> Result<Self, NodeError> {
-        let Local {
-            data_dir,
-            peer_key,
-            account,
-            storage,
-            account_lock,
-        } = Local::open(&config).await?;
+        let local = Local::open(&config).await?;
+        let storage = local.storage.clone();
         let (metrics, mut registry) = Metrics::new();
         metrics.storage_up.set(1);
 
         let (shutdown, shutdown_rx) = watch::channel(false);
         let supervisor = Supervisor::new();
         let (network_events, network_inbox) =
-            tokio::sync::mpsc::channel(crate::defaults::NETWORK_EVENT_QUEUE);
+            tokio::sync::mpsc::channel(defaults::NETWORK_EVENT_QUEUE);
         let rendezvous = start_rendezvous(
             &config,
             &storage,
@@ -122,46 +117,25 @@ impl Node {
             &supervisor,
             &shutdown_rx,
         );
-        let mut p2p_settings = p2p::P2pSettings::from_config(&config);
-        p2p_settings.rendezvous_server = rendezvous.clone();
-        let (mirror_requests, mirror_inbox) =
-            tokio::sync::mpsc::channel(crate::defaults::MIRROR_REQUEST_QUEUE);
-        if config.mirror.enabled && config.replication {
-            p2p_settings.mirror_server = Some(mirror_requests);
-        }
-        let (swarm, swarm_task) = p2p::spawn(
-            peer_key,
-            p2p_settings,
-            &mut registry,
-            metrics.p2p.clone(),
+        let (swarm, swarm_task, mirror_inbox) = start_swarm(
+            &config,
+            local.peer_key,
+            rendezvous.clone(),
+            (&mut registry, &metrics),
             network_events,
             shutdown_rx.clone(),
         )
         .await?;
         let info = swarm.info().await?;
-
-        let storage_key = sealed::load_or_create_storage_key(&config.data_dir)?;
-        let values = SealedValues::new(storage.clone(), storage_key);
-        let (account, replicator) = start_account(
+        let (account, replicator, mirror) = start_actors(
             &config,
-            account,
+            local.account,
             &swarm,
             &storage,
-            values,
-            &metrics,
-            &supervisor,
-            network_inbox,
+            (&metrics, &supervisor),
+            (network_inbox, mirror_inbox),
         )
         .await?;
-        let mirror = start_mirror(
-            &config,
-            &storage,
-            replicator.as_ref(),
-            &metrics,
-            &supervisor,
-            mirror_inbox,
-        );
-
         let (grpc_addr, grpc_task) = serve_grpc(
             &config,
             &swarm,
@@ -172,9 +146,8 @@ impl Node {
             shutdown_rx,
         )
         .await?;
-
-        let admin = admin::serve(
-            config.admin_listen,
+        let admin = serve_admin(
+            &config,
             AdminState {
                 registry: Arc::new(registry),
                 metrics,
@@ -187,13 +160,8 @@ impl Node {
                 rendezvous,
                 mirror,
             },
-        )
-        .map_err(|source| NodeError::Admin {
-            addr: config.admin_listen,
-            source,
-        })?;
-
-        let lock = account_lock.map(|lock| (lock, shutdown.subscribe()));
+        )?;
+        let lock = local.account_lock.map(|lock| (lock, shutdown.subscribe()));
         let parts = joined_parts(swarm_task, grpc_task, admin.task, lock);
 
         Ok(Self {
@@ -206,7 +174,7 @@ impl Node {
             admin: admin.handle,
             parts,
             supervisor,
-            _data_dir: data_dir,
+            _data_dir: local.data_dir,
         })
     }
 
@@ -353,11 +321,12 @@ async fn start_account(
     keys: crate::crypto::AccountKeys,
     swarm: &p2p::SwarmHandle,
     storage: &Arc<dyn Storage>,
-    values: SealedValues,
     metrics: &Metrics,
     supervisor: &Supervisor,
     network_inbox: tokio::sync::mpsc::Receiver<p2p::NetworkEvent>,
 ) -> Result<(actix::Addr<AccountActor>, Option<actix::Addr<Replicator>>), NodeError> {
+    let storage_key = sealed::load_or_create_storage_key(&config.data_dir)?;
+    let values = SealedValues::new(storage.clone(), storage_key);
     let replicator = config.replication.then(|| {
         Replicator::new(
             swarm.clone(),
@@ -387,6 +356,50 @@ async fn start_account(
         });
     }
     Ok((account.start(), replicator))
+}
+
+/// The admin server on `admin.listen`.
+fn serve_admin(config: &NodeConfig, state: AdminState) -> Result<admin::AdminServer, NodeError> {
+    admin::serve(config.admin_listen, state).map_err(|source| NodeError::Admin {
+        addr: config.admin_listen,
+        source,
+    })
+}
+
+/// The swarm task, with our rendezvous server and (when the mirror runs) a channel for the
+/// mirror's requests, whose receiving end is returned for the mirror actor.
+async fn start_swarm(
+    config: &NodeConfig,
+    peer_key: libp2p::identity::Keypair,
+    rendezvous: Option<rendezvous::RendezvousServer>,
+    (registry, metrics): (&mut prometheus_client::registry::Registry, &Metrics),
+    network_events: tokio::sync::mpsc::Sender<p2p::NetworkEvent>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<
+    (
+        p2p::SwarmHandle,
+        tokio::task::JoinHandle<()>,
+        tokio::sync::mpsc::Receiver<p2p::mirror_message::InboundMirrorRequest>,
+    ),
+    NodeError,
+> {
+    let mut settings = p2p::P2pSettings::from_config(config);
+    settings.rendezvous_server = rendezvous;
+    let (mirror_requests, mirror_inbox) =
+        tokio::sync::mpsc::channel(crate::defaults::MIRROR_REQUEST_QUEUE);
+    if config.mirror.enabled && config.replication {
+        settings.mirror_server = Some(mirror_requests);
+    }
+    let (swarm, task) = p2p::spawn(
+        peer_key,
+        settings,
+        registry,
+        metrics.p2p.clone(),
+        network_events,
+        shutdown,
+    )
+    .await?;
+    Ok((swarm, task, mirror_inbox))
 }
 
 /// The gRPC API (`ProtocolService` and our `MirrorService`) on `api.grpc_listen`.
@@ -425,6 +438,46 @@ async fn serve_grpc(
         shutdown,
     )
     .await?)
+}
+
+/// The account actor and replication, then the mirror (which needs the replicator).
+async fn start_actors(
+    config: &NodeConfig,
+    keys: crate::crypto::AccountKeys,
+    swarm: &p2p::SwarmHandle,
+    storage: &Arc<dyn Storage>,
+    (metrics, supervisor): (&Metrics, &Supervisor),
+    (network_inbox, mirror_inbox): (
+        tokio::sync::mpsc::Receiver<p2p::NetworkEvent>,
+        tokio::sync::mpsc::Receiver<p2p::mirror_message::InboundMirrorRequest>,
+    ),
+) -> Result<
+    (
+        actix::Addr<AccountActor>,
+        Option<actix::Addr<Replicator>>,
+        Option<admin::MirrorAdmin>,
+    ),
+    NodeError,
+> {
+    let (account, replicator) = start_account(
+        config,
+        keys,
+        swarm,
+        storage,
+        metrics,
+        supervisor,
+        network_inbox,
+    )
+    .await?;
+    let mirror = start_mirror(
+        config,
+        storage,
+        replicator.as_ref(),
+        metrics,
+        supervisor,
+        mirror_inbox,
+    );
+    Ok((account, replicator, mirror))
 }
 
 /// The mirror, when `mirror.enabled` (it needs replication: without it the role is off, and
