@@ -694,7 +694,7 @@ async fn bad_entries_are_refused_by(mut target: Target, path: Path) {
     for entry in bad_entries(&target) {
         let what = format!("{} ({path:?})", entry.what);
         let before = target.snapshot(entry.reason).await;
-        let mut hostile = swarm_with(SyncCodec, ProtocolSupport::Full);
+        let mut hostile = swarm_with(SyncCodec::default(), ProtocolSupport::Full);
         let seen = within(
             &format!("{what}: the node closes the connection"),
             deliver_bad_entry(&mut hostile, &target, &entry, path),

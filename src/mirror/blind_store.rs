@@ -115,15 +115,7 @@ async fn append(
         )));
     }
     let encoded: Vec<Vec<u8>> = accepted.iter().map(|e| e.bytes().to_vec()).collect();
-    let entries: Vec<NewEntry> = accepted
-        .into_iter()
-        .map(|e| NewEntry {
-            id: e.id(),
-            lamport: e.lamport(),
-            parents: e.parents().to_vec(),
-            bytes: e.into_bytes(),
-        })
-        .collect();
+    let entries: Vec<NewEntry> = accepted.into_iter().map(NewEntry::from).collect();
     let results = storage.append(&log, &entries).await?;
     let mut new_entries = Vec::new();
     let mut new_bytes = 0u64;

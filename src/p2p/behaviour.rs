@@ -164,7 +164,7 @@ impl Behaviour {
             ),
             mdns: Toggle::from(mdns_behaviour(peer_id, settings.mdns)),
             sync: request_response::Behaviour::with_codec(
-                SyncCodec,
+                SyncCodec::default(),
                 [(SYNC_PROTOCOL, request_response::ProtocolSupport::Full)],
                 request_response::Config::default()
                     .with_request_timeout(settings.timings.sync_request_timeout)
@@ -181,7 +181,7 @@ impl Behaviour {
                     .with_request_timeout(settings.timings.sync_request_timeout),
             ),
             mirror: request_response::Behaviour::with_codec(
-                MirrorCodec,
+                MirrorCodec::default(),
                 [(MIRROR_PROTOCOL, request_response::ProtocolSupport::Full)],
                 request_response::Config::default()
                     .with_request_timeout(settings.timings.sync_request_timeout),

@@ -2,13 +2,12 @@
 //! converted from and to the generated ones here with one [`MirrorParseError`] per defect;
 //! and its codec (the sync protocol's framing: a varint length, then the protobuf message).
 
-use std::{fmt, io};
+use std::fmt;
 
-use futures::{AsyncRead, AsyncWrite};
-use libp2p::{request_response, PeerId, StreamProtocol};
+use libp2p::{PeerId, StreamProtocol};
 use tokio::sync::oneshot;
 
-use super::sync_codec::{read_frame, write_frame, Frame};
+use super::sync_codec::FramedCodec;
 use crate::{
     crypto::{parse_public_key, CreationProof, LinkKey, VerifyingKey},
     proto::wire::{self, mirror_request},
@@ -250,56 +249,12 @@ impl From<MirrorResponse> for wire::MirrorResponse {
 }
 
 /// The codec of [`MIRROR_PROTOCOL`].
-#[derive(Debug, Clone, Copy, Default)]
-pub struct MirrorCodec;
-
-impl request_response::Codec for MirrorCodec {
-    type Protocol = StreamProtocol;
-    type Request = Frame<wire::MirrorRequest>;
-    type Response = Frame<wire::MirrorResponse>;
-
-    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Self::Request>
-    where
-        T: AsyncRead + Unpin + Send,
-    {
-        read_frame(io, MAX_MIRROR_FRAME_BYTES).await
-    }
-
-    async fn read_response<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-    ) -> io::Result<Self::Response>
-    where
-        T: AsyncRead + Unpin + Send,
-    {
-        read_frame(io, MAX_MIRROR_FRAME_BYTES).await
-    }
-
-    async fn write_request<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        request: Self::Request,
-    ) -> io::Result<()>
-    where
-        T: AsyncWrite + Unpin + Send,
-    {
-        write_frame(io, request, MAX_MIRROR_FRAME_BYTES).await
-    }
-
-    async fn write_response<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        response: Self::Response,
-    ) -> io::Result<()>
-    where
-        T: AsyncWrite + Unpin + Send,
-    {
-        write_frame(io, response, MAX_MIRROR_FRAME_BYTES).await
-    }
-}
+pub type MirrorCodec = FramedCodec<
+    wire::MirrorRequest,
+    wire::MirrorResponse,
+    MAX_MIRROR_FRAME_BYTES,
+    MAX_MIRROR_FRAME_BYTES,
+>;
 
 #[cfg(test)]
 mod tests {

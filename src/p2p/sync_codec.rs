@@ -6,7 +6,7 @@
 //! [`Frame::Garbage`], so the swarm learns which peer sent it and can penalise it (libp2p's
 //! request-response drops inbound read errors without saying from whom).
 
-use std::io;
+use std::{io, marker::PhantomData};
 
 use futures::{AsyncRead, AsyncWrite};
 use libp2p::{request_response, StreamProtocol};
@@ -35,8 +35,30 @@ pub enum Frame<T> {
 }
 
 /// The codec of [`SYNC_PROTOCOL`].
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SyncCodec;
+pub type SyncCodec = FramedCodec<SyncRequest, SyncResponse, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES>;
+
+/// A request-response codec of one protobuf request and one protobuf response per stream,
+/// each framed by [`read_frame`] / [`write_frame`] and capped at `MAX_REQ` / `MAX_RESP`
+/// bytes (the sync protocol's, and the mirror protocol's).
+pub struct FramedCodec<Req, Resp, const MAX_REQ: usize, const MAX_RESP: usize>(
+    PhantomData<fn() -> (Req, Resp)>,
+);
+
+impl<Req, Resp, const MAX_REQ: usize, const MAX_RESP: usize> Default
+    for FramedCodec<Req, Resp, MAX_REQ, MAX_RESP>
+{
+    fn default() -> Self {
+        Self(PhantomData)
+    }
+}
+
+impl<Req, Resp, const MAX_REQ: usize, const MAX_RESP: usize> Clone
+    for FramedCodec<Req, Resp, MAX_REQ, MAX_RESP>
+{
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
 
 /// Reads one frame of at most `max` bytes: a varint length, then the protobuf message.
 ///
@@ -72,16 +94,21 @@ pub async fn write_frame<T: Message, W: AsyncWrite + Unpin + Send>(
     framing::write_frame(io, &message.encode_to_vec(), max).await
 }
 
-impl request_response::Codec for SyncCodec {
+impl<Req, Resp, const MAX_REQ: usize, const MAX_RESP: usize> request_response::Codec
+    for FramedCodec<Req, Resp, MAX_REQ, MAX_RESP>
+where
+    Req: Message + Default + Send + 'static,
+    Resp: Message + Default + Send + 'static,
+{
     type Protocol = StreamProtocol;
-    type Request = Frame<SyncRequest>;
-    type Response = Frame<SyncResponse>;
+    type Request = Frame<Req>;
+    type Response = Frame<Resp>;
 
     async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Self::Request>
     where
         T: AsyncRead + Unpin + Send,
     {
-        read_frame(io, MAX_REQUEST_BYTES).await
+        read_frame(io, MAX_REQ).await
     }
 
     async fn read_response<T>(
@@ -92,7 +119,7 @@ impl request_response::Codec for SyncCodec {
     where
         T: AsyncRead + Unpin + Send,
     {
-        read_frame(io, MAX_RESPONSE_BYTES).await
+        read_frame(io, MAX_RESP).await
     }
 
     async fn write_request<T>(
@@ -104,7 +131,7 @@ impl request_response::Codec for SyncCodec {
     where
         T: AsyncWrite + Unpin + Send,
     {
-        write_frame(io, request, MAX_REQUEST_BYTES).await
+        write_frame(io, request, MAX_REQ).await
     }
 
     async fn write_response<T>(
@@ -116,7 +143,7 @@ impl request_response::Codec for SyncCodec {
     where
         T: AsyncWrite + Unpin + Send,
     {
-        write_frame(io, response, MAX_RESPONSE_BYTES).await
+        write_frame(io, response, MAX_RESP).await
     }
 }
 

@@ -94,6 +94,17 @@ pub struct NewEntry {
     pub bytes: Vec<u8>,
 }
 
+impl From<crate::log::Entry> for NewEntry {
+    fn from(entry: crate::log::Entry) -> Self {
+        Self {
+            id: entry.id(),
+            lamport: entry.lamport(),
+            parents: entry.parents().to_vec(),
+            bytes: entry.into_bytes(),
+        }
+    }
+}
+
 /// An entry as stored, with this replica's arrival cursor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredEntry {

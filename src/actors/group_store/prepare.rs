@@ -85,15 +85,7 @@ pub(super) async fn prepare_append(
             .await?
         }
     };
-    let entries = accepted
-        .into_iter()
-        .map(|e| NewEntry {
-            id: e.id(),
-            lamport: e.lamport(),
-            parents: e.parents().to_vec(),
-            bytes: e.into_bytes(),
-        })
-        .collect();
+    let entries = accepted.into_iter().map(NewEntry::from).collect();
     Ok((entries, decoded))
 }
 
