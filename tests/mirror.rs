@@ -27,6 +27,7 @@ both_backends!(
     a_mirror_keeps_a_group_for_members_who_are_offline,
     tokens_quotas_and_the_role_switch_give_clear_errors,
     the_byte_quota_stops_new_entries,
+    the_cli_registers_lists_and_unregisters_and_fails_clearly,
 );
 
 /// Admin token of the nodes in these tests.
@@ -535,4 +536,87 @@ async fn the_byte_quota_stops_new_entries(backend: Backend) {
     let tokens = admin_json(&mirror, "/admin/v1/mirror/tokens").await;
     assert_eq!(tokens[0]["bytes"].as_u64(), Some(bytes));
     assert_eq!(tokens[0]["max_bytes"].as_u64(), Some(QUOTA));
+}
+
+/// Runs `berty-node client --addr <node> <args>`; returns its exit code, stdout and stderr.
+async fn cli(node: &TestNode, args: &[&str]) -> (i32, String, String) {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_berty-node"))
+        .arg("client")
+        .arg("--addr")
+        .arg(format!("http://{}", node.process.grpc_addr))
+        .args(args)
+        .env_remove("BERTY_NODE_ADDR")
+        .env_remove("BERTY_NODE_TOKEN")
+        .env_remove("BERTY_NODE_TOKEN_FILE")
+        .output();
+    let output = within("the client command", output)
+        .await
+        .expect("run the client");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+/// `berty-node client mirror ...` as an operator's user runs it: a wrong token exits 1 with
+/// the status on stderr, a token file works, `list` prints one JSON line per mirror.
+async fn the_cli_registers_lists_and_unregisters_and_fails_clearly(backend: Backend) {
+    use base64::Engine as _;
+    let mirror = node(backend, &[]).await;
+    let mut a = node(backend, &[]).await;
+    let group = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(a.create_group().await);
+    let addr = mirror.process.p2p_addrs[0].clone();
+
+    let (code, _, err) = cli(
+        &a,
+        &[
+            "mirror",
+            "register",
+            &group,
+            &addr,
+            "--mirror-token",
+            "bnm1_wrong",
+        ],
+    )
+    .await;
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("PERMISSION_DENIED") && err.contains("token"),
+        "{err}"
+    );
+
+    let (_, token) = issue_token(&mirror, None).await;
+    let file = a.home.scratch("mirror.token");
+    std::fs::write(&file, format!("{token}\n")).unwrap();
+    let (code, out, err) = cli(
+        &a,
+        &[
+            "mirror",
+            "register",
+            &group,
+            &addr,
+            "--mirror-token-file",
+            file.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), mirror.process.peer_id);
+
+    let (code, out, err) = cli(&a, &["mirror", "list", &group]).await;
+    assert_eq!(code, 0, "{err}");
+    let line: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(line["peer_id"], mirror.process.peer_id.as_str());
+
+    let (code, _, err) = cli(
+        &a,
+        &["mirror", "unregister", &group, &mirror.process.peer_id],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let (code, out, _) = cli(&a, &["mirror", "list", &group]).await;
+    assert_eq!((code, out.trim()), (0, ""));
+    let (code, _, err) = cli(&a, &["mirror", "register", &group, &addr]).await;
+    assert_eq!(code, 2, "a token is required: {err}");
 }

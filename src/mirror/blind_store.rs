@@ -1,8 +1,12 @@
 //! [`BlindStore`]: the single writer of one log of one mirrored group on this node. It stores
 //! entries replication verified (hash, structure, the group's signing key) once their parents
 //! are here and the Lamport rule holds, within the token's byte quota; it never opens them.
+//! The stores of one token take turns (a lock the mirror actor hands them) from the quota
+//! check to the counters' update, so on one node the quota is never passed.
 
 use std::{sync::Arc, time::Duration};
+
+use tokio::sync::Mutex;
 
 use actix::prelude::*;
 
@@ -24,6 +28,9 @@ pub struct BlindStore {
     token_id: String,
     appended: Recipient<LogAppended>,
     metrics: Metrics,
+    /// Held from the quota check to the counters' update, by every store of the token on this
+    /// node, so their batches cannot pass the byte quota together.
+    quota: Arc<Mutex<()>>,
 }
 
 impl BlindStore {
@@ -34,6 +41,7 @@ impl BlindStore {
         token_id: String,
         appended: Recipient<LogAppended>,
         metrics: Metrics,
+        quota: Arc<Mutex<()>>,
     ) -> Self {
         Self {
             storage,
@@ -41,6 +49,7 @@ impl BlindStore {
             token_id,
             appended,
             metrics,
+            quota,
         }
     }
 }
@@ -58,8 +67,10 @@ impl Handler<AppendRemote> for BlindStore {
         let token_id = self.token_id.clone();
         let appended = self.appended.clone();
         let metrics = self.metrics.clone();
+        let quota = self.quota.clone();
         AtomicResponse::new(Box::pin(
             async move {
+                let _quota = quota.lock().await;
                 let result = append(storage.as_ref(), log, &token_id, msg, &appended).await;
                 match &result {
                     Ok(outcome) => {

@@ -61,6 +61,8 @@ pub struct MirrorActor {
     appended: Recipient<LogAppended>,
     requests: Option<mpsc::Receiver<InboundMirrorRequest>>,
     served: HashMap<[u8; 32], Served>,
+    /// One lock per token, shared by the token's blind stores (see [`BlindStore`]).
+    quota_locks: HashMap<String, Arc<tokio::sync::Mutex<()>>>,
     loading: bool,
     metrics: Metrics,
     lifeline: Lifeline,
@@ -85,6 +87,7 @@ impl MirrorActor {
             appended,
             requests: Some(requests),
             served: HashMap::new(),
+            quota_locks: HashMap::new(),
             loading: false,
             metrics,
             lifeline,
@@ -175,8 +178,13 @@ impl MirrorActor {
         }
     }
 
-    fn start_group(&self, group: &MirroredGroup) -> Option<Served> {
+    fn start_group(&mut self, group: &MirroredGroup) -> Option<Served> {
         let signing_pk = parse_public_key(&group.signing_pk).ok()?;
+        let quota = self
+            .quota_locks
+            .entry(group.token_id.clone())
+            .or_default()
+            .clone();
         let store = |kind| {
             BlindStore::new(
                 self.storage.clone(),
@@ -184,6 +192,7 @@ impl MirrorActor {
                 group.token_id.clone(),
                 self.appended.clone(),
                 self.metrics.clone(),
+                quota.clone(),
             )
             .start()
         };
