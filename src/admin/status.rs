@@ -17,7 +17,10 @@ pub fn http_status(err: &Error) -> u16 {
         Error::Storage(storage) => match storage {
             StorageError::Unavailable(_) | StorageError::Down { .. } => 503,
             StorageError::MissingParent { .. } => 400,
-            StorageError::Corrupt(_) | StorageError::Config(_) | StorageError::Sealing(_) => 500,
+            StorageError::Corrupt(_)
+            | StorageError::Config(_)
+            | StorageError::Sealing(_)
+            | StorageError::EventWithoutEntry(_) => 500,
         },
     }
 }

@@ -19,9 +19,10 @@ pub fn code_of(err: &Error) -> Code {
         Error::Storage(storage) => match storage {
             StorageError::Unavailable(_) | StorageError::Down { .. } => Code::Unavailable,
             StorageError::MissingParent { .. } => Code::InvalidArgument,
-            StorageError::Corrupt(_) | StorageError::Config(_) | StorageError::Sealing(_) => {
-                Code::Internal
-            }
+            StorageError::Corrupt(_)
+            | StorageError::Config(_)
+            | StorageError::Sealing(_)
+            | StorageError::EventWithoutEntry(_) => Code::Internal,
         },
     }
 }

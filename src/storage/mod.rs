@@ -55,6 +55,9 @@ pub enum StorageError {
         /// The parent that is missing.
         parent: EntryId,
     },
+    /// An event names an entry that is neither stored nor in its commit (a caller's bug).
+    #[error("an event names entry {0}, which is not stored")]
+    EventWithoutEntry(EntryId),
     /// Stored data does not parse (a bug or tampering); never silently ignored.
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
