@@ -139,8 +139,9 @@ async fn ordered_messages(node: &mut TestNode, group: &[u8], n: usize) -> Vec<(V
         .collect()
 }
 
-async fn a_mirror_keeps_a_group_for_members_who_are_offline(backend: Backend) {
-    let mirror = node(backend, &[]).await;
+/// A and B share a group: B joined through A and read A's first message (so it holds A's
+/// chain key).
+async fn two_members(backend: Backend) -> (TestNode, TestNode, Vec<u8>) {
     let mut a = node(backend, &[]).await;
     let group = a.create_group().await;
     let invite = a.invite(&group).await;
@@ -157,6 +158,12 @@ async fn a_mirror_keeps_a_group_for_members_who_are_offline(backend: Backend) {
         ordered_messages(&mut b, &group, 1),
     )
     .await;
+    (a, b, group)
+}
+
+async fn a_mirror_keeps_a_group_for_members_who_are_offline(backend: Backend) {
+    let mirror = node(backend, &[]).await;
+    let (mut a, b, group) = two_members(backend).await;
 
     let (token_id, token) = issue_token(&mirror, Some(r#"{"label": "a's groups"}"#)).await;
     let reply = within(
@@ -445,22 +452,7 @@ async fn two_mirrors_on_one_postgres_database_serve_the_same_groups() {
         &[("BERTY_NODE__STORAGE__DATABASE_URL", shared.as_str())],
     )
     .await;
-    let mut a = node(backend, &[]).await;
-    let group = a.create_group().await;
-    let invite = a.invite(&group).await;
-    let bootstrap_a = a.process.p2p_addrs[0].clone();
-    let mut b = node(
-        backend,
-        &[("BERTY_NODE__P2P__BOOTSTRAP", bootstrap_a.as_str())],
-    )
-    .await;
-    b.join(&invite, b"b").await;
-    a.send(&group, &text(0)).await;
-    within(
-        "B reads A's first message",
-        ordered_messages(&mut b, &group, 1),
-    )
-    .await;
+    let (mut a, b, group) = two_members(backend).await;
 
     let (_, token) = issue_token(&first, None).await;
     within(
@@ -475,9 +467,16 @@ async fn two_mirrors_on_one_postgres_database_serve_the_same_groups() {
     }
     let expected = within("A's history", ordered_messages(&mut a, &group, 21)).await;
     wait_for_mirrored_entries(&first, 21 + METADATA_ENTRIES).await;
-    // The second node sees the group and its tokens in the shared database.
+    // The second node sees the group and its tokens in the shared database, and serves the
+    // group once its reload (every 2 s) picked it up.
     let tokens = admin_json(&second, "/admin/v1/mirror/tokens").await;
     assert_eq!(tokens.as_array().unwrap().len(), 1, "{tokens}");
+    within("the second mirror serves the group", async {
+        while common::protocol::metric(&second.process, "berty_node_mirror_groups").await < 1.0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
     let (_a_home, _a_id) = a.kill().await;
     let (_first_home, _first_id) = first.kill().await;
 
@@ -562,10 +561,10 @@ async fn cli(node: &TestNode, args: &[&str]) -> (i32, String, String) {
 /// `berty-node client mirror ...` as an operator's user runs it: a wrong token exits 1 with
 /// the status on stderr, a token file works, `list` prints one JSON line per mirror.
 async fn the_cli_registers_lists_and_unregisters_and_fails_clearly(backend: Backend) {
-    use base64::Engine as _;
     let mirror = node(backend, &[]).await;
     let mut a = node(backend, &[]).await;
-    let group = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(a.create_group().await);
+    // Hex: a base64url key may start with '-', which a shell user would have to put after `--`.
+    let group = format!("hex:{}", hex::encode(a.create_group().await));
     let addr = mirror.process.p2p_addrs[0].clone();
 
     let (code, _, err) = cli(

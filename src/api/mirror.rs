@@ -24,6 +24,8 @@ use crate::{
     proto::node_api::{self as pb, mirror_service_server::MirrorService},
 };
 
+/// Times a mirror request is sent before the call fails as unavailable.
+const MIRROR_ATTEMPTS: u32 = 3;
 /// Longest mirror token accepted from a client.
 const MAX_TOKEN_BYTES: usize = 1024;
 
@@ -68,18 +70,33 @@ impl MirrorApi {
         result
     }
 
-    /// Asks `peer` at `addrs`; a refusal becomes the matching error.
+    /// Asks `peer` at `addrs`; a refusal becomes the matching error. A request lost with its
+    /// connection (two nodes dialling each other at once close one of the connections) is
+    /// sent again, [`MIRROR_ATTEMPTS`] times in all: registering and unregistering are
+    /// idempotent.
     async fn ask_mirror(
         &self,
         peer: PeerId,
         addrs: Vec<Multiaddr>,
         request: MirrorRequest,
     ) -> Result<bool, Error> {
-        let response = self
-            .swarm
-            .mirror(peer, addrs, request)
-            .await
-            .map_err(|e| Error::Unavailable(format!("cannot reach the mirror: {e}")))?;
+        let mut attempt = 1;
+        let response = loop {
+            match self
+                .swarm
+                .mirror(peer, addrs.clone(), request.clone())
+                .await
+            {
+                Ok(response) => break response,
+                Err(e) if attempt < MIRROR_ATTEMPTS => {
+                    tracing::debug!(%peer, %e, attempt, "mirror request lost; sending it again");
+                    attempt += 1;
+                }
+                Err(e) => {
+                    return Err(Error::Unavailable(format!("cannot reach the mirror: {e}")));
+                }
+            }
+        };
         match response {
             MirrorResponse::Done { already } => Ok(already),
             MirrorResponse::Refused { reason, message } => Err(refusal_error(reason, &message)),

@@ -77,6 +77,8 @@ pub struct PeerActor {
     responder: HelloResponder,
     entries_received: u64,
     penalty: Option<String>,
+    /// Hellos of ours that failed in a row (a stream reset, a timeout): retried with backoff.
+    hello_failures: u32,
     /// Logs being synced, and whether another round was asked for meanwhile.
     syncing: HashMap<LogId, bool>,
     outbox: announce::Outbox,
@@ -107,6 +109,7 @@ impl PeerActor {
             responder: HelloResponder::default(),
             entries_received: 0,
             penalty: None,
+            hello_failures: 0,
             syncing: HashMap::new(),
             outbox: announce::Outbox::default(),
             inbox: announce::Inbox::default(),

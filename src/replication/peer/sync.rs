@@ -26,6 +26,14 @@ use crate::{
 /// meanwhile.
 const SYNC_PAGES_IN_STORE: usize = 3;
 
+/// Our hello with a peer is tried again after a failure (not a rejection: the stream reset,
+/// the peer did not answer) this many times, waiting [`HELLO_RETRY`] doubled each time;
+/// without it, two replicas whose first hello failed would not sync until something else
+/// changed.
+const HELLO_RETRIES: u32 = 4;
+/// The first wait before a hello is tried again.
+const HELLO_RETRY: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// Why a sync with a peer stopped early.
 pub(super) enum SyncStop {
     /// The peer sent invalid data: penalise it.
@@ -135,11 +143,19 @@ impl PeerActor {
             match result {
                 Ok(shared) => {
                     tracing::debug!(groups = shared.len(), "hello done");
+                    actor.hello_failures = 0;
                     actor.add_groups(&shared);
                     actor.sync_groups(shared, ctx);
                 }
                 Err(SyncStop::Rejected(rejection)) => actor.penalise(rejection, ctx),
-                Err(SyncStop::Failed(reason)) => tracing::debug!(reason, "hello failed"),
+                Err(SyncStop::Failed(reason)) => {
+                    tracing::debug!(reason, "hello failed");
+                    if actor.hello_failures < HELLO_RETRIES && actor.penalty.is_none() {
+                        let wait = HELLO_RETRY * 2u32.pow(actor.hello_failures);
+                        actor.hello_failures += 1;
+                        ctx.run_later(wait, |actor, ctx| actor.hello(ctx));
+                    }
+                }
             }
         }));
     }
