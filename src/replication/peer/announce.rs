@@ -228,6 +228,8 @@ impl PeerActor {
                 Err(SyncStop::Failed(reason)) => {
                     tracing::warn!(peer = %actor.peer, reason, "cannot store announced entries");
                 }
+                // Storing an announcement asks the peer nothing.
+                Err(SyncStop::NotProvenYet) => {}
                 Err(SyncStop::Rejected(rejection)) => return actor.penalise(rejection, ctx),
             }
             actor.receive_next(ctx);

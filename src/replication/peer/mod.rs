@@ -79,6 +79,9 @@ pub struct PeerActor {
     penalty: Option<String>,
     /// Hellos of ours that failed in a row (a stream reset, a timeout): retried with backoff.
     hello_failures: u32,
+    /// Syncs refused as "not proven" in a row, by log (the peer's hello with us was still in
+    /// flight): retried with backoff.
+    not_proven: HashMap<LogId, u32>,
     /// Logs being synced, and whether another round was asked for meanwhile.
     syncing: HashMap<LogId, bool>,
     outbox: announce::Outbox,
@@ -110,6 +113,7 @@ impl PeerActor {
             entries_received: 0,
             penalty: None,
             hello_failures: 0,
+            not_proven: HashMap::new(),
             syncing: HashMap::new(),
             outbox: announce::Outbox::default(),
             inbox: announce::Inbox::default(),

@@ -8,6 +8,7 @@ use libp2p::PeerId;
 use rand::{rngs::OsRng, RngCore};
 
 use super::{PeerActor, PeerContext};
+use crate::replication::wire::ERROR_NOT_PROVEN;
 use crate::{
     crypto::VerifyingKey,
     error::Error,
@@ -40,6 +41,9 @@ pub(super) enum SyncStop {
     Rejected(Rejection),
     /// Anything else (the peer went away, storage hiccup): try again later.
     Failed(String),
+    /// The peer does not know yet that we hold the group: its side of the hello that proves
+    /// it is still in flight (our requests can overtake it). Tried again shortly.
+    NotProvenYet,
 }
 
 impl From<Error> for SyncStop {
@@ -148,6 +152,8 @@ impl PeerActor {
                     actor.sync_groups(shared, ctx);
                 }
                 Err(SyncStop::Rejected(rejection)) => actor.penalise(rejection, ctx),
+                // A hello asks nothing that needs a proof.
+                Err(SyncStop::NotProvenYet) => {}
                 Err(SyncStop::Failed(reason)) => {
                     tracing::debug!(reason, "hello failed");
                     if actor.hello_failures < HELLO_RETRIES && actor.penalty.is_none() {
@@ -181,11 +187,26 @@ impl PeerActor {
             let again = actor.syncing.remove(&log).unwrap_or(false);
             match result {
                 Ok(stored) => {
+                    actor.not_proven.remove(&log);
                     tracing::debug!(?log, stored, "sync done");
                     actor.entries_received += stored as u64;
                 }
                 Err(SyncStop::Rejected(rejection)) => return actor.penalise(rejection, ctx),
                 Err(SyncStop::Failed(reason)) => tracing::debug!(?log, reason, "sync stopped"),
+                Err(SyncStop::NotProvenYet) => {
+                    let tries = actor.not_proven.entry(log).or_insert(0);
+                    if *tries < HELLO_RETRIES {
+                        let wait = HELLO_RETRY * 2u32.pow(*tries);
+                        *tries += 1;
+                        tracing::debug!(
+                            ?log,
+                            "the peer has not taken our proof yet; syncing later"
+                        );
+                        ctx.run_later(wait, move |actor, ctx| actor.sync_log(log, Vec::new(), ctx));
+                        return;
+                    }
+                    tracing::debug!(?log, "the peer never took our proof; sync stopped");
+                }
             }
             if again {
                 actor.sync_log(log, Vec::new(), ctx);
@@ -319,6 +340,9 @@ async fn fetch_verified(
     });
     let (raw, more) = match context.ask(peer, request).await? {
         SyncResponse::Fetch { entries, more } => (entries, more),
+        SyncResponse::Error { code, .. } if code == ERROR_NOT_PROVEN => {
+            return Err(SyncStop::NotProvenYet)
+        }
         other => return Err(SyncStop::Failed(format!("fetch refused: {other:?}"))),
     };
     let count = raw.len();
@@ -362,6 +386,7 @@ async fn fetch_heads(
             .filter(|(l, _)| *l == log)
             .flat_map(|(_, heads)| heads)
             .collect()),
+        SyncResponse::Error { code, .. } if code == ERROR_NOT_PROVEN => Err(SyncStop::NotProvenYet),
         other => Err(SyncStop::Failed(format!("heads refused: {other:?}"))),
     }
 }
