@@ -31,6 +31,7 @@
 //! - [`keystore`]: secret keys at rest in the data dir (mode 0600).
 //! - [`error`]: the core's error type (statuses are chosen at the edges: `api::status`,
 //!   `admin::status`).
+//! - [`clock`]: the system clock in unix seconds.
 //! - [`framing`]: varint length-prefixed frames shared by the sync and rendezvous codecs.
 //! - [`proto`]: generated protobuf code (`berty.protocol` and our own `berty.node.wire.v1`).
 //! - [`metrics`]: the one Prometheus registry.
@@ -42,6 +43,7 @@ pub mod actors;
 pub mod admin;
 pub mod api;
 pub mod client;
+pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod data_dir;

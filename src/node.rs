@@ -497,13 +497,9 @@ fn start_mirror(
         tracing::warn!("mirror.enabled, but p2p.replication is off: the mirror role is off");
         return None;
     };
-    let policy = crate::mirror::MirrorPolicy {
-        enabled: true,
-        retention_days: config.mirror.retention_days,
-    };
     let actor = MirrorActor::new(
         storage.clone(),
-        policy,
+        config.mirror.retention_days,
         replicator.clone().recipient(),
         replicator.clone().recipient(),
         requests,

@@ -9,8 +9,9 @@ use serde_json::json;
 
 use super::{status::http_status, AdminState};
 use crate::{
+    clock::unix_now,
     error::Error,
-    mirror::{blind_store::unix_now, tokens, Reload},
+    mirror::{tokens, Reload},
     storage::mirror::{NewToken, TokenUsage},
 };
 

@@ -13,10 +13,11 @@ use crate::{
         },
         AccountActor,
     },
+    clock::unix_now,
     error::Error,
     group::parse_key,
     metrics::Metrics,
-    mirror::{blind_store::unix_now, register::refusal_error},
+    mirror::register::refusal_error,
     p2p::{
         mirror_message::{MirrorRegistration, MirrorRequest, MirrorResponse},
         SwarmHandle,

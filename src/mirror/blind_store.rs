@@ -4,7 +4,7 @@
 //! The stores of one token take turns (a lock the mirror actor hands them) from the quota
 //! check to the counters' update, so on one node the quota is never passed.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use tokio::sync::Mutex;
 
@@ -125,13 +125,12 @@ async fn append(
             token.bytes, token.max_bytes
         )));
     }
-    let encoded: Vec<Vec<u8>> = accepted.iter().map(|e| e.bytes().to_vec()).collect();
     let entries: Vec<NewEntry> = accepted.into_iter().map(NewEntry::from).collect();
     let results = storage.append(&log, &entries).await?;
     let mut new_entries = Vec::new();
     let mut new_bytes = 0u64;
     let mut last_cursor = 0;
-    for (result, bytes) in results.iter().zip(encoded) {
+    for (result, bytes) in results.iter().zip(entries.into_iter().map(|e| e.bytes)) {
         match result {
             Appended::New { cursor } => {
                 new_bytes += bytes.len() as u64;
@@ -150,7 +149,7 @@ async fn append(
         entries: new_entries.len() as u64,
         bytes: new_bytes,
         last_cursor,
-        at: unix_now(),
+        at: crate::clock::unix_now(),
     };
     storage.mirror().record_append(&batch).await?;
     let heads = storage.heads(&log).await?;
@@ -161,12 +160,4 @@ async fn append(
         source: msg.source,
     });
     Ok(outcome)
-}
-
-/// Seconds since the Unix epoch.
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-        .as_secs()
 }

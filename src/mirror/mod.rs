@@ -34,8 +34,6 @@ use crate::{
     supervision::Lifeline,
 };
 
-pub use register::MirrorPolicy;
-
 /// How often the mirror reloads its groups from the database (registrations and revocations
 /// made through another node on the same database take effect within this).
 pub const RELOAD_INTERVAL: Duration = Duration::from_secs(2);
@@ -56,7 +54,8 @@ struct Served {
 /// The mirror actor.
 pub struct MirrorActor {
     storage: Arc<dyn Storage>,
-    policy: MirrorPolicy,
+    /// `mirror.retention_days`: entries stored longer ago are deleted; 0 keeps them.
+    retention_days: u64,
     replicator: Recipient<GroupsChanged>,
     appended: Recipient<LogAppended>,
     requests: Option<mpsc::Receiver<InboundMirrorRequest>>,
@@ -73,7 +72,7 @@ impl MirrorActor {
     /// to `replicator` (whose `appended` learns of each commit).
     pub fn new(
         storage: Arc<dyn Storage>,
-        policy: MirrorPolicy,
+        retention_days: u64,
         replicator: Recipient<GroupsChanged>,
         appended: Recipient<LogAppended>,
         requests: mpsc::Receiver<InboundMirrorRequest>,
@@ -82,7 +81,7 @@ impl MirrorActor {
     ) -> Self {
         Self {
             storage,
-            policy,
+            retention_days,
             replicator,
             appended,
             requests: Some(requests),
@@ -96,7 +95,7 @@ impl MirrorActor {
 
     /// Loads the groups from the database and serves exactly those.
     fn reload(&mut self, ctx: &mut Context<Self>) {
-        if self.loading || !self.policy.enabled {
+        if self.loading {
             return;
         }
         self.loading = true;
@@ -117,8 +116,8 @@ impl MirrorActor {
     /// Deletes the entries stored longer ago than `mirror.retention_days` (heads stay).
     fn purge(&mut self, ctx: &mut Context<Self>) {
         let storage = self.storage.clone();
-        let cutoff = blind_store::unix_now()
-            .saturating_sub(self.policy.retention_days.saturating_mul(24 * 60 * 60));
+        let cutoff = crate::clock::unix_now()
+            .saturating_sub(self.retention_days.saturating_mul(24 * 60 * 60));
         ctx.spawn(
             async move { storage.mirror().purge_before(cutoff).await }
                 .into_actor(self)
@@ -224,7 +223,7 @@ impl Actor for MirrorActor {
         }
         self.reload(ctx);
         ctx.run_interval(RELOAD_INTERVAL, |actor, ctx| actor.reload(ctx));
-        if self.policy.retention_days > 0 {
+        if self.retention_days > 0 {
             self.purge(ctx);
             ctx.run_interval(crate::defaults::MIRROR_PURGE_INTERVAL, |actor, ctx| {
                 actor.purge(ctx)
@@ -236,14 +235,13 @@ impl Actor for MirrorActor {
 impl StreamHandler<InboundMirrorRequest> for MirrorActor {
     fn handle(&mut self, item: InboundMirrorRequest, ctx: &mut Self::Context) {
         let storage = self.storage.clone();
-        let policy = self.policy;
         let InboundMirrorRequest {
             peer,
             request,
             reply,
         } = item;
         ctx.spawn(
-            async move { register::answer(storage.as_ref(), policy, request).await }
+            async move { register::answer(storage.as_ref(), request).await }
                 .into_actor(self)
                 .map(move |(response, changed), actor, ctx| {
                     tracing::info!(%peer, ?response, "mirror request answered");

@@ -10,32 +10,12 @@ use crate::{
     },
 };
 
-use super::{blind_store::unix_now, tokens};
+use super::tokens;
 
-/// What the mirror does with requests, and how long it keeps entries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MirrorPolicy {
-    /// `mirror.enabled`.
-    pub enabled: bool,
-    /// `mirror.retention_days`: entries stored longer ago are deleted; 0 keeps them forever.
-    pub retention_days: u64,
-}
-
-/// Answers one request; `Ok(true)` in the second place when the mirrored groups changed.
-pub async fn answer(
-    storage: &dyn Storage,
-    policy: MirrorPolicy,
-    request: MirrorRequest,
-) -> (MirrorResponse, bool) {
-    if !policy.enabled {
-        return (
-            MirrorResponse::refused(
-                MirrorRefusal::Disabled,
-                "this node does not run the mirror role (mirror.enabled = false, or p2p.replication = false)",
-            ),
-            false,
-        );
-    }
+/// Answers one request (the swarm hands requests to the mirror only when the role runs; it
+/// refuses them as disabled otherwise); `true` in the second place when the mirrored groups
+/// changed.
+pub async fn answer(storage: &dyn Storage, request: MirrorRequest) -> (MirrorResponse, bool) {
     let result = match request {
         MirrorRequest::Register(registration) => register(storage, *registration).await,
         MirrorRequest::Unregister { group_pk, token } => {
@@ -96,7 +76,11 @@ async fn register(
         token_id: usage.id.clone(),
     };
     Ok(
-        match storage.mirror().register_group(&group, unix_now()).await? {
+        match storage
+            .mirror()
+            .register_group(&group, crate::clock::unix_now())
+            .await?
+        {
             GroupRegistration::Registered => (MirrorResponse::Done { already: false }, true),
             GroupRegistration::AlreadyMirrored => (MirrorResponse::Done { already: true }, false),
             GroupRegistration::GroupQuota => {

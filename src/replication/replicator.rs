@@ -148,9 +148,7 @@ impl Replicator {
             return;
         }
         self.discovering = true;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let now = crate::clock::unix_now();
         let keys: Vec<[u8; 32]> = self
             .directory
             .values()

@@ -32,11 +32,7 @@ mod stream_tests;
 #[cfg(test)]
 mod test_support;
 
-use std::{
-    fmt,
-    sync::Arc,
-    time::{SystemTime, UNIX_EPOCH},
-};
+use std::{fmt, sync::Arc};
 
 use libp2p::{Multiaddr, PeerId};
 
@@ -105,18 +101,16 @@ impl fmt::Debug for RendezvousServer {
     }
 }
 
-/// The system clock in unix seconds.
-fn system_clock() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
-}
-
 impl RendezvousServer {
     /// A server over `storage`'s registrations. `default_ttl_secs` is granted to
     /// registrations that ask for no TTL, brought within the limits' TTL range.
     pub fn new(storage: Arc<dyn Storage>, limits: RendezvousLimits, default_ttl_secs: u64) -> Self {
-        Self::with_clock(storage, limits, default_ttl_secs, Arc::new(system_clock))
+        Self::with_clock(
+            storage,
+            limits,
+            default_ttl_secs,
+            Arc::new(crate::clock::unix_now),
+        )
     }
 
     /// [`RendezvousServer::new`] reading the time from `clock` (unix seconds) instead of the
