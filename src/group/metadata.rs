@@ -89,6 +89,8 @@ pub struct AccountEvent {
     pub group: Option<GroupReference>,
     /// `ContactRequestReferenceReset`: the new rendezvous seed (never shown to clients).
     pub rendezvous_seed: Option<RendezvousSeed>,
+    /// `GroupJoined` of a contact group: the contact's account key (never shown to clients).
+    pub contact_pk: Option<VerifyingKey>,
 }
 
 impl AccountEvent {
@@ -100,6 +102,7 @@ impl AccountEvent {
             data,
             group: None,
             rendezvous_seed: None,
+            contact_pk: None,
         }
     }
 }
@@ -177,6 +180,10 @@ impl MetadataEvent {
                     .rendezvous_seed
                     .as_ref()
                     .map(|seed| seed.as_bytes().to_vec())
+                    .unwrap_or_default(),
+                contact_pk: event
+                    .contact_pk
+                    .map(|pk| pk.to_bytes().to_vec())
                     .unwrap_or_default(),
             }),
         };
@@ -297,12 +304,18 @@ impl AccountEvent {
                     .map_err(|_| MetadataParseError::BadSeed)?,
             )
         };
+        let contact_pk = if event.contact_pk.is_empty() {
+            None
+        } else {
+            Some(key("contact_pk", &event.contact_pk)?)
+        };
         Ok(Self {
             event_type: event.event_type,
             subject: event.subject,
             data: event.data,
             group,
             rendezvous_seed,
+            contact_pk,
         })
     }
 }

@@ -23,7 +23,7 @@ impl Handler<CreateGroup> for AccountActor {
             Ok(GroupReference { keys, proof })
         })();
         match result {
-            Ok(reference) => self.join(reference, Vec::new()),
+            Ok(reference) => self.join(Joining::multi(reference, Vec::new())),
             Err(e) => AtomicResponse::new(Box::pin(fut::ready(Err(e)))),
         }
     }
@@ -43,16 +43,48 @@ impl Handler<JoinGroup> for AccountActor {
     type Result = AtomicResponse<Self, Result<[u8; 32], Error>>;
 
     fn handle(&mut self, msg: JoinGroup, _: &mut Self::Context) -> Self::Result {
-        self.join(msg.reference, msg.meta)
+        self.join(Joining::multi(msg.reference, msg.meta))
+    }
+}
+
+/// A group to join: a multi-member group from its reference, or a contact group.
+pub(crate) struct Joining {
+    /// The group's keys and creation proof.
+    pub reference: GroupReference,
+    /// Shown to members on this device's member event.
+    pub meta: Vec<u8>,
+    /// A contact group: the contact's account key.
+    pub contact: Option<VerifyingKey>,
+    /// Whether to record `GroupJoined` in the account log (not when another device of the
+    /// account recorded it already).
+    pub record_event: bool,
+}
+
+impl Joining {
+    /// A multi-member group joined on this device, recorded in the account log.
+    pub fn multi(reference: GroupReference, meta: Vec<u8>) -> Self {
+        Self {
+            reference,
+            meta,
+            contact: None,
+            record_event: true,
+        }
     }
 }
 
 impl AccountActor {
-    fn join(
+    /// Joins a group: its record, this device's setup in it, `GroupJoined` (unless another
+    /// device recorded it), then replication. Joining a group already joined is a no-op.
+    pub(crate) fn join(
         &mut self,
-        reference: GroupReference,
-        meta: Vec<u8>,
+        joining: Joining,
     ) -> AtomicResponse<Self, Result<[u8; 32], Error>> {
+        let Joining {
+            reference,
+            meta,
+            contact,
+            record_event,
+        } = joining;
         let group_pk = reference.keys.group_pk().to_bytes();
         if let Some(existing) = self.group(&group_pk) {
             let result = if existing.record.kind == GroupKind::Account {
@@ -68,12 +100,16 @@ impl AccountActor {
         }
         let prepared = (|| {
             let record = GroupRecord {
-                kind: GroupKind::Multi,
+                kind: if contact.is_some() {
+                    GroupKind::Contact
+                } else {
+                    GroupKind::Multi
+                },
                 keys: reference.keys.clone(),
                 proof: Some(reference.proof.clone()),
                 device: SigningKey::generate(&mut OsRng),
                 left: false,
-                contact_pk: None,
+                contact_pk: contact,
                 joined_seq: self.next_seq,
             };
             let group = Arc::new(GroupContext::new(record, &self.keys)?);
@@ -89,17 +125,24 @@ impl AccountActor {
         let values = self.values.clone();
         let record_key = Self::record_key(&group);
         let record = group.record.encode();
-        let joined = account_event(
-            AccountEventType::GroupJoined,
-            group_pk.to_vec(),
-            Vec::new(),
-            |e| e.group = Some(reference.clone()),
-        );
+        let joined = record_event.then(|| {
+            account_event(
+                AccountEventType::GroupJoined,
+                group_pk.to_vec(),
+                Vec::new(),
+                |e| {
+                    e.group = Some(reference.clone());
+                    e.contact_pk = contact;
+                },
+            )
+        });
         AtomicResponse::new(Box::pin(
             async move {
                 values.put(&record_key, &record).await?;
                 setup.run(&values).await?;
-                send(&account, joined).await?;
+                if let Some(joined) = joined {
+                    send(&account, joined).await?;
+                }
                 Ok(())
             }
             .into_actor(self)
