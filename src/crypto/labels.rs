@@ -62,6 +62,21 @@ pub const MAC_LINK_GOSSIP_KEY: &[u8] = b"berty-node/v1/mac/link-gossip-key";
 /// Associated data prefix: a gossipsub announcement sealed under the link-derived key.
 pub const AD_GOSSIP: &[u8] = b"berty-node/v1/ad/gossip";
 
+/// HKDF info prefix: the contact handshake's two channel keys, from its two X25519 exchanges
+/// (followed by both ephemeral keys and the responder's account key).
+pub const KDF_CONTACT_HANDSHAKE: &[u8] = b"berty-node/v1/kdf/contact-handshake";
+/// Hash prefix: the contact handshake's transcript hash (followed by both ephemeral keys and
+/// both account keys).
+pub const HASH_CONTACT_HANDSHAKE: &[u8] = b"berty-node/v1/hash/contact-handshake";
+/// Signature by the requester's account key: its proof in the contact handshake (followed by
+/// the transcript hash).
+pub const SIG_CONTACT_HANDSHAKE_REQUESTER: &[u8] = b"berty-node/v1/sig/contact-handshake-requester";
+/// Signature by the responder's account key: its proof in the contact handshake (followed by
+/// the transcript hash).
+pub const SIG_CONTACT_HANDSHAKE_RESPONDER: &[u8] = b"berty-node/v1/sig/contact-handshake-responder";
+/// Associated data of every sealed frame of the contact handshake.
+pub const AD_CONTACT_HANDSHAKE: &[u8] = b"berty-node/v1/ad/contact-handshake";
+
 /// Every label above, for the distinctness test.
 #[cfg(test)]
 pub(crate) const ALL: &[&[u8]] = &[
@@ -90,6 +105,11 @@ pub(crate) const ALL: &[&[u8]] = &[
     MAC_LINK_TOPIC,
     MAC_LINK_GOSSIP_KEY,
     AD_GOSSIP,
+    KDF_CONTACT_HANDSHAKE,
+    HASH_CONTACT_HANDSHAKE,
+    SIG_CONTACT_HANDSHAKE_REQUESTER,
+    SIG_CONTACT_HANDSHAKE_RESPONDER,
+    AD_CONTACT_HANDSHAKE,
 ];
 
 #[cfg(test)]

@@ -13,6 +13,8 @@
 //!   to one member.
 //! - `message`: message payloads (sealed header and body); `metadata`: metadata payloads.
 //! - `contact`: contact groups and rendezvous points.
+//! - `handshake`: the contact handshake's ephemeral keys, channel keys, sealed frames and
+//!   account proofs (the protocol is in `crate::handshake`).
 //! - `link`: the sync hello's link-key proof tags and the rotating discovery keys.
 //! - `error`: [`CryptoError`].
 //!
@@ -26,6 +28,7 @@ mod creation_proof;
 mod envelope;
 mod error;
 mod group;
+mod handshake;
 mod kdf;
 mod keys;
 pub mod labels;
@@ -48,6 +51,10 @@ pub use creation_proof::CreationProof;
 pub use envelope::{open, seal, SymmetricKey, ENVELOPE_OVERHEAD, NONCE_LEN, TAG_LEN};
 pub use error::CryptoError;
 pub use group::{GroupGenesis, GroupKeys, GroupSecret, LinkKey};
+pub use handshake::{
+    HandshakeChannel, HandshakeEphemeral, HandshakeRole, TranscriptHash, HANDSHAKE_EPHEMERAL_LEN,
+    HANDSHAKE_TAG_LEN, TRANSCRIPT_HASH_LEN,
+};
 pub use keys::{
     derive_member_key, parse_public_key, parse_signature, signing_key_from_seed, AccountKeys,
     KEY_LEN, SIGNATURE_LEN,
