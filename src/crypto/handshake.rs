@@ -378,6 +378,32 @@ mod tests {
     }
 
     #[test]
+    fn an_impostor_knowing_the_target_public_key_cannot_open() {
+        // The impostor answers with its own ephemeral key, so it knows dh1, and names the
+        // target's public key in the derivation; the best it can do for dh2 is an exchange
+        // with its own key.
+        let target = SigningKey::generate(&mut OsRng);
+        let impostor = SigningKey::generate(&mut OsRng);
+        let e_i = HandshakeEphemeral::generate(&mut OsRng);
+        let e_r = HandshakeEphemeral::generate(&mut OsRng);
+        let (e_i_pk, e_r_pk) = (e_i.public_bytes(), e_r.public_bytes());
+        let mut requester =
+            HandshakeChannel::for_requester(e_i, &e_r_pk, &target.verifying_key()).unwrap();
+        let sealed = requester.seal(b"proof").unwrap();
+        let e_i_pub = PublicKey::from(e_i_pk);
+        let dh1 = e_r.secret.diffie_hellman(&e_i_pub);
+        let own = StaticSecret::from(impostor.to_scalar_bytes());
+        let dh2 = own.diffie_hellman(&e_i_pub);
+        let (to_responder, to_requester) =
+            channel_keys(&dh1, &dh2, &e_i_pk, &e_r_pk, &target.verifying_key()).unwrap();
+        let mut forged = HandshakeChannel::new(to_requester, to_responder);
+        assert_eq!(
+            forged.open(&sealed).unwrap_err(),
+            CryptoError::DecryptionFailed
+        );
+    }
+
+    #[test]
     fn replayed_reordered_and_foreign_frames_do_not_open() {
         let responder = SigningKey::generate(&mut OsRng);
         let mut s = session(&responder, &responder.verifying_key());
