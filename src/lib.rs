@@ -13,6 +13,8 @@
 //! - [`log`]: log entries, ids, the Merkle DAG and its total order (pure, no I/O).
 //! - [`storage`]: the storage trait and its SQLite and PostgreSQL backends; `storage::sealed`, the
 //!   only way to node values, sealed under the data dir's storage key.
+//! - [`handshake`]: the contact-request handshake (`/berty/contact_req/1.0.0`): pure state
+//!   machines and their driver over one stream.
 //! - [`group`]: group records, references and decoded views (domain types at the edge of the wire).
 //! - [`actors`]: the account actor (groups, contacts, export) and one group store actor per
 //!   group log (its job pipeline as plain data, batched local writes, remote batches decoded
@@ -51,6 +53,7 @@ pub mod defaults;
 pub mod error;
 pub mod framing;
 pub mod group;
+pub mod handshake;
 pub mod import;
 pub mod keystore;
 pub mod log;
