@@ -44,6 +44,7 @@
 
 pub mod frames;
 mod machine;
+mod stream;
 
 use std::{io, time::Duration};
 
@@ -51,6 +52,7 @@ use crate::crypto::{CryptoError, RendezvousSeed, VerifyingKey};
 
 pub use frames::{Frame, FrameError, MAX_FRAME_LEN};
 pub use machine::{Requester, Responder, Step};
+pub use stream::{request, respond};
 
 /// The libp2p protocol name.
 pub const PROTOCOL: &str = "/berty/contact_req/1.0.0";
