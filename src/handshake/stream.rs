@@ -248,7 +248,9 @@ mod tests {
         handshake::{frames::FrameError, Frame},
     };
 
-    const STEP: Duration = Duration::from_millis(100);
+    /// The step timeout of the tests that expect one. The honest steps before it must fit
+    /// in it too, on a loaded two-core machine: 300 ms leaves them ample room.
+    const STEP: Duration = Duration::from_millis(300);
     /// Long enough that a test failing by timeout instead of by the expected error shows.
     const PATIENT: Duration = Duration::from_secs(5);
 
@@ -330,8 +332,8 @@ mod tests {
         let contact = outgoing();
         let target = a_r.verifying_key();
         let (requested, responded) = tokio::join!(
-            request(&mut requester_end, &a_i, &target, &contact, STEP),
-            respond(&mut responder_end, &a_r, STEP),
+            request(&mut requester_end, &a_i, &target, &contact, PATIENT),
+            respond(&mut responder_end, &a_r, PATIENT),
         );
         requested.unwrap();
         let incoming = responded.unwrap();
@@ -347,7 +349,7 @@ mod tests {
         let (mut requester_end, mut responder_end) = pipes();
         let contact = outgoing();
         let responder = async {
-            let result = respond(&mut responder_end, &holder, STEP).await;
+            let result = respond(&mut responder_end, &holder, PATIENT).await;
             // The node drops a stream whose handshake failed.
             drop(responder_end);
             result
