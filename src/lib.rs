@@ -25,6 +25,8 @@
 //!   connected peer (the link-key hello as a pure state machine, heads, batched fetches,
 //!   announcements), discovery; `ports` holds what replication and the stores say to each
 //!   other.
+//! - [`courier`]: the network side of contacts: this account's rendezvous points advertised,
+//!   outgoing contact requests delivered with back-off, incoming ones answered.
 //! - [`api`]: the tonic gRPC service: validation, calls to the actors, subscriptions.
 //! - [`admin`]: the actix-web admin server: health, readiness, metrics.
 //! - [`client`]: `berty-node client`, a command-line gRPC client with one command per call.
@@ -47,6 +49,7 @@ pub mod api;
 pub mod client;
 pub mod clock;
 pub mod config;
+pub mod courier;
 pub mod crypto;
 pub mod data_dir;
 pub mod defaults;

@@ -190,6 +190,17 @@ pub struct Metrics {
     pub mirror_groups: Gauge,
     /// Batches of entries a mirror refused because their token's byte quota is used up.
     pub mirror_quota_refusals: Counter,
+    /// Incoming contact handshakes, by outcome (`completed`, `refused`, `busy`).
+    pub contact_handshakes: Family<OutcomeLabels, Counter>,
+    /// Outgoing contact request attempts, by outcome (`delivered`, `failed`).
+    pub contact_deliveries: Family<OutcomeLabels, Counter>,
+}
+
+/// An outcome label.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    /// What happened.
+    pub outcome: &'static str,
 }
 
 impl Metrics {
@@ -262,8 +273,32 @@ impl Metrics {
             "Batches of entries refused because their mirror token's byte quota is used up",
             metrics.mirror_quota_refusals.clone(),
         );
+        registry.register(
+            "contact_handshakes",
+            "Incoming contact handshakes, by outcome (completed, refused, busy)",
+            metrics.contact_handshakes.clone(),
+        );
+        registry.register(
+            "contact_deliveries",
+            "Outgoing contact request attempts, by outcome (delivered, failed)",
+            metrics.contact_deliveries.clone(),
+        );
         metrics.p2p.register(&mut registry);
         (metrics, registry)
+    }
+
+    /// Counts one incoming contact handshake.
+    pub fn contact_handshakes(&self, outcome: &'static str) {
+        self.contact_handshakes
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
+    /// Counts one outgoing contact request attempt.
+    pub fn contact_delivery(&self, outcome: &'static str) {
+        self.contact_deliveries
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
     }
 
     /// Counts one gRPC call.

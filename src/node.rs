@@ -345,10 +345,25 @@ async fn start_account(
         )
         .start()
     });
+    let courier = crate::courier::ContactCourier::new(
+        swarm.clone(),
+        keys.account().clone(),
+        crate::courier::CourierSettings {
+            servers: config
+                .rendezvous_servers
+                .iter()
+                .filter_map(p2p::peer_id_of)
+                .collect(),
+            period: config.contact_period,
+        },
+        metrics.clone(),
+    )
+    .start();
     let lifeline = supervisor.lifeline("account actor", OnDeath::StopNode);
     let mut account = AccountActor::load(keys, storage.clone(), values, metrics.clone(), lifeline)
         .await
         .map_err(NodeError::Account)?;
+    account.set_courier(courier);
     if let Some(replicator) = &replicator {
         account.set_replication(Replication {
             appended: replicator.clone().recipient(),

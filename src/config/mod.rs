@@ -97,7 +97,15 @@ struct RawConfig {
     relay: RelayConfig,
     rendezvous: RendezvousConfig,
     mirror: MirrorConfig,
+    contacts: RawContacts,
     log: LogConfig,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawContacts {
+    #[serde(deserialize_with = "strict::u64")]
+    rendezvous_period_secs: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -287,6 +295,8 @@ pub struct NodeConfig {
     pub rendezvous: RendezvousConfig,
     /// Mirror settings.
     pub mirror: MirrorConfig,
+    /// Length of a rendezvous period of contact requests (`contacts.rendezvous_period_secs`).
+    pub contact_period: std::num::NonZeroU64,
     /// Logging settings.
     pub log: LogConfig,
 }
@@ -390,6 +400,11 @@ impl NodeConfig {
         let penalty_secs = duration_secs("p2p.penalty_secs", raw.p2p.penalty_secs)?;
         check_relay_durations(&raw.relay)?;
         duration_secs("rendezvous.max_ttl_secs", rendezvous.max_ttl_secs)?;
+        let contact_period = std::num::NonZeroU64::new(duration_secs(
+            "contacts.rendezvous_period_secs",
+            raw.contacts.rendezvous_period_secs,
+        )?)
+        .ok_or_else(|| invalid("contacts.rendezvous_period_secs", "must be at least 1"))?;
         Ok(Self {
             data_dir: raw.data_dir,
             database_url: url,
@@ -409,6 +424,7 @@ impl NodeConfig {
             relay: raw.relay,
             rendezvous,
             mirror: raw.mirror,
+            contact_period,
             log: raw.log,
         })
     }

@@ -13,6 +13,9 @@ use crate::{
 };
 
 /// One event of a metadata log (the plaintext sealed in a metadata entry).
+// Variants hold keys (a parsed Ed25519 key is 160 bytes); an event is parsed once per entry
+// and moved a few times, so boxing would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone)]
 pub enum MetadataEvent {
     /// A device joins the group as (part of) a member.

@@ -79,6 +79,10 @@ pub struct Behaviour {
     /// `/rendezvous/1.0.0` as a server, when `rendezvous.enabled`: inbound streams, each
     /// served (several requests in a row) by the rendezvous server.
     pub rendezvous_inbound: Toggle<InboundStreams>,
+    /// Whole streams opened and accepted by protocol: the contact handshake
+    /// (`/berty/contact_req/1.0.0`), driven outside the swarm through a
+    /// [`libp2p_stream::Control`].
+    pub streams: libp2p_stream::Behaviour,
 }
 
 /// Gossipsub with a subscription filter sized for a node in thousands of groups (libp2p's
@@ -192,6 +196,7 @@ impl Behaviour {
                     .is_some()
                     .then(|| InboundStreams::new(RENDEZVOUS_PROTOCOL, RENDEZVOUS_MAX_STREAMS)),
             ),
+            streams: libp2p_stream::Behaviour::new(),
         })
     }
 }

@@ -45,6 +45,11 @@ pub enum SwarmCommand {
         /// The reply slot (the local record is stored; publication goes on in the background).
         reply: oneshot::Sender<Result<(), P2pError>>,
     },
+    /// Stops providing `key` in the DHT (the records other nodes hold expire).
+    StopProviding {
+        /// The key.
+        key: Vec<u8>,
+    },
     /// Subscribes to (`true`) or leaves (`false`) gossipsub topics.
     Topics {
         /// Topics to join.
@@ -129,6 +134,13 @@ pub enum SwarmCommand {
         /// The reply slot.
         reply: oneshot::Sender<Result<Discovered, P2pError>>,
     },
+    /// Asks a rendezvous server to drop this node's registration under `namespace`.
+    RendezvousUnregister {
+        /// The rendezvous server.
+        server: PeerId,
+        /// The namespace.
+        namespace: String,
+    },
     /// A test control (needs `p2p.test_controls`).
     Test {
         /// What to do.
@@ -211,15 +223,38 @@ pub struct Discovered {
 }
 
 /// A cheap, cloneable handle to the swarm task.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SwarmHandle {
     peer_id: PeerId,
     commands: mpsc::Sender<SwarmCommand>,
+    streams: libp2p_stream::Control,
+}
+
+impl std::fmt::Debug for SwarmHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SwarmHandle")
+            .field("peer_id", &self.peer_id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SwarmHandle {
-    pub(super) fn new(peer_id: PeerId, commands: mpsc::Sender<SwarmCommand>) -> Self {
-        Self { peer_id, commands }
+    pub(super) fn new(
+        peer_id: PeerId,
+        commands: mpsc::Sender<SwarmCommand>,
+        streams: libp2p_stream::Control,
+    ) -> Self {
+        Self {
+            peer_id,
+            commands,
+            streams,
+        }
+    }
+
+    /// Opens and accepts whole streams by protocol (each clone has its own slot for opening
+    /// streams: see [`libp2p_stream::Control::open_stream`]).
+    pub fn streams(&self) -> libp2p_stream::Control {
+        self.streams.clone()
     }
 
     /// This node's peer id.
@@ -252,6 +287,14 @@ impl SwarmHandle {
     pub async fn provide(&self, key: Vec<u8>) -> Result<(), P2pError> {
         self.ask(|reply| SwarmCommand::Provide { key, reply })
             .await?
+    }
+
+    /// Stops providing `key` in the DHT; does not wait.
+    pub async fn stop_providing(&self, key: Vec<u8>) -> Result<(), P2pError> {
+        self.commands
+            .send(SwarmCommand::StopProviding { key })
+            .await
+            .map_err(|_| P2pError::Stopped)
     }
 
     /// Joins and leaves gossipsub topics.
@@ -369,6 +412,19 @@ impl SwarmHandle {
             reply,
         })
         .await?
+    }
+
+    /// Asks `server` to drop this node's registration under `namespace`; does not wait (the
+    /// protocol has no answer to it).
+    pub async fn rendezvous_unregister(
+        &self,
+        server: PeerId,
+        namespace: String,
+    ) -> Result<(), P2pError> {
+        self.commands
+            .send(SwarmCommand::RendezvousUnregister { server, namespace })
+            .await
+            .map_err(|_| P2pError::Stopped)
     }
 
     /// Test control: disconnects `peer` and refuses every connection with it.

@@ -43,6 +43,7 @@ pub async fn spawn(
 ) -> Result<(SwarmHandle, JoinHandle<()>), P2pError> {
     let mut swarm = build(keypair.clone(), &settings, registry, &metrics)?;
     let peer_id = *swarm.local_peer_id();
+    let streams = swarm.behaviour().streams.new_control();
     let mut pending: HashMap<ListenerId, (Multiaddr, Expected)> = HashMap::new();
     for addr in &settings.listen {
         listen::check_tcp_port_free(addr)?;
@@ -61,7 +62,7 @@ pub async fn spawn(
 
     let (commands, inbox) = mpsc::channel(COMMAND_QUEUE);
     let join = tokio::spawn(task.run(inbox, shutdown));
-    Ok((SwarmHandle::new(peer_id, commands), join))
+    Ok((SwarmHandle::new(peer_id, commands, streams), join))
 }
 
 fn build(

@@ -178,7 +178,7 @@ impl Round {
 }
 
 /// Dials `peer` at each address in turn until one connects.
-async fn dial_any(swarm: &SwarmHandle, peer: PeerId, addrs: Vec<Multiaddr>) -> bool {
+pub async fn dial_any(swarm: &SwarmHandle, peer: PeerId, addrs: Vec<Multiaddr>) -> bool {
     for addr in addrs {
         let addr = if addr.iter().any(|p| matches!(p, Protocol::P2p(_))) {
             addr

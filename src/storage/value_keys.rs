@@ -209,6 +209,10 @@ pub enum ValuePrefix {
     },
     /// `mirror/`: every group's mirrors.
     Mirrors,
+    /// `contact/`: every contact record.
+    Contacts,
+    /// `outbox/`: every contact request waiting to be sent.
+    Outbox,
     /// `queue/<group>/<device>/`: the messages of a device waiting for its chain key, in
     /// the log's total order.
     Queued {
@@ -226,6 +230,8 @@ impl fmt::Display for ValuePrefix {
             Self::Groups => f.write_str("group/"),
             Self::Chains => f.write_str("chain/"),
             Self::Mirrors => f.write_str("mirror/"),
+            Self::Contacts => f.write_str("contact/"),
+            Self::Outbox => f.write_str("outbox/"),
             Self::Members { group_pk } => write!(f, "member/{}/", hex::encode(group_pk)),
             Self::Queued {
                 group_pk,

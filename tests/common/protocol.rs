@@ -850,6 +850,39 @@ pub async fn metric(process: &NodeProcess, name: &str) -> f64 {
         .unwrap_or_else(|| panic!("no metric {name} in {body}"))
 }
 
+/// Polls `/metrics` until `name` is at least `value` (see [`wait_for_metric`]).
+pub async fn wait_for_metric_at_least(process: &NodeProcess, name: &str, value: f64) {
+    let deadline = tokio::time::Instant::now() + STEP_TIMEOUT;
+    loop {
+        let current = metric_or_zero(process, name).await;
+        if current >= value {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name} stayed at {current}, expected at least {value}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The value of `name` in `/metrics`, 0 while the metric has no sample yet (a labelled
+/// counter appears on its first increment).
+pub async fn metric_or_zero(process: &NodeProcess, name: &str) -> f64 {
+    let (status, body) = within(
+        "GET /metrics",
+        super::node::http_get(process.admin_addr, "/metrics", None),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    body.lines()
+        .find_map(|line| {
+            let (key, value) = line.split_once(' ')?;
+            (key == name).then(|| value.trim().parse().ok())?
+        })
+        .unwrap_or(0.0)
+}
+
 /// Polls `/metrics` until `name` equals `value`. The node has no push notification for its
 /// internal state, so this is the one place the tests poll (a bounded loop, no fixed delay
 /// standing in for synchronisation).

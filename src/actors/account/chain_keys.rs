@@ -95,13 +95,17 @@ impl Handler<Learnt> for AccountActor {
 
     fn handle(&mut self, msg: Learnt, ctx: &mut Self::Context) {
         let group_pk = msg.group_pk;
+        self.contact_members_seen(&group_pk, &msg.new_members);
         if !msg.new_members.is_empty() {
             let share = self.share_chain_key(&group_pk, msg.new_members);
-            ctx.spawn(share.into_actor(self).map(move |result, _, _| {
-                if let Err(e) = result {
+            // Off the actor's context: a future spawned there is paused while the actor runs
+            // an atomic handler, and paused holding the storage's write connection it would
+            // block that handler's writes.
+            actix::spawn(async move {
+                if let Err(e) = share.await {
                     tracing::warn!(group = %hex::encode(&group_pk[..8]), %e, "cannot share the chain key");
                 }
-            }));
+            });
         }
         if !msg.new_chains.is_empty() {
             let Some(group) = self.group(&group_pk) else {

@@ -23,7 +23,7 @@ impl Handler<CreateGroup> for AccountActor {
             Ok(GroupReference { keys, proof })
         })();
         match result {
-            Ok(reference) => self.join(Joining::multi(reference, Vec::new())),
+            Ok(reference) => AtomicResponse::new(self.join(Joining::multi(reference, Vec::new()))),
             Err(e) => AtomicResponse::new(Box::pin(fut::ready(Err(e)))),
         }
     }
@@ -43,12 +43,12 @@ impl Handler<JoinGroup> for AccountActor {
     type Result = AtomicResponse<Self, Result<[u8; 32], Error>>;
 
     fn handle(&mut self, msg: JoinGroup, _: &mut Self::Context) -> Self::Result {
-        self.join(Joining::multi(msg.reference, msg.meta))
+        AtomicResponse::new(self.join(Joining::multi(msg.reference, msg.meta)))
     }
 }
 
 /// A group to join: a multi-member group from its reference, or a contact group.
-pub(crate) struct Joining {
+pub struct Joining {
     /// The group's keys and creation proof.
     pub reference: GroupReference,
     /// Shown to members on this device's member event.
@@ -78,7 +78,7 @@ impl AccountActor {
     pub(crate) fn join(
         &mut self,
         joining: Joining,
-    ) -> AtomicResponse<Self, Result<[u8; 32], Error>> {
+    ) -> ResponseActFuture<Self, Result<[u8; 32], Error>> {
         let Joining {
             reference,
             meta,
@@ -96,7 +96,7 @@ impl AccountActor {
             } else {
                 Ok(group_pk)
             };
-            return AtomicResponse::new(Box::pin(fut::ready(result)));
+            return Box::pin(fut::ready(result));
         }
         let prepared = (|| {
             let record = GroupRecord {
@@ -118,7 +118,7 @@ impl AccountActor {
         })();
         let (group, setup) = match prepared {
             Ok(prepared) => prepared,
-            Err(e) => return AtomicResponse::new(Box::pin(fut::ready(Err(e)))),
+            Err(e) => return Box::pin(fut::ready(Err(e))),
         };
         self.next_seq += 1;
         let account = self.account_store();
@@ -136,7 +136,7 @@ impl AccountActor {
                 },
             )
         });
-        AtomicResponse::new(Box::pin(
+        Box::pin(
             async move {
                 values.put(&record_key, &record).await?;
                 setup.run(&values).await?;
@@ -152,7 +152,7 @@ impl AccountActor {
                 actor.publish_directory();
                 Ok(group_pk)
             }),
-        ))
+        )
     }
 }
 
@@ -193,20 +193,36 @@ impl Handler<LeaveGroup> for AccountActor {
     type Result = AtomicResponse<Self, Result<(), Error>>;
 
     fn handle(&mut self, msg: LeaveGroup, _: &mut Self::Context) -> Self::Result {
-        let group_pk = msg.0;
-        let prepared = self.joined_group(&group_pk).and_then(|group| {
-            if group.record.kind != GroupKind::Multi {
-                return Err(Error::InvalidArgument(
+        let multi = self.joined_group(&msg.0).and_then(|group| {
+            if group.record.kind == GroupKind::Multi {
+                Ok(())
+            } else {
+                Err(Error::InvalidArgument(
                     "only multi-member groups can be left (remove the contact instead)".into(),
-                ));
+                ))
             }
+        });
+        match multi {
+            Ok(()) => AtomicResponse::new(self.leave(msg.0)),
+            Err(e) => AtomicResponse::new(Box::pin(fut::ready(Err(e)))),
+        }
+    }
+}
+
+impl AccountActor {
+    /// Leaves a joined group: `GroupLeft`, the record marked left, replication stopped.
+    pub(crate) fn leave(
+        &mut self,
+        group_pk: [u8; 32],
+    ) -> ResponseActFuture<Self, Result<(), Error>> {
+        let prepared = self.joined_group(&group_pk).and_then(|group| {
             let mut record = group.record.clone();
             record.left = true;
             Ok(Arc::new(GroupContext::new(record, &self.keys)?))
         });
         let left = match prepared {
             Ok(left) => left,
-            Err(e) => return AtomicResponse::new(Box::pin(fut::ready(Err(e)))),
+            Err(e) => return Box::pin(fut::ready(Err(e))),
         };
         let account = self.account_store();
         let values = self.values.clone();
@@ -218,7 +234,7 @@ impl Handler<LeaveGroup> for AccountActor {
             Vec::new(),
             |_| {},
         );
-        AtomicResponse::new(Box::pin(
+        Box::pin(
             async move {
                 send(&account, event).await?;
                 values.put(&record_key, &record).await?;
@@ -233,6 +249,6 @@ impl Handler<LeaveGroup> for AccountActor {
                 actor.publish_directory();
                 Ok(())
             }),
-        ))
+        )
     }
 }

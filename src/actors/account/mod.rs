@@ -41,7 +41,7 @@ use crate::{
     },
 };
 
-pub use groups::{CreateGroup, InviteGroup, JoinGroup, LeaveGroup};
+pub use groups::{CreateGroup, InviteGroup, JoinGroup, Joining, LeaveGroup};
 pub use writes::{AppendAppEvent, OpenAccountLog, OpenLog, SendMessage, SetSetting};
 
 use chain_keys::chain_key_share;
@@ -62,6 +62,10 @@ pub struct AccountActor {
     follow_ups: Option<Recipient<Learnt>>,
     /// The mirrors each group is registered with (replication keeps them connected).
     mirrors: HashMap<[u8; 32], Vec<mirrors::MirrorOfGroup>>,
+    /// The network side of contacts (none without a swarm, in unit tests).
+    pub(crate) courier: Option<Addr<crate::courier::ContactCourier>>,
+    /// Blocked contacts' account keys: their contact groups are not replicated.
+    pub(crate) blocked: std::collections::HashSet<[u8; 32]>,
     lifeline: crate::supervision::Lifeline,
 }
 
@@ -117,6 +121,7 @@ impl AccountActor {
             }
         }
         let mirrors = mirrors::load_mirrors(&values).await?;
+        let blocked = crate::actors::contacts::blocked_contacts(&values).await?;
         Ok(Self {
             keys,
             storage,
@@ -129,6 +134,8 @@ impl AccountActor {
             replicator: None,
             follow_ups: None,
             mirrors,
+            courier: None,
+            blocked,
             lifeline,
         })
     }
@@ -175,7 +182,7 @@ impl AccountActor {
         })
     }
 
-    fn joined_group(&self, group_pk: &[u8; 32]) -> Result<Arc<GroupContext>, Error> {
+    pub(crate) fn joined_group(&self, group_pk: &[u8; 32]) -> Result<Arc<GroupContext>, Error> {
         let group = self.known_group(group_pk)?;
         if group.record.left {
             return Err(Error::FailedPrecondition(format!(
@@ -239,6 +246,11 @@ impl AccountActor {
         self.replicator = Some(replication);
     }
 
+    /// Connects the account to the contact-request courier before it starts.
+    pub fn set_courier(&mut self, courier: Addr<crate::courier::ContactCourier>) {
+        self.courier = Some(courier);
+    }
+
     /// The groups to replicate (the account group and every group not left), each with its
     /// two stores (started if they are not running).
     fn directory(&mut self) -> Directory {
@@ -246,6 +258,12 @@ impl AccountActor {
             .groups
             .values()
             .filter(|g| !g.record.left)
+            .filter(|g| {
+                // A blocked contact's group is not replicated: its messages never arrive.
+                g.record
+                    .contact_pk
+                    .is_none_or(|pk| !self.blocked.contains(pk.as_bytes()))
+            })
             .cloned()
             .collect();
         groups.push(self.account_group.clone());
@@ -272,7 +290,7 @@ impl AccountActor {
     }
 
     /// Tells replication the current groups.
-    fn publish_directory(&mut self) {
+    pub(crate) fn publish_directory(&mut self) {
         if self.replicator.is_some() {
             let directory = self.directory();
             if let Some(replicator) = &self.replicator {
@@ -338,6 +356,14 @@ impl Actor for AccountActor {
     fn started(&mut self, ctx: &mut Self::Context) {
         self.lifeline.arm(ctx);
         self.follow_ups = Some(ctx.address().recipient());
+        if let Some(courier) = &self.courier {
+            courier.do_send(crate::courier::Attach(crate::courier::AccountPorts {
+                delivered: ctx.address().recipient(),
+                failed: ctx.address().recipient(),
+                incoming: ctx.address().recipient(),
+            }));
+        }
+        self.start_contacts();
         tracing::info!(
             account = %hex::encode(&self.keys.account_pk().as_bytes()[..8]),
             device = %hex::encode(&self.keys.device_pk().as_bytes()[..8]),

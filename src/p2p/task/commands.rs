@@ -29,6 +29,11 @@ impl SwarmTask {
             SwarmCommand::FindPeer { peer, reply } => self.find_peer(peer, reply),
             SwarmCommand::ListenOnRelay { relay, reply } => self.listen_on_relay(relay, reply),
             SwarmCommand::Provide { key, reply } => self.provide(&key, reply),
+            SwarmCommand::StopProviding { key } => self
+                .swarm
+                .behaviour_mut()
+                .kad
+                .stop_providing(&libp2p::kad::RecordKey::new(&key)),
             SwarmCommand::Topics {
                 subscribe,
                 unsubscribe,
@@ -82,6 +87,9 @@ impl SwarmTask {
                 cookie,
                 reply,
             } => self.rendezvous_discover(server, namespace, cookie, reply),
+            SwarmCommand::RendezvousUnregister { server, namespace } => {
+                self.rendezvous_unregister(server, namespace)
+            }
             SwarmCommand::Test { control, reply } => {
                 let _ = reply.send(self.test_control(control));
             }

@@ -277,6 +277,7 @@ impl SwarmTask {
             BehaviourEvent::Rendezvous(event) => self.on_rendezvous(event),
             BehaviourEvent::Mirror(event) => self.on_mirror(event),
             BehaviourEvent::RendezvousInbound(inbound) => self.serve_rendezvous_stream(inbound),
+            BehaviourEvent::Streams(()) => {}
         }
     }
 

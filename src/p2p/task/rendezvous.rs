@@ -17,7 +17,7 @@ use crate::{
     p2p::{error::P2pError, handle::Discovered, inbound_streams::InboundStream},
     rendezvous::{
         record,
-        wire::{Discover, Message, MessageType, Register, ResponseStatus},
+        wire::{Discover, Message, MessageType, Register, ResponseStatus, Unregister},
     },
 };
 
@@ -28,6 +28,8 @@ pub(super) enum RendezvousReply {
     Register(oneshot::Sender<Result<u64, P2pError>>),
     /// A discover: the peers found and the next cookie.
     Discover(oneshot::Sender<Result<Discovered, P2pError>>),
+    /// An unregistration: the protocol has no answer to it, so nobody waits.
+    Unregister,
 }
 
 impl RendezvousReply {
@@ -39,6 +41,8 @@ impl RendezvousReply {
             Self::Discover(reply) => {
                 let _ = reply.send(Err(error));
             }
+            // The server closes the stream without an answer: nothing failed.
+            Self::Unregister => {}
         }
     }
 }
@@ -191,6 +195,19 @@ impl SwarmTask {
         self.send_rendezvous(server, request, RendezvousReply::Discover(reply));
     }
 
+    /// Asks `server` to drop this node's registration under `namespace` (no answer comes).
+    pub(super) fn rendezvous_unregister(&mut self, server: PeerId, namespace: String) {
+        let request = Message {
+            r#type: Some(MessageType::Unregister as i32),
+            unregister: Some(Unregister {
+                ns: Some(namespace),
+                id: None,
+            }),
+            ..Message::default()
+        };
+        self.send_rendezvous(server, request, RendezvousReply::Unregister);
+    }
+
     pub(super) fn on_rendezvous(&mut self, event: RendezvousEvent) {
         match event {
             // Inbound streams are served whole by `serve_rendezvous_stream`; request-response
@@ -255,6 +272,7 @@ impl SwarmTask {
             RendezvousReply::Discover(reply) => {
                 let _ = reply.send(discovered(server, response));
             }
+            RendezvousReply::Unregister => {}
         }
     }
 
