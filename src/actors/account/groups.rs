@@ -193,7 +193,18 @@ impl Handler<LeaveGroup> for AccountActor {
     type Result = AtomicResponse<Self, Result<(), Error>>;
 
     fn handle(&mut self, msg: LeaveGroup, _: &mut Self::Context) -> Self::Result {
-        let group_pk = msg.0;
+        self.leave(msg.0, true)
+    }
+}
+
+impl AccountActor {
+    /// Leaves a multi-member group: `GroupLeft` (unless another device of the account
+    /// recorded it), then the record marked left and replication stopped.
+    pub(crate) fn leave(
+        &mut self,
+        group_pk: [u8; 32],
+        record_event: bool,
+    ) -> AtomicResponse<Self, Result<(), Error>> {
         let prepared = self.joined_group(&group_pk).and_then(|group| {
             if group.record.kind != GroupKind::Multi {
                 return Err(Error::InvalidArgument(
@@ -212,15 +223,19 @@ impl Handler<LeaveGroup> for AccountActor {
         let values = self.values.clone();
         let record_key = Self::record_key(&left);
         let record = left.record.encode();
-        let event = account_event(
-            AccountEventType::GroupLeft,
-            group_pk.to_vec(),
-            Vec::new(),
-            |_| {},
-        );
+        let event = record_event.then(|| {
+            account_event(
+                AccountEventType::GroupLeft,
+                group_pk.to_vec(),
+                Vec::new(),
+                |_| {},
+            )
+        });
         AtomicResponse::new(Box::pin(
             async move {
-                send(&account, event).await?;
+                if let Some(event) = event {
+                    send(&account, event).await?;
+                }
                 values.put(&record_key, &record).await?;
                 Ok(())
             }
