@@ -1,14 +1,18 @@
 //! `berty-node init --import FILE` and `--restore`: a data dir made from an export.
 //!
 //! - **Import** makes a **new device** of the same account: new device key, new per-group
-//!   device keys, no chain state. On its first start the node sets the new device up in every
-//!   group (member event, fresh chain key shared with the members).
+//!   device keys, no chain state of its own (`new_device` says what it keeps of each node
+//!   value), and the `device/imported` mark DevicePair needs. On its first start the node sets
+//!   the new device up in every group (member event, fresh chain key shared with its own
+//!   member and with every member the group knows).
 //! - **Restore** keeps the old device identity (device keys and chains, counters included) and
 //!   is only for an instance that is gone: two live instances writing as one device would
 //!   reuse message keys.
 //!
 //! Logs and decoded history are copied as they are, so the new instance shows the same groups
 //! and history at once.
+
+mod new_device;
 
 use std::{collections::HashMap, path::Path};
 
@@ -17,14 +21,13 @@ use rand::rngs::OsRng;
 
 use crate::{
     actors::export::EXPORT_VERSION,
-    crypto::{AccountKeys, SigningKey},
+    crypto::AccountKeys,
     error::Error,
-    group::GroupRecord,
     keystore,
     log::{Entry, EntryId, LogId},
     proto::wire,
     storage::sealed::{self, SealedValues},
-    storage::{self, value_keys::ValuePrefix, Commit, NewEntry, NewEvent, Storage},
+    storage::{self, Commit, NewEntry, NewEvent, Storage},
 };
 
 /// Which identity the imported instance takes.
@@ -85,17 +88,18 @@ pub fn parse_export(export: &[u8], mode: ImportMode) -> Result<ParsedExport, Err
     if export.version != EXPORT_VERSION {
         return Err(invalid(format!("unsupported version {}", export.version)));
     }
-    let keys = AccountKeys::from_bytes(&export.account_keys).map_err(invalid)?;
-    let keys = match mode {
-        ImportMode::NewDevice => keys.with_new_device(&mut OsRng),
-        ImportMode::Restore => keys,
-    };
-    let mut values = Vec::with_capacity(export.values.len());
-    for value in export.values {
-        if let Some(plaintext) = adapt_value(&value.key, value.value, mode)? {
-            values.push((value.key, plaintext));
+    let exported = AccountKeys::from_bytes(&export.account_keys).map_err(invalid)?;
+    let (keys, values) = match mode {
+        ImportMode::NewDevice => {
+            let keys = exported.with_new_device(&mut OsRng);
+            let values = new_device::adapt_values(&exported, &keys, export.values)?;
+            (keys, values)
         }
-    }
+        ImportMode::Restore => {
+            let values = export.values.into_iter().map(|v| (v.key, v.value));
+            (exported, values.collect())
+        }
+    };
     let logs = export
         .logs
         .into_iter()
@@ -143,23 +147,6 @@ pub async fn import(
     // Written last: a data dir with an account key is a complete one.
     keystore::save_account(data_dir, &keys).map_err(internal)?;
     Ok(summary)
-}
-
-/// What to store for an exported value: a new device gets new per-group device keys and no
-/// chains (it makes its own on first start).
-fn adapt_value(key: &str, value: Vec<u8>, mode: ImportMode) -> Result<Option<Vec<u8>>, Error> {
-    if mode == ImportMode::Restore {
-        return Ok(Some(value));
-    }
-    if key.starts_with(&ValuePrefix::Chains.to_string()) {
-        return Ok(None);
-    }
-    if key.starts_with(&ValuePrefix::Groups.to_string()) {
-        let mut record = GroupRecord::decode(&value).map_err(invalid)?;
-        record.device = SigningKey::generate(&mut OsRng);
-        return Ok(Some(record.encode()));
-    }
-    Ok(Some(value))
 }
 
 /// Checks one exported log: its id, each entry (decoded, of this log) and each event (naming

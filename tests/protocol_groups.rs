@@ -355,8 +355,9 @@ async fn settings_are_typed_and_group_settings_are_creator_only(backend: Backend
 }
 
 /// InstanceGetConfiguration reports the peer id and the bound listeners; InstanceExportData
-/// returns a versioned export holding the account keys and the logs; DevicePair is
-/// UNIMPLEMENTED with a message saying what to do instead.
+/// returns a versioned export holding the account keys and the logs; DevicePair on a device
+/// that was not imported is FAILED_PRECONDITION with a message saying what it pairs
+/// (tests/protocol_devices.rs pairs an imported one).
 async fn instance_configuration_export_and_device_pair(backend: Backend) {
     use pb::instance_get_configuration::SettingState;
     let mut a = TestNode::start(backend).await;
@@ -414,8 +415,8 @@ async fn instance_configuration_export_and_device_pair(backend: Backend) {
         a.client.device_pair(pb::device_pair::Request {}),
     )
     .await
-    .expect_err("DevicePair is not implemented");
-    assert_eq!(status.code(), Code::Unimplemented);
+    .expect_err("DevicePair pairs imported devices only");
+    assert_eq!(status.code(), Code::FailedPrecondition);
     assert!(
         status.message().contains("DevicePair"),
         "{}",

@@ -32,6 +32,19 @@ impl Handler<ExportData> for AccountActor {
     }
 }
 
+/// Reads the export. Storage offers no snapshot across logs and values, and the node keeps
+/// running, so the order of the reads is what keeps the parts consistent:
+///
+/// 1. each log's events, then its entries: an event is committed with its entry or after
+///    it, so every exported event names an exported entry;
+/// 2. then the node values: what decoding learnt from an exported entry (a member's device,
+///    a chain key shared with this member) was committed with it, so it is exported too (read
+///    before the logs, an entry committed in between would be imported without what it
+///    taught, and never decoded again); this device's sender chains are at or past every
+///    exported message it wrote, so a restored device never reuses a message key.
+///
+/// What is committed meanwhile may be in the values without its entries; those entries come
+/// by replication after an import and decode then (the first chain key shared wins).
 async fn export(
     storage: &dyn Storage,
     values: &SealedValues,
@@ -42,31 +55,11 @@ async fn export(
         account_keys,
         ..Default::default()
     };
-    let mut after: Option<String> = None;
-    loop {
-        let page = values
-            .page(ValuePrefix::All, after.as_deref(), defaults::EVENT_PAGE)
-            .await?;
-        let Some((last, _)) = page.last() else { break };
-        after = Some(last.clone());
-        for (key, value) in page {
-            export.values.push(wire::ExportValue { key, value });
-        }
-    }
     for log in storage.logs().await? {
         let mut out = wire::ExportLog {
             log_id: log.to_bytes().to_vec(),
             ..Default::default()
         };
-        let mut cursor = 0;
-        loop {
-            let page = storage
-                .since_cursor(&log, cursor, defaults::EVENT_PAGE)
-                .await?;
-            let Some(last) = page.last() else { break };
-            cursor = last.cursor;
-            out.entries.extend(page.into_iter().map(|e| e.bytes));
-        }
         let mut cursor = 0;
         loop {
             let page = storage
@@ -81,7 +74,27 @@ async fn export(
                     body: e.body,
                 }));
         }
+        let mut cursor = 0;
+        loop {
+            let page = storage
+                .since_cursor(&log, cursor, defaults::EVENT_PAGE)
+                .await?;
+            let Some(last) = page.last() else { break };
+            cursor = last.cursor;
+            out.entries.extend(page.into_iter().map(|e| e.bytes));
+        }
         export.logs.push(out);
+    }
+    let mut after: Option<String> = None;
+    loop {
+        let page = values
+            .page(ValuePrefix::All, after.as_deref(), defaults::EVENT_PAGE)
+            .await?;
+        let Some((last, _)) = page.last() else { break };
+        after = Some(last.clone());
+        for (key, value) in page {
+            export.values.push(wire::ExportValue { key, value });
+        }
     }
     Ok(export.encode_to_vec())
 }

@@ -11,7 +11,7 @@ use crate::{
     actors::{
         account::{
             AccountActor, AppendAppEvent, CreateGroup, InviteGroup, JoinGroup, LeaveGroup,
-            OpenAccountLog, OpenLog, SendMessage, SetSetting,
+            OpenAccountLog, OpenLog, PairDevice, SendMessage, SetSetting,
         },
         contacts::{
             ContactAction, EnqueueContactRequest, GetContactReference, ResetContactReference,
@@ -285,14 +285,16 @@ impl ProtocolService for ProtocolApi {
         &self,
         _: Request<pb::device_pair::Request>,
     ) -> Result<Response<pb::device_pair::Reply>, Status> {
-        self.finish(
-            "DevicePair",
-            Err(Error::Unimplemented(
-                "DevicePair is not available yet: it comes with device pairing between nodes; \
-                 `berty-node init --import` already makes a new device from an export"
-                    .into(),
-            )),
-        )
+        let result = async {
+            let paired = self.ask(PairDevice).await??;
+            Ok(pb::device_pair::Reply {
+                device_pk: paired.device_pk.to_bytes().to_vec(),
+                event_id: paired.event_id.as_bytes().to_vec(),
+                already_paired: paired.already,
+            })
+        }
+        .await;
+        self.finish("DevicePair", result)
     }
 
     async fn contact_request_reference(

@@ -123,7 +123,8 @@ pub enum ClientCommand {
 /// Device calls.
 #[derive(Debug, Subcommand)]
 pub enum DeviceCommand {
-    /// Pair a new device to this account (DevicePair).
+    /// Record this device, made by `init --import`, in the account log (DevicePair); prints
+    /// its key, the DevicePaired entry id and whether it was paired already.
     Pair,
 }
 
@@ -154,11 +155,13 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
         ClientCommand::Contact(command) => contact::run(command, &connector).await,
         ClientCommand::Mirror(command) => mirror::run(command, &connector).await,
         ClientCommand::Device(DeviceCommand::Pair) => {
-            connector
+            let reply = connector
                 .connect()
                 .await?
                 .device_pair(device_pair::Request {})
-                .await?;
+                .await?
+                .into_inner();
+            output::print_line(&output::device_pair_line(&reply)?)?;
             Ok(())
         }
     }

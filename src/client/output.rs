@@ -4,6 +4,8 @@
 //! - Subscription events: one JSON object per line, every field of the event, binary values in
 //!   base64url without padding, byte strings also as `*_text` when they are valid UTF-8.
 //! - `config`: one pretty-printed JSON object.
+//! - `device pair`: one JSON object on one line (this device's key, the `DevicePaired` entry
+//!   id, whether it was paired already).
 //! - Failures, on stderr: `error: <CODE>: <message>` for a gRPC status (the canonical upper-case
 //!   code name), `error: <message>` for anything else.
 
@@ -159,6 +161,22 @@ pub fn config_text(reply: &pb::instance_get_configuration::Reply) -> serde_json:
         wifi_p2p_enabled: setting_state_name(reply.wifi_p2p_enabled),
         mdns_enabled: setting_state_name(reply.mdns_enabled),
         relay_enabled: setting_state_name(reply.relay_enabled),
+    })
+}
+
+#[derive(Serialize)]
+struct PairedLine {
+    device_pk: String,
+    event_id: String,
+    already_paired: bool,
+}
+
+/// The `device pair` output: one JSON line.
+pub fn device_pair_line(reply: &pb::device_pair::Reply) -> serde_json::Result<String> {
+    serde_json::to_string(&PairedLine {
+        device_pk: encode(&reply.device_pk),
+        event_id: encode(&reply.event_id),
+        already_paired: reply.already_paired,
     })
 }
 
@@ -419,6 +437,20 @@ mod tests {
         assert_eq!(
             value["listeners"][0],
             "/ip4/127.0.0.1/tcp/4040/p2p/12D3KooWexample"
+        );
+    }
+
+    #[test]
+    fn device_pair_is_one_json_line() {
+        let line = device_pair_line(&pb::device_pair::Reply {
+            device_pk: vec![0xfb; 3],
+            event_id: vec![1, 2, 3],
+            already_paired: true,
+        })
+        .unwrap();
+        assert_eq!(
+            line,
+            r#"{"device_pk":"-_v7","event_id":"AQID","already_paired":true}"#
         );
     }
 

@@ -33,7 +33,8 @@ pub const SIG_CREATION_PROOF: &[u8] = b"berty-node/v1/sig/creation-proof";
 pub const SIG_MEMBER_DEVICE: &[u8] = b"berty-node/v1/sig/member-device";
 /// Signature by an account key: a member discloses the account it belongs to.
 pub const SIG_ACCOUNT_DISCLOSURE: &[u8] = b"berty-node/v1/sig/account-disclosure";
-/// Signature by an account key: a new device of the account (device pairing).
+/// Signature by an account key: a new device of the account (`DevicePaired`), over the account
+/// group key and the device's account-level key.
 pub const SIG_ACCOUNT_DEVICE: &[u8] = b"berty-node/v1/sig/account-device";
 /// Signature by a per-group device key: authorship of a message payload.
 pub const SIG_MESSAGE: &[u8] = b"berty-node/v1/sig/message";

@@ -4,7 +4,7 @@
 //! |---|---|
 //! | member key | [`labels::SIG_MEMBER_DEVICE`] \|\| group pk \|\| device pk |
 //! | account key | [`labels::SIG_ACCOUNT_DISCLOSURE`] \|\| group pk \|\| member pk \|\| account pk |
-//! | account key | [`labels::SIG_ACCOUNT_DEVICE`] \|\| account pk \|\| device pk |
+//! | account key | [`labels::SIG_ACCOUNT_DEVICE`] \|\| account group pk \|\| device pk |
 //!
 //! Every field is a 32-byte public key, so each statement has exactly one reading.
 //!
@@ -95,32 +95,35 @@ pub fn verify_account_disclosure(
     verify(account_pk, &statement, signature)
 }
 
-fn account_device_statement(account_pk: &VerifyingKey, device_pk: &VerifyingKey) -> Vec<u8> {
+fn account_device_statement(account_group_pk: &VerifyingKey, device_pk: &VerifyingKey) -> Vec<u8> {
     [
         labels::SIG_ACCOUNT_DEVICE,
-        account_pk.as_bytes(),
+        account_group_pk.as_bytes(),
         device_pk.as_bytes(),
     ]
     .concat()
 }
 
-/// The account key admits the new device `device_pk` (device pairing).
-pub fn sign_account_device(account: &SigningKey, device_pk: &VerifyingKey) -> Signature {
-    account.sign(&account_device_statement(
-        &account.verifying_key(),
-        device_pk,
-    ))
+/// The account key admits the device whose account-level key is `device_pk` to the account
+/// whose account group is `account_group_pk` (`DevicePaired`).
+pub fn sign_account_device(
+    account: &SigningKey,
+    account_group_pk: &VerifyingKey,
+    device_pk: &VerifyingKey,
+) -> Signature {
+    account.sign(&account_device_statement(account_group_pk, device_pk))
 }
 
-/// Checks a [`sign_account_device`] signature.
+/// Checks a [`sign_account_device`] signature by `account_pk`.
 pub fn verify_account_device(
     account_pk: &VerifyingKey,
+    account_group_pk: &VerifyingKey,
     device_pk: &VerifyingKey,
     signature: &Signature,
 ) -> Result<(), CryptoError> {
     verify(
         account_pk,
-        &account_device_statement(account_pk, device_pk),
+        &account_device_statement(account_group_pk, device_pk),
         signature,
     )
 }
@@ -218,14 +221,19 @@ mod tests {
 
     #[test]
     fn account_device() {
-        let (account, device, other) = (key(), key(), key());
-        let (a, d) = (account.verifying_key(), device.verifying_key());
-        let sig = sign_account_device(&account, &d);
-        verify_account_device(&a, &d, &sig).unwrap();
+        let (account, group, device, other) = (key(), key(), key(), key());
+        let (a, g, d) = (
+            account.verifying_key(),
+            group.verifying_key(),
+            device.verifying_key(),
+        );
+        let sig = sign_account_device(&account, &g, &d);
+        verify_account_device(&a, &g, &d, &sig).unwrap();
         let o = other.verifying_key();
         let bad = Err(CryptoError::BadSignature);
-        assert_eq!(verify_account_device(&o, &d, &sig), bad);
-        assert_eq!(verify_account_device(&a, &o, &sig), bad);
+        assert_eq!(verify_account_device(&o, &g, &d, &sig), bad);
+        assert_eq!(verify_account_device(&a, &o, &d, &sig), bad);
+        assert_eq!(verify_account_device(&a, &g, &o, &sig), bad);
     }
 
     #[test]
@@ -235,9 +243,9 @@ mod tests {
         // The account key as member key (account groups): a device binding must not pass
         // as a device pairing, nor the reverse.
         let binding = sign_member_device(&account, &g, &a);
-        assert!(verify_account_device(&a, &a, &binding).is_err());
-        let pairing = sign_account_device(&account, &g);
-        assert!(verify_member_device(&a, &a, &g, &pairing).is_err());
+        assert!(verify_account_device(&a, &g, &a, &binding).is_err());
+        let pairing = sign_account_device(&account, &g, &a);
+        assert!(verify_member_device(&a, &g, &a, &pairing).is_err());
     }
 
     /// Checks of `statement`s by one signer, every other one with a point of the 8-torsion

@@ -13,8 +13,8 @@ use crate::{
 };
 
 /// One event of a metadata log (the plaintext sealed in a metadata entry).
-// Variants hold keys (a parsed Ed25519 key is 160 bytes); an event is parsed once per entry
-// and moved a few times, so boxing would buy nothing.
+// An event is decoded once per entry and written once, never kept in bulk (local writes box
+// it already): boxing the account event, the largest, would buy nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone)]
 pub enum MetadataEvent {
@@ -94,6 +94,9 @@ pub struct AccountEvent {
     pub rendezvous_seed: Option<RendezvousSeed>,
     /// `GroupJoined` of a contact group: the contact's account key (never shown to clients).
     pub contact_pk: Option<VerifyingKey>,
+    /// `DevicePaired`: the account key's signature over the new device
+    /// (`crypto::sign_account_device`; never shown to clients).
+    pub device_signature: Option<Signature>,
 }
 
 impl AccountEvent {
@@ -106,6 +109,7 @@ impl AccountEvent {
             group: None,
             rendezvous_seed: None,
             contact_pk: None,
+            device_signature: None,
         }
     }
 }
@@ -187,6 +191,10 @@ impl MetadataEvent {
                 contact_pk: event
                     .contact_pk
                     .map(|pk| pk.to_bytes().to_vec())
+                    .unwrap_or_default(),
+                device_signature: event
+                    .device_signature
+                    .map(|signature| signature.to_bytes().to_vec())
                     .unwrap_or_default(),
             }),
         };
@@ -312,6 +320,11 @@ impl AccountEvent {
         } else {
             Some(key("contact_pk", &event.contact_pk)?)
         };
+        let device_signature = if event.device_signature.is_empty() {
+            None
+        } else {
+            Some(signature("device_signature", &event.device_signature)?)
+        };
         Ok(Self {
             event_type: event.event_type,
             subject: event.subject,
@@ -319,6 +332,7 @@ impl AccountEvent {
             group,
             rendezvous_seed,
             contact_pk,
+            device_signature,
         })
     }
 }
@@ -400,6 +414,7 @@ mod tests {
         assert!(share.view().is_none());
         let mut event = AccountEvent::new(3, b"subject".to_vec(), b"data".to_vec());
         event.rendezvous_seed = Some(RendezvousSeed::generate(&mut OsRng));
+        event.device_signature = Some(Signature::from_bytes(&[5; 64]));
         let event = MetadataEvent::Account(event);
         assert_eq!(round_trip(&event).encode(), event.encode());
     }
@@ -465,6 +480,13 @@ mod tests {
                 ..Default::default()
             })),
             Some(MetadataParseError::BadSeed)
+        );
+        assert_eq!(
+            parse(Event::AccountEvent(wire::AccountEvent {
+                device_signature: vec![1; 63],
+                ..Default::default()
+            })),
+            Some(MetadataParseError::BadSignature("device_signature"))
         );
     }
 }

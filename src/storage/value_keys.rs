@@ -15,6 +15,8 @@
 //! | `outbox/<account>` | a contact request waiting to be sent |
 //! | `contacts/settings` | the account's contact settings |
 //! | `mirror/<group>/<peer>` | a mirror the group is registered with (`<peer>`: SHA-256 of its peer id) |
+//! | `device/imported` | this device was made by `init --import`: the exporting device's key |
+//! | `device/paired` | this device recorded its `DevicePaired`: the entry's id |
 //!
 //! Keys and ids are 32 bytes in lowercase hex; `<lamport>` has 20 digits, so queued messages
 //! list in the log's total order.
@@ -93,6 +95,12 @@ pub enum ValueKey {
         /// SHA-256 of the mirror's peer id (the record holds the peer id itself).
         peer_hash: [u8; 32],
     },
+    /// `device/imported`: this device was made by `init --import` (a new device of an exported
+    /// account); the value is the exporting device's account-level key.
+    DeviceImported,
+    /// `device/paired`: this device recorded its `DevicePaired` in the account log; the value
+    /// is the entry's id.
+    DevicePaired,
 }
 
 /// A key that is not one of the formats of [`ValueKey`].
@@ -138,6 +146,8 @@ impl ValueKey {
             ("contact", 2) => Self::Contact { account_pk: pk(1)? },
             ("outbox", 2) => Self::Outbox { account_pk: pk(1)? },
             ("contacts", 2) if parts[1] == "settings" => Self::ContactSettings,
+            ("device", 2) if parts[1] == "imported" => Self::DeviceImported,
+            ("device", 2) if parts[1] == "paired" => Self::DevicePaired,
             ("mirror", 3) => Self::Mirror {
                 group_pk: pk(1)?,
                 peer_hash: pk(2)?,
@@ -189,6 +199,8 @@ impl fmt::Display for ValueKey {
                 group_pk,
                 peer_hash,
             } => write!(f, "mirror/{}/{}", hex(group_pk), hex(peer_hash)),
+            Self::DeviceImported => f.write_str("device/imported"),
+            Self::DevicePaired => f.write_str("device/paired"),
         }
     }
 }
@@ -284,6 +296,8 @@ mod tests {
                 group_pk: g,
                 peer_hash: d,
             },
+            ValueKey::DeviceImported,
+            ValueKey::DevicePaired,
         ]
     }
 
@@ -305,6 +319,8 @@ mod tests {
             format!("outbox/{d}"),
             "contacts/settings".to_owned(),
             format!("mirror/{g}/{d}"),
+            "device/imported".to_owned(),
+            "device/paired".to_owned(),
         ];
         let keys: Vec<String> = every_kind().iter().map(ToString::to_string).collect();
         assert_eq!(keys, expected);
@@ -339,6 +355,8 @@ mod tests {
             "queue/x/y/1/zz".to_owned(),
             "contacts/other".to_owned(),
             "contacts/settings/x".to_owned(),
+            "device/other".to_owned(),
+            "device/imported/x".to_owned(),
             "settings".to_owned(),
             format!("unknown/{g}"),
         ] {

@@ -27,6 +27,57 @@ pub(super) fn chain_key_share(
     )))
 }
 
+/// Shares `chain` (this device's first chain state in `group_pk`) with each of `members` it
+/// was not shared with yet (the `shared/` markers), one metadata write per member.
+pub(super) async fn share_chain(
+    values: &SealedValues,
+    metadata: &Addr<GroupStoreActor>,
+    group_pk: &VerifyingKey,
+    device_pk: &VerifyingKey,
+    chain: &SenderChain,
+    members: Vec<[u8; 32]>,
+) -> Result<(), Error> {
+    for member in members {
+        let marker = ValueKey::SharedChain {
+            group_pk: *group_pk.as_bytes(),
+            member_pk: member,
+        }
+        .to_string();
+        if values.get(&marker).await?.is_some() {
+            continue;
+        }
+        let Ok(member_pk) = crate::crypto::parse_public_key(&member) else {
+            continue;
+        };
+        let write = chain_key_share(group_pk, device_pk, &member_pk, chain)?;
+        send(metadata, write).await?;
+        values.put(&marker, &[1]).await?;
+    }
+    Ok(())
+}
+
+/// The members the group's metadata taught this device (the `member/` bindings), other than
+/// `own_member`, each once.
+pub(super) async fn known_members(
+    values: &SealedValues,
+    group_pk: &VerifyingKey,
+    own_member: &VerifyingKey,
+) -> Result<Vec<[u8; 32]>, Error> {
+    let bindings = values
+        .list(ValuePrefix::Members {
+            group_pk: group_pk.to_bytes(),
+        })
+        .await?;
+    let mut members: Vec<[u8; 32]> = bindings
+        .into_iter()
+        .filter_map(|(_, member)| <[u8; 32]>::try_from(member).ok())
+        .filter(|member| member != own_member.as_bytes())
+        .collect();
+    members.sort_unstable();
+    members.dedup();
+    Ok(members)
+}
+
 impl AccountActor {
     /// Shares this device's chain key (from its first message on, so the whole history
     /// reads) with members seen for the first time, once per member.
@@ -67,35 +118,21 @@ impl AccountActor {
             };
             let chain = SenderChain::from_bytes(&first)
                 .map_err(|e| Error::crypto("stored chain does not parse", e))?;
-            for member in members {
-                let marker = ValueKey::SharedChain {
-                    group_pk: *group_pk.as_bytes(),
-                    member_pk: member,
-                }
-                .to_string();
-                if values.get(&marker).await?.is_some() {
-                    continue;
-                }
-                let Ok(member_pk) = crate::crypto::parse_public_key(&member) else {
-                    continue;
-                };
-                let write = chain_key_share(&group_pk, &device_pk, &member_pk, &chain)?;
-                send(&metadata, write).await?;
-                values.put(&marker, &[1]).await?;
-            }
-            Ok(())
+            share_chain(&values, &metadata, &group_pk, &device_pk, &chain, members).await
         })
     }
 }
 
-/// Shares this device's chain key with the new members, and has the messages store open what
-/// waited for the new chains.
+/// Shares this device's chain key with the new members, has the messages store open what
+/// waited for the new chains, and follows the groups the account's other devices joined or
+/// left (`devices.rs`).
 impl Handler<Learnt> for AccountActor {
     type Result = ();
 
     fn handle(&mut self, msg: Learnt, ctx: &mut Self::Context) {
         let group_pk = msg.group_pk;
         self.contact_members_seen(&group_pk, &msg.new_members);
+        self.follow_other_devices(msg.joined, msg.left, ctx);
         if !msg.new_members.is_empty() {
             let share = self.share_chain_key(&group_pk, msg.new_members);
             // Off the actor's context: a future spawned there is paused while the actor runs

@@ -203,17 +203,19 @@ impl Handler<LeaveGroup> for AccountActor {
             }
         });
         match multi {
-            Ok(()) => AtomicResponse::new(self.leave(msg.0)),
+            Ok(()) => AtomicResponse::new(self.leave(msg.0, true)),
             Err(e) => AtomicResponse::new(Box::pin(fut::ready(Err(e)))),
         }
     }
 }
 
 impl AccountActor {
-    /// Leaves a joined group: `GroupLeft`, the record marked left, replication stopped.
+    /// Leaves a joined group: `GroupLeft` (unless another device of the account recorded
+    /// it), then the record marked left and replication stopped.
     pub(crate) fn leave(
         &mut self,
         group_pk: [u8; 32],
+        record_event: bool,
     ) -> ResponseActFuture<Self, Result<(), Error>> {
         let prepared = self.joined_group(&group_pk).and_then(|group| {
             let mut record = group.record.clone();
@@ -228,15 +230,19 @@ impl AccountActor {
         let values = self.values.clone();
         let record_key = Self::record_key(&left);
         let record = left.record.encode();
-        let event = account_event(
-            AccountEventType::GroupLeft,
-            group_pk.to_vec(),
-            Vec::new(),
-            |_| {},
-        );
+        let event = record_event.then(|| {
+            account_event(
+                AccountEventType::GroupLeft,
+                group_pk.to_vec(),
+                Vec::new(),
+                |_| {},
+            )
+        });
         Box::pin(
             async move {
-                send(&account, event).await?;
+                if let Some(event) = event {
+                    send(&account, event).await?;
+                }
                 values.put(&record_key, &record).await?;
                 Ok(())
             }

@@ -8,6 +8,7 @@
 //! messages store, which batches and commits.
 
 mod chain_keys;
+mod devices;
 mod groups;
 pub mod mirrors;
 mod writes;
@@ -41,10 +42,11 @@ use crate::{
     },
 };
 
+pub use devices::{PairDevice, Paired};
 pub use groups::{CreateGroup, InviteGroup, JoinGroup, Joining, LeaveGroup};
 pub use writes::{AppendAppEvent, OpenAccountLog, OpenLog, SendMessage, SetSetting};
 
-use chain_keys::chain_key_share;
+use chain_keys::{chain_key_share, known_members, share_chain};
 
 /// The account actor.
 pub struct AccountActor {
@@ -237,6 +239,9 @@ impl AccountActor {
             }
             .to_string(),
             chain,
+            group_pk,
+            device_pk,
+            member_pk,
         })
     }
 
@@ -316,10 +321,15 @@ struct DeviceSetup {
     chain_key: String,
     first_chain_key: String,
     chain: SenderChain,
+    group_pk: VerifyingKey,
+    device_pk: VerifyingKey,
+    member_pk: VerifyingKey,
 }
 
 impl DeviceSetup {
-    /// Saves the chain, then writes the member and chain-key events.
+    /// Saves the chain, writes the member and chain-key events, then shares the chain with
+    /// every member the group already knows (a device imported from an export knows the
+    /// members the exporting device met; later members get it through `Learnt`).
     async fn run(self, values: &SealedValues) -> Result<(), Error> {
         values.put(&self.chain_key, &self.chain.to_bytes()).await?;
         values
@@ -328,7 +338,16 @@ impl DeviceSetup {
         for write in self.writes {
             send(&self.metadata, write).await?;
         }
-        Ok(())
+        let members = known_members(values, &self.group_pk, &self.member_pk).await?;
+        share_chain(
+            values,
+            &self.metadata,
+            &self.group_pk,
+            &self.device_pk,
+            &self.chain,
+            members,
+        )
+        .await
     }
 }
 async fn send(store: &Addr<GroupStoreActor>, write: LocalWrite) -> Result<EntryId, Error> {

@@ -416,7 +416,9 @@ impl AccountActor {
                 let group_pk = delivery::contact_group(self.keys.account(), &pk)
                     .map(|joining| joining.reference.keys.group_pk().to_bytes());
                 match group_pk {
-                    Ok(group_pk) if self.joined_group(&group_pk).is_ok() => self.leave(group_pk),
+                    Ok(group_pk) if self.joined_group(&group_pk).is_ok() => {
+                        self.leave(group_pk, true)
+                    }
                     Ok(_) => Box::pin(fut::ready(Ok(()))),
                     Err(e) => Box::pin(fut::ready(Err(e))),
                 }

@@ -12,9 +12,9 @@ use super::{
     load::load_chain,
 };
 use crate::{
-    crypto::ReceiverChain,
+    crypto::{ReceiverChain, VerifyingKey},
     error::Error,
-    group::GroupContext,
+    group::{GroupContext, GroupReference},
     log::{Entry, EntryId, LogId, LogKind, OrderKey},
     replication::{admission::admissible, ports::RemoteOutcome},
     storage::{value_keys::ValueKey, NewEntry, NewEvent, Sealed, SealedValues, Storage},
@@ -103,6 +103,10 @@ pub(super) struct Decoded {
     /// Devices whose chain key reached this member (metadata log): their queued messages
     /// can be opened now.
     pub(super) new_chains: Vec<[u8; 32]>,
+    /// Account log: groups another device of the account joined (see [`super::Learnt`]).
+    pub(super) joined: Vec<(GroupReference, Option<VerifyingKey>)>,
+    /// Account log: groups another device of the account left.
+    pub(super) left: Vec<[u8; 32]>,
 }
 
 impl Decoded {
@@ -150,6 +154,8 @@ async fn decode_metadata_entries(
         out.new_chains.push(device);
     }
     out.new_members = decoded.new_members;
+    out.joined = decoded.joined;
+    out.left = decoded.left;
     outcome.skipped += decoded.skipped;
     Ok(out)
 }

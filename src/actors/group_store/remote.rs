@@ -15,7 +15,9 @@ use super::{
     GroupStoreActor, EARLIER_COMMIT_FAILED,
 };
 use crate::{
+    crypto::VerifyingKey,
     error::Error,
+    group::GroupReference,
     replication::ports::{AppendRemote, RemoteOutcome},
     storage::{Appended, Commit, NewEntry},
 };
@@ -79,9 +81,10 @@ impl PreparedAppend {
 }
 
 /// What a commit of remote metadata taught that needs work elsewhere (sent by the metadata
-/// store to the account, which shares its chain key with the new members and has the
-/// messages store open what waited for the new chains).
-#[derive(Message, Debug, Default)]
+/// store to the account, which shares its chain key with the new members, has the messages
+/// store open what waited for the new chains, and follows the groups the account's other
+/// devices joined or left).
+#[derive(Message, Default)]
 #[rtype(result = "()")]
 pub struct Learnt {
     /// The group.
@@ -90,11 +93,31 @@ pub struct Learnt {
     pub new_members: Vec<[u8; 32]>,
     /// Devices whose chain key reached this member.
     pub new_chains: Vec<[u8; 32]>,
+    /// Account log: groups another device of the account joined (`GroupJoined`), each with
+    /// the contact's account key for a contact group.
+    pub joined: Vec<(GroupReference, Option<VerifyingKey>)>,
+    /// Account log: groups another device of the account left (`GroupLeft`).
+    pub left: Vec<[u8; 32]>,
 }
 
 impl Learnt {
     fn is_empty(&self) -> bool {
-        self.new_members.is_empty() && self.new_chains.is_empty()
+        self.new_members.is_empty()
+            && self.new_chains.is_empty()
+            && self.joined.is_empty()
+            && self.left.is_empty()
+    }
+}
+
+/// Counts only: references hold group secrets.
+impl std::fmt::Debug for Learnt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Learnt")
+            .field("new_members", &self.new_members.len())
+            .field("new_chains", &self.new_chains.len())
+            .field("joined", &self.joined.len())
+            .field("left", &self.left.len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -190,6 +213,8 @@ impl GroupStoreActor {
             group_pk: *self.log.group_pk(),
             new_members: std::mem::take(&mut decoded.new_members),
             new_chains: std::mem::take(&mut decoded.new_chains),
+            joined: std::mem::take(&mut decoded.joined),
+            left: std::mem::take(&mut decoded.left),
         };
         self.committing_ids = Arc::new(
             entries
@@ -252,7 +277,9 @@ impl GroupStoreActor {
         tracing::debug!(
             new_members = learnt.new_members.len(),
             new_chains = learnt.new_chains.len(),
-            "remote metadata taught new members or chain keys"
+            joined = learnt.joined.len(),
+            left = learnt.left.len(),
+            "remote metadata taught new members, chain keys or groups of other devices"
         );
         if let Some(account) = &self.follow_ups {
             account.do_send(learnt);

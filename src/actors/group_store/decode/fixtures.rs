@@ -5,8 +5,8 @@ use rand::rngs::OsRng;
 
 use crate::{
     crypto::{
-        seal_chain_key, seal_message, seal_metadata, sign_account_disclosure, sign_member_device,
-        AccountKeys, GroupGenesis, ReceiverChain, SenderChain, SigningKey,
+        derive_account_group, seal_chain_key, seal_message, seal_metadata, sign_account_disclosure,
+        sign_member_device, AccountKeys, GroupGenesis, ReceiverChain, SenderChain, SigningKey,
     },
     group::{GroupContext, GroupKind, GroupRecord, ViewBody, ViewEvent},
     log::{Entry, EntryId, LogId, LogKind},
@@ -45,6 +45,28 @@ pub(super) fn group<const N: usize>() -> [Member; N] {
             left: false,
             contact_pk: None,
             joined_seq: 1,
+        };
+        let context = GroupContext::new(record, &account).unwrap();
+        Member { account, context }
+    })
+}
+
+/// The account group of one account with `N` devices (the member key is the account key).
+pub(super) fn account_group<const N: usize>() -> [Member; N] {
+    let first = AccountKeys::generate(&mut OsRng);
+    let (keys, proof) = derive_account_group(first.account_proof())
+        .unwrap()
+        .finish(&first.account_pk())
+        .unwrap();
+    std::array::from_fn(|_| first.with_new_device(&mut OsRng)).map(|account| {
+        let record = GroupRecord {
+            kind: GroupKind::Account,
+            keys: keys.clone(),
+            proof: Some(proof.clone()),
+            device: account.device().clone(),
+            left: false,
+            contact_pk: None,
+            joined_seq: 0,
         };
         let context = GroupContext::new(record, &account).unwrap();
         Member { account, context }

@@ -1,20 +1,22 @@
 //! The metadata view: device bindings, chain keys shared with this member, settings and
-//! account events.
+//! account events (in the account group: `DevicePaired` checked against the account key,
+//! `GroupJoined` and `GroupLeft` of the account's other devices handed on to be followed).
 
 use std::collections::HashMap;
 
 use super::new_event;
 use crate::{
     crypto::{
-        open_chain_key, open_metadata, verify_account_disclosure, verify_member_device,
-        ReceiverChain, VerifyingKey,
+        open_chain_key, open_metadata, parse_public_key, verify_account_device,
+        verify_account_disclosure, verify_member_device, ReceiverChain, VerifyingKey,
     },
     group::{
-        metadata::{Disclosure, MemberDevice},
+        metadata::{AccountEvent, Disclosure, MemberDevice},
         view::SettingScope,
-        GroupContext, MetadataEvent, ViewEvent,
+        GroupContext, GroupKind, GroupReference, MetadataEvent, ViewEvent,
     },
     log::Entry,
+    proto::berty_protocol::AccountEventType,
     storage::NewEvent,
 };
 
@@ -29,6 +31,11 @@ pub struct MetadataDecoded {
     pub chains: Vec<([u8; 32], ReceiverChain)>,
     /// Members other than this account seen for the first time.
     pub new_members: Vec<[u8; 32]>,
+    /// Account group: groups another device of the account joined (`GroupJoined`), each with
+    /// the contact's account key for a contact group.
+    pub joined: Vec<(GroupReference, Option<VerifyingKey>)>,
+    /// Account group: groups another device of the account left (`GroupLeft`).
+    pub left: Vec<[u8; 32]>,
     /// Entries that break a rule of the group (kept in the log, shown nowhere).
     pub skipped: usize,
 }
@@ -76,7 +83,8 @@ fn decode_one_metadata(
             .ok_or("author device is not a member")?,
     };
     match event {
-        MetadataEvent::MemberDevice(_) | MetadataEvent::Account(_) => {}
+        MetadataEvent::MemberDevice(_) => {}
+        MetadataEvent::Account(event) => account_event(group, event, out)?,
         MetadataEvent::ChainKey(share) => {
             if share.recipient != own_member {
                 return Ok(None);
@@ -103,6 +111,45 @@ fn decode_one_metadata(
         device_pk: device,
         body,
     }))
+}
+
+/// An account event of the account group (in other groups it only shows): a `DevicePaired`
+/// must carry the account key's signature over the device it names; `GroupJoined` and
+/// `GroupLeft` (written by another device: decoding sees only other devices' entries) are
+/// handed on so this device follows them.
+fn account_event(
+    group: &GroupContext,
+    event: AccountEvent,
+    out: &mut MetadataDecoded,
+) -> Result<(), &'static str> {
+    if group.record.kind != GroupKind::Account {
+        return Ok(());
+    }
+    match AccountEventType::try_from(event.event_type) {
+        Ok(AccountEventType::DevicePaired) => {
+            let device =
+                parse_public_key(&event.subject).map_err(|_| "DevicePaired names no device key")?;
+            let signature = event
+                .device_signature
+                .ok_or("DevicePaired without the account key's signature")?;
+            // In the account group the member key is the account key.
+            let account_pk = group.member.verifying_key();
+            verify_account_device(&account_pk, group.keys().group_pk(), &device, &signature)
+                .map_err(|_| "DevicePaired signature does not verify")?;
+        }
+        Ok(AccountEventType::GroupJoined) => {
+            if let Some(reference) = event.group {
+                out.joined.push((reference, event.contact_pk));
+            }
+        }
+        Ok(AccountEventType::GroupLeft) => {
+            if let Ok(group_pk) = <[u8; 32]>::try_from(event.subject.as_slice()) {
+                out.left.push(group_pk);
+            }
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// A device binding: the member's signature over the device (and the account's over the
@@ -146,11 +193,127 @@ mod tests {
     use super::super::fixtures::*;
     use super::*;
     use crate::{
-        crypto::SenderChain,
+        crypto::{sign_account_device, SenderChain, Signature, SigningKey},
         group::{EventKind, ViewBody},
         log::LogKind,
         proto::wire::{self, metadata_event::Event},
     };
+
+    fn account_event(event_type: AccountEventType, subject: &[u8]) -> wire::AccountEvent {
+        wire::AccountEvent {
+            event_type: event_type as i32,
+            subject: subject.to_vec(),
+            ..Default::default()
+        }
+    }
+
+    fn device_paired(device: &VerifyingKey, signature: Option<Signature>) -> Event {
+        Event::AccountEvent(wire::AccountEvent {
+            device_signature: signature.map(|s| s.to_bytes().to_vec()).unwrap_or_default(),
+            ..account_event(AccountEventType::DevicePaired, device.as_bytes())
+        })
+    }
+
+    #[test]
+    fn a_device_paired_shows_only_with_the_account_keys_signature_over_its_device() {
+        let [a, b] = account_group::<2>();
+        let group_pk = *a.context.keys().group_pk();
+        let device = b.account.device_pk();
+        let account = b.account.account();
+        let stranger = SigningKey::generate(&mut OsRng);
+        let payloads = [
+            sealed(&b, bind(&b)),
+            sealed(
+                &b,
+                device_paired(
+                    &device,
+                    Some(sign_account_device(account, &group_pk, &device)),
+                ),
+            ),
+            // Signed over another device, by another key, over another group, or not at all.
+            sealed(
+                &b,
+                device_paired(
+                    &device,
+                    Some(sign_account_device(
+                        account,
+                        &group_pk,
+                        &a.account.device_pk(),
+                    )),
+                ),
+            ),
+            sealed(
+                &b,
+                device_paired(
+                    &device,
+                    Some(sign_account_device(&stranger, &group_pk, &device)),
+                ),
+            ),
+            sealed(
+                &b,
+                device_paired(
+                    &device,
+                    Some(sign_account_device(account, &device, &device)),
+                ),
+            ),
+            sealed(&b, device_paired(&device, None)),
+        ];
+        let entries = chained(&a.context, LogKind::Metadata, &payloads);
+        let out = decode_metadata(&a.context, &mut HashMap::new(), &entries);
+        assert_eq!(out.skipped, 4);
+        assert_eq!(ids(&out.events), vec![entries[0].id(), entries[1].id()]);
+        assert_eq!(
+            views(&out.events)[1],
+            ViewEvent {
+                member_pk: b.member_pk(),
+                device_pk: b.device_pk(),
+                body: ViewBody::Account {
+                    event_type: AccountEventType::DevicePaired as i32,
+                    subject: device.to_bytes().to_vec(),
+                    data: Vec::new(),
+                },
+            }
+        );
+    }
+
+    #[test]
+    fn groups_another_device_joined_or_left_are_handed_on_from_the_account_group_only() {
+        let [a, b] = account_group::<2>();
+        let [g, _] = group::<2>();
+        let g_pk = g.context.keys().group_pk().to_bytes();
+        let reference = GroupReference {
+            keys: g.context.record.keys.clone(),
+            proof: g.context.record.proof.clone().unwrap(),
+        };
+        let contact = SigningKey::generate(&mut OsRng).verifying_key();
+        let joined = Event::AccountEvent(wire::AccountEvent {
+            group: Some(reference.to_wire()),
+            contact_pk: contact.to_bytes().to_vec(),
+            ..account_event(AccountEventType::GroupJoined, &g_pk)
+        });
+        let left = Event::AccountEvent(account_event(AccountEventType::GroupLeft, &g_pk));
+        let payloads = [
+            sealed(&b, bind(&b)),
+            sealed(&b, joined.clone()),
+            sealed(&b, left.clone()),
+        ];
+        let entries = chained(&a.context, LogKind::Metadata, &payloads);
+        let out = decode_metadata(&a.context, &mut HashMap::new(), &entries);
+        assert_eq!(out.skipped, 0);
+        assert_eq!(out.events.len(), 3);
+        assert_eq!(out.joined.len(), 1);
+        assert_eq!(out.joined[0].0.keys.group_pk().to_bytes(), g_pk);
+        assert_eq!(out.joined[0].1, Some(contact));
+        assert_eq!(out.left, vec![g_pk]);
+
+        // The same events in a multi-member group are only shown.
+        let [m, n] = group::<2>();
+        let payloads = [sealed(&n, bind(&n)), sealed(&n, joined), sealed(&n, left)];
+        let entries = chained(&m.context, LogKind::Metadata, &payloads);
+        let out = decode_metadata(&m.context, &mut HashMap::new(), &entries);
+        assert_eq!(out.events.len(), 3);
+        assert!(out.joined.is_empty() && out.left.is_empty());
+    }
 
     #[test]
     fn a_bound_device_of_another_member_shows_as_a_new_member() {
