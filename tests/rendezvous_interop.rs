@@ -9,8 +9,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use berty_node::rendezvous::{
     server::MAX_REQUESTS_PER_STREAM,
     wire::{
@@ -18,15 +16,12 @@ use berty_node::rendezvous::{
         MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, RENDEZVOUS_PROTOCOL,
     },
 };
-use common::protocol::{both_backends, within, Backend, Home, TestNode};
-use futures::{AsyncWriteExt, StreamExt};
-use libp2p::{
-    core::PeerRecord,
-    identity::Keypair,
-    noise,
-    swarm::{NetworkBehaviour, SwarmEvent},
-    tcp, yamux, Multiaddr, PeerId, Stream, Swarm, SwarmBuilder,
+use common::{
+    protocol::{both_backends, within, Backend, Home, TestNode},
+    raw_peer::{connect, swarm_with, RawPeer},
 };
+use futures::{AsyncWriteExt, StreamExt};
+use libp2p::{core::PeerRecord, identity::Keypair, swarm::SwarmEvent, Multiaddr, Stream, Swarm};
 use libp2p_rendezvous::{client, Namespace};
 
 both_backends!(
@@ -35,25 +30,6 @@ both_backends!(
     a_stream_closes_after_its_cap_of_requests,
 );
 
-/// A swarm with nothing but TCP, Noise, Yamux and the behaviour `behaviour` builds.
-fn swarm_with<B: NetworkBehaviour>(
-    key: Keypair,
-    behaviour: impl FnOnce(&Keypair) -> B,
-) -> Swarm<B> {
-    SwarmBuilder::with_existing_identity(key)
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default(),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .expect("TCP transport")
-        .with_behaviour(behaviour)
-        .expect("behaviour")
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(30)))
-        .build()
-}
-
 /// rust-libp2p's rendezvous client, announcing `external` as its address.
 fn client_swarm(external: &str) -> Swarm<client::Behaviour> {
     let mut swarm = swarm_with(Keypair::generate_ed25519(), |key| {
@@ -61,20 +37,6 @@ fn client_swarm(external: &str) -> Swarm<client::Behaviour> {
     });
     swarm.add_external_address(external.parse().unwrap());
     swarm
-}
-
-/// Connects `swarm` to the node and waits for the connection.
-async fn connect<B: NetworkBehaviour>(swarm: &mut Swarm<B>, node: &TestNode) -> PeerId {
-    let addr: Multiaddr = node.process.p2p_addrs[0].parse().unwrap();
-    let server: PeerId = node.process.peer_id.parse().unwrap();
-    swarm.dial(addr).unwrap();
-    loop {
-        if let SwarmEvent::ConnectionEstablished { peer_id, .. } = swarm.select_next_some().await {
-            if peer_id == server {
-                return server;
-            }
-        }
-    }
 }
 
 /// The next rendezvous client event.
@@ -156,20 +118,10 @@ async fn rust_libp2p_client_registers_and_discovers(backend: Backend) {
 /// A raw `/rendezvous/1.0.0` stream to the node, opened by a peer with `key` (its swarm runs
 /// in a task of its own for as long as the test).
 async fn raw_stream(node: &TestNode, key: Keypair) -> Stream {
-    let mut swarm = swarm_with(key, |_| libp2p_stream::Behaviour::new());
-    let mut control = swarm.behaviour().new_control();
-    let server = within("the raw client connects", connect(&mut swarm, node)).await;
-    tokio::spawn(async move {
-        loop {
-            swarm.select_next_some().await;
-        }
-    });
-    within(
-        "a rendezvous stream opens",
-        control.open_stream(server, RENDEZVOUS_PROTOCOL),
-    )
-    .await
-    .expect("the node accepts rendezvous streams")
+    RawPeer::connect_with(node, key)
+        .await
+        .open(RENDEZVOUS_PROTOCOL)
+        .await
 }
 
 /// `n` as a protobuf varint.

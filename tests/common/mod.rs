@@ -5,6 +5,7 @@ pub mod node;
 pub mod pg_server;
 pub mod postgres;
 pub mod protocol;
+pub mod raw_peer;
 pub mod store;
 
 /// Instantiates storage scenarios once per backend: `async fn name(fixture)` becomes the
