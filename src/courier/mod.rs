@@ -43,7 +43,8 @@ pub const CONTACT_PROTOCOL: StreamProtocol = StreamProtocol::new(crate::handshak
 /// Around a period boundary, the points on both sides of it are advertised and looked up
 /// for this long, so clocks that differ by less still meet.
 pub const POINT_MARGIN_SECS: u64 = 10 * 60;
-/// How often the courier looks for due requests.
+/// How often the courier looks for due requests, besides waking when one falls due (a
+/// request left waiting because too many attempts were in flight is taken at the next tick).
 const TICK: Duration = Duration::from_millis(500);
 /// How often advertisements are checked (renewed when close to expiry, rotated at period
 /// boundaries, retried when a server was unreachable).
@@ -196,12 +197,20 @@ impl ContactCourier {
                 attempt
                     .run()
                     .into_actor(self)
-                    .map(move |result, actor, _| actor.attempt_done(target, item, result)),
+                    .map(move |result, actor, ctx| {
+                        actor.attempt_done(target, item, result, ctx)
+                    }),
             );
         }
     }
 
-    fn attempt_done(&mut self, target: [u8; 32], item: Deliver, result: Result<PeerId, String>) {
+    fn attempt_done(
+        &mut self,
+        target: [u8; 32],
+        item: Deliver,
+        result: Result<PeerId, String>,
+        ctx: &mut Context<Self>,
+    ) {
         let Some(ports) = &self.ports else { return };
         match result {
             Ok(peer) => {
@@ -220,6 +229,8 @@ impl ContactCourier {
                     return; // cancelled meanwhile
                 };
                 let wait = due.saturating_duration_since(now);
+                // Woken when it is due, not at the next tick after.
+                ctx.run_later(wait, |actor, ctx| actor.deliver_due(ctx));
                 tracing::debug!(target = %hex::encode(&target[..8]), attempts, ?wait, %reason, "contact request not delivered yet");
                 ports.failed.do_send(DeliveryFailed {
                     target: item.target.account_pk,
@@ -351,6 +362,9 @@ impl Handler<Deliver> for ContactCourier {
         self.schedule
             .insert(target, msg, attempts, Instant::now() + wait);
         self.deliver_due(ctx);
+        if !wait.is_zero() {
+            ctx.run_later(wait, |actor, ctx| actor.deliver_due(ctx));
+        }
     }
 }
 
