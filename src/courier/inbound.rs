@@ -139,10 +139,19 @@ mod tests {
         let (a, b) = (PeerId::random(), PeerId::random());
         let slots: Vec<PeerSlot> = (0..MAX_PER_PEER).filter_map(|_| peers.take(a)).collect();
         assert_eq!(slots.len(), MAX_PER_PEER);
-        assert!(peers.take(a).is_none(), "one more from the same peer is refused");
+        assert!(
+            peers.take(a).is_none(),
+            "one more from the same peer is refused"
+        );
         assert!(peers.take(b).is_some(), "another peer still gets in");
         drop(slots);
-        assert!(peers.take(a).is_some(), "slots come back when handshakes end");
-        assert!(peers.0.lock().unwrap().get(&b).is_none(), "idle peers are forgotten");
+        assert!(
+            peers.take(a).is_some(),
+            "slots come back when handshakes end"
+        );
+        assert!(
+            peers.0.lock().unwrap().get(&b).is_none(),
+            "idle peers are forgotten"
+        );
     }
 }

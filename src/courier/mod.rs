@@ -197,9 +197,7 @@ impl ContactCourier {
                 attempt
                     .run()
                     .into_actor(self)
-                    .map(move |result, actor, ctx| {
-                        actor.attempt_done(target, item, result, ctx)
-                    }),
+                    .map(move |result, actor, ctx| actor.attempt_done(target, item, result, ctx)),
             );
         }
     }
