@@ -113,6 +113,13 @@ async fn contact_group(node: &mut TestNode, other: &TestNode) -> Vec<u8> {
         .subject_public_key_bytes
 }
 
+/// The group of `node`'s first `GroupJoined` (its contact group in these tests).
+async fn group_of(node: &mut TestNode) -> Vec<u8> {
+    wait_for_account_event(node, T::GroupJoined, &[])
+        .await
+        .subject_public_key_bytes
+}
+
 async fn wait_for_message(node: &mut TestNode, group: &[u8], expected: &[u8]) {
     let mut stream = messages(&mut node.client, group, Range::live())
         .await
@@ -272,4 +279,21 @@ async fn reset_references_and_blocked_requesters_do_not_reach(backend: Backend) 
         1,
         "the blocked requester's second request was dropped"
     );
+    // C left the contact group when it removed B, and joined it again when its second
+    // request was delivered (C cannot tell it is blocked).
+    within("C joins the contact group again", async {
+        let mut stream = account(&mut c.client, Range::live())
+            .await
+            .expect("AccountSubscribe");
+        let mut joined = 0;
+        while joined < 2 {
+            let event = next(&mut stream).await.event.expect("event");
+            if event.event_type == T::GroupJoined as i32 {
+                joined += 1;
+            }
+        }
+    })
+    .await;
+    let group = group_of(&mut c).await;
+    assert_eq!(count_events(&mut c, T::GroupLeft, &group).await, 1);
 }

@@ -87,6 +87,10 @@ impl AccountActor {
         } = joining;
         let group_pk = reference.keys.group_pk().to_bytes();
         if let Some(existing) = self.group(&group_pk) {
+            if existing.record.left && existing.record.kind == GroupKind::Contact {
+                // A removed contact asked again (or accepted again): the same group, back.
+                return self.rejoin(&existing, reference, record_event);
+            }
             let result = if existing.record.kind == GroupKind::Account {
                 Err(Error::InvalidArgument("this is the account group".into()))
             } else if existing.record.left {
@@ -140,6 +144,58 @@ impl AccountActor {
             async move {
                 values.put(&record_key, &record).await?;
                 setup.run(&values).await?;
+                if let Some(joined) = joined {
+                    send(&account, joined).await?;
+                }
+                Ok(())
+            }
+            .into_actor(self)
+            .map(move |result: Result<(), Error>, actor, _| {
+                result?;
+                actor.groups.insert(group_pk, group);
+                actor.publish_directory();
+                Ok(group_pk)
+            }),
+        )
+    }
+}
+
+impl AccountActor {
+    /// Joins again a contact group this account left (`ContactRemove`): the record is no
+    /// longer left, `GroupJoined` is recorded (unless another device did), replication
+    /// resumes. This device's chain in the group was kept, so no new setup is needed.
+    fn rejoin(
+        &mut self,
+        existing: &Arc<GroupContext>,
+        reference: GroupReference,
+        record_event: bool,
+    ) -> ResponseActFuture<Self, Result<[u8; 32], Error>> {
+        let group_pk = existing.record.group_pk().to_bytes();
+        let mut record = existing.record.clone();
+        record.left = false;
+        let contact = record.contact_pk;
+        let group = match GroupContext::new(record, &self.keys) {
+            Ok(group) => Arc::new(group),
+            Err(e) => return Box::pin(fut::ready(Err(e))),
+        };
+        let account = self.account_store();
+        let values = self.values.clone();
+        let record_key = Self::record_key(&group);
+        let record = group.record.encode();
+        let joined = record_event.then(|| {
+            account_event(
+                AccountEventType::GroupJoined,
+                group_pk.to_vec(),
+                Vec::new(),
+                |e| {
+                    e.group = Some(reference);
+                    e.contact_pk = contact;
+                },
+            )
+        });
+        Box::pin(
+            async move {
+                values.put(&record_key, &record).await?;
                 if let Some(joined) = joined {
                     send(&account, joined).await?;
                 }
