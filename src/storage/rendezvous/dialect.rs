@@ -64,7 +64,10 @@ impl RendezvousDialect for Sqlite {
 
     /// A join from the keys (a `VALUES` list) to the registrations: SQLite's nested loop
     /// probes the `(peer_id, namespace)` index once per key. (`(peer_id, namespace) IN
-    /// (VALUES ...)` would scan the whole index.)
+    /// (VALUES ...)` would scan the whole index.) `CROSS JOIN` makes the keys the outer loop
+    /// whatever the planner estimates: with a plain `JOIN` it chose to scan the table once
+    /// the table held tens of thousands of rows (44 ms per batch at 100,000, three quarters of
+    /// the registration time).
     fn registrations_with_keys<'a>(keys: &'a [(&'a [u8], &'a str)]) -> Statement<'a, Self> {
         let mut query = Statement::new("WITH k (peer_id, namespace) AS (");
         query.push_values(keys, |values, (peer, namespace)| {
@@ -72,7 +75,7 @@ impl RendezvousDialect for Sqlite {
         });
         query.push(
             ") SELECT r.id, r.peer_id, r.namespace FROM k \
-             JOIN rendezvous_registrations AS r \
+             CROSS JOIN rendezvous_registrations AS r \
              ON r.peer_id = k.peer_id AND r.namespace = k.namespace",
         );
         query
@@ -149,7 +152,7 @@ mod tests {
         assert_eq!(
             sql,
             "WITH k (peer_id, namespace) AS (VALUES (?, ?), (?, ?)) \
-             SELECT r.id, r.peer_id, r.namespace FROM k JOIN rendezvous_registrations AS r \
+             SELECT r.id, r.peer_id, r.namespace FROM k CROSS JOIN rendezvous_registrations AS r \
              ON r.peer_id = k.peer_id AND r.namespace = k.namespace"
         );
         let (sql, _) = Postgres::registrations_with_keys(&keys).finish().unwrap();
