@@ -24,6 +24,8 @@
 
 mod common;
 
+use common::contacts::{enqueue, person, wait_for_account_event};
+
 use std::time::{Duration, Instant};
 
 use berty_node::{
@@ -36,8 +38,7 @@ use berty_node::{
 };
 use common::{
     protocol::{
-        account, both_backends, metric_or_zero, next, wait_for_metric_at_least, within, Backend,
-        Client, Home, Range, TestNode,
+        both_backends, metric_or_zero, wait_for_metric_at_least, within, Backend, TestNode,
     },
     raw_peer::RawPeer,
 };
@@ -58,51 +59,6 @@ const REFUSAL_WITHIN: Duration = Duration::from_secs(NODE_STEP_TIMEOUT.as_secs()
 /// The test's own step timeout as a requester: longer than B's, so that B ending the stream
 /// shows as such and not as our timeout.
 const PATIENT: Duration = Duration::from_secs(NODE_STEP_TIMEOUT.as_secs() * 3);
-
-/// Serves a fresh person node with `r` as its only rendezvous server.
-async fn person(backend: Backend, r: &TestNode) -> TestNode {
-    let home = Home::new(backend).await;
-    let id = home.init().await;
-    let server = r.process.p2p_addrs[0].clone();
-    TestNode::serve_with(
-        home,
-        id,
-        &[
-            ("BERTY_NODE__P2P__RENDEZVOUS", server.as_str()),
-            ("BERTY_NODE__P2P__REPLICATION", "true"),
-        ],
-    )
-    .await
-}
-
-async fn enqueue(client: &mut Client, reference: &[u8], meta: &[u8]) {
-    within(
-        "ContactRequestEnqueue",
-        client.contact_request_enqueue(pb::contact_request_enqueue::Request {
-            reference: reference.to_vec(),
-            meta: meta.to_vec(),
-        }),
-    )
-    .await
-    .expect("ContactRequestEnqueue");
-}
-
-/// The first account event of `node` (history, then live) of type `kind` from `subject`.
-async fn wait_for_account_event(
-    node: &mut TestNode,
-    kind: T,
-    subject: &[u8],
-) -> pb::AccountStoreEvent {
-    let mut stream = account(&mut node.client, Range::live())
-        .await
-        .expect("AccountSubscribe");
-    loop {
-        let event = next(&mut stream).await.event.expect("event");
-        if event.event_type == kind as i32 && event.subject_public_key_bytes == subject {
-            return event;
-        }
-    }
-}
 
 /// The `ContactRequested` events in `node`'s account history, by subject.
 async fn requested_by(node: &mut TestNode) -> Vec<Vec<u8>> {

@@ -9,10 +9,12 @@
 
 mod common;
 
+use common::contacts::{enqueue, person, serve_with_rendezvous, wait_for_account_event};
+
 use berty_node::proto::berty_protocol as pb;
 use common::protocol::{
-    account, both_backends, messages, metric_or_zero, next, payload, within, Backend, Client, Home,
-    Identity, Range, TestNode,
+    account, both_backends, messages, metric_or_zero, next, payload, within, Backend, Client,
+    Range, TestNode,
 };
 use pb::AccountEventType as T;
 
@@ -31,38 +33,6 @@ async fn infra(backend: Backend) -> TestNode {
     TestNode::start(backend).await
 }
 
-/// Serves `home` with `r` as its only rendezvous server, replication on.
-async fn serve_with_rendezvous(home: Home, id: Identity, r: &TestNode) -> TestNode {
-    let server = r.process.p2p_addrs[0].clone();
-    TestNode::serve_with(
-        home,
-        id,
-        &[
-            ("BERTY_NODE__P2P__RENDEZVOUS", server.as_str()),
-            ("BERTY_NODE__P2P__REPLICATION", "true"),
-        ],
-    )
-    .await
-}
-
-async fn person(backend: Backend, r: &TestNode) -> TestNode {
-    let home = Home::new(backend).await;
-    let id = home.init().await;
-    serve_with_rendezvous(home, id, r).await
-}
-
-async fn enqueue(client: &mut Client, reference: &[u8], meta: &[u8]) {
-    within(
-        "ContactRequestEnqueue",
-        client.contact_request_enqueue(pb::contact_request_enqueue::Request {
-            reference: reference.to_vec(),
-            meta: meta.to_vec(),
-        }),
-    )
-    .await
-    .expect("ContactRequestEnqueue");
-}
-
 async fn accept(client: &mut Client, contact: &[u8]) {
     within(
         "ContactRequestAccept",
@@ -72,26 +42,6 @@ async fn accept(client: &mut Client, contact: &[u8]) {
     )
     .await
     .expect("ContactRequestAccept");
-}
-
-/// Waits for the first account event of `node` (history, then live) of type `kind` whose
-/// subject is `subject` (any subject when empty).
-async fn wait_for_account_event(
-    node: &mut TestNode,
-    kind: T,
-    subject: &[u8],
-) -> pb::AccountStoreEvent {
-    let mut stream = account(&mut node.client, Range::live())
-        .await
-        .expect("AccountSubscribe");
-    loop {
-        let event = next(&mut stream).await.event.expect("event");
-        if event.event_type == kind as i32
-            && (subject.is_empty() || event.subject_public_key_bytes == subject)
-        {
-            return event;
-        }
-    }
 }
 
 /// The account events of `node` of type `kind` with `subject`, from its history.

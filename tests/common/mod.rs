@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code, unused_macros)]
 
+pub mod contacts;
 pub mod node;
 pub mod pg_server;
 pub mod postgres;

@@ -836,18 +836,23 @@ pub fn malformed_keys() -> Vec<(&'static str, Vec<u8>)> {
 
 /// The value of an unlabelled metric on the node's `/metrics` endpoint.
 pub async fn metric(process: &NodeProcess, name: &str) -> f64 {
+    metric_value(process, name)
+        .await
+        .unwrap_or_else(|| panic!("no metric {name} on /metrics"))
+}
+
+/// The value of `name` (labels included, as rendered) in `/metrics`, if it has a sample.
+async fn metric_value(process: &NodeProcess, name: &str) -> Option<f64> {
     let (status, body) = within(
         "GET /metrics",
         super::node::http_get(process.admin_addr, "/metrics", None),
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    body.lines()
-        .find_map(|line| {
-            let (key, value) = line.split_once(' ')?;
-            (key == name).then(|| value.trim().parse().ok())?
-        })
-        .unwrap_or_else(|| panic!("no metric {name} in {body}"))
+    body.lines().find_map(|line| {
+        let (key, value) = line.split_once(' ')?;
+        (key == name).then(|| value.trim().parse().ok())?
+    })
 }
 
 /// Polls `/metrics` until `name` is at least `value` (see [`wait_for_metric`]).
@@ -869,18 +874,7 @@ pub async fn wait_for_metric_at_least(process: &NodeProcess, name: &str, value: 
 /// The value of `name` in `/metrics`, 0 while the metric has no sample yet (a labelled
 /// counter appears on its first increment).
 pub async fn metric_or_zero(process: &NodeProcess, name: &str) -> f64 {
-    let (status, body) = within(
-        "GET /metrics",
-        super::node::http_get(process.admin_addr, "/metrics", None),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    body.lines()
-        .find_map(|line| {
-            let (key, value) = line.split_once(' ')?;
-            (key == name).then(|| value.trim().parse().ok())?
-        })
-        .unwrap_or(0.0)
+    metric_value(process, name).await.unwrap_or(0.0)
 }
 
 /// Polls `/metrics` until `name` equals `value`. The node has no push notification for its

@@ -171,17 +171,7 @@ impl AccountActor {
         record_event: bool,
     ) -> ResponseActFuture<Self, Result<[u8; 32], Error>> {
         let group_pk = existing.record.group_pk().to_bytes();
-        let mut record = existing.record.clone();
-        record.left = false;
-        let contact = record.contact_pk;
-        let group = match GroupContext::new(record, &self.keys) {
-            Ok(group) => Arc::new(group),
-            Err(e) => return Box::pin(fut::ready(Err(e))),
-        };
-        let account = self.account_store();
-        let values = self.values.clone();
-        let record_key = Self::record_key(&group);
-        let record = group.record.encode();
+        let contact = existing.record.contact_pk;
         let joined = record_event.then(|| {
             account_event(
                 AccountEventType::GroupJoined,
@@ -194,10 +184,36 @@ impl AccountActor {
             )
         });
         Box::pin(
+            self.set_left(existing, false, joined)
+                .map(move |result, _, _| result.map(|()| group_pk)),
+        )
+    }
+
+    /// Marks a group left or joined again: its record saved, the account event written (when
+    /// given), then replication updated. The stores stay registered (one actor per log); a
+    /// left group's only serve reads and stop once idle.
+    fn set_left(
+        &mut self,
+        group: &Arc<GroupContext>,
+        left: bool,
+        event: Option<LocalWrite>,
+    ) -> ResponseActFuture<Self, Result<(), Error>> {
+        let group_pk = group.record.group_pk().to_bytes();
+        let mut record = group.record.clone();
+        record.left = left;
+        let group = match GroupContext::new(record, &self.keys) {
+            Ok(group) => Arc::new(group),
+            Err(e) => return Box::pin(fut::ready(Err(e))),
+        };
+        let account = self.account_store();
+        let values = self.values.clone();
+        let record_key = Self::record_key(&group);
+        let record = group.record.encode();
+        Box::pin(
             async move {
                 values.put(&record_key, &record).await?;
-                if let Some(joined) = joined {
-                    send(&account, joined).await?;
+                if let Some(event) = event {
+                    send(&account, event).await?;
                 }
                 Ok(())
             }
@@ -206,7 +222,7 @@ impl AccountActor {
                 result?;
                 actor.groups.insert(group_pk, group);
                 actor.publish_directory();
-                Ok(group_pk)
+                Ok(())
             }),
         )
     }
@@ -273,19 +289,10 @@ impl AccountActor {
         group_pk: [u8; 32],
         record_event: bool,
     ) -> ResponseActFuture<Self, Result<(), Error>> {
-        let prepared = self.joined_group(&group_pk).and_then(|group| {
-            let mut record = group.record.clone();
-            record.left = true;
-            Ok(Arc::new(GroupContext::new(record, &self.keys)?))
-        });
-        let left = match prepared {
-            Ok(left) => left,
+        let group = match self.joined_group(&group_pk) {
+            Ok(group) => group,
             Err(e) => return Box::pin(fut::ready(Err(e))),
         };
-        let account = self.account_store();
-        let values = self.values.clone();
-        let record_key = Self::record_key(&left);
-        let record = left.record.encode();
         let event = record_event.then(|| {
             account_event(
                 AccountEventType::GroupLeft,
@@ -294,23 +301,6 @@ impl AccountActor {
                 |_| {},
             )
         });
-        Box::pin(
-            async move {
-                if let Some(event) = event {
-                    send(&account, event).await?;
-                }
-                values.put(&record_key, &record).await?;
-                Ok(())
-            }
-            .into_actor(self)
-            .map(move |result: Result<(), Error>, actor, _| {
-                result?;
-                // The stores stay registered (one actor per log); with no writes allowed they
-                // only serve reads and stop once idle.
-                actor.groups.insert(group_pk, left);
-                actor.publish_directory();
-                Ok(())
-            }),
-        )
+        self.set_left(&group, true, event)
     }
 }
