@@ -67,6 +67,14 @@ impl<'a> Reader<'a> {
         keys::parse_public_key(self.bytes(keys::KEY_LEN)?)
     }
 
+    /// As [`Self::public_key`], through `parsed` (see [`keys::ParsedKeys`]).
+    pub(crate) fn public_key_with(
+        &mut self,
+        parsed: &mut keys::ParsedKeys,
+    ) -> Result<VerifyingKey, CryptoError> {
+        parsed.parse(self.bytes(keys::KEY_LEN)?)
+    }
+
     /// A 64-byte Ed25519 signature.
     pub(crate) fn signature(&mut self) -> Result<Signature, CryptoError> {
         keys::parse_signature(self.bytes(keys::SIGNATURE_LEN)?)

@@ -31,6 +31,31 @@ pub fn parse_public_key(bytes: &[u8]) -> Result<VerifyingKey, CryptoError> {
     Ok(key)
 }
 
+/// Public keys parsed once and remembered, so a batch naming the same device many times
+/// decompresses its key once (a decompression costs about as much as a signature check's
+/// share of a batch). Holds at most [`ParsedKeys::CAPACITY`] keys; refused bytes are not kept.
+#[derive(Default)]
+pub struct ParsedKeys(std::collections::HashMap<[u8; KEY_LEN], VerifyingKey>);
+
+impl ParsedKeys {
+    /// Keys remembered at most (a batch names a handful of devices; a hostile one cannot
+    /// make this grow without bound).
+    pub const CAPACITY: usize = 1024;
+
+    /// As [`parse_public_key`], remembering the keys it accepts.
+    pub fn parse(&mut self, bytes: &[u8]) -> Result<VerifyingKey, CryptoError> {
+        let bytes: [u8; KEY_LEN] = bytes.try_into().map_err(|_| CryptoError::InvalidKey)?;
+        if let Some(key) = self.0.get(&bytes) {
+            return Ok(*key);
+        }
+        let key = parse_public_key(&bytes)?;
+        if self.0.len() < Self::CAPACITY {
+            self.0.insert(bytes, key);
+        }
+        Ok(key)
+    }
+}
+
 /// Whether the y coordinate of a compressed Edwards point is below p = 2^255 - 19.
 ///
 /// Together with the weak-key check this makes the encoding canonical: the only points whose

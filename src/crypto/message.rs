@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 use super::{
     codec::Reader,
     envelope::{self, ENVELOPE_OVERHEAD},
-    keys::{KEY_LEN, SIGNATURE_LEN},
+    keys::{ParsedKeys, KEY_LEN, SIGNATURE_LEN},
     labels, CryptoError, GroupKeys, MessageKey, SignatureCheck,
 };
 use crate::log::LogKind;
@@ -132,6 +132,16 @@ pub fn open_header(
     kind: LogKind,
     sealed: &[u8],
 ) -> Result<MessageHeader, CryptoError> {
+    open_header_with(keys, kind, sealed, &mut ParsedKeys::default())
+}
+
+/// As [`open_header`], parsing the device key through `parsed`: for many headers of one batch.
+pub fn open_header_with(
+    keys: &GroupKeys,
+    kind: LogKind,
+    sealed: &[u8],
+    parsed: &mut ParsedKeys,
+) -> Result<MessageHeader, CryptoError> {
     let (sealed_header, _) = split(sealed)?;
     let header = envelope::open(
         keys.header_key(),
@@ -140,7 +150,7 @@ pub fn open_header(
     )?;
     let mut reader = Reader::new(&header, "message header");
     let counter = reader.u64()?;
-    let device = reader.public_key()?;
+    let device = reader.public_key_with(parsed)?;
     let signature = reader.signature()?;
     reader.finish()?;
     Ok(MessageHeader {

@@ -57,14 +57,15 @@ pub use handshake::{
 };
 pub use keys::{
     derive_member_key, parse_public_key, parse_signature, signing_key_from_seed, AccountKeys,
-    KEY_LEN, SIGNATURE_LEN,
+    ParsedKeys, KEY_LEN, SIGNATURE_LEN,
 };
 pub use link::{
     discovery_key, discovery_keys, gossip_topic, link_proof_tag, open_announcement,
     seal_announcement, DISCOVERY_MARGIN_SECS, DISCOVERY_PERIOD_SECS, LINK_NONCE_LEN, LINK_TAG_LEN,
 };
 pub use message::{
-    open_body, open_body_unverified, open_header, seal_message, MessageHeader, MESSAGE_OVERHEAD,
+    open_body, open_body_unverified, open_header, open_header_with, seal_message, MessageHeader,
+    MESSAGE_OVERHEAD,
 };
 pub use metadata::{
     open_metadata, open_metadata_unverified, seal_metadata, OpenedMetadata, METADATA_OVERHEAD,

@@ -15,7 +15,7 @@ use crate::{
     crypto::{ReceiverChain, VerifyingKey},
     error::Error,
     group::{GroupContext, GroupReference},
-    log::{Entry, EntryId, LogId, LogKind, OrderKey},
+    log::{parallel::PARALLEL_FROM, Entry, EntryId, LogId, LogKind, OrderKey},
     replication::{admission::admissible, ports::RemoteOutcome},
     storage::{value_keys::ValueKey, NewEntry, NewEvent, Sealed, SealedValues, Storage},
 };
@@ -171,7 +171,19 @@ pub(super) async fn decode_message_entries(
     outcome: &mut RemoteOutcome,
 ) -> Result<Decoded, Error> {
     let group_pk = group.record.group_pk().to_bytes();
-    let (opened, skipped) = open_headers(&group, entries);
+    // A large batch (a sync page) is opened on every core, off this thread; a live one here.
+    let (opened, skipped) = if entries.len() < PARALLEL_FROM {
+        open_headers(&group, entries)
+    } else {
+        let context = group.clone();
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
+            open_headers(&context, entries)
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("header opening task failed: {e}")))?
+    };
     outcome.skipped += skipped;
     let mut members = members.clone();
     // Each sender device is looked up once per batch, found or not.

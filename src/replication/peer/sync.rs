@@ -249,7 +249,12 @@ async fn sync_log(
     else {
         return Ok(0);
     };
-    let mut from = lowest;
+    let local_heads = context
+        .storage
+        .heads(&log)
+        .await
+        .map_err(|e| SyncStop::Failed(e.to_string()))?;
+    let mut from = first_lamport_to_fetch(lowest, &local_heads);
     let mut step = 1u64;
     let mut steps = 0u32;
     let mut stored = 0usize;
@@ -266,6 +271,20 @@ async fn sync_log(
         from = from.saturating_sub(step);
         step = step.saturating_mul(2);
     }
+}
+
+/// Where a sync starts: at the peer's lowest unknown head, or just above our own highest head
+/// when that is lower (every entry above it is unknown here); at 0 when our log is empty. A
+/// lower entry still missing (a concurrent branch) is found by stepping back from there; a
+/// fresh member or a long-offline one thus fetches its gap in one pass instead of stepping
+/// back from the peer's heads over the whole gap.
+fn first_lamport_to_fetch(lowest_unknown_head: u64, local_heads: &[OrderKey]) -> u64 {
+    let above_ours = local_heads
+        .iter()
+        .map(|h| h.lamport.saturating_add(1))
+        .max()
+        .unwrap_or(0);
+    lowest_unknown_head.min(above_ours)
 }
 
 /// One pass of a sync from `from`: pages fetched, verified and handed to the store in order,
@@ -388,5 +407,34 @@ async fn fetch_heads(
             .collect()),
         SyncResponse::Error { code, .. } if code == ERROR_NOT_PROVEN => Err(SyncStop::NotProvenYet),
         other => Err(SyncStop::Failed(format!("heads refused: {other:?}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::EntryId;
+
+    fn head(lamport: u64) -> OrderKey {
+        OrderKey {
+            lamport,
+            id: EntryId([lamport as u8; 32]),
+        }
+    }
+
+    #[test]
+    fn an_empty_log_fetches_from_the_start() {
+        assert_eq!(first_lamport_to_fetch(100_000, &[]), 0);
+    }
+
+    #[test]
+    fn a_log_behind_fetches_from_just_above_its_highest_head() {
+        assert_eq!(first_lamport_to_fetch(100_000, &[head(7), head(12)]), 13);
+    }
+
+    #[test]
+    fn an_unknown_head_below_ours_is_where_the_sync_starts() {
+        assert_eq!(first_lamport_to_fetch(5, &[head(12)]), 5);
+        assert_eq!(first_lamport_to_fetch(13, &[head(12)]), 13);
     }
 }

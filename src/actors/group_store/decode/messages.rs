@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use super::new_event;
 use crate::{
     crypto::{
-        open_body_unverified, open_header, verify_batch, MessageHeader, MessageKey, ReceiverChain,
-        SignatureCheck,
+        open_body_unverified, open_header_with, verify_batch, MessageHeader, MessageKey,
+        ParsedKeys, ReceiverChain, SignatureCheck,
     },
     group::{GroupContext, ViewBody, ViewEvent},
     log::{parallel::in_parallel, Entry, EntryId, LogKind},
@@ -24,19 +24,30 @@ pub struct OpenedMessage {
 }
 
 /// Opens the headers of message entries; those that do not open are dropped (counted).
+/// CPU-bound (one AEAD and one key parse per entry): large batches use every core, and each
+/// device key is parsed once per chunk. Run it off the actors' threads.
 pub fn open_headers(group: &GroupContext, entries: Vec<Entry>) -> (Vec<OpenedMessage>, usize) {
+    let headers = in_parallel(&entries, |chunk| {
+        let mut parsed = ParsedKeys::default();
+        chunk
+            .iter()
+            .map(|entry| {
+                open_header_with(group.keys(), LogKind::Messages, entry.payload(), &mut parsed)
+                    .ok()
+            })
+            .collect::<Vec<_>>()
+    });
     let mut skipped = 0;
     let opened = entries
         .into_iter()
-        .filter_map(
-            |entry| match open_header(group.keys(), LogKind::Messages, entry.payload()) {
-                Ok(header) => Some(OpenedMessage { entry, header }),
-                Err(_) => {
-                    skipped += 1;
-                    None
-                }
-            },
-        )
+        .zip(headers.into_iter().flatten())
+        .filter_map(|(entry, header)| match header {
+            Some(header) => Some(OpenedMessage { entry, header }),
+            None => {
+                skipped += 1;
+                None
+            }
+        })
         .collect();
     (opened, skipped)
 }
