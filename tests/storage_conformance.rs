@@ -30,6 +30,7 @@ use berty_node::{
 };
 use rand::{rngs::StdRng, seq::SliceRandom, Rng, SeedableRng};
 use sha2::{Digest, Sha256};
+use sqlx::Connection;
 
 common::fixture_tests! {
     ignore: "benchmark: cargo test --release --test storage_conformance -- --ignored --nocapture",
@@ -56,6 +57,7 @@ common::fixture_tests! {
         event_pages_match_a_sorted_model,
         logs_lists_logs_with_entries,
         values_list_by_prefix_and_delete,
+        planner_statistics_follow_a_bulk_load,
     ],
     benches: [append_throughput],
 }
@@ -814,6 +816,67 @@ async fn open_picks_the_backend_from_the_url(fx: Fixture) {
         "{:?}",
         gone.err()
     );
+}
+
+/// A log that grows from nothing in a few commits is read page by page in total order, and
+/// on PostgreSQL the planner learns it grew without waiting for autovacuum (turned off here):
+/// the storage refreshes the statistics itself (`storage::sql::analyze`).
+async fn planner_statistics_follow_a_bulk_load(fx: Fixture) {
+    let s = fx.storage();
+    let entries = chain("bulk", 6_000);
+    let pg = match fx.backend {
+        Backend::Postgres => {
+            let mut pg = sqlx::PgConnection::connect(&fx.url).await.unwrap();
+            for table in ["entries", "events", "heads"] {
+                sqlx::query(&format!(
+                    "ALTER TABLE {table} SET (autovacuum_enabled = false)"
+                ))
+                .execute(&mut pg)
+                .await
+                .unwrap();
+            }
+            Some(pg)
+        }
+        Backend::Sqlite => None,
+    };
+    for batch in entries.chunks(2_000) {
+        s.append(&LOG, batch).await.unwrap();
+    }
+    let middle = key(&entries[1_000]);
+    let page = s
+        .range(
+            &LOG,
+            &OrderRange {
+                lower: Bound::Excluded(middle),
+                upper: Bound::Unbounded,
+                direction: Direction::Forward,
+                limit: 4_096,
+            },
+        )
+        .await
+        .unwrap();
+    let expected: Vec<OrderKey> = entries[1_001..5_097].iter().map(key).collect();
+    let got: Vec<OrderKey> = page.iter().map(|e| e.order_key()).collect();
+    assert_eq!(got, expected);
+    let Some(mut pg) = pg else {
+        return;
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (tuples,): (f32,) =
+            sqlx::query_as("SELECT reltuples FROM pg_class WHERE relname = 'entries'")
+                .fetch_one(&mut pg)
+                .await
+                .unwrap();
+        if tuples >= 5_000.0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the planner still believes entries holds {tuples} rows after 6,000 appends"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Batched and single-entry append throughput, printed (not asserted).

@@ -117,7 +117,8 @@ impl SqlStorage<Postgres> {
             connection: Some(first),
         };
         let health = HealthMonitor::spawn(database, probe);
-        Ok(Self::new(pool.clone(), pool, health, None))
+        let analyzer = super::sql::analyze::Analyzer::new(pool.clone());
+        Ok(Self::new(pool.clone(), pool, health, None).with_analyzer(analyzer))
     }
 }
 

@@ -39,6 +39,7 @@
 //! become heads, the stored parents they name stop being heads. No table of parent links is
 //! kept: it would halve append throughput for no read it serves.
 
+pub(super) mod analyze;
 pub(super) mod columns;
 mod commit;
 mod entries;
@@ -66,6 +67,14 @@ const IDS_PER_STATEMENT: usize = 1000;
 /// Most rows put in one multi-row `INSERT`.
 const ROWS_PER_INSERT: usize = 500;
 
+/// How many of `appended` were newly stored.
+fn new_entries(appended: &[Appended]) -> usize {
+    appended
+        .iter()
+        .filter(|a| matches!(a, Appended::New { .. }))
+        .count()
+}
+
 /// What differs between the engines' SQL, beyond what sqlx hides.
 pub(crate) trait Dialect: Database {
     /// Appends a condition true when `column` holds one of `ids`.
@@ -82,6 +91,8 @@ pub struct SqlStorage<DB: Database> {
     health: HealthMonitor,
     /// A task that lives as long as the storage (SQLite's WAL checkpointer).
     background: Option<tokio::task::JoinHandle<()>>,
+    /// PostgreSQL: refreshes planner statistics as the logs grow (see [`analyze`]).
+    analyzer: Option<analyze::Analyzer>,
 }
 
 impl<DB: Database> Drop for SqlStorage<DB> {
@@ -106,6 +117,20 @@ impl<DB: Database> SqlStorage<DB> {
             writer,
             health,
             background,
+            analyzer: None,
+        }
+    }
+
+    /// Refreshes planner statistics in the background as the logs grow (PostgreSQL).
+    pub(super) fn with_analyzer(mut self, analyzer: analyze::Analyzer) -> Self {
+        self.analyzer = Some(analyzer);
+        self
+    }
+
+    /// Counts rows written, for the statistics refresher.
+    fn wrote(&self, rows: usize) {
+        if let Some(analyzer) = &self.analyzer {
+            analyzer.wrote(rows as u64);
         }
     }
 
@@ -149,8 +174,11 @@ where
     }
 
     async fn append(&self, log: &LogId, entries: &[NewEntry]) -> Result<Vec<Appended>> {
-        self.guard(Entries::append(&self.writer, log, entries))
-            .await
+        let appended = self
+            .guard(Entries::append(&self.writer, log, entries))
+            .await?;
+        self.wrote(new_entries(&appended));
+        Ok(appended)
     }
 
     async fn order_keys(&self, log: &LogId, ids: &[EntryId]) -> Result<Vec<OrderKey>> {
@@ -172,7 +200,12 @@ where
     }
 
     async fn commit(&self, log: &LogId, commit: Commit<'_>) -> Result<Committed> {
-        self.guard(commit::commit(&self.writer, log, commit)).await
+        let events = commit.events.len();
+        let committed = self
+            .guard(commit::commit(&self.writer, log, commit))
+            .await?;
+        self.wrote(new_entries(&committed.appended) + events);
+        Ok(committed)
     }
 
     async fn event(&self, log: &LogId, entry_id: &EntryId) -> Result<Option<StoredEvent>> {

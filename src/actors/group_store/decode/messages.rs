@@ -32,8 +32,13 @@ pub fn open_headers(group: &GroupContext, entries: Vec<Entry>) -> (Vec<OpenedMes
         chunk
             .iter()
             .map(|entry| {
-                open_header_with(group.keys(), LogKind::Messages, entry.payload(), &mut parsed)
-                    .ok()
+                open_header_with(
+                    group.keys(),
+                    LogKind::Messages,
+                    entry.payload(),
+                    &mut parsed,
+                )
+                .ok()
             })
             .collect::<Vec<_>>()
     });
