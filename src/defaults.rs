@@ -64,6 +64,12 @@ pub const DIAL_REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 pub const READY_SWARM_TIMEOUT: Duration = Duration::from_secs(1);
 /// Most registrations listed in one page of `GET /admin/v1/rendezvous`.
 pub const RENDEZVOUS_PAGE: u32 = 1000;
+/// Most namespaces listed by `GET /admin/v1/rendezvous/namespaces`.
+pub const RENDEZVOUS_NAMESPACES: u32 = 1000;
+/// The accepted `admin.stats_period_ms`, in milliseconds.
+pub const STATS_PERIOD_MS: std::ops::RangeInclusive<u64> = 100..=60_000;
+/// How much history of the dashboard's live figures the admin server keeps in memory.
+pub const STATS_WINDOW: Duration = Duration::from_secs(15 * 60);
 /// How often expired rendezvous registrations are deleted and the registrations gauge
 /// refreshed.
 pub const PURGE_INTERVAL: Duration = Duration::from_secs(60);

@@ -6,7 +6,13 @@
 
 use prometheus_client::{
     encoding::{text::encode, EncodeLabelSet},
-    metrics::{counter::Counter, family::Family, gauge::Gauge, info::Info},
+    metrics::{
+        counter::Counter,
+        family::Family,
+        gauge::Gauge,
+        histogram::{exponential_buckets, Histogram},
+        info::Info,
+    },
     registry::Registry,
 };
 
@@ -80,6 +86,25 @@ pub struct RejectionLabels {
     pub reason: &'static str,
 }
 
+/// Labels of the sync request counter (closed sets).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SyncLabels {
+    /// `inbound` (a peer asked us) or `outbound` (we asked a peer).
+    pub direction: &'static str,
+    /// `hello`, `prove`, `heads`, `fetch` or `announce`.
+    pub kind: &'static str,
+}
+
+/// The round trips of the storage health probe, in seconds (0.1 ms to about 3 s).
+#[derive(Debug, Clone)]
+pub struct ProbeHistogram(pub Histogram);
+
+impl Default for ProbeHistogram {
+    fn default() -> Self {
+        Self(Histogram::new(exponential_buckets(0.0001, 2.0, 16)))
+    }
+}
+
 /// Handles to the libp2p networking metrics (`berty_node_p2p_*`, `berty_node_relay_*`).
 #[derive(Debug, Clone, Default)]
 pub struct P2pMetrics {
@@ -103,6 +128,8 @@ pub struct P2pMetrics {
     pub relay_active_reservations: Gauge,
     /// Circuits the relay server carries now.
     pub relay_active_circuits: Gauge,
+    /// Sync requests (`/berty-node/sync/1.0.0`), by direction and kind.
+    pub sync_requests: Family<SyncLabels, Counter>,
 }
 
 impl P2pMetrics {
@@ -157,6 +184,18 @@ impl P2pMetrics {
             "Circuit relay circuits open now",
             self.relay_active_circuits.clone(),
         );
+        registry.register(
+            "sync_requests",
+            "Sync requests (/berty-node/sync/1.0.0), by direction and kind",
+            self.sync_requests.clone(),
+        );
+    }
+
+    /// Counts one sync request.
+    pub fn sync_request(&self, direction: &'static str, kind: &'static str) {
+        self.sync_requests
+            .get_or_create(&SyncLabels { direction, kind })
+            .inc();
     }
 }
 
@@ -165,6 +204,8 @@ impl P2pMetrics {
 pub struct Metrics {
     /// 1 while the last storage check succeeded, else 0.
     pub storage_up: Gauge,
+    /// Round trips of the storage health probe (a trivial query on a connection of its own).
+    pub storage_probe_seconds: ProbeHistogram,
     /// gRPC calls by method and status code.
     pub grpc_requests: Family<GrpcLabels, Counter>,
     /// Log entries newly stored, by log kind.
@@ -217,6 +258,11 @@ impl Metrics {
             "storage_up",
             "1 while the last storage check succeeded",
             metrics.storage_up.clone(),
+        );
+        registry.register(
+            "storage_probe_seconds",
+            "Round trips of the storage health probe (a trivial query on its own connection)",
+            metrics.storage_probe_seconds.0.clone(),
         );
         registry.register(
             "grpc_requests",

@@ -128,6 +128,8 @@ struct RawAdmin {
     listen: String,
     token: String,
     token_file: String,
+    #[serde(deserialize_with = "strict::u64")]
+    stats_period_ms: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -271,6 +273,8 @@ pub struct NodeConfig {
     pub admin_listen: SocketAddr,
     /// Bearer token for `/admin/v1/`; `None` turns those routes off.
     pub admin_token: Option<String>,
+    /// How often the dashboard's figures are sampled (`admin.stats_period_ms`).
+    pub admin_stats_period: Duration,
     /// libp2p listen addresses.
     pub p2p_listen: Vec<Multiaddr>,
     /// Peers dialled at start-up.
@@ -379,6 +383,7 @@ impl NodeConfig {
             &raw.admin.token,
             &raw.admin.token_file,
         )?;
+        let admin_stats_period = stats_period(raw.admin.stats_period_ms)?;
         let p2p_listen = parse_multiaddrs("p2p.listen", &raw.p2p.listen)?;
         if p2p_listen.is_empty() {
             return Err(invalid("p2p.listen", "needs at least one address"));
@@ -412,6 +417,7 @@ impl NodeConfig {
             api_token,
             admin_listen,
             admin_token,
+            admin_stats_period,
             p2p_listen,
             bootstrap,
             rendezvous_servers,
@@ -518,6 +524,23 @@ fn duration_secs(key: &'static str, value: u64) -> Result<u64, ConfigError> {
         ));
     }
     Ok(value)
+}
+
+/// `admin.stats_period_ms`: from [`STATS_PERIOD_MS`](crate::defaults::STATS_PERIOD_MS)'s
+/// bounds, so the sampler neither spins nor leaves the charts empty for minutes.
+fn stats_period(value: u64) -> Result<Duration, ConfigError> {
+    let bounds = crate::defaults::STATS_PERIOD_MS;
+    if !bounds.contains(&value) {
+        return Err(invalid(
+            "admin.stats_period_ms",
+            format!(
+                "{value} is outside {} to {} milliseconds",
+                bounds.start(),
+                bounds.end()
+            ),
+        ));
+    }
+    Ok(Duration::from_millis(value))
 }
 
 fn at_least_one(key: &'static str, value: u32) -> Result<u32, ConfigError> {

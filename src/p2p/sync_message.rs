@@ -202,6 +202,19 @@ impl Announcement {
     }
 }
 
+impl SyncRequest {
+    /// The kind of request, as the metrics label it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Hello { .. } => "hello",
+            Self::Prove { .. } => "prove",
+            Self::Heads { .. } => "heads",
+            Self::Fetch(_) => "fetch",
+            Self::Announce(_) => "announce",
+        }
+    }
+}
+
 impl TryFrom<wire::SyncRequest> for SyncRequest {
     type Error = SyncParseError;
 

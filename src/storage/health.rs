@@ -67,6 +67,8 @@ pub struct StorageHealth {
     wake: Arc<Notify>,
     /// Which database this is, as errors name it (`PostgreSQL at host:port/db`).
     database: Arc<str>,
+    /// How long the last successful probe took (`None` before the first).
+    probe_durations: watch::Receiver<Option<Duration>>,
 }
 
 impl StorageHealth {
@@ -96,6 +98,12 @@ impl StorageHealth {
     /// A receiver of every change of the health (for metrics).
     pub fn subscribe(&self) -> watch::Receiver<Health> {
         self.state.clone()
+    }
+
+    /// A receiver of the round trip of each successful probe (for metrics): a fresh value
+    /// every [`PROBE_INTERVAL`] while the database answers.
+    pub fn probe_durations(&self) -> watch::Receiver<Option<Duration>> {
+        self.probe_durations.clone()
     }
 
     fn down(&self, cause: String) -> StorageError {
@@ -157,12 +165,15 @@ impl HealthMonitor {
     /// Starts probing `database` with `probe`. The storage was just opened, so it starts up.
     pub(crate) fn spawn(database: String, probe: impl Probe) -> Self {
         let (state, receiver) = watch::channel(Health::Up);
+        let (durations, probe_durations) = watch::channel(None);
         let wake = Arc::new(Notify::new());
         let health = StorageHealth {
             state: receiver,
             wake: wake.clone(),
             database: database.into(),
+            probe_durations,
         };
+        let probe = TimedProbe { probe, durations };
         let task = tokio::spawn(monitor(health.database.clone(), probe, state, wake));
         Self { health, task }
     }
@@ -170,6 +181,24 @@ impl HealthMonitor {
     /// The health the monitor keeps.
     pub(crate) fn health(&self) -> &StorageHealth {
         &self.health
+    }
+}
+
+/// A probe whose successful round trips are published (for the storage latency metric).
+struct TimedProbe<P> {
+    probe: P,
+    durations: watch::Sender<Option<Duration>>,
+}
+
+#[async_trait]
+impl<P: Probe> Probe for TimedProbe<P> {
+    async fn probe(&mut self) -> std::result::Result<(), String> {
+        let started = Instant::now();
+        let result = self.probe.probe().await;
+        if result.is_ok() {
+            self.durations.send_replace(Some(started.elapsed()));
+        }
+        result
     }
 }
 

@@ -49,6 +49,7 @@ impl SwarmTask {
     }
 
     pub(super) fn send_sync(&mut self, peer: PeerId, request: SyncRequest, reply: SyncReply) {
+        self.metrics.sync_request("outbound", request.kind());
         let id = self
             .swarm
             .behaviour_mut()
@@ -84,7 +85,10 @@ impl SwarmTask {
             } => match request {
                 Frame::Message(request) => {
                     let request = match SyncRequest::try_from(request) {
-                        Ok(request) => request,
+                        Ok(request) => {
+                            self.metrics.sync_request("inbound", request.kind());
+                            request
+                        }
                         Err(e) => {
                             let refusal = SyncResponse::error(ERROR_MALFORMED, e.to_string());
                             return self.send_sync_answer(Ok(refusal), channel);
