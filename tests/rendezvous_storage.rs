@@ -45,6 +45,7 @@ common::fixture_tests! {
         store_caps_count_only_unexpired_registrations,
         store_unregister_and_purge_keep_the_counts,
         store_counts_a_peer_with_many_registrations,
+        store_counts_registrations_per_namespace,
         register_then_discover_returns_the_record_as_received,
         discover_pages_with_cookies,
         refresh_replaces_the_old_registration,
@@ -309,6 +310,35 @@ async fn store_discovers_in_id_order_by_namespace(fx: Fixture) {
         .unwrap()
         .is_empty());
     assert_eq!(store.count(now + HOUR).await.unwrap(), 0);
+}
+
+async fn store_counts_registrations_per_namespace(fx: Fixture) {
+    let store = fx.storage.rendezvous();
+    let now = START;
+    assert!(store.namespaces(now, 10).await.unwrap().is_empty());
+    // "b": three unexpired; "a" and "c": one each; "old": expired by `now + 1`.
+    let batch: Vec<NewRegistration> =
+        [("b", 2), ("a", 2), ("b", 2), ("c", 2), ("b", 2), ("old", 1)]
+            .iter()
+            .enumerate()
+            .map(|(i, (ns, hours))| new_registration(i as u8 + 1, ns, now + hours * HOUR))
+            .collect();
+    store.register_batch(&batch, BIG_CAPS, now).await.unwrap();
+    let counts = |list: Vec<(String, u64)>| {
+        list.into_iter()
+            .map(|(ns, n)| format!("{ns}={n}"))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        counts(store.namespaces(now + 1, 10).await.unwrap()),
+        ["b=3", "a=1", "c=1", "old=1"],
+        "the fullest first, then by name"
+    );
+    assert_eq!(
+        counts(store.namespaces(now + HOUR, 2).await.unwrap()),
+        ["b=3", "a=1"],
+        "expired ones are left out; at most the limit"
+    );
 }
 
 async fn store_refresh_replaces_with_a_new_id(fx: Fixture) {

@@ -91,6 +91,13 @@ pub enum SwarmCommand {
     },
     /// Peers refused now.
     RefusedPeers(oneshot::Sender<Vec<RefusedPeer>>),
+    /// Lifts a peer's penalty; answers whether it served one.
+    Forgive {
+        /// The peer.
+        peer: PeerId,
+        /// The reply slot.
+        reply: oneshot::Sender<bool>,
+    },
     /// Sends a request to a mirror (dialled at `addrs` when not connected).
     Mirror {
         /// The mirror.
@@ -346,6 +353,13 @@ impl SwarmHandle {
             reply,
         })
         .await
+    }
+
+    /// Lifts the penalty of `peer` (a ban), so it may connect again; `false` when it served
+    /// none.
+    pub async fn forgive(&self, peer: PeerId) -> Result<bool, P2pError> {
+        self.ask(|reply| SwarmCommand::Forgive { peer, reply })
+            .await
     }
 
     /// Peers refused now, and until when (`Instant`s are this process's clock).

@@ -191,6 +191,17 @@ impl PeerGate {
         rules.penalised_until = Some(rules.penalised_until.map_or(until, |u| u.max(until)));
     }
 
+    /// Lifts the penalty of `peer` (not a partition); `false` when it served none at `now`.
+    pub fn forgive(&mut self, peer: PeerId, now: Instant) -> bool {
+        let penalised = self
+            .rules
+            .get_mut(&peer)
+            .and_then(|rules| rules.penalised_until.take())
+            .is_some_and(|until| until > now);
+        self.prune(now);
+        penalised
+    }
+
     /// Whether a connection with `peer` over `route` would be refused now, and why.
     pub fn verdict(&self, peer: &PeerId, route: Route, now: Instant) -> Option<RefusalReason> {
         self.rules.get(peer).and_then(|r| r.refuses(route, now))
@@ -372,6 +383,25 @@ mod tests {
         assert_eq!(gate.verdict(&peer, Route::Relayed, later), None);
         gate.prune(later);
         assert!(gate.refused_peers(later).is_empty());
+    }
+
+    #[test]
+    fn forgiving_lifts_a_penalty_but_not_a_partition() {
+        let mut gate = PeerGate::new(Family::default());
+        let peer = PeerId::random();
+        let now = Instant::now();
+        assert!(!gate.forgive(peer, now), "nothing to forgive");
+        gate.penalise(peer, now, Duration::from_secs(10));
+        assert!(gate.forgive(peer, now));
+        assert_eq!(gate.verdict(&peer, Route::Direct, now), None);
+        assert!(gate.refused_peers(now).is_empty());
+        gate.partition(peer);
+        gate.penalise(peer, now, Duration::from_secs(10));
+        assert!(gate.forgive(peer, now));
+        assert_eq!(
+            gate.verdict(&peer, Route::Direct, now),
+            Some(RefusalReason::Partition)
+        );
     }
 
     #[test]

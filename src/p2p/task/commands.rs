@@ -61,6 +61,17 @@ impl SwarmTask {
                 self.penalise(peer, duration);
                 let _ = reply.send(());
             }
+            SwarmCommand::Forgive { peer, reply } => {
+                let forgiven = self
+                    .swarm
+                    .behaviour_mut()
+                    .gate
+                    .forgive(peer, Instant::now());
+                if forgiven {
+                    tracing::info!(%peer, "peer penalty lifted");
+                }
+                let _ = reply.send(forgiven);
+            }
             SwarmCommand::RefusedPeers(reply) => {
                 let _ = reply.send(self.swarm.behaviour().gate.refused_peers(Instant::now()));
             }

@@ -228,6 +228,16 @@ impl RendezvousServer {
         self.inner.storage.rendezvous().count(self.now()).await
     }
 
+    /// The namespaces holding unexpired registrations, each with how many, the fullest first,
+    /// at most `limit` (over every node sharing the database).
+    pub async fn namespaces(&self, limit: u32) -> Result<Vec<(String, u64)>, StorageError> {
+        self.inner
+            .storage
+            .rendezvous()
+            .namespaces(self.now(), limit)
+            .await
+    }
+
     /// Unexpired registrations with an id above `after_id`, in `namespace` (every namespace
     /// when `None`), in id order, at most `limit`: the admin listing. Page with the last id
     /// returned.

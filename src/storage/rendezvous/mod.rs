@@ -144,4 +144,8 @@ pub trait RendezvousStore: Send + Sync {
 
     /// Number of registrations not expired at `now`.
     async fn count(&self, now: u64) -> Result<u64>;
+
+    /// The namespaces holding registrations not expired at `now`, each with how many, the
+    /// fullest first (then by name), at most `limit`.
+    async fn namespaces(&self, now: u64, limit: u32) -> Result<Vec<(String, u64)>>;
 }

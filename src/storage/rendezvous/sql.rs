@@ -293,6 +293,26 @@ where
         .map_err(unavailable("counting registrations"))?;
         from_sql(column::<DB, i64>(&row, 0)?, "registration count")
     }
+
+    async fn namespaces(reader: &Pool<DB>, now: u64, limit: u32) -> Result<Vec<(String, u64)>> {
+        sqlx::query::<DB>(
+            "SELECT namespace, COUNT(*) FROM rendezvous_registrations WHERE expires_at > $1 \
+             GROUP BY namespace ORDER BY COUNT(*) DESC, namespace LIMIT $2",
+        )
+        .bind(to_sql(now))
+        .bind(i64::from(limit))
+        .fetch_all(reader)
+        .await
+        .map_err(unavailable("counting registrations per namespace"))?
+        .iter()
+        .map(|row| {
+            Ok((
+                column::<DB, String>(row, 0)?,
+                from_sql(column::<DB, i64>(row, 1)?, "namespace count")?,
+            ))
+        })
+        .collect()
+    }
 }
 
 /// The rendezvous store of a [`SqlStorage`]: the same database, through the same health guard.
@@ -342,6 +362,11 @@ where
 
     async fn count(&self, now: u64) -> Result<u64> {
         self.guard(RendezvousSql::<DB>::count(self.reader(), now))
+            .await
+    }
+
+    async fn namespaces(&self, now: u64, limit: u32) -> Result<Vec<(String, u64)>> {
+        self.guard(RendezvousSql::<DB>::namespaces(self.reader(), now, limit))
             .await
     }
 }
