@@ -100,6 +100,7 @@ pub struct Node {
 impl Node {
     /// Builds and starts every part; returns once all of them listen.
     pub async fn start(config: NodeConfig) -> Result<Self, NodeError> {
+        let started = std::time::Instant::now();
         let local = Local::open(&config).await?;
         let storage = local.storage.clone();
         let (metrics, mut registry) = Metrics::new();
@@ -159,6 +160,14 @@ impl Node {
                 penalty: config.penalty,
                 rendezvous,
                 mirror,
+                // `postgres://` and `postgresql://` (storage::open).
+                storage_backend: if config.database_url.starts_with("postgres") {
+                    "postgres"
+                } else {
+                    "sqlite"
+                },
+                started,
+                stats: admin::stats::Stats::new(config.admin_stats_period),
             },
         )?;
         let lock = local.account_lock.map(|lock| (lock, shutdown.subscribe()));

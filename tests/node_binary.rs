@@ -8,7 +8,7 @@ mod common;
 use std::{collections::HashMap, time::Duration};
 
 use berty_node::proto::berty_protocol::instance_get_configuration::{self, SettingState};
-use common::node::{http_get, NodeProcess};
+use common::node::{http_get, http_request, NodeProcess};
 
 async fn serve_answer_and_stop(database_url: &str) {
     let dir = tempfile::tempdir().unwrap();
@@ -28,6 +28,7 @@ async fn serve_answer_and_stop(database_url: &str) {
     // The environment wins over the file: port 9 and 4040 above would not be port 0.
     let env: HashMap<String, String> = [
         ("BERTY_NODE__ADMIN__LISTEN", "127.0.0.1:0"),
+        ("BERTY_NODE__ADMIN__STATS_PERIOD_MS", "100"),
         (
             "BERTY_NODE__P2P__LISTEN",
             "/ip4/127.0.0.1/tcp/0,/ip4/127.0.0.1/udp/0/quic-v1",
@@ -91,6 +92,16 @@ async fn serve_answer_and_stop(database_url: &str) {
     let (status, body) = http_get(node.admin_addr, "/admin/v1/node", Some("admin-secret")).await;
     assert_eq!(status, 200);
     assert!(body.contains(&node.peer_id), "{body}");
+    let info: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let backend = if database_url.is_empty() {
+        "sqlite"
+    } else {
+        "postgres"
+    };
+    assert_eq!(info["storage"]["backend"], backend, "{body}");
+    assert_eq!(info["storage"]["up"], true, "{body}");
+    assert_eq!(info["roles"]["rendezvous"]["enabled"], true, "{body}");
+    the_dashboards_routes_answer(&node).await;
 
     node.signal("TERM");
     let status = node.wait(Duration::from_secs(20)).await;
@@ -99,6 +110,72 @@ async fn serve_answer_and_stop(database_url: &str) {
         Some(0),
         "SIGTERM must exit 0, got {status:?}"
     );
+}
+
+/// The page, the namespace counts, the live figures, and a ban lifted.
+async fn the_dashboards_routes_answer(node: &NodeProcess) {
+    let admin = |path: &'static str| http_get(node.admin_addr, path, Some("admin-secret"));
+    let (status, body) = http_get(node.admin_addr, "/", None).await;
+    assert_eq!(status, 200);
+    assert!(body.starts_with("<!doctype html>"), "{body}");
+    let (status, body) = admin("/admin/v1/rendezvous/namespaces").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).unwrap(),
+        serde_json::json!({ "registrations_total": 0, "namespaces": [] })
+    );
+    // A sample every 100 ms: points come at once.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let series = loop {
+        let (status, body) = admin("/admin/v1/stats/series").await;
+        assert_eq!(status, 200, "{body}");
+        let series: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if series["points"].as_array().unwrap().len() >= 2 {
+            break series;
+        }
+        assert!(std::time::Instant::now() < deadline, "no points: {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(series["period_ms"], 100);
+    assert_eq!(series["window_secs"], 900);
+    let last = &series["points"][1];
+    assert!(last["storage_latency_ms"].is_number() || last["storage_latency_ms"].is_null());
+    assert!(last["entries_per_sec"].as_f64().unwrap() >= 0.0, "{last}");
+    let t = last["t"].as_u64().unwrap();
+    let (_, body) = http_get(
+        node.admin_addr,
+        &format!("/admin/v1/stats/series?since={t}"),
+        Some("admin-secret"),
+    )
+    .await;
+    let later: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(later["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|p| p["t"].as_u64().unwrap() > t));
+
+    let peer = libp2p::PeerId::random().to_string();
+    let ban = format!("/admin/v1/peers/{peer}/ban");
+    let (status, body) =
+        http_request(node.admin_addr, "DELETE", &ban, Some("admin-secret"), None).await;
+    assert_eq!(status, 404, "nothing to lift: {body}");
+    let (status, body) =
+        http_request(node.admin_addr, "POST", &ban, Some("admin-secret"), None).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, body) = admin("/admin/v1/peers").await;
+    let peers: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(peers["refused"][0]["peer_id"], peer.as_str(), "{body}");
+    assert!(
+        peers["refused"][0]["banned_secs_left"].as_u64().unwrap() > 500,
+        "{body}"
+    );
+    let (status, body) =
+        http_request(node.admin_addr, "DELETE", &ban, Some("admin-secret"), None).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, body) = admin("/admin/v1/peers").await;
+    let peers: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(peers["refused"], serde_json::json!([]), "{body}");
 }
 
 /// The services the node lists through gRPC server reflection (v1).

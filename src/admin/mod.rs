@@ -6,11 +6,14 @@
 //! | `GET /healthz` | none | 200 while the process serves HTTP |
 //! | `GET /readyz` | none | 200 when storage and the swarm answer, else 503 with the reason |
 //! | `GET /metrics` | none | Prometheus text format |
-//! | `GET /admin/v1/node` | admin token | peer id, listen addresses, version |
-//! | `GET /admin/v1/peers` | admin token | connected peers: addresses, direct or relayed, agent, ping |
+//! | `GET /` and `/dashboard/*` | none | the operator's dashboard ([`dashboard`]; holds no data) |
+//! | `GET /admin/v1/node` | admin token | peer id, addresses, version, uptime, storage, roles |
+//! | `GET /admin/v1/peers` | admin token | connected peers: addresses, direct or relayed, agent, ping; refused peers |
 //! | `GET /admin/v1/relay` | admin token | relay server state: reservations, circuits, limits |
 //! | `GET /admin/v1/rendezvous` | admin token | rendezvous registrations (`?namespace=&after=&limit=`) |
-//! | `POST /admin/v1/peers/{peer}/ban`, `POST /admin/v1/dial` | admin token | ban a peer; dial an address |
+//! | `GET /admin/v1/rendezvous/namespaces` | admin token | namespaces and their registration counts |
+//! | `POST`/`DELETE /admin/v1/peers/{peer}/ban`, `POST /admin/v1/dial` | admin token | ban or unban a peer ([`peers`]); dial an address |
+//! | `GET /admin/v1/stats/series` | admin token | the dashboard's live figures ([`stats`]) |
 //! | `POST`/`GET /admin/v1/mirror/tokens`, `DELETE /admin/v1/mirror/tokens/{id}` | admin token | mirror tokens ([`mirror`]) |
 //! | `GET /admin/v1/mirror/groups` | admin token | mirrored groups with their counters |
 //!
@@ -20,8 +23,11 @@
 //! right token, before their input is read. `/healthz`, `/readyz` and `/metrics` answer `HEAD`
 //! too.
 
+pub mod dashboard;
 pub mod mirror;
+pub mod peers;
 pub mod routes;
+pub mod stats;
 pub mod status;
 
 use std::{net::SocketAddr, sync::Arc};
@@ -61,6 +67,12 @@ pub struct AdminState {
     pub rendezvous: Option<crate::rendezvous::RendezvousServer>,
     /// The mirror, when `mirror.enabled`.
     pub mirror: Option<MirrorAdmin>,
+    /// `sqlite` or `postgres`.
+    pub storage_backend: &'static str,
+    /// When the node started (its uptime).
+    pub started: std::time::Instant,
+    /// The dashboard's live figures, sampled by the server every `admin.stats_period_ms`.
+    pub stats: stats::Stats,
 }
 
 /// What the admin routes need of the mirror.
@@ -92,6 +104,11 @@ pub fn serve(addr: SocketAddr, state: AdminState) -> std::io::Result<AdminServer
         state.storage.health(),
         state.metrics.storage_up.clone(),
     ));
+    tokio::spawn(follow_probe_durations(
+        state.storage.health().probe_durations(),
+        state.metrics.storage_probe_seconds.0.clone(),
+    ));
+    let sampler = state.stats.clone().sample(state.registry.clone());
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()
@@ -105,7 +122,14 @@ pub fn serve(addr: SocketAddr, state: AdminState) -> std::io::Result<AdminServer
     .listen(listener)?
     .run();
     let handle = server.handle();
-    let task = actix::spawn(server);
+    // The sampler lives in the server's task: it stops with the server, and should it panic,
+    // the task fails and the node stops naming the admin server.
+    let task = actix::spawn(async move {
+        tokio::select! {
+            result = server => result,
+            () = sampler => Err(std::io::Error::other("the stats sampler stopped")),
+        }
+    });
     Ok(AdminServer { addr, handle, task })
 }
 
@@ -135,6 +159,19 @@ async fn follow_storage_health(
         storage_up.set(i64::from(up));
         if changes.changed().await.is_err() {
             return;
+        }
+    }
+}
+
+/// Observes each storage probe's round trip in the `storage_probe_seconds` histogram; ends
+/// with the storage.
+async fn follow_probe_durations(
+    mut durations: tokio::sync::watch::Receiver<Option<std::time::Duration>>,
+    histogram: prometheus_client::metrics::histogram::Histogram,
+) {
+    while durations.changed().await.is_ok() {
+        if let Some(duration) = *durations.borrow_and_update() {
+            histogram.observe(duration.as_secs_f64());
         }
     }
 }

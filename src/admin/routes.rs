@@ -1,7 +1,5 @@
 //! The admin routes.
 
-use std::{collections::HashMap, time::Duration};
-
 use actix_web::{
     body::BoxBody,
     dev::{ServiceRequest, ServiceResponse},
@@ -14,13 +12,11 @@ use libp2p::{Multiaddr, PeerId};
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
-use super::{mirror, AdminState};
-use crate::{
-    defaults::{self, MAX_DURATION_SECS},
-    metrics,
-    p2p::P2pError,
-    replication::{PeerState, PeerStates},
-};
+use super::{dashboard, mirror, peers, stats, AdminState};
+// The ban's query lives with the peers routes; the fuzz targets and decoder properties read
+// every admin query from here.
+pub use super::peers::BanQuery;
+use crate::{defaults, metrics, p2p::P2pError};
 
 /// Registers every route. Every `/admin/v1/` route checks the bearer token first, before its
 /// path, query or body is read, so an unauthenticated caller learns nothing about its input.
@@ -30,16 +26,23 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/healthz", get_or_head().to(healthz))
         .route("/readyz", get_or_head().to(readyz))
         .route("/metrics", get_or_head().to(metrics_text))
+        .configure(dashboard::configure)
         .service(
             web::scope("/admin/v1")
                 .wrap(from_fn(require_token))
                 .route("/node", web::get().to(node_info))
-                .route("/peers", web::get().to(connected_peers))
-                .route("/peers/{peer}/ban", web::post().to(ban_peer))
+                .route("/peers", web::get().to(peers::connected_peers))
+                .route("/peers/{peer}/ban", web::post().to(peers::ban_peer))
+                .route("/peers/{peer}/ban", web::delete().to(peers::unban_peer))
                 .route("/dial", web::post().to(dial))
                 .route("/test/{control}/{peer}", web::post().to(test_control))
                 .route("/relay", web::get().to(relay_stats))
                 .route("/rendezvous", web::get().to(rendezvous_registrations))
+                .route(
+                    "/rendezvous/namespaces",
+                    web::get().to(rendezvous_namespaces),
+                )
+                .route("/stats/series", web::get().to(stats::series))
                 .route("/mirror/tokens", web::post().to(mirror::issue_token))
                 .route("/mirror/tokens", web::get().to(mirror::list_tokens))
                 .route(
@@ -146,51 +149,46 @@ fn check_token(state: &AdminState, req: &HttpRequest) -> Option<HttpResponse> {
     }
 }
 
+/// `GET /admin/v1/node`: identity, addresses, uptime, storage and its health, and which
+/// roles run and serve.
 async fn node_info(state: web::Data<AdminState>) -> HttpResponse {
-    match state.swarm.info().await {
-        Ok(info) => HttpResponse::Ok().json(json!({
-            "peer_id": info.peer_id.to_string(),
-            "listen_addrs": info.listen_addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
-            "connected_peers": info.connected_peers,
-            "version": env!("CARGO_PKG_VERSION"),
-        })),
-        Err(e) => HttpResponse::ServiceUnavailable().json(json!({ "error": e.to_string() })),
-    }
-}
-
-/// `GET /admin/v1/peers`: connected peers, their connections (direct or relayed), the agent
-/// they announced, the last ping round trip, and what their peer actor knows: protocols,
-/// listen addresses, how many groups they replicate with us, entries received, penalty.
-async fn connected_peers(state: web::Data<AdminState>) -> HttpResponse {
-    let actors: HashMap<String, PeerState> = match &state.replicator {
-        Some(replicator) => replicator
-            .send(PeerStates)
-            .await
-            .unwrap_or_default()
-            .into_iter()
-            .map(|s| (s.peer_id.clone(), s))
-            .collect(),
-        None => HashMap::new(),
+    let (info, relay) = match (state.swarm.info().await, state.swarm.relay_stats().await) {
+        (Ok(info), Ok(relay)) => (info, relay),
+        (Err(e), _) | (_, Err(e)) => {
+            return HttpResponse::ServiceUnavailable().json(json!({ "error": e.to_string() }))
+        }
     };
-    match state.swarm.connected_peers().await {
-        Ok(peers) => HttpResponse::Ok().json(json!({
-            "peers": peers.iter().map(|p| json!({
-                "peer_id": p.peer_id.to_string(),
-                "agent_version": p.agent_version,
-                "rtt_ms": p.rtt.map(|d| d.as_secs_f64() * 1000.0),
-                "connections": p.connections.iter().map(|c| json!({
-                    "remote_addr": c.remote_addr.to_string(),
-                    "route": c.route.label(),
-                    "direction": if c.inbound { "inbound" } else { "outbound" },
-                })).collect::<Vec<_>>(),
-                "replication": actors.get(&p.peer_id.to_string()),
-            })).collect::<Vec<_>>(),
-        })),
-        Err(e) => HttpResponse::ServiceUnavailable().json(json!({ "error": e.to_string() })),
-    }
+    let addrs =
+        |addrs: &[libp2p::Multiaddr]| addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+    let health = state.storage.health();
+    HttpResponse::Ok().json(json!({
+        "peer_id": info.peer_id.to_string(),
+        "listen_addrs": addrs(&info.listen_addrs),
+        "external_addrs": addrs(&info.external_addrs),
+        "connected_peers": info.connected_peers,
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_secs": state.started.elapsed().as_secs(),
+        "storage": {
+            "backend": state.storage_backend,
+            "database": health.database(),
+            "up": health.is_up(),
+            "problem": health.check().err().map(|e| e.to_string()),
+        },
+        "roles": {
+            "relay": {
+                "enabled": relay.enabled,
+                "serving": relay.serving,
+                "reason": relay.refusal(),
+            },
+            "rendezvous": { "enabled": state.rendezvous.is_some() },
+            "mirror": { "enabled": state.mirror.is_some() },
+            "mdns": { "enabled": info.mdns },
+        },
+    }))
 }
 
-fn p2p_error(e: &P2pError) -> HttpResponse {
+/// The swarm's errors: test controls off 403, stopped 503, anything else 502.
+pub(super) fn p2p_error(e: &P2pError) -> HttpResponse {
     match e {
         P2pError::TestControlsDisabled => {
             HttpResponse::Forbidden().json(json!({ "error": e.to_string() }))
@@ -208,42 +206,6 @@ fn parse_peer(peer: &str) -> Option<PeerId> {
 
 fn bad_peer(peer: &str) -> HttpResponse {
     HttpResponse::BadRequest().json(json!({ "error": format!("not a peer id: {peer}") }))
-}
-
-/// Query of `POST /admin/v1/peers/{peer}/ban`.
-#[derive(serde::Deserialize)]
-pub struct BanQuery {
-    /// How long, in seconds (default: `p2p.penalty_secs`).
-    secs: Option<u64>,
-}
-
-/// `POST /admin/v1/peers/{peer}/ban[?secs=N]`: disconnects the peer and refuses it.
-async fn ban_peer(
-    state: web::Data<AdminState>,
-    peer: web::Path<String>,
-    query: web::Query<BanQuery>,
-) -> HttpResponse {
-    let Some(peer) = parse_peer(&peer) else {
-        return bad_peer(&peer);
-    };
-    if peer == state.peer_id {
-        return HttpResponse::BadRequest()
-            .json(json!({ "error": "a node cannot ban its own peer id" }));
-    }
-    let duration = match query.secs {
-        None => state.penalty,
-        Some(secs @ 1..=MAX_DURATION_SECS) => Duration::from_secs(secs),
-        Some(secs) => return HttpResponse::BadRequest().json(json!({
-            "error": format!("secs must be from 1 to {MAX_DURATION_SECS} (ten years), not {secs}")
-        })),
-    };
-    match state.swarm.penalise(peer, duration).await {
-        Ok(()) => HttpResponse::Ok().json(json!({
-            "peer_id": peer.to_string(),
-            "banned_secs": duration.as_secs(),
-        })),
-        Err(e) => p2p_error(&e),
-    }
 }
 
 /// Body of `POST /admin/v1/dial`.
@@ -318,6 +280,34 @@ async fn relay_stats(state: web::Data<AdminState>) -> HttpResponse {
     }
 }
 
+fn no_rendezvous() -> HttpResponse {
+    HttpResponse::NotFound()
+        .json(json!({ "error": "this node is no rendezvous server (rendezvous.enabled = false)" }))
+}
+
+/// `GET /admin/v1/rendezvous/namespaces`: the namespaces holding unexpired registrations,
+/// each with how many, the fullest first (at most 1000).
+async fn rendezvous_namespaces(state: web::Data<AdminState>) -> HttpResponse {
+    let Some(server) = &state.rendezvous else {
+        return no_rendezvous();
+    };
+    match (
+        server.namespaces(defaults::RENDEZVOUS_NAMESPACES).await,
+        server.count().await,
+    ) {
+        (Ok(namespaces), Ok(count)) => HttpResponse::Ok().json(json!({
+            "registrations_total": count,
+            "namespaces": namespaces.iter().map(|(namespace, registrations)| json!({
+                "namespace": namespace,
+                "registrations": registrations,
+            })).collect::<Vec<_>>(),
+        })),
+        (Err(e), _) | (_, Err(e)) => {
+            HttpResponse::ServiceUnavailable().json(json!({ "error": e.to_string() }))
+        }
+    }
+}
+
 /// Query of `GET /admin/v1/rendezvous`.
 #[derive(serde::Deserialize)]
 pub struct RendezvousQuery {
@@ -336,9 +326,7 @@ async fn rendezvous_registrations(
     query: web::Query<RendezvousQuery>,
 ) -> HttpResponse {
     let Some(server) = &state.rendezvous else {
-        return HttpResponse::NotFound().json(
-            json!({ "error": "this node is no rendezvous server (rendezvous.enabled = false)" }),
-        );
+        return no_rendezvous();
     };
     let limit = query
         .limit
