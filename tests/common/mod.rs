@@ -8,6 +8,7 @@ pub mod postgres;
 pub mod protocol;
 pub mod raw_peer;
 pub mod store;
+pub mod webdriver;
 
 /// Instantiates storage scenarios once per backend: `async fn name(fixture)` becomes the
 /// tests `sqlite::name` and `postgres::name`, each given a fresh fixture by the backend's
