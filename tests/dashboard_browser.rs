@@ -4,9 +4,9 @@
 //!
 //! The page asks for the token; a wrong one returns to the prompt; the right one shows A's peer
 //! id, B in the peers table, a mirror token issued from the page and then listed (and used by B
-//! to register the group, which the page then lists), and a chart receiving points. B's admin
-//! API is off, and its page says so. Every wait polls the DOM with a deadline, never a fixed
-//! delay.
+//! to register the group, which the page then lists), a chart receiving points, the peers table
+//! sorting, and B banned and unbanned from the page. B's admin API is off, and its page says
+//! so. Every wait polls the DOM with a deadline, never a fixed delay.
 //!
 //! Screenshots of every view go to `docs/screenshots/` with `BERTY_DASHBOARD_SCREENSHOTS=1`
 //! (how the committed ones are made), else to a temporary directory. Never skipped: without
@@ -146,6 +146,7 @@ async fn the_dashboard_shows_a_real_node_in_a_real_browser() {
     shoot(&browser, &dir, "mirror").await;
     the_charts_receive_points(&browser, &mut a, &group, &dir).await;
     dark_mode_and_a_phone(&browser, &dir).await;
+    ban_and_unban_from_the_page(&browser, &b).await;
     the_page_says_when_the_admin_api_is_off(&browser, &b, &dir).await;
 
     browser.quit().await;
@@ -318,6 +319,51 @@ async fn dark_mode_and_a_phone(browser: &Session, dir: &Path) {
     assert_eq!(fits, json!(true), "the node view fits a phone's width");
     shoot(browser, dir, "phone-node").await;
     browser.set_window_size(1280, 900).await;
+}
+
+/// The peers table sorts by a clicked column; B is banned (two clicks), listed as refused,
+/// then unbanned from the page.
+async fn ban_and_unban_from_the_page(browser: &Session, b: &TestNode) {
+    open_view(browser, "peers").await;
+    let ping = browser.find("#peers-table th[data-sort=\"rtt\"]").await;
+    for order in ["ascending", "descending"] {
+        browser.click(&ping).await;
+        let sorted = browser
+            .script(
+                "return document.querySelector('#peers-table th[data-sort=\"rtt\"]')\
+                 .getAttribute('aria-sort')",
+                json!([]),
+            )
+            .await;
+        assert_eq!(sorted, json!(order));
+    }
+    let peer = &b.process.peer_id;
+    let ban = browser
+        .find(&format!(
+            "#peers-table tbody tr[data-peer=\"{peer}\"] button"
+        ))
+        .await;
+    browser.click(&ban).await;
+    browser.click(&ban).await;
+    let refused = format!("#refused-table tbody tr[data-peer=\"{peer}\"]");
+    browser
+        .wait_for(
+            "B listed as banned",
+            WAIT,
+            &format!("return document.querySelector('{refused}') !== null"),
+        )
+        .await;
+    browser
+        .click(&browser.find(&format!("{refused} button")).await)
+        .await;
+    browser
+        .wait_for(
+            "B's ban lifted",
+            WAIT,
+            &format!("return document.querySelector('{refused}') === null"),
+        )
+        .await;
+    assert_no_view_error(browser).await;
 }
 
 /// B has no admin token: its page says the admin API is off, and how to turn it on.
