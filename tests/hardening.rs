@@ -364,7 +364,9 @@ async fn admin_checks_the_token_before_the_input_and_answers_head() {
     let node = spawn(dir.path(), &[]).await;
     let bad_input = [
         ("POST", "/admin/v1/peers/not-a-peer/ban?secs=abc"),
+        ("DELETE", "/admin/v1/peers/not-a-peer/ban"),
         ("GET", "/admin/v1/rendezvous?limit=-4"),
+        ("GET", "/admin/v1/stats/series?since=abc"),
         ("POST", "/admin/v1/dial"),
     ];
     for (method, path) in bad_input {
@@ -379,7 +381,7 @@ async fn admin_checks_the_token_before_the_input_and_answers_head() {
         assert_eq!(status, 400, "{method} {path} with the token: {body}");
         assert!(body.contains("\"error\""), "errors are JSON: {body}");
     }
-    for path in ["/healthz", "/readyz", "/metrics"] {
+    for path in ["/healthz", "/readyz", "/metrics", "/", "/dashboard/app.js"] {
         let (status, body) = http_request(node.admin_addr, "HEAD", path, None, None).await;
         assert_eq!(status, 200, "HEAD {path}");
         assert!(body.is_empty(), "HEAD has no body: {body}");
