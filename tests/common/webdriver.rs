@@ -35,10 +35,12 @@ fn find_program(name: &str) -> Option<PathBuf> {
     })
 }
 
-/// A running `chromedriver`, killed on drop.
+/// A running `chromedriver`, killed on drop, after the sessions it opened are ended (their
+/// browsers would outlive it otherwise, as after a failed assertion).
 pub struct ChromeDriver {
     child: Child,
     addr: SocketAddr,
+    sessions: std::sync::Mutex<Vec<String>>,
 }
 
 impl ChromeDriver {
@@ -70,6 +72,7 @@ impl ChromeDriver {
         let driver = Self {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            sessions: std::sync::Mutex::default(),
         };
         let deadline = Instant::now() + DRIVER_START;
         loop {
@@ -122,6 +125,10 @@ impl ChromeDriver {
             .as_str()
             .unwrap_or_else(|| panic!("no session id in {value}"))
             .to_owned();
+        self.sessions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(id.clone());
         Session {
             addr: self.addr,
             id,
@@ -131,8 +138,34 @@ impl ChromeDriver {
 
 impl Drop for ChromeDriver {
     fn drop(&mut self) {
+        let sessions = std::mem::take(
+            self.sessions
+                .get_mut()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for id in sessions {
+            end_session_blocking(self.addr, &id);
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// `DELETE /session/{id}` without a runtime (from `Drop`): the browser closes. An already
+/// ended session answers an error, which is fine.
+fn end_session_blocking(addr: SocketAddr, id: &str) {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
+        return;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let request = format!(
+        "DELETE /session/{id} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\n\
+         Connection: close\r\n\r\n"
+    );
+    if stream.write_all(request.as_bytes()).is_ok() {
+        // Wait for the answer's first bytes: the browser is closed by then.
+        let _ = stream.read(&mut [0u8; 256]);
     }
 }
 
