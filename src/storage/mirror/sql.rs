@@ -226,6 +226,15 @@ where
             }
             for kind in [LogKind::Metadata, LogKind::Messages] {
                 let log = LogId::new(*group, kind).to_bytes();
+                // Take the log's row lock first, as every append does: an append in flight
+                // commits before the deletes start, so none can add heads between the delete
+                // of heads and that of entries (PostgreSQL refused the entries' delete with
+                // a foreign-key violation then). On SQLite the transaction already writes.
+                sqlx::query::<DB>("UPDATE logs SET last_cursor = last_cursor WHERE log_id = $1")
+                    .bind(&log[..])
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(unavailable("locking a mirrored log"))?;
                 for table in ["events", "heads", "entries"] {
                     let sql = format!(
                         "DELETE FROM {table} WHERE log_key IN \
