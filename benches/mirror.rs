@@ -337,6 +337,10 @@ async fn catch_up(backend: Backend, settings: &Settings, figures: &mut Figures) 
             up.as_secs_f64() * 1e3,
         ),
     );
+    if complete {
+        let took = secs(done.duration_since(spawned));
+        figures.measure(b, "catch_up_from_mirror", took, &format!("s/{n}"));
+    }
     drop(stream);
     drop(c);
     drop(mirror);
@@ -408,6 +412,7 @@ async fn rss(backend: Backend, settings: &Settings, figures: &mut Figures) {
             RSS_WINDOW.as_secs()
         ),
     );
+    figures.measure(b, "rss_idle", idle as f64 / 1024.0, "MB");
     let started = Instant::now();
     register_groups_in_database(&mirror, count).await;
     let written = started.elapsed();
@@ -443,6 +448,10 @@ async fn rss(backend: Backend, settings: &Settings, figures: &mut Figures) {
             secs(loaded),
         ),
     );
+    if served {
+        let mb = largest as f64 / 1024.0;
+        figures.measure(b, "rss_mirrored_groups", mb, &format!("MB/{count}"));
+    }
 }
 
 fn main() {

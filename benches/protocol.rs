@@ -30,6 +30,7 @@
 #[allow(dead_code)]
 #[path = "../tests/common/node.rs"]
 mod node;
+#[allow(dead_code)]
 mod support;
 
 use std::{
@@ -579,6 +580,14 @@ async fn one_node(backend: Backend, options: &Options, figures: &mut Figures) {
             store.stored_bytes().await as f64 / (1 << 20) as f64
         ),
     );
+    let slowest = ms(times.iter().max().copied().unwrap_or_default());
+    figures.measure(b, "startup_stored_max", slowest, &format!("ms/{stored}"));
+    figures.measure(
+        b,
+        "startup_stored_median",
+        ms(support::median(&times)),
+        &format!("ms/{stored}"),
+    );
 }
 
 /// Pause between two idle-delivery samples, so each message finds the node idle.
@@ -636,6 +645,8 @@ async fn idle_delivery_one_connection(
             IDLE_GAP.as_millis()
         ),
     );
+    let p99 = support::percentile_ms(&latencies, 99.0);
+    figures.measure(b, "idle_delivery_p99_one_node", p99, "ms");
 }
 
 /// 4a. Start-up on empty data dirs (and, for PostgreSQL, empty databases).

@@ -215,6 +215,8 @@ async fn bench(backend: support::Backend, n: usize, figures: &mut Figures, optio
             percentile_ms(&latencies, 99.0),
         ),
     );
+    let per_second = registered as f64 / took.as_secs_f64();
+    figures.measure(name, "rendezvous_registrations", per_second, "reg/s");
 
     let mut rng = rand::thread_rng();
     let requests = (0..DISCOVERS)
@@ -231,6 +233,13 @@ async fn bench(backend: support::Backend, n: usize, figures: &mut Figures, optio
             percentile_ms(&latencies, 50.0),
             percentile_ms(&latencies, 99.0),
         ),
+    );
+    let p99 = percentile_ms(&latencies, 99.0);
+    figures.measure(
+        name,
+        "rendezvous_discover_p99",
+        p99,
+        &format!("ms/{registered}"),
     );
     process.signal("TERM");
     process.wait(Duration::from_secs(10)).await;

@@ -228,6 +228,12 @@ impl Node {
         }
     }
 
+    /// CPU µs per message the node (and its PostgreSQL backends) used since `mark`.
+    async fn cpu_us_per_message(&self, mark: &NodeCpuMark, messages: u64) -> f64 {
+        let seconds = mark.cpu.cpu_seconds(&self.store.server_pids().await);
+        seconds * 1e6 / messages.max(1) as f64
+    }
+
     /// The node's user and system CPU seconds since `mark`, then the [`CpuMark`] report.
     async fn cpu_report(&self, mark: &NodeCpuMark, messages: u64) -> String {
         let (user, sys) = user_sys(self.pid());
@@ -624,6 +630,8 @@ async fn two_members(backend: Backend, settings: &Settings, figures: &mut Figure
         await_range(&mut arrivals, range),
     );
     let delivered_at = tally.last_at.unwrap_or(started);
+    let us_a = a.cpu_us_per_message(&cpu_a, n).await;
+    let us_b = node_b.cpu_us_per_message(&cpu_b, n).await;
     let report_a = a.cpu_report(&cpu_a, n).await;
     let report_b = node_b.cpu_report(&cpu_b, n).await;
     stop_profiles(perf);
@@ -651,6 +659,14 @@ async fn two_members(backend: Backend, settings: &Settings, figures: &mut Figure
     if tally.stalled.is_some() {
         return;
     }
+    figures.measure(
+        b,
+        "send_to_delivery",
+        rate(tally.delivered, elapsed),
+        "msg/s",
+    );
+    figures.measure(b, "cpu_per_message_sender", us_a, "us");
+    figures.measure(b, "cpu_per_message_receiver", us_b, "us");
 
     // What two connected nodes with nothing to do cost, to read the idle phase's CPU against.
     let cpu_a = a.cpu_mark().await;
@@ -718,6 +734,10 @@ async fn two_members(backend: Backend, settings: &Settings, figures: &mut Figure
     );
     println!("{b} {name} cpu A: {report_a}");
     println!("{b} {name} cpu B: {report_b}");
+    if !latencies.is_empty() {
+        let p99 = support::percentile_ms(&latencies, 99.0);
+        figures.measure(b, "idle_delivery_p99_two_nodes", p99, "ms");
+    }
     drop(arrivals);
     drop(local_arrivals);
 }
@@ -827,6 +847,9 @@ async fn fresh_member(backend: Backend, settings: &Settings, figures: &mut Figur
     );
     println!("{b} {name} cpu A: {report_a}");
     println!("{b} {name} cpu C: {report_c}");
+    if tally.delivered == m {
+        figures.measure(b, "catch_up_from_peer", secs(elapsed), &format!("s/{m}"));
+    }
 }
 
 async fn run_backend(backend: Backend, settings: &Settings, figures: &mut Figures) {

@@ -51,6 +51,15 @@ pub const MAX_APP_EVENT: usize = 64 * 1024;
 pub const EVENT_PAGE: u32 = 512;
 /// Replies buffered per subscription before the reader waits for the client.
 pub const SUBSCRIPTION_BUFFER: usize = 256;
+/// Bytes of replies buffered per subscription before the reader waits for the client (a
+/// reply larger than this is sent alone). With [`SUBSCRIPTION_PAGE_BYTES`], this bounds what
+/// one slow subscriber holds in the node, whatever the size of the messages.
+pub const SUBSCRIPTION_BUFFER_BYTES: usize = 2 * 1024 * 1024;
+/// Bytes a subscription aims to read from storage per page: pages shrink from
+/// [`EVENT_PAGE`] events as events grow (never below [`SUBSCRIPTION_MIN_PAGE`]).
+pub const SUBSCRIPTION_PAGE_BYTES: usize = 1024 * 1024;
+/// Fewest events a subscription reads per page.
+pub const SUBSCRIPTION_MIN_PAGE: u32 = 4;
 
 /// Network events (connections, sync requests) queued for the replicator; beyond, the swarm
 /// drops them (counted in `berty_node_p2p_network_events_dropped_total`).

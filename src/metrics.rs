@@ -214,6 +214,8 @@ pub struct Metrics {
     pub group_store_actors: Gauge,
     /// Open event subscriptions.
     pub subscriptions: Gauge,
+    /// Bytes of replies that subscriptions hold for clients that have not taken them yet.
+    pub subscription_buffered_bytes: Gauge,
     /// libp2p networking.
     pub p2p: P2pMetrics,
     /// Entries received from other replicas and newly stored.
@@ -283,6 +285,11 @@ impl Metrics {
             "subscriptions",
             "Open event subscriptions",
             metrics.subscriptions.clone(),
+        );
+        registry.register(
+            "subscription_buffered_bytes",
+            "Bytes of replies subscriptions hold for clients that have not taken them yet",
+            metrics.subscription_buffered_bytes.clone(),
         );
         registry.register(
             "replication_entries_received",

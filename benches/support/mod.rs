@@ -53,6 +53,12 @@ impl Figures {
         });
     }
 
+    /// Prints `measure <backend> <key> <value> <unit>`: one number of a SPEC figure, read by
+    /// the `all` runner (`benches/all.rs`), which knows each key's target.
+    pub fn measure(&self, backend: &str, key: &str, value: f64, unit: &str) {
+        println!("measure {backend} {key} {value} {unit}");
+    }
+
     /// Prints where the CPU went during a phase (not kept for the table).
     pub fn cpu(&self, backend: &str, name: &str, cpu: String) {
         println!("{backend} {name} cpu: {cpu}");
@@ -558,6 +564,23 @@ impl CpuMark {
             everyone: all_processes(),
             node_pid,
         }
+    }
+
+    /// CPU seconds the node and the PostgreSQL processes serving it (`server_pids`, now) used
+    /// since this mark.
+    pub fn cpu_seconds(&self, server_pids: &[u32]) -> f64 {
+        let later = CpuMark::now(self.node_pid, server_pids);
+        let node: f64 = later
+            .node
+            .iter()
+            .map(|(tid, (_, after))| (after - self.node.get(tid).map_or(0.0, |(_, s)| *s)).max(0.0))
+            .sum();
+        let server: f64 = later
+            .server
+            .iter()
+            .map(|(pid, after)| (after - self.server.get(pid).copied().unwrap_or(0.0)).max(0.0))
+            .sum();
+        node + server
     }
 
     /// Where the CPU went since this mark, as one line: cores used by the node (and its

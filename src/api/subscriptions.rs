@@ -2,18 +2,30 @@
 //! inclusive, optionally backwards), then live events in arrival order, resumable by cursor.
 //!
 //! Each subscription runs in its own task that reads pages from storage and pushes replies
-//! into a bounded channel. When the client is slow the task simply waits; writers never wait
-//! for it, and nothing is lost because the task reads from storage, not from a buffer of live
-//! events. Live events are found by cursor: the group store's `watch` channel says what the
-//! newest event cursor is, and the task takes everything after the last cursor it sent from
-//! the store's ring of recent events when the ring holds all of it, from storage otherwise
-//! (a subscriber that fell behind reads storage, so it never holds the store back).
+//! into a channel bounded in replies and in bytes. When the client is slow the task simply
+//! waits; writers never wait for it, and nothing is lost because the task reads from storage,
+//! not from a buffer of live events. What one slow subscriber holds in the node is bounded
+//! whatever the size of its events: the replies it has not taken (at most
+//! [`defaults::SUBSCRIPTION_BUFFER_BYTES`], or one reply larger than that) and the page being
+//! sent (pages shrink as events grow, toward [`defaults::SUBSCRIPTION_PAGE_BYTES`]).
+//!
+//! Live events are found by cursor: the group store's `watch` channel says what the newest
+//! event cursor is, and the task takes everything after the last cursor it sent from the
+//! store's ring of recent events when the ring holds all of it, from storage otherwise (a
+//! subscriber that fell behind reads storage, so it never holds the store back).
 
-use std::{ops::Bound, sync::Arc};
+use std::{
+    ops::Bound,
+    sync::{
+        atomic::{AtomicU32, Ordering},
+        Arc,
+    },
+};
 
 use actix::Addr;
-use tokio::sync::{mpsc, watch};
-use tokio_stream::wrappers::ReceiverStream;
+use prometheus_client::metrics::gauge::Gauge;
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
+use tokio_stream::{wrappers::ReceiverStream, Stream, StreamExt};
 use tonic::Status;
 
 use crate::{
@@ -74,7 +86,7 @@ pub async fn subscribe<T: Send + 'static>(
     range: Range,
     convert: Convert<T>,
     metrics: Metrics,
-) -> Result<ReceiverStream<Result<T, Status>>, Error> {
+) -> Result<impl Stream<Item = Result<T, Status>> + Send + 'static, Error> {
     let EventWatch {
         cursor: mut watch,
         recent,
@@ -101,13 +113,18 @@ pub async fn subscribe<T: Send + 'static>(
         ));
     }
     let live = until.is_none() && !range.go_backwards;
-    let (tx, rx) = mpsc::channel(defaults::SUBSCRIPTION_BUFFER);
+    let (tx, rx) =
+        mpsc::channel::<(Result<T, Status>, Option<Held>)>(defaults::SUBSCRIPTION_BUFFER);
+    let buffered = metrics.subscription_buffered_bytes.clone();
     tokio::spawn(async move {
         metrics.subscriptions.inc();
         let reader = Reader {
             source,
             convert,
             tx,
+            budget: Arc::new(Semaphore::new(defaults::SUBSCRIPTION_BUFFER_BYTES)),
+            buffered,
+            page: AtomicU32::new(FIRST_PAGE),
         };
         let result = async {
             let resume_from = if range.since_cursor > 0 {
@@ -125,11 +142,43 @@ pub async fn subscribe<T: Send + 'static>(
         }
         .await;
         if let Err(Stop::Failed(e)) = result {
-            let _ = reader.tx.send(Err(Status::from(e))).await;
+            let _ = reader.tx.send((Err(Status::from(e)), None)).await;
         }
         metrics.subscriptions.dec();
     });
-    Ok(ReceiverStream::new(rx))
+    // A reply's bytes return to the budget as the client's stream takes it (or as the channel
+    // is dropped with the replies still in it).
+    Ok(ReceiverStream::new(rx).map(|(reply, _held)| reply))
+}
+
+/// Events the first page of a subscription reads: small, so that large events cost little
+/// before their size is known; later pages follow [`Reader::observe`].
+const FIRST_PAGE: u32 = 64;
+
+/// Bytes of one reply waiting in a subscription's channel, returned to its budget (and taken
+/// off the gauge) when dropped.
+struct Held {
+    _permit: OwnedSemaphorePermit,
+    bytes: i64,
+    gauge: Gauge,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.gauge.dec_by(self.bytes);
+    }
+}
+
+/// The event behind a page item (pages from storage own their events, the recent ring shares
+/// them).
+fn stored<E: std::borrow::Borrow<StoredEvent>>(event: &E) -> &StoredEvent {
+    event.borrow()
+}
+
+/// The bytes a reply made from `event` takes, near enough: its body, its parents and the
+/// fields around them.
+fn reply_bytes(event: &StoredEvent) -> usize {
+    event.body.len() + event.parents.len() * 32 + 64
 }
 
 /// Why a subscription task ends early.
@@ -155,7 +204,13 @@ impl From<crate::storage::StorageError> for Stop {
 struct Reader<T> {
     source: Source,
     convert: Convert<T>,
-    tx: mpsc::Sender<Result<T, Status>>,
+    tx: mpsc::Sender<(Result<T, Status>, Option<Held>)>,
+    /// Bytes of replies this subscription may hold before the client takes them.
+    budget: Arc<Semaphore>,
+    /// `berty_node_subscription_buffered_bytes`.
+    buffered: Gauge,
+    /// Events to read per page, from the size of the events read so far.
+    page: AtomicU32,
 }
 
 impl<T: Send + 'static> Reader<T> {
@@ -163,12 +218,50 @@ impl<T: Send + 'static> Reader<T> {
         &self,
         events: &[E],
     ) -> Result<(), Stop> {
+        self.observe(events);
         for event in events {
-            if let Some(reply) = (self.convert)(event.borrow())? {
-                self.tx.send(Ok(reply)).await.map_err(|_| Stop::Gone)?;
+            let event = stored(event);
+            if let Some(reply) = (self.convert)(event)? {
+                let bytes = reply_bytes(event).min(defaults::SUBSCRIPTION_BUFFER_BYTES);
+                let permit = Arc::clone(&self.budget)
+                    .acquire_many_owned(u32::try_from(bytes).unwrap_or(u32::MAX))
+                    .await
+                    .map_err(|_| Stop::Gone)?;
+                let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
+                self.buffered.inc_by(bytes);
+                let held = Held {
+                    _permit: permit,
+                    bytes,
+                    gauge: self.buffered.clone(),
+                };
+                self.tx
+                    .send((Ok(reply), Some(held)))
+                    .await
+                    .map_err(|_| Stop::Gone)?;
             }
         }
         Ok(())
+    }
+
+    /// Sizes the next pages from a page just read: as many events as fit
+    /// [`defaults::SUBSCRIPTION_PAGE_BYTES`] at this page's mean size, within
+    /// [`defaults::SUBSCRIPTION_MIN_PAGE`]..=[`defaults::EVENT_PAGE`].
+    fn observe<E: std::borrow::Borrow<StoredEvent>>(&self, events: &[E]) {
+        if events.is_empty() {
+            return;
+        }
+        let bytes: usize = events.iter().map(|e| reply_bytes(stored(e))).sum();
+        let mean = (bytes / events.len()).max(1);
+        let fit = u32::try_from(defaults::SUBSCRIPTION_PAGE_BYTES / mean).unwrap_or(u32::MAX);
+        self.page.store(
+            fit.clamp(defaults::SUBSCRIPTION_MIN_PAGE, defaults::EVENT_PAGE),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Events to read in the next page.
+    fn page(&self) -> u32 {
+        self.page.load(Ordering::Relaxed)
     }
 
     /// Replays events with cursor <= `snapshot` between `since` and `until`, in total order.
@@ -187,9 +280,10 @@ impl<T: Send + 'static> Reader<T> {
             } else {
                 Direction::Forward
             },
-            limit: defaults::EVENT_PAGE,
+            limit: self.page(),
         };
         loop {
+            range.limit = self.page();
             let page = self
                 .source
                 .storage
@@ -199,7 +293,7 @@ impl<T: Send + 'static> Reader<T> {
             let Some(last) = page.last() else {
                 return Ok(());
             };
-            if page.len() < defaults::EVENT_PAGE as usize {
+            if page.len() < range.limit as usize {
                 return Ok(());
             }
             if backwards {
@@ -219,14 +313,14 @@ impl<T: Send + 'static> Reader<T> {
         watch: &mut watch::Receiver<u64>,
         recent: &RecentEvents,
     ) -> Result<(), Stop> {
-        let page = defaults::EVENT_PAGE as usize;
         // The first look goes to storage whatever the watch says (as a resumed stream always
         // has), later ones only when the watch moved past what was sent.
         let mut first = true;
         loop {
+            let page = self.page();
             let newest = *watch.borrow_and_update();
             let kept = if newest > after {
-                recent.after(after, newest, &self.source.kinds, page)
+                recent.after(after, newest, &self.source.kinds, page as usize)
             } else {
                 None
             };
@@ -237,11 +331,11 @@ impl<T: Send + 'static> Reader<T> {
                 let events = self
                     .source
                     .storage
-                    .events_since_cursor(&self.source.log, &self.source.kinds, after, page as u32)
+                    .events_since_cursor(&self.source.log, &self.source.kinds, after, page)
                     .await?;
                 self.emit(&events).await?;
                 match events.last() {
-                    Some(last) if events.len() == page => {
+                    Some(last) if events.len() == page as usize => {
                         after = last.cursor;
                         continue;
                     }

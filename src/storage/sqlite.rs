@@ -33,13 +33,15 @@ static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 const READ_CONNECTIONS: u32 = 4;
 /// How often the WAL is checkpointed (by a reader connection, off the commit path).
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+/// The WAL size beyond which a checkpoint also truncates the file (see [`Checkpoints`]).
+const WAL_TRUNCATE_BYTES: u64 = 64 * 1024 * 1024;
 /// The writer's page cache: 64 MiB (a negative `cache_size` is in KiB).
 const WRITER_CACHE_SIZE: &str = "-65536";
 /// How long a statement waits for another process's lock on the file before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Storage in one SQLite database file. A file-backed storage runs a WAL checkpointer, which
-/// copies the WAL back into the database file off the commit path (see [`checkpoints`]).
+/// copies the WAL back into the database file off the commit path (see [`Checkpoints`]).
 pub type SqliteStorage = SqlStorage<Sqlite>;
 
 /// The health probe of a database file: reads its schema on a connection of its own (which
@@ -77,24 +79,71 @@ impl Probe for SqliteProbe {
     }
 }
 
-/// Runs a passive WAL checkpoint on a reader connection every [`CHECKPOINT_INTERVAL`].
+/// When the WAL is checkpointed, and when it is cut back to nothing.
 ///
 /// The writer connection never checkpoints itself (`wal_autocheckpoint = 0`): an automatic
 /// checkpoint runs inside the commit that crosses the threshold, which is what made the slow
-/// tail of single-message commits. A passive checkpoint never blocks the writer nor waits for
-/// readers; what it cannot copy yet, the next one does. The WAL is synced at every commit
-/// (`synchronous = FULL`), so durability does not depend on checkpoints.
-async fn checkpoints(reader: sqlx::SqlitePool) {
-    let mut tick = tokio::time::interval(CHECKPOINT_INTERVAL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&reader)
-            .await
-        {
-            tracing::warn!(%e, "SQLite WAL checkpoint failed");
+/// tail of single-message commits. Instead a reader connection runs a passive checkpoint every
+/// `interval`: it never blocks the writer nor waits for readers, and what it cannot copy yet,
+/// the next one does. The WAL is synced at every commit (`synchronous = FULL`), so durability
+/// does not depend on checkpoints.
+///
+/// A passive checkpoint never makes the WAL file smaller, and under writes that never pause it
+/// never lets the writer start the file over either (new frames always land after the copied
+/// ones), so the file grew for as long as a load lasted: 19.9 GB for 1,020,000 messages. Once
+/// the WAL holds more than `truncate_bytes`, the checkpoint is a `TRUNCATE` one: it waits
+/// (within the busy timeout) for the current write and for readers of old frames, copies the
+/// few frames the passive checkpoints left, and empties the file. Writers wait for that copy
+/// only, a second's worth of frames at most.
+#[derive(Debug, Clone, Copy)]
+struct Checkpoints {
+    interval: Duration,
+    truncate_bytes: u64,
+}
+
+impl Default for Checkpoints {
+    fn default() -> Self {
+        Self {
+            interval: CHECKPOINT_INTERVAL,
+            truncate_bytes: WAL_TRUNCATE_BYTES,
         }
+    }
+}
+
+impl Checkpoints {
+    /// Checkpoints the WAL of the database `reader` reads, forever.
+    async fn run(self, reader: sqlx::SqlitePool) {
+        let mut tick = tokio::time::interval(self.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match self.checkpoint(&reader).await {
+                Ok(Some(bytes)) => tracing::debug!(bytes, "SQLite WAL truncated"),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(%e, "SQLite WAL checkpoint failed"),
+            }
+        }
+    }
+
+    /// One checkpoint: passive, then truncating when the WAL is over the limit. Returns the
+    /// WAL size that was cut, if it was.
+    async fn checkpoint(&self, reader: &sqlx::SqlitePool) -> sqlx::Result<Option<u64>> {
+        // (busy, frames in the WAL, frames copied back); -1 when not in WAL mode.
+        let (_, frames, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+            .fetch_one(reader)
+            .await?;
+        let page_size: i64 = sqlx::query_scalar("PRAGMA page_size")
+            .fetch_one(reader)
+            .await?;
+        // Each frame is a 24-byte header and one page; the file has a 32-byte header.
+        let wal_bytes = u64::try_from(frames.max(0) * (page_size + 24)).unwrap_or(0);
+        if wal_bytes <= self.truncate_bytes {
+            return Ok(None);
+        }
+        let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+            .fetch_one(reader)
+            .await?;
+        Ok((busy == 0).then_some(wal_bytes))
     }
 }
 
@@ -102,7 +151,8 @@ impl SqlStorage<Sqlite> {
     /// Opens (creating it and its parent dir if missing) the database file at `path`, and
     /// applies pending migrations.
     pub async fn open_file(path: &Path) -> Result<Self> {
-        Self::open_with(SqliteConnectOptions::new().filename(path), false).await
+        let options = SqliteConnectOptions::new().filename(path);
+        Self::open_with(options, false, Checkpoints::default()).await
     }
 
     /// Opens the database named by a `sqlite:` URL (such as `sqlite:data/node.db` or
@@ -111,10 +161,14 @@ impl SqlStorage<Sqlite> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|err| StorageError::Config(format!("bad SQLite URL: {err}")))?;
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-        Self::open_with(options, in_memory).await
+        Self::open_with(options, in_memory, Checkpoints::default()).await
     }
 
-    async fn open_with(options: SqliteConnectOptions, in_memory: bool) -> Result<Self> {
+    async fn open_with(
+        options: SqliteConnectOptions,
+        in_memory: bool,
+        checkpoints: Checkpoints,
+    ) -> Result<Self> {
         if !in_memory {
             if let Some(dir) = options.get_filename().parent() {
                 if !dir.as_os_str().is_empty() {
@@ -167,7 +221,7 @@ impl SqlStorage<Sqlite> {
                 .await
                 .map_err(opening)?
         };
-        let checkpointer = (!in_memory).then(|| tokio::spawn(checkpoints(reader.clone())));
+        let checkpointer = (!in_memory).then(|| tokio::spawn(checkpoints.run(reader.clone())));
         let database = format!("SQLite at {}", options.get_filename().display());
         let health = if in_memory {
             HealthMonitor::spawn(database, AlwaysUp)
@@ -220,5 +274,68 @@ mod tests {
                 assert_eq!(value.to_lowercase(), expected, "{pragma}");
             }
         }
+    }
+
+    /// Under writes with a reader holding old frames, the WAL only grows; once the reader is
+    /// done, the checkpointer cuts the file back instead of leaving it at its peak for good.
+    #[tokio::test]
+    async fn a_wal_over_the_limit_is_truncated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.db");
+        let wal = dir.path().join("node.db-wal");
+        let limit = 1024 * 1024;
+        let checkpoints = Checkpoints {
+            interval: Duration::from_millis(250),
+            truncate_bytes: limit,
+        };
+        let options = SqliteConnectOptions::new().filename(&path);
+        let storage = SqliteStorage::open_with(options.clone(), false, checkpoints)
+            .await
+            .unwrap();
+        let [_, writer] = storage.pools();
+        let put = |i: usize, value: &[u8]| {
+            sqlx::query("INSERT OR REPLACE INTO node_values (key, value) VALUES ($1, $2)")
+                .bind(format!("k{i}"))
+                .bind(value.to_vec())
+                .execute(writer)
+        };
+
+        // A reader in the middle of a read keeps every frame after its snapshot in the WAL.
+        // (Its snapshot must include frames not yet copied back: a reader that starts on a
+        // WAL copied back in full reads the database file alone and holds nothing.)
+        let mut reader = SqliteConnection::connect_with(&options).await.unwrap();
+        put(0, b"first").await.unwrap();
+        let mut reading = reader.begin().await.unwrap();
+        let _: i64 = sqlx::query_scalar("SELECT count(*) FROM node_values")
+            .fetch_one(&mut *reading)
+            .await
+            .unwrap();
+        let value = vec![7u8; 16 * 1024];
+        for i in 1..=256 {
+            put(i, &value).await.unwrap();
+        }
+        let peak = std::fs::metadata(&wal).unwrap().len();
+        assert!(peak > 4 * limit, "the WAL grew to {peak} bytes only");
+        drop(reading);
+
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let size = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+            if size <= limit {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the WAL stayed at {size} bytes (peak {peak})"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // Nothing written was lost on the way.
+        let rows: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM node_values WHERE length(value) = 16384")
+                .fetch_one(writer)
+                .await
+                .unwrap();
+        assert_eq!(rows, 256);
     }
 }
