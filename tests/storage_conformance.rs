@@ -54,6 +54,7 @@ common::fixture_tests! {
         open_picks_the_backend_from_the_url,
         commit_is_all_or_nothing,
         events_get_cursors_and_stay_idempotent,
+        events_of_entries_on_one_clock_stay_apart,
         event_pages_match_a_sorted_model,
         logs_lists_logs_with_entries,
         values_list_by_prefix_and_delete,
@@ -1240,6 +1241,51 @@ async fn events_get_cursors_and_stay_idempotent(fx: Fixture) {
             .unwrap(),
         vec![]
     );
+}
+
+/// Events are found by their entries' clocks (`events_by_order`): entries of one lamport (a
+/// fork) keep their own events, and an event looked up by id is its entry's own.
+async fn events_of_entries_on_one_clock_stay_apart(fx: Fixture) {
+    let s = fx.storage();
+    let forks: Vec<NewEntry> = (0..5)
+        .map(|i| entry_at(&format!("fork-{i}"), 1, &[]))
+        .collect();
+    s.append(&LOG, &forks).await.unwrap();
+    let events: Vec<NewEvent> = forks.iter().map(|e| event(e, 3)).collect();
+    let first = s
+        .commit(
+            &LOG,
+            Commit {
+                events: &events[1..2],
+                ..Commit::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(first.event_cursors, vec![1]);
+    // The stored one keeps its cursor; each of the others gets its own.
+    let all = s
+        .commit(
+            &LOG,
+            Commit {
+                events: &events,
+                ..Commit::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(all.event_cursors, vec![2, 1, 3, 4, 5]);
+    for (event, cursor) in events.iter().zip([2, 1, 3, 4, 5]) {
+        assert_eq!(
+            s.event(&LOG, &event.entry_id).await.unwrap(),
+            Some(stored_event(event, cursor))
+        );
+    }
+    // An entry of that clock without an event, and an unknown id, have none.
+    let lone = entry_at("fork-lone", 1, &[]);
+    s.append(&LOG, std::slice::from_ref(&lone)).await.unwrap();
+    assert_eq!(s.event(&LOG, &lone.id).await.unwrap(), None);
+    assert_eq!(s.event(&LOG, &EntryId([9; 32])).await.unwrap(), None);
 }
 
 /// Events of `model` inside `range`, of `kinds` (all when empty), cursor at most `max_cursor`.

@@ -338,4 +338,59 @@ mod tests {
                 .unwrap();
         assert_eq!(rows, 256);
     }
+
+    /// Migration 0006 rebuilds the events table: every stored event survives it, and what it
+    /// dropped (the index on the entry id, the foreign key) is gone.
+    #[tokio::test]
+    async fn the_events_rebuild_keeps_every_event() {
+        let mut db = SqliteConnection::connect("sqlite::memory:").await.unwrap();
+        for script in [
+            include_str!("../../migrations/sqlite/0001_storage.sql"),
+            include_str!("../../migrations/sqlite/0002_views.sql"),
+            include_str!("../../migrations/sqlite/0003_rendezvous.sql"),
+            include_str!("../../migrations/sqlite/0004_mirror.sql"),
+            include_str!("../../migrations/sqlite/0005_mirror_retention.sql"),
+        ] {
+            sqlx::raw_sql(script).execute(&mut db).await.unwrap();
+        }
+        sqlx::raw_sql(
+            "INSERT INTO logs (log_key, log_id, last_cursor, entry_count) \
+                 VALUES (1, zeroblob(33), 3, 3);
+             INSERT INTO entries (log_key, entry_id, lamport, cursor, parents, bytes) VALUES
+                 (1, randomblob(32), 1, 1, x'', x'01'),
+                 (1, randomblob(32), 2, 2, x'', x'02'),
+                 (1, randomblob(32), 2, 3, x'', x'03');
+             INSERT INTO events (log_key, cursor, entry_id, lamport, parents, kind, body)
+                 SELECT log_key, 4 - cursor, entry_id, lamport, parents, 3, bytes FROM entries;",
+        )
+        .execute(&mut db)
+        .await
+        .unwrap();
+        let dump = "SELECT group_concat(hex(entry_id) || lamport || cursor || hex(body), ',') \
+                    FROM (SELECT * FROM events ORDER BY cursor)";
+        let before: String = sqlx::query_scalar(dump).fetch_one(&mut db).await.unwrap();
+
+        sqlx::raw_sql(include_str!(
+            "../../migrations/sqlite/0006_events_by_order.sql"
+        ))
+        .execute(&mut db)
+        .await
+        .unwrap();
+        let after: String = sqlx::query_scalar(dump).fetch_one(&mut db).await.unwrap();
+        assert_eq!(after, before);
+        let indexes: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'events' \
+             AND name NOT LIKE 'sqlite_autoindex%'",
+        )
+        .fetch_all(&mut db)
+        .await
+        .unwrap();
+        assert_eq!(indexes, ["events_by_order"]);
+        let keys: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM pragma_foreign_key_list('events')")
+                .fetch_one(&mut db)
+                .await
+                .unwrap();
+        assert_eq!(keys, 0);
+    }
 }

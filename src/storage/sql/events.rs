@@ -68,14 +68,14 @@ where
             return Ok((Vec::new(), last));
         }
         let log_key = locked.log_key;
-        let ids: Vec<EntryId> = events
+        let older: Vec<&NewEvent> = events
+            .iter()
+            .filter(|e| !new_ids.contains(&e.entry_id))
+            .collect();
+        let mut known = Self::stored_cursors(tx, log_key, &older).await?;
+        let without_event: Vec<EntryId> = older
             .iter()
             .map(|e| e.entry_id)
-            .filter(|id| !new_ids.contains(id))
-            .collect();
-        let mut known = Self::stored_cursors(tx, log_key, &ids).await?;
-        let without_event: Vec<EntryId> = ids
-            .into_iter()
             .filter(|id| !known.contains_key(id))
             .collect();
         Self::check_entries_stored(tx, log_key, &without_event).await?;
@@ -145,27 +145,38 @@ where
         Ok(())
     }
 
-    /// The event cursors of those of `ids` that have an event.
+    /// The event cursors of those of `events` that are stored, found through their entries'
+    /// clocks (`events_by_order` starts with `(log_key, lamport)`): events are not indexed by
+    /// entry id alone (migrations `0006`/`0007`, "events by order").
     async fn stored_cursors(
         tx: &mut DB::Connection,
         log_key: i64,
-        ids: &[EntryId],
+        events: &[&NewEvent],
     ) -> Result<HashMap<EntryId, u64>> {
         let mut known = HashMap::new();
-        for ids in ids.chunks(IDS_PER_STATEMENT) {
-            let (sql, args) = ids_in_log::<DB>(
-                "SELECT entry_id, cursor FROM events",
-                LogRef::Key(log_key),
-                ids,
-            )
-            .finish()?;
+        for events in events.chunks(IDS_PER_STATEMENT) {
+            let wanted: HashSet<EntryId> = events.iter().map(|e| e.entry_id).collect();
+            let mut lamports: Vec<i64> = events.iter().map(|e| lamport_to_sql(e.lamport)).collect();
+            lamports.sort_unstable();
+            lamports.dedup();
+            let mut query = Statement::<DB>::new("SELECT entry_id, cursor FROM events WHERE ");
+            push_log(&mut query, LogRef::Key(log_key));
+            query.push(" AND lamport IN (");
+            let mut list = query.list();
+            for lamport in lamports {
+                list.bind(lamport);
+            }
+            query.push(")");
+            let (sql, args) = query.finish()?;
             for row in sqlx::query_with(&sql, args)
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(unavailable("looking up events"))?
             {
                 let id = entry_id(&column::<DB, Vec<u8>>(&row, 0)?)?;
-                known.insert(id, non_negative(column::<DB, _>(&row, 1)?, "event cursor")?);
+                if wanted.contains(&id) {
+                    known.insert(id, non_negative(column::<DB, _>(&row, 1)?, "event cursor")?);
+                }
             }
         }
         Ok(known)
@@ -177,8 +188,12 @@ where
         log: &LogId,
         id: &EntryId,
     ) -> Result<Option<StoredEvent>> {
-        let sql =
-            format!("SELECT {EVENT_COLUMNS} FROM events WHERE {LOG_IS_PARAM_1} AND entry_id = $2");
+        // By the entry's clock: events are indexed in the log's order, not by entry id.
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE {LOG_IS_PARAM_1} AND lamport = \
+             (SELECT lamport FROM entries WHERE {LOG_IS_PARAM_1} AND entry_id = $2) \
+             AND entry_id = $2"
+        );
         let row = sqlx::query::<DB>(&sql)
             .bind(&log.to_bytes()[..])
             .bind(&id.as_bytes()[..])
