@@ -11,6 +11,8 @@ window.bertyCharts = (() => {
     { id: "sync", title: "Sync requests / s", series: [["sync_requests_per_sec", "requests, both ways"]] },
     { id: "traffic", title: "Traffic / s (every connection)", bytes: true,
       series: [["bytes_in_per_sec", "in"], ["bytes_out_per_sec", "out"]] },
+    { id: "relay", title: "Relay bytes / s (circuits carried)", bytes: true,
+      series: [["relay_bytes_per_sec", "relayed, both ways"]] },
     { id: "connections", title: "Connections", series: [["connections", "open"]] },
     { id: "latency", title: "Storage latency (ms)", series: [["storage_latency_ms", "probe round trip"]] },
   ];
