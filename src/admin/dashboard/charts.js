@@ -49,7 +49,8 @@ window.bertyCharts = (() => {
     const start = points.length > 1 ? Math.max(points[0].t, end - windowSecs * 1000) : end - windowSecs * 1000;
     const span = Math.max(1, (end - start) / 1000);
     const values = points.flatMap((p) => chart.series.map(([key]) => p[key])).filter((v) => v !== null && v !== undefined);
-    const max = niceMax(Math.max(0, ...values));
+    // A byte chart spans at least 1000 B, so an idle one reads 0 / 500 / 1000 B, not 0 / 1 / 1 B.
+    const max = niceMax(Math.max(chart.bytes ? 1000 : 0, ...values));
     const x = (t) => left + ((t - start) / (span * 1000)) * (W - left - 4);
     const y = (v) => top + (1 - v / max) * (H - top - bottom);
     const nodes = [];
