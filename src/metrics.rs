@@ -128,6 +128,9 @@ pub struct P2pMetrics {
     pub relay_active_reservations: Gauge,
     /// Circuits the relay server carries now.
     pub relay_active_circuits: Gauge,
+    /// Bytes the relay server has forwarded in circuits, both directions together (each
+    /// forwarded byte counted once, when read: see `p2p::relay_bytes`).
+    pub relay_bytes: Counter,
     /// Sync requests (`/berty-node/sync/1.0.0`), by direction and kind.
     pub sync_requests: Family<SyncLabels, Counter>,
 }
@@ -183,6 +186,11 @@ impl P2pMetrics {
             "relay_active_circuits",
             "Circuit relay circuits open now",
             self.relay_active_circuits.clone(),
+        );
+        registry.register(
+            "relay_bytes",
+            "Bytes forwarded in circuits by the relay server, both directions (each counted once)",
+            self.relay_bytes.clone(),
         );
         registry.register(
             "sync_requests",
@@ -404,11 +412,13 @@ mod tests {
         let (metrics, registry) = Metrics::new();
         metrics.observe_grpc("InstanceGetConfiguration", tonic::Code::Ok);
         metrics.storage_up.set(1);
+        metrics.p2p.relay_bytes.inc_by(1234);
         let text = render(&registry).unwrap();
         assert!(text.contains(
             "berty_node_grpc_requests_total{method=\"InstanceGetConfiguration\",code=\"Ok\"} 1"
         ));
         assert!(text.contains("berty_node_storage_up 1"));
         assert!(text.contains("berty_node_build_info"));
+        assert!(text.contains("berty_node_relay_bytes_total 1234"));
     }
 }

@@ -4,7 +4,8 @@
 //!
 //! The page asks for the token; a wrong one returns to the prompt; the right one shows A's peer
 //! id, B in the peers table, a mirror token issued from the page and then listed (and used by B
-//! to register the group, which the page then lists), a chart receiving points, the peers table
+//! to register the group, which the page then lists), a chart receiving points (the relay's
+//! bytes among them, with its total in the relay view), the peers table
 //! sorting, and B banned and unbanned from the page. B's admin API is off, and its page says
 //! so. Every wait polls the DOM with a deadline, never a fixed delay.
 //!
@@ -245,6 +246,15 @@ async fn the_peers_relay_and_rendezvous_views_show_b(browser: &Session, b: &Test
             "return document.querySelector('#relay-state').textContent !== ''",
         )
         .await;
+    // The bytes relayed since start, formatted as bytes (nobody used A's relay: 0 B).
+    browser
+        .wait_for(
+            "the bytes relayed",
+            WAIT,
+            "return /^[0-9.]+ (B|KiB|MiB|GiB)$/\
+             .test(document.querySelector('#relay-bytes-relayed').textContent)",
+        )
+        .await;
     assert_no_view_error(browser).await;
     shoot(browser, dir, "relay").await;
 
@@ -297,6 +307,13 @@ async fn the_charts_receive_points(browser: &Session, a: &mut TestNode, group: &
             "the messages chart drawn",
             WAIT,
             "return document.querySelectorAll('#chart-messages polyline').length > 0",
+        )
+        .await;
+    browser
+        .wait_for(
+            "the relay bytes chart drawn",
+            WAIT,
+            "return document.querySelectorAll('#chart-relay polyline').length > 0",
         )
         .await;
     assert_no_view_error(browser).await;

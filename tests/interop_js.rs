@@ -273,4 +273,9 @@ async fn js_libp2p_peers_ping_reserve_relay_dial_through_it_and_query_the_dht() 
     assert!(stats["circuits_accepted"].as_u64().unwrap() >= 1, "{stats}");
     assert_eq!(stats["reservations_denied"], 0, "{stats}");
     assert_eq!(stats["circuits_denied"], 0, "{stats}");
+    // js-libp2p's negotiation is recognised too: the echo crossed the relay both ways.
+    assert!(
+        stats["bytes_relayed"].as_u64().unwrap() >= 2 * 1024,
+        "{stats}"
+    );
 }

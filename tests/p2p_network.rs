@@ -1,7 +1,7 @@
 //! Several real swarms on loopback (TCP and QUIC, port 0, each with its own key), started
 //! through the library's `p2p::spawn` with configuration loaded the way the node loads it:
-//! the DHT, the circuit relay (reservations, relayed connections, limits) and connection
-//! limits. Every wait polls a command until a condition holds, under an overall timeout.
+//! the DHT, the circuit relay (reservations, relayed connections, limits, bytes relayed) and
+//! connection limits. Every wait polls a command until a condition holds, under an overall timeout.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -12,7 +12,8 @@ use berty_node::{
     metrics::{self, Metrics},
     p2p::{self, relay_ledger::NO_EXTERNAL_ADDRESS, P2pSettings, Route, SwarmHandle},
 };
-use libp2p::{identity::Keypair, multiaddr::Protocol, Multiaddr, PeerId};
+use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
+use libp2p::{identity::Keypair, multiaddr::Protocol, Multiaddr, PeerId, StreamProtocol};
 use prometheus_client::registry::Registry;
 use tokio::{sync::watch, task::JoinHandle};
 
@@ -354,6 +355,89 @@ async fn peers_refusing_direct_connections_meet_through_a_relay() {
         ) >= 2
     );
     assert!(b.metric("berty_node_p2p_connections_established_total{direction=\"outbound\",route=\"relayed\"}") >= 1);
+}
+
+/// What B pushes to A through the relay in the bytes-relayed tests.
+const PUSHED: usize = 1 << 20;
+
+/// A protocol of these tests only: A reads whatever B sends and says how much.
+const SINK: StreamProtocol = StreamProtocol::new("/berty-node-test/sink/1.0.0");
+
+/// A reserves on a relay reached over `transport`, B dials A through it and pushes
+/// [`PUSHED`] bytes on a stream: the relay counts them (and the little else A and B exchange
+/// over the relayed connection) once; A and B, only the relay's clients, count nothing.
+async fn the_relay_counts_the_bytes_it_forwards(transport: &str) {
+    let relay = TestNode::start_relay(&[]).await;
+    let a = TestNode::start(&[]).await;
+    let b = TestNode::start(&[]).await;
+    a.handle.refuse_direct(b.peer_id()).await.unwrap();
+    b.handle.refuse_direct(a.peer_id()).await.unwrap();
+    let relay_addr = relay.addr(transport).await;
+    a.handle.dial(relay_addr.clone()).await.unwrap();
+    b.handle.dial(relay_addr.clone()).await.unwrap();
+    until_serving(&relay).await;
+    let circuit = a.handle.listen_on_relay(relay_addr).await.unwrap();
+    assert_eq!(b.handle.dial(circuit).await.unwrap(), a.peer_id());
+    let before = relay.metric("berty_node_relay_bytes_total");
+    assert!(before < 64 * 1024, "before pushing: {before}");
+
+    let mut incoming = a.handle.streams().accept(SINK).unwrap();
+    let sink = tokio::spawn(async move {
+        let (from, mut stream) = incoming.next().await.expect("a stream from B");
+        let mut received = Vec::new();
+        stream.read_to_end(&mut received).await.unwrap();
+        (from, received.len())
+    });
+    let mut stream = b
+        .handle
+        .streams()
+        .open_stream(a.peer_id(), SINK)
+        .await
+        .unwrap();
+    let payload: Vec<u8> = (0..PUSHED).map(|i| (i % 251) as u8).collect();
+    stream.write_all(&payload).await.unwrap();
+    stream.close().await.unwrap();
+    let (from, received) = tokio::time::timeout(WAIT, sink).await.unwrap().unwrap();
+    assert_eq!((from, received), (b.peer_id(), PUSHED));
+    assert!(
+        b.handle
+            .connected_peers()
+            .await
+            .unwrap()
+            .iter()
+            .find(|p| p.peer_id == a.peer_id())
+            .is_some_and(|p| p.relayed_only()),
+        "the bytes went through the relay"
+    );
+
+    // Every byte A received was read by the relay first; the rest is the relayed connection's
+    // own framing and encryption, identify, ping and the circuit's setup.
+    let relayed = eventually("the relay counts the bytes pushed", || async {
+        let relayed = relay.metric("berty_node_relay_bytes_total");
+        (relayed >= PUSHED as u64).then_some(relayed)
+    })
+    .await;
+    println!("{transport}: {PUSHED} bytes pushed, the relay counted {relayed}");
+    assert!(
+        relayed < (PUSHED + PUSHED / 10) as u64,
+        "{relayed} bytes counted for {PUSHED} pushed"
+    );
+    let stats = relay.handle.relay_stats().await.unwrap();
+    assert!(stats.bytes_relayed >= relayed, "{stats:?}");
+    for client in [&a, &b] {
+        assert_eq!(client.metric("berty_node_relay_bytes_total"), 0);
+        assert_eq!(client.handle.relay_stats().await.unwrap().bytes_relayed, 0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_relay_counts_the_bytes_it_forwards_over_tcp() {
+    the_relay_counts_the_bytes_it_forwards("tcp").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_relay_counts_the_bytes_it_forwards_over_quic() {
+    the_relay_counts_the_bytes_it_forwards("quic-v1").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

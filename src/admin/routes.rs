@@ -259,7 +259,7 @@ async fn test_control(
 
 /// `GET /admin/v1/relay`: the circuit relay server: on or off, serving or not (it needs a
 /// confirmed external address) and why not, the confirmed external addresses, reservations
-/// and circuits now and since start.
+/// and circuits now and since start, and the bytes relayed since start.
 async fn relay_stats(state: web::Data<AdminState>) -> HttpResponse {
     match state.swarm.relay_stats().await {
         Ok(stats) => HttpResponse::Ok().json(json!({
@@ -275,6 +275,7 @@ async fn relay_stats(state: web::Data<AdminState>) -> HttpResponse {
             "reservations_denied": stats.reservations_denied,
             "circuits_accepted": stats.circuits_accepted,
             "circuits_denied": stats.circuits_denied,
+            "bytes_relayed": stats.bytes_relayed,
         })),
         Err(e) => HttpResponse::ServiceUnavailable().json(json!({ "error": e.to_string() })),
     }

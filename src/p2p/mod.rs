@@ -8,7 +8,8 @@
 //!   Kademlia (server mode), circuit relay v2 server and client, DCUtR, AutoNAT, mDNS, sync.
 //! - [`peer_gate`]: refusing connections with given peers (partitions and direct-connection
 //!   refusals for tests, penalties).
-//! - [`relay_ledger`]: what the relay server has served (reservations, circuits).
+//! - [`relay_ledger`]: what the relay server has served (reservations, circuits, bytes).
+//! - [`relay_bytes`]: counting the bytes the relay server forwards (a muxer wrapper).
 //! - [`inbound_streams`]: inbound streams of one protocol handed to the swarm task whole
 //!   (the rendezvous server reads several requests per stream).
 //! - [`handle`]: [`SwarmHandle`], its commands and the shapes of their replies.
@@ -26,6 +27,7 @@ pub mod listen;
 pub mod mirror_message;
 pub mod network_event;
 pub mod peer_gate;
+pub mod relay_bytes;
 pub mod relay_ledger;
 pub mod settings;
 pub mod swarm;

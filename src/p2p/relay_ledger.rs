@@ -1,6 +1,7 @@
 //! Bookkeeping of the circuit relay server: who holds a reservation, how many circuits run, and
 //! what was accepted or denied. libp2p's relay keeps this to itself; the ledger follows its
-//! events so the admin API, tests and metrics can see it.
+//! events so the admin API, tests and metrics can see it. The bytes relayed are counted by the
+//! connections' muxers (`super::relay_bytes`) and read here from their counter.
 
 use std::collections::HashMap;
 
@@ -38,6 +39,9 @@ pub struct RelayStats {
     pub circuits_accepted: u64,
     /// Circuit requests denied since start.
     pub circuits_denied: u64,
+    /// Bytes forwarded in circuits since start, both directions together
+    /// (`berty_node_relay_bytes_total`).
+    pub bytes_relayed: u64,
 }
 
 impl RelayStats {
@@ -166,6 +170,7 @@ impl RelayLedger {
             serving: self.serving(),
             external_addresses,
             reserved_peers,
+            bytes_relayed: self.metrics.relay_bytes.get(),
             ..self.stats.clone()
         }
     }
@@ -251,6 +256,9 @@ mod tests {
         assert_eq!(stats.reservations_renewed, 1);
         assert_eq!(stats.reservations_denied, 1);
         assert_eq!(stats.active_circuits, 1);
+        assert_eq!(stats.bytes_relayed, 0);
+        metrics.relay_bytes.inc_by(4096);
+        assert_eq!(ledger.stats(Vec::new()).bytes_relayed, 4096);
         assert_eq!(metrics.relay_active_reservations.get(), 1);
         assert_eq!(
             metrics

@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 
 use libp2p::{
-    core::transport::ListenerId, identity::Keypair, noise, tcp, yamux, Multiaddr, Swarm,
-    SwarmBuilder,
+    core::transport::ListenerId, identity::Keypair, noise, quic, tcp, yamux, Multiaddr, Swarm,
+    SwarmBuilder, Transport,
 };
 use prometheus_client::registry::Registry;
 use tokio::{
@@ -18,6 +18,7 @@ use super::{
     handle::SwarmHandle,
     listen::{self, Expected},
     network_event::NetworkEvent,
+    relay_bytes::{CountingMuxer, CountingUpgrade},
     settings::P2pSettings,
     task::SwarmTask,
 };
@@ -33,6 +34,8 @@ const COMMAND_QUEUE: usize = 256;
 /// libp2p's own metrics (bandwidth, swarm, identify, kad, ping, relay, dcutr) are registered in
 /// `registry` under `libp2p_`; ours update `metrics`. Connections, identify results, sync
 /// requests and protocol violations go to `events` (never waited on: dropped when full).
+/// Every direct connection's muxer (yamux on TCP, QUIC's own) counts the bytes the relay
+/// server forwards into `metrics.relay_bytes` (`relay_bytes`).
 pub async fn spawn(
     keypair: Keypair,
     settings: P2pSettings,
@@ -73,15 +76,21 @@ fn build(
 ) -> Result<Swarm<Behaviour>, P2pError> {
     let transport_err = |e: &dyn std::fmt::Display| P2pError::Transport(e.to_string());
     let idle = settings.timings.idle_connection;
+    let (tcp_bytes, quic_bytes) = (metrics.relay_bytes.clone(), metrics.relay_bytes.clone());
     Ok(SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
         .with_tcp(
             tcp::Config::default().nodelay(true),
             noise::Config::new,
-            yamux::Config::default,
+            || CountingUpgrade::new(yamux::Config::default(), tcp_bytes),
         )
         .map_err(|e| transport_err(&e))?
-        .with_quic()
+        // `with_quic()`, its muxer wrapped.
+        .with_other_transport(|key| {
+            quic::tokio::Transport::new(quic::Config::new(key))
+                .map(move |(peer, muxer), _| (peer, CountingMuxer::new(muxer, quic_bytes)))
+        })
+        .map_err(|e| transport_err(&e))?
         .with_dns()
         .map_err(|e| transport_err(&e))?
         .with_relay_client(noise::Config::new, yamux::Config::default)

@@ -377,6 +377,7 @@
         "circuits-denied": r.circuits_denied,
       };
       for (const [id, value] of Object.entries(figures)) setText(`#relay-${id}`, fmtNumber(value));
+      setText("#relay-bytes-relayed", fmtBytes(r.bytes_relayed));
     },
   };
 

@@ -11,6 +11,8 @@ window.bertyCharts = (() => {
     { id: "sync", title: "Sync requests / s", series: [["sync_requests_per_sec", "requests, both ways"]] },
     { id: "traffic", title: "Traffic / s (every connection)", bytes: true,
       series: [["bytes_in_per_sec", "in"], ["bytes_out_per_sec", "out"]] },
+    { id: "relay", title: "Relay bytes / s (circuits carried)", bytes: true,
+      series: [["relay_bytes_per_sec", "relayed, both ways"]] },
     { id: "connections", title: "Connections", series: [["connections", "open"]] },
     { id: "latency", title: "Storage latency (ms)", series: [["storage_latency_ms", "probe round trip"]] },
   ];
@@ -47,7 +49,8 @@ window.bertyCharts = (() => {
     const start = points.length > 1 ? Math.max(points[0].t, end - windowSecs * 1000) : end - windowSecs * 1000;
     const span = Math.max(1, (end - start) / 1000);
     const values = points.flatMap((p) => chart.series.map(([key]) => p[key])).filter((v) => v !== null && v !== undefined);
-    const max = niceMax(Math.max(0, ...values));
+    // A byte chart spans at least 1000 B, so an idle one reads 0 / 500 / 1000 B, not 0 / 1 / 1 B.
+    const max = niceMax(Math.max(chart.bytes ? 1000 : 0, ...values));
     const x = (t) => left + ((t - start) / (span * 1000)) * (W - left - 4);
     const y = (v) => top + (1 - v / max) * (H - top - bottom);
     const nodes = [];

@@ -21,6 +21,8 @@ pub struct Reading {
     pub bytes_in: f64,
     /// Bytes sent over every connection.
     pub bytes_out: f64,
+    /// Bytes the relay server forwarded in circuits, both directions (`relay_bytes_total`).
+    pub relay_bytes: f64,
     /// Connections open now (a gauge).
     pub connections: f64,
     /// Sum of the storage probe's round trips, in seconds.
@@ -42,6 +44,7 @@ impl Reading {
             sync_requests: scrape.sum("berty_node_sync_requests_total", &[]),
             bytes_in: scrape.sum(bandwidth, &[("direction", "Inbound")]),
             bytes_out: scrape.sum(bandwidth, &[("direction", "Outbound")]),
+            relay_bytes: scrape.sum("berty_node_relay_bytes_total", &[]),
             connections: scrape.sum("berty_node_p2p_connections", &[]),
             probe_seconds: scrape.sum("berty_node_storage_probe_seconds_sum", &[]),
             probes: scrape.sum("berty_node_storage_probe_seconds_count", &[]),
@@ -64,6 +67,8 @@ pub struct Point {
     pub bytes_in_per_sec: f64,
     /// Bytes sent per second, every connection.
     pub bytes_out_per_sec: f64,
+    /// Bytes the relay server forwarded per second, both directions of every circuit.
+    pub relay_bytes_per_sec: f64,
     /// Connections open at `t`.
     pub connections: f64,
     /// Mean storage probe round trip over the period, in milliseconds; `None` when no probe
@@ -106,6 +111,7 @@ impl Series {
                     sync_requests_per_sec: rate(reading.sync_requests, before.sync_requests),
                     bytes_in_per_sec: rate(reading.bytes_in, before.bytes_in),
                     bytes_out_per_sec: rate(reading.bytes_out, before.bytes_out),
+                    relay_bytes_per_sec: rate(reading.relay_bytes, before.relay_bytes),
                     connections: reading.connections,
                     storage_latency_ms: (probes > 0.0)
                         .then(|| (reading.probe_seconds - before.probe_seconds) / probes * 1000.0),
@@ -138,6 +144,7 @@ mod tests {
             messages,
             entries: messages * 2.0,
             connections: 3.0,
+            relay_bytes: messages * 100.0,
             probes,
             probe_seconds,
             ..Reading::default()
@@ -159,9 +166,19 @@ mod tests {
         assert_eq!(point.t, 3_000);
         assert_eq!(point.messages_per_sec, 10.0);
         assert_eq!(point.entries_per_sec, 20.0);
+        assert_eq!(point.relay_bytes_per_sec, 1000.0);
         assert_eq!(point.connections, 3.0);
         let latency = point.storage_latency_ms.unwrap();
         assert!((latency - 2.0).abs() < 1e-9, "{latency}");
+    }
+
+    #[test]
+    fn the_relay_bytes_come_from_their_counter() {
+        let (metrics, registry) = crate::metrics::Metrics::new();
+        metrics.p2p.relay_bytes.inc_by(65_536);
+        let text = crate::metrics::render(&registry).unwrap();
+        let reading = Reading::from_scrape(&Scrape::parse(&text));
+        assert_eq!(reading.relay_bytes, 65_536.0);
     }
 
     #[test]
