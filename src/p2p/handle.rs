@@ -158,7 +158,7 @@ pub enum SwarmCommand {
 }
 
 /// Test-only controls, accepted when `p2p.test_controls` is on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TestControl {
     /// Disconnect the peer and refuse every connection with it.
     Partition(PeerId),
@@ -166,6 +166,10 @@ pub enum TestControl {
     RefuseDirect(PeerId),
     /// Lift a partition or a direct-connection refusal.
     Heal(PeerId),
+    /// Confirm an external address, as `p2p.external_addresses` or AutoNAT would.
+    AddExternalAddress(Multiaddr),
+    /// Withdraw a confirmed external address, as AutoNAT would when it stops being reachable.
+    RemoveExternalAddress(Multiaddr),
 }
 
 /// What the swarm reports about itself.
@@ -454,6 +458,16 @@ impl SwarmHandle {
     /// Test control: lifts a partition or direct-connection refusal of `peer`.
     pub async fn heal(&self, peer: PeerId) -> Result<(), P2pError> {
         self.test(TestControl::Heal(peer)).await
+    }
+
+    /// Test control: confirms `addr` as an external address of this node.
+    pub async fn add_external_address(&self, addr: Multiaddr) -> Result<(), P2pError> {
+        self.test(TestControl::AddExternalAddress(addr)).await
+    }
+
+    /// Test control: withdraws the external address `addr`.
+    pub async fn remove_external_address(&self, addr: Multiaddr) -> Result<(), P2pError> {
+        self.test(TestControl::RemoveExternalAddress(addr)).await
     }
 
     async fn test(&self, control: TestControl) -> Result<(), P2pError> {

@@ -300,6 +300,8 @@ impl SwarmTask {
                 }
             }
             TestControl::Heal(peer) => self.swarm.behaviour_mut().gate.heal(peer),
+            TestControl::AddExternalAddress(addr) => self.swarm.add_external_address(addr),
+            TestControl::RemoveExternalAddress(addr) => self.swarm.remove_external_address(&addr),
         }
         Ok(())
     }
