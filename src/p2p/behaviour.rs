@@ -16,6 +16,7 @@ use super::{
     inbound_streams::InboundStreams,
     mirror_message::{MirrorCodec, MIRROR_PROTOCOL},
     peer_gate::PeerGate,
+    relay_server::RelayServer,
     settings::{relay_server_config, P2pSettings},
     sync_codec::{SyncCodec, SYNC_PROTOCOL},
 };
@@ -56,8 +57,8 @@ pub struct Behaviour {
     pub ping: ping::Behaviour,
     /// The DHT, in server mode.
     pub kad: kad::Behaviour<MemoryStore>,
-    /// Circuit relay v2 server, when `relay.enabled`.
-    pub relay_server: Toggle<relay::Behaviour>,
+    /// Circuit relay v2 server, when `relay.enabled` (wrapped: see [`RelayServer`]).
+    pub relay_server: Toggle<RelayServer>,
     /// Circuit relay v2 client: reservations on other relays, dials through them.
     pub relay_client: relay::client::Behaviour,
     /// Upgrades relayed connections to direct ones by hole punching.
@@ -151,7 +152,7 @@ impl Behaviour {
                 settings
                     .relay
                     .enabled
-                    .then(|| relay::Behaviour::new(peer_id, relay_server_config(&settings.relay))),
+                    .then(|| RelayServer::new(peer_id, relay_server_config(&settings.relay))),
             ),
             relay_client,
             dcutr: dcutr::Behaviour::new(peer_id),

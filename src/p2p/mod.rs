@@ -8,6 +8,8 @@
 //!   Kademlia (server mode), circuit relay v2 server and client, DCUtR, AutoNAT, mDNS, sync.
 //! - [`peer_gate`]: refusing connections with given peers (partitions and direct-connection
 //!   refusals for tests, penalties).
+//! - [`relay_server`]: the circuit relay server, keeping its notifications off relayed
+//!   connections (rust-libp2p#5412).
 //! - [`relay_ledger`]: what the relay server has served (reservations, circuits, bytes).
 //! - [`relay_bytes`]: counting the bytes the relay server forwards (a muxer wrapper).
 //! - [`inbound_streams`]: inbound streams of one protocol handed to the swarm task whole
@@ -29,6 +31,7 @@ pub mod network_event;
 pub mod peer_gate;
 pub mod relay_bytes;
 pub mod relay_ledger;
+pub mod relay_server;
 pub mod settings;
 pub mod swarm;
 pub mod sync_codec;
