@@ -440,6 +440,117 @@ async fn the_relay_counts_the_bytes_it_forwards_over_quic() {
     the_relay_counts_the_bytes_it_forwards("quic-v1").await;
 }
 
+/// A protocol of these tests only: the listener sends back whatever it is sent.
+const ECHO: StreamProtocol = StreamProtocol::new("/berty-node-test/echo/1.0.0");
+
+/// Answers every [`ECHO`] stream `node` accepts.
+fn serve_echo(node: &TestNode) {
+    let mut incoming = node.handle.streams().accept(ECHO).unwrap();
+    tokio::spawn(async move {
+        while let Some((_, mut stream)) = incoming.next().await {
+            tokio::spawn(async move {
+                let mut message = Vec::new();
+                stream.read_to_end(&mut message).await?;
+                stream.write_all(&message).await?;
+                stream.close().await
+            });
+        }
+    });
+}
+
+/// `from` sends `message` to `to` on an [`ECHO`] stream and reads it back.
+async fn echo(from: &TestNode, to: &TestNode, message: &[u8]) -> Vec<u8> {
+    let round_trip = async {
+        let mut stream = from
+            .handle
+            .streams()
+            .open_stream(to.peer_id(), ECHO)
+            .await
+            .map_err(|e| e.to_string())?;
+        stream.write_all(message).await.map_err(|e| e.to_string())?;
+        stream.close().await.map_err(|e| e.to_string())?;
+        let mut back = Vec::new();
+        stream
+            .read_to_end(&mut back)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok::<_, String>(back)
+    };
+    tokio::time::timeout(WAIT, round_trip)
+        .await
+        .expect("the echo answers in time")
+        .expect("the echo round trip")
+}
+
+/// A node (A) holding a relayed connection to B, through R, keeps it while its own relay
+/// server changes status (serving once an external address is confirmed, no longer once it is
+/// withdrawn): libp2p-relay 0.22 tells every connection of the change, relayed ones included,
+/// whose placeholder handler panicked and took the connection down (rust-libp2p#5412).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_relayed_connection_survives_a_relay_status_change() {
+    let relay = TestNode::start_relay(&[]).await;
+    // No AutoNAT probes of its own: A's relay status changes only when the test says so.
+    let a = TestNode::start_with(&[], |settings| {
+        settings.timings.autonat_boot_delay = Duration::from_secs(3600);
+    })
+    .await;
+    let b = TestNode::start(&[]).await;
+    a.handle.refuse_direct(b.peer_id()).await.unwrap();
+    b.handle.refuse_direct(a.peer_id()).await.unwrap();
+    let relay_addr = relay.addr("tcp").await;
+    a.handle.dial(relay_addr.clone()).await.unwrap();
+    b.handle.dial(relay_addr.clone()).await.unwrap();
+    until_serving(&relay).await;
+    let circuit = b.handle.listen_on_relay(relay_addr).await.unwrap();
+    assert_eq!(a.handle.dial(circuit).await.unwrap(), b.peer_id());
+    serve_echo(&b);
+    assert_eq!(echo(&a, &b, b"before").await, b"before");
+    let info = a.handle.info().await.unwrap();
+    assert!(
+        info.external_addrs.is_empty() && !info.relay_serving,
+        "{info:?}"
+    );
+
+    let opened = |direction: &str| {
+        format!("berty_node_p2p_connections_established_total{{direction=\"{direction}\",route=\"relayed\"}}")
+    };
+    let closed = |direction: &str| {
+        format!("berty_node_p2p_connections_closed_total{{direction=\"{direction}\",route=\"relayed\"}}")
+    };
+    let external: Multiaddr = "/ip4/192.0.2.1/tcp/4001".parse().unwrap();
+    for (step, serving) in [("confirmed", true), ("withdrawn", false)] {
+        if serving {
+            a.handle
+                .add_external_address(external.clone())
+                .await
+                .unwrap();
+        } else {
+            a.handle
+                .remove_external_address(external.clone())
+                .await
+                .unwrap();
+        }
+        eventually(
+            &format!("A's relay status follows its address {step}"),
+            || async { (a.handle.info().await.unwrap().relay_serving == serving).then_some(()) },
+        )
+        .await;
+        let message = format!("after the address was {step}");
+        assert_eq!(echo(&a, &b, message.as_bytes()).await, message.as_bytes());
+        // The same relayed connection carried it: none closed, none opened again.
+        assert_eq!(
+            (a.metric(&opened("outbound")), a.metric(&closed("outbound"))),
+            (1, 0),
+            "A, address {step}"
+        );
+        assert_eq!(
+            (b.metric(&opened("inbound")), b.metric(&closed("inbound"))),
+            (1, 0),
+            "B, address {step}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_relay_denies_reservations_beyond_its_limit() {
     let relay = TestNode::start_relay(&[("BERTY_NODE__RELAY__MAX_RESERVATIONS", "1")]).await;
@@ -546,6 +657,9 @@ async fn test_controls_are_off_unless_configured() {
         node.handle.partition(peer).await,
         node.handle.refuse_direct(peer).await,
         node.handle.heal(peer).await,
+        node.handle
+            .add_external_address("/ip4/192.0.2.1/tcp/4001".parse().unwrap())
+            .await,
     ] {
         assert!(
             matches!(result, Err(p2p::P2pError::TestControlsDisabled)),
