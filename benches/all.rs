@@ -276,6 +276,25 @@ fn build(benches: &[&Bench]) -> HashMap<String, PathBuf> {
     for bench in benches {
         command.args(["--bench", bench.name]);
     }
+    // What cargo set for this benchmark's own run: left in, build scripts that watch such
+    // variables (ring's reads `CARGO_PKG_NAME`, `CARGO_MANIFEST_DIR`, ...) would see them
+    // change and rebuild, here and again at the next `cargo bench`.
+    const SET_BY_CARGO: [&str; 6] = [
+        "CARGO_PKG_",
+        "CARGO_MANIFEST_",
+        "CARGO_CRATE_",
+        "CARGO_BIN_",
+        "CARGO_PRIMARY_",
+        "CARGO_CFG_",
+    ];
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy().into_owned();
+        if SET_BY_CARGO.iter().any(|prefix| name.starts_with(prefix))
+            || ["CARGO_TARGET_TMPDIR", "CARGO_RUSTC_CURRENT_DIR", "OUT_DIR"].contains(&&*name)
+        {
+            command.env_remove(&name);
+        }
+    }
     let output = command
         .stderr(Stdio::inherit())
         .output()
