@@ -17,6 +17,7 @@ use libp2p::{
     core::{transport::PortUse, Endpoint},
     relay,
     swarm::{
+        behaviour::{ExternalAddrConfirmed, ExternalAddrExpired},
         ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour, NotifyHandler, THandler,
         THandlerInEvent, THandlerOutEvent, ToSwarm,
     },
@@ -140,6 +141,16 @@ impl NetworkBehaviour for RelayServer {
             FromSwarm::ListenFailure(failure) => {
                 self.relayed.remove(&failure.connection_id);
             }
+            // An address through another relay (the relay client confirms its reservation's
+            // `/p2p-circuit` address) is no address to serve circuits on: libp2p's relay
+            // would count it and advertise itself as a relay, then refuse every circuit
+            // over it. Only direct addresses turn the server on.
+            FromSwarm::ExternalAddrConfirmed(ExternalAddrConfirmed { addr })
+            | FromSwarm::ExternalAddrExpired(ExternalAddrExpired { addr })
+                if Route::of(addr) == Route::Relayed =>
+            {
+                return;
+            }
             _ => {}
         }
         self.inner.on_swarm_event(event);
@@ -176,10 +187,7 @@ impl NetworkBehaviour for RelayServer {
 
 #[cfg(test)]
 mod tests {
-    use libp2p::{
-        core::ConnectedPoint,
-        swarm::behaviour::{ConnectionEstablished, ExternalAddrConfirmed, ExternalAddrExpired},
-    };
+    use libp2p::{core::ConnectedPoint, swarm::behaviour::ConnectionEstablished};
 
     use super::*;
 
@@ -284,5 +292,35 @@ mod tests {
         }));
         assert_eq!(notified(&drain(&mut server)), direct_ones);
         assert_eq!(server.dropped, 4);
+    }
+
+    /// A reservation's `/p2p-circuit` address, confirmed as external by the relay client,
+    /// does not turn the server on; a direct address does.
+    #[test]
+    fn only_direct_external_addresses_turn_the_server_on() {
+        let mut server = RelayServer::new(PeerId::random(), relay::Config::default());
+        let circuit: Multiaddr = format!(
+            "/ip4/192.0.2.9/tcp/4001/p2p/{}/p2p-circuit",
+            PeerId::random()
+        )
+        .parse()
+        .unwrap();
+        server.on_swarm_event(FromSwarm::ExternalAddrConfirmed(ExternalAddrConfirmed {
+            addr: &circuit,
+        }));
+        let status_changed = |actions: &[ToSwarm<relay::Event, THandlerInEvent<RelayServer>>]| {
+            actions.iter().any(|a| {
+                matches!(
+                    a,
+                    ToSwarm::GenerateEvent(relay::Event::StatusChanged { .. })
+                )
+            })
+        };
+        assert!(!status_changed(&drain(&mut server)));
+        let direct: Multiaddr = "/ip4/192.0.2.1/tcp/4001".parse().unwrap();
+        server.on_swarm_event(FromSwarm::ExternalAddrConfirmed(ExternalAddrConfirmed {
+            addr: &direct,
+        }));
+        assert!(status_changed(&drain(&mut server)));
     }
 }
