@@ -332,7 +332,11 @@ fn run(
         .args(args)
         .envs(env.iter().copied())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        // The nodes' logs go to the log file too.
+        .stderr(
+            file.try_clone()
+                .map_or_else(|_| Stdio::inherit(), Stdio::from),
+        )
         .spawn()
         .map_err(|e| format!("cannot start: {e}"))?;
     let stdout = child.stdout.take().expect("piped stdout");
@@ -351,7 +355,7 @@ fn run(
                     );
                 }
             }
-        } else if !line.contains(" cpu") && line.contains(": ") {
+        } else if !line.contains(" cpu") && !line.starts_with('|') && line.contains(": ") {
             println!("  {line}");
         }
     }
@@ -366,9 +370,10 @@ fn run(
 /// The measured value as the table shows it, with the load it was measured at when that
 /// differs from the target's.
 fn shown(row: &Row, measure: &Measure) -> (String, f64) {
-    let (unit, size) = match measure.unit.split_once('/') {
-        Some((unit, size)) => (unit, size.parse::<u64>().ok()),
-        None => (measure.unit.as_str(), None),
+    // `s/20000`: seconds, for a load of 20,000 (`msg/s` is a unit, not a load).
+    let (unit, size) = match measure.unit.rsplit_once('/') {
+        Some((unit, size)) if size.parse::<u64>().is_ok() => (unit, size.parse::<u64>().ok()),
+        _ => (measure.unit.as_str(), None),
     };
     let value = measure.value;
     let mut text = match unit {
