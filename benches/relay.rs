@@ -17,14 +17,16 @@
 //!   `BERTY_NODE__RELAY__*` variables apply to both). It prints `peer_id` and `listen` lines
 //!   and runs until killed or until its stdin closes.
 //!
-//! Each round takes the relays in turn (plain, node, plain, node, ...) so both see the same
-//! machine load. Per relay and round, in this process: a listener swarm reserves on the relay,
-//! a dialer swarm connects to it through `/p2p/<relay>/p2p-circuit/p2p/<listener>`, opens one
-//! stream (`libp2p-stream`) and writes N MiB; the listener reads to the end and acknowledges
-//! the byte count. The time runs from the first byte written to the acknowledgement. Printed:
-//! each round's throughput and the relay process's CPU (`/proc/<pid>/stat`, user + system)
-//! per GiB relayed; then the medians, their ratio (`measure any relay_throughput_ratio`) and
-//! the summary table.
+//! After one untimed warm-up transfer each (at most 32 MiB), the relays take turns (plain,
+//! node, node, plain, plain, node, ...) so both see the same machine load and neither always
+//! runs after the other. Per relay and round, in this process: a listener swarm reserves on the
+//! relay, a dialer swarm connects to it through `/p2p/<relay>/p2p-circuit/p2p/<listener>`,
+//! opens one stream (`libp2p-stream`) and writes N MiB; the listener reads to the end and
+//! acknowledges the byte count. The time runs from the first byte written to the
+//! acknowledgement. Printed: each round's throughput and the relay process's CPU
+//! (`/proc/<pid>/stat`, user + system) per GiB relayed, with a `cpu:` line of where the
+//! machine's CPU went (its `node` is the relay process measured, whichever it is); then the
+//! medians, their ratio (`measure any relay_throughput_ratio`) and the summary table.
 //!
 //! Exit status: 1 if a reservation, circuit or transfer failed, timed out or was cut short.
 //!
@@ -131,7 +133,8 @@ fn plain_relay_main() {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    runtime.block_on(async {
+    // The swarm runs in a task of the runtime, as the node's does, not on the main thread.
+    let relay = runtime.spawn(async {
         let config = relay_server_config(&relay_config());
         let mut swarm = SwarmBuilder::with_new_identity()
             .with_tokio()
@@ -163,6 +166,7 @@ fn plain_relay_main() {
             }
         }
     });
+    let _ = runtime.block_on(relay);
 }
 
 /// A relay process and the address (ending in `/p2p/<relay>`) to reserve on.
@@ -382,6 +386,11 @@ impl Circuit {
         connected.map(|()| circuit)
     }
 
+    /// One transfer of `bytes` through `relay` on a circuit of its own, not measured.
+    async fn warm_up(relay: &Multiaddr, bytes: u64) -> Result<(), String> {
+        Self::open(relay).await?.transfer(bytes).await.map(drop)
+    }
+
     /// Sends `bytes` on one stream from the dialer to the listener; returns the time from the
     /// first byte written to the listener's acknowledgement of them all.
     async fn transfer(&mut self, bytes: u64) -> Result<Duration, String> {
@@ -569,9 +578,18 @@ async fn run(scale: &Scale, options: &Options, figures: &mut Figures) -> i32 {
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     let relays = [&plain, &node];
+    for relay in relays {
+        if let Err(e) = Circuit::warm_up(&relay.addr, scale.bytes.min(32 * MIB)).await {
+            println!("FAIL {} warm-up: {e}", relay.name);
+            return 1;
+        }
+    }
     let mut rounds: [Vec<Round>; 2] = [Vec::new(), Vec::new()];
     for round in 0..scale.rounds {
-        for (which, relay) in relays.iter().enumerate() {
+        // Plain first in even rounds, node first in odd ones: neither always follows the other.
+        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        for which in order {
+            let relay = relays[which];
             match measure_round(relay, round, scale.bytes).await {
                 Ok(measured) => rounds[which].push(measured),
                 Err(e) => {
@@ -636,7 +654,7 @@ fn main() {
     let scale = Scale::from_env();
     let options = Options::from_env();
     println!(
-        "berty-node relay benchmark: one circuit, {} MiB per transfer, {} rounds per relay (plain, node, in turn)",
+        "berty-node relay benchmark: one circuit, {} MiB per transfer, {} rounds per relay (plain, node, node, plain, ...)",
         scale.bytes / MIB,
         scale.rounds
     );
