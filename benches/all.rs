@@ -173,6 +173,11 @@ const BENCHES: &[Bench] = &[
         full: &[],
     },
     Bench {
+        name: "relay",
+        quick: &[],
+        full: &[],
+    },
+    Bench {
         name: "protocol",
         quick: &[("BERTY_BENCH_N", "10000"), ("BERTY_BENCH_SEQ", "1000")],
         full: &[("BERTY_BENCH_N", "500000")],

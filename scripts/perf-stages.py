@@ -5,8 +5,9 @@
 
 Each sample is put in the stage of the first frame, walking from the leaf toward the root,
 that names one (a `memcpy` called by SQLite is SQL; the same `memcpy` called by prost is
-encoding). Samples whose stack names no stage are "runtime and other" (the tokio and actix
-schedulers, the kernel's scheduler, allocation with no caller we know). With
+encoding). A sample whose stack names no stage (release builds keep no frame pointers, so
+many stacks stop after a frame or two) goes by its leaf: thread switches and wake-ups,
+allocation, memory copies, the async runtime, or "other". With
 `--per-message US` (the node's CPU per message, from the benchmark's `cpu` line) each share
 is also given in µs per message.
 
@@ -35,13 +36,26 @@ STAGES = [
     ("actor hops (actix mailboxes)", r"actix::|actix_rt"),
     ("network I/O syscalls", r"tcp_sendmsg|tcp_recvmsg|sock_sendmsg|sock_recvmsg|__sys_sendto|__sys_recvfrom|do_writev|do_readv"),
 ]
+# Where a sample goes when no frame of its stack names a stage (the stacks are often cut
+# short: release builds keep no frame pointers), by its leaf.
+GENERIC = [
+    ("thread switches and wake-ups (kernel)", r"finish_task_switch|_raw_spin_unlock|futex|schedule|try_to_wake_up|irqentry_exit|do_syscall_64|entry_SYSCALL|^syscall |parking_lot|pthread_cond"),
+    ("allocation (malloc, free, page faults)", r"malloc|_int_free|cfree|unlink_chunk|__rdl_alloc|__rdl_dealloc|clear_page|exc_page_fault|page_fault|realloc"),
+    ("memcpy, memset, memcmp (caller unknown)", r"__mem(move|cpy|set|cmp)"),
+    ("async runtime (tokio, futures)", r"tokio::|futures_|mio::|slab::"),
+]
 COMPILED = [(name, re.compile(pattern)) for name, pattern in STAGES]
-OTHER = "runtime and other"
+COMPILED_GENERIC = [(name, re.compile(pattern)) for name, pattern in GENERIC]
+OTHER = "other (caller unknown)"
 
 
 def stage_of(frames):
     for frame in frames:
         for name, pattern in COMPILED:
+            if pattern.search(frame):
+                return name
+    for frame in frames[:1]:
+        for name, pattern in COMPILED_GENERIC:
             if pattern.search(frame):
                 return name
     return OTHER
