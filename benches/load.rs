@@ -83,7 +83,9 @@ use libp2p::{
     yamux, Multiaddr, PeerId, Swarm, SwarmBuilder,
 };
 use node::{http_get, NodeProcess};
-use support::{index_of, payload, percentile_ms, Backend, CpuMark, Figures, NodeStore, Options};
+use support::{
+    env_number, index_of, payload, percentile_ms, Backend, CpuMark, Figures, NodeStore, Options,
+};
 use tokio::sync::{watch, Semaphore};
 use tonic::transport::Channel;
 
@@ -158,15 +160,6 @@ impl OneIp {
             Self::All => "every peer from 127.0.0.1",
         }
     }
-}
-
-fn env_number(name: &str) -> Option<u64> {
-    let value = std::env::var(name).ok()?.replace(['_', ','], "");
-    Some(
-        value
-            .parse()
-            .unwrap_or_else(|_| panic!("{name} must be a whole number, got {value:?}")),
-    )
 }
 
 impl Scale {

@@ -57,7 +57,7 @@ use libp2p::{
     Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder,
 };
 use node::NodeProcess;
-use support::{Backend, CpuMark, Figures, NodeStore, Options};
+use support::{env_number, Backend, CpuMark, Figures, NodeStore, Options};
 use tokio::{
     io::{AsyncBufReadExt, BufReader},
     task::JoinHandle,
@@ -85,15 +85,6 @@ struct Scale {
     bytes: u64,
     /// Transfers per relay.
     rounds: usize,
-}
-
-fn env_number(name: &str) -> Option<u64> {
-    let value = std::env::var(name).ok()?.replace(['_', ','], "");
-    Some(
-        value
-            .parse()
-            .unwrap_or_else(|_| panic!("{name} must be a whole number, got {value:?}")),
-    )
 }
 
 impl Scale {

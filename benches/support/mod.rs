@@ -123,7 +123,9 @@ pub struct Options {
     pub chunks: u64,
 }
 
-fn env_number(name: &str) -> Option<u64> {
+/// A whole number from the environment variable `name` (`_` and `,` allowed as separators);
+/// panics on anything else.
+pub fn env_number(name: &str) -> Option<u64> {
     let value = std::env::var(name).ok()?;
     let value = value.replace(['_', ','], "");
     match value.parse() {

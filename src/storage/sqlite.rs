@@ -115,9 +115,11 @@ impl Checkpoints {
     async fn run(self, reader: sqlx::SqlitePool) {
         let mut tick = tokio::time::interval(self.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // A WAL database's page size never changes: read once.
+        let mut page_size = None;
         loop {
             tick.tick().await;
-            match self.checkpoint(&reader).await {
+            match self.checkpoint(&reader, &mut page_size).await {
                 Ok(Some(bytes)) => tracing::debug!(bytes, "SQLite WAL truncated"),
                 Ok(None) => {}
                 Err(e) => tracing::warn!(%e, "SQLite WAL checkpoint failed"),
@@ -127,14 +129,23 @@ impl Checkpoints {
 
     /// One checkpoint: passive, then truncating when the WAL is over the limit. Returns the
     /// WAL size that was cut, if it was.
-    async fn checkpoint(&self, reader: &sqlx::SqlitePool) -> sqlx::Result<Option<u64>> {
+    async fn checkpoint(
+        &self,
+        reader: &sqlx::SqlitePool,
+        page_size: &mut Option<i64>,
+    ) -> sqlx::Result<Option<u64>> {
         // (busy, frames in the WAL, frames copied back); -1 when not in WAL mode.
         let (_, frames, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
             .fetch_one(reader)
             .await?;
-        let page_size: i64 = sqlx::query_scalar("PRAGMA page_size")
-            .fetch_one(reader)
-            .await?;
+        let page_size = match *page_size {
+            Some(size) => size,
+            None => *page_size.insert(
+                sqlx::query_scalar("PRAGMA page_size")
+                    .fetch_one(reader)
+                    .await?,
+            ),
+        };
         // Each frame is a 24-byte header and one page; the file has a 32-byte header.
         let wal_bytes = u64::try_from(frames.max(0) * (page_size + 24)).unwrap_or(0);
         if wal_bytes <= self.truncate_bytes {
