@@ -781,14 +781,20 @@ async fn fresh_member(backend: Backend, settings: &Settings, figures: &mut Figur
     let poller = tokio::spawn(async move {
         let mut stored_at = None;
         let mut samples = Vec::new();
+        let mut last = false;
         loop {
             let value = metric(admin, ENTRIES_RECEIVED).await - received_before;
             samples.push((Instant::now(), value));
             if stored_at.is_none() && value >= m as f64 {
                 stored_at = Some(Instant::now());
             }
+            if last {
+                return (stored_at, samples);
+            }
+            // Once the delivery ended, one more sample: the last page may be stored and
+            // delivered between two samples.
             tokio::select! {
-                _ = &mut stopped => return (stored_at, samples),
+                _ = &mut stopped => last = true,
                 () = tokio::time::sleep(METRIC_POLL) => {}
             }
         }

@@ -15,7 +15,7 @@ mod id;
 mod limits;
 pub mod parallel;
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 mod verify;
 
 pub use dag::{InsertOutcome, MemLog, NextAppend};

@@ -20,7 +20,7 @@ use sqlx::{
 
 use super::{
     health::{cause_of, HealthMonitor, Probe, PING_TIMEOUT, RECONNECT_TIMEOUT},
-    sql::{Dialect, Statement},
+    sql::{Column, Dialect, Statement},
     Result, SqlStorage, StorageError,
 };
 use crate::log::EntryId;
@@ -123,6 +123,23 @@ impl SqlStorage<Postgres> {
 }
 
 impl Dialect for Postgres {
+    /// Arrays have no practical length limit; a sync page is 4,096 rows.
+    const ROWS_PER_INSERT: usize = 16_384;
+
+    fn push_rows<'a>(statement: &mut Statement<'a, Self>, columns: Vec<Column<'a>>) {
+        statement.push("SELECT * FROM unnest(");
+        for (i, column) in columns.into_iter().enumerate() {
+            if i > 0 {
+                statement.push(", ");
+            }
+            match column {
+                Column::Int(values) => statement.bind(values).push("::int8[]"),
+                Column::Blob(values) => statement.bind(values).push("::bytea[]"),
+            };
+        }
+        statement.push(")");
+    }
+
     /// `column = ANY(?)` with one `bytea[]` parameter. A long `IN ($2, $3, ...)` list is
     /// planned without knowing its values and, on a table without fresh statistics, checked
     /// row by row against every id: seconds per batch once a log holds a few 10,000 entries.

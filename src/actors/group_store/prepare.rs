@@ -37,7 +37,7 @@ pub(super) struct PrepareContext {
     pub(super) log: LogId,
     /// Entries of an earlier batch whose commit is in flight: they count as stored.
     pub(super) pending: Arc<HashMap<EntryId, u64>>,
-    /// The log's heads, when no commit is in flight (see [`admissible`]).
+    /// The log's heads in storage before the commit in flight, if any (see [`admissible`]).
     pub(super) heads: Vec<OrderKey>,
 }
 

@@ -147,12 +147,8 @@ impl GroupStoreActor {
             values: self.values.clone(),
             group: self.group.clone(),
             log: self.log,
-            // The heads are those of storage only when no commit is in flight.
-            heads: if pending.is_empty() {
-                self.heads.clone()
-            } else {
-                Vec::new()
-            },
+            // Updated when a commit ends: during one, storage's heads before it.
+            heads: self.heads.clone(),
             pending,
         };
         let before = self.decoding.clone();

@@ -14,8 +14,8 @@ use super::{
         parents_blob, parents_from_blob, unavailable,
     },
     plan::{ids_to_look_up, plan_append, NewRow},
-    statement::{ids_in_log, push_log, push_order_range, LogRef, Statement},
-    Dialect, IDS_PER_STATEMENT, ROWS_PER_INSERT,
+    statement::{ids_in_log, push_log, push_order_range, Column, LogRef, Statement},
+    Dialect, IDS_PER_STATEMENT,
 };
 use crate::{
     log::{EntryId, LogId, OrderKey},
@@ -32,21 +32,28 @@ pub(super) const LOG_IS_PARAM_1: &str = "log_key = (SELECT log_key FROM logs WHE
 /// it until commit. On PostgreSQL the row lock serialises appends to one log, so cursors are
 /// committed in increasing order; on SQLite it is a write, so the transaction holds the write
 /// lock from its first statement and never has to upgrade a read snapshot (which
-/// `busy_timeout` would not retry).
+/// `busy_timeout` would not retry). It also returns the log's highest stored Lamport clock
+/// (NULL before the first entry), which spares appends most lookups (see
+/// [`ids_to_look_up`]); it is a column of the locked row rather than a read of `entries`
+/// because PostgreSQL reads other tables in the statement's snapshot, taken before a
+/// concurrent append it waited for had committed.
 const LOCK_LOG: &str = "INSERT INTO logs (log_id, last_cursor, entry_count) VALUES ($1, 0, 0) \
      ON CONFLICT (log_id) DO UPDATE SET last_cursor = logs.last_cursor \
-     RETURNING log_key, last_cursor, last_event_cursor";
+     RETURNING log_key, last_cursor, last_event_cursor, max_lamport";
 
 /// The last statement of a write that added entries or events: the log's counters, in one
 /// statement.
 const ADVANCE_LOG: &str = "UPDATE logs SET last_cursor = $2, entry_count = entry_count + $3, \
-     last_event_cursor = $4 WHERE log_key = $1";
+     last_event_cursor = $4, max_lamport = $5 WHERE log_key = $1";
 
 /// A log locked by a write transaction ([`LOCK_LOG`]), with its counters as of the lock.
 pub(super) struct LockedLog {
     pub(super) log_key: i64,
     pub(super) last_cursor: u64,
     pub(super) last_event_cursor: u64,
+    /// The highest Lamport clock the log has stored (an upper bound once entries were
+    /// deleted); `None` before its first entry.
+    pub(super) max_lamport: Option<u64>,
 }
 
 /// What an append inside a transaction did.
@@ -59,6 +66,8 @@ pub(super) struct AppendedIn {
     pub(super) last_cursor: u64,
     /// Ids of the entries newly stored (no event can exist for them yet).
     pub(super) new_ids: HashSet<EntryId>,
+    /// The log's highest stored clock after them.
+    pub(super) max_lamport: Option<u64>,
 }
 
 /// The SQL of entries and heads, for one engine.
@@ -138,6 +147,7 @@ where
             log_key: column::<DB, _>(&row, 0)?,
             last_cursor: non_negative(column::<DB, _>(&row, 1)?, "last cursor")?,
             last_event_cursor: non_negative(column::<DB, _>(&row, 2)?, "last event cursor")?,
+            max_lamport: column::<DB, Option<i64>>(&row, 3)?.map(lamport_from_sql),
         })
     }
 
@@ -153,6 +163,8 @@ where
             .bind(cursor_to_sql(appended.last_cursor))
             .bind(i64::try_from(appended.added).unwrap_or(i64::MAX))
             .bind(cursor_to_sql(last_event_cursor))
+            // Clocks start at 1: 0 stands for "none yet" as well as NULL does.
+            .bind(lamport_to_sql(appended.max_lamport.unwrap_or(0)))
             .execute(&mut *tx)
             .await
             .map_err(unavailable("advancing the log's cursors"))?;
@@ -172,30 +184,35 @@ where
                 added: 0,
                 last_cursor: locked.last_cursor,
                 new_ids: HashSet::new(),
+                max_lamport: locked.max_lamport,
             });
         }
-        let stored = Self::stored_cursors(tx, locked.log_key, entries).await?;
+        let stored = Self::stored_cursors(tx, locked, entries).await?;
         let plan = plan_append(entries, &stored, locked.last_cursor)?;
         if !plan.new.is_empty() {
             Self::insert_entries(tx, locked.log_key, &plan.new).await?;
             Self::move_heads(tx, locked.log_key, &plan.former_heads, &plan.new_heads).await?;
         }
+        let new_max = plan.new.iter().map(|row| row.entry.lamport).max();
         Ok(AppendedIn {
             added: plan.new.len(),
+            max_lamport: locked.max_lamport.max(new_max),
             last_cursor: plan.last_cursor,
             new_ids: plan.new.iter().map(|row| row.entry.id).collect(),
             outcomes: plan.outcomes,
         })
     }
 
-    /// The cursors of those of the batch's ids and parent ids that are stored.
+    /// The cursors of those of the batch's ids and parent ids that are stored (only those
+    /// that may be stored are looked up, see [`ids_to_look_up`]).
     async fn stored_cursors(
         tx: &mut DB::Connection,
-        log_key: i64,
+        locked: &LockedLog,
         entries: &[NewEntry],
     ) -> Result<HashMap<EntryId, u64>> {
+        let log_key = locked.log_key;
         let mut stored = HashMap::new();
-        for ids in ids_to_look_up(entries).chunks(IDS_PER_STATEMENT) {
+        for ids in ids_to_look_up(entries, locked.max_lamport).chunks(IDS_PER_STATEMENT) {
             let (sql, args) = ids_in_log::<DB>(
                 "SELECT entry_id, cursor FROM entries",
                 LogRef::Key(log_key),
@@ -214,7 +231,7 @@ where
         Ok(stored)
     }
 
-    /// Inserts the new entries, a few hundred per statement.
+    /// Inserts the new entries ([`Dialect::push_rows`]).
     async fn insert_entries(
         tx: &mut DB::Connection,
         log_key: i64,
@@ -224,20 +241,28 @@ where
             .iter()
             .map(|row| parents_blob(&row.entry.parents))
             .collect();
-        let rows: Vec<(&NewRow<'_>, &Vec<u8>)> = new.iter().zip(&blobs).collect();
-        for rows in rows.chunks(ROWS_PER_INSERT) {
+        for (rows, blobs) in new
+            .chunks(DB::ROWS_PER_INSERT)
+            .zip(blobs.chunks(DB::ROWS_PER_INSERT))
+        {
             let mut insert = Statement::<DB>::new(
                 "INSERT INTO entries (log_key, entry_id, lamport, cursor, parents, bytes) ",
             );
-            insert.push_values(rows, |values, (row, blob)| {
-                values
-                    .bind(log_key)
-                    .bind(&row.entry.id.as_bytes()[..])
-                    .bind(lamport_to_sql(row.entry.lamport))
-                    .bind(cursor_to_sql(row.cursor))
-                    .bind(&blob[..])
-                    .bind(&row.entry.bytes[..]);
-            });
+            DB::push_rows(
+                &mut insert,
+                vec![
+                    Column::Int(vec![log_key; rows.len()]),
+                    Column::Blob(rows.iter().map(|r| &r.entry.id.as_bytes()[..]).collect()),
+                    Column::Int(
+                        rows.iter()
+                            .map(|r| lamport_to_sql(r.entry.lamport))
+                            .collect(),
+                    ),
+                    Column::Int(rows.iter().map(|r| cursor_to_sql(r.cursor)).collect()),
+                    Column::Blob(blobs.iter().map(Vec::as_slice).collect()),
+                    Column::Blob(rows.iter().map(|r| &r.entry.bytes[..]).collect()),
+                ],
+            );
             let (sql, args) = insert.finish()?;
             sqlx::query_with(&sql, args)
                 .execute(&mut *tx)
@@ -262,15 +287,17 @@ where
                 .await
                 .map_err(unavailable("updating heads"))?;
         }
-        for heads in new_heads.chunks(ROWS_PER_INSERT) {
+        for heads in new_heads.chunks(DB::ROWS_PER_INSERT) {
             let mut insert =
                 Statement::<DB>::new("INSERT INTO heads (log_key, entry_id, lamport) ");
-            insert.push_values(heads, |values, entry| {
-                values
-                    .bind(log_key)
-                    .bind(&entry.id.as_bytes()[..])
-                    .bind(lamport_to_sql(entry.lamport));
-            });
+            DB::push_rows(
+                &mut insert,
+                vec![
+                    Column::Int(vec![log_key; heads.len()]),
+                    Column::Blob(heads.iter().map(|e| &e.id.as_bytes()[..]).collect()),
+                    Column::Int(heads.iter().map(|e| lamport_to_sql(e.lamport)).collect()),
+                ],
+            );
             let (sql, args) = insert.finish()?;
             sqlx::query_with(&sql, args)
                 .execute(&mut *tx)

@@ -14,8 +14,8 @@ use super::{
         parents_blob, parents_from_blob, unavailable, MAX_CURSOR,
     },
     entries::{LockedLog, LOG_IS_PARAM_1},
-    statement::{ids_in_log, push_kinds, push_log, push_order_range, LogRef, Statement},
-    Dialect, IDS_PER_STATEMENT, ROWS_PER_INSERT,
+    statement::{ids_in_log, push_kinds, push_log, push_order_range, Column, LogRef, Statement},
+    Dialect, IDS_PER_STATEMENT,
 };
 use crate::{
     log::{EntryId, LogId},
@@ -96,20 +96,30 @@ where
             };
             cursors.push(cursor);
         }
-        for rows in new.chunks(ROWS_PER_INSERT) {
+        for rows in new.chunks(DB::ROWS_PER_INSERT) {
             let mut insert = Statement::<DB>::new(
                 "INSERT INTO events (log_key, cursor, entry_id, lamport, parents, kind, body) ",
             );
-            insert.push_values(rows, |values, (event, cursor, blob)| {
-                values
-                    .bind(log_key)
-                    .bind(cursor_to_sql(*cursor))
-                    .bind(&event.entry_id.as_bytes()[..])
-                    .bind(lamport_to_sql(event.lamport))
-                    .bind(&blob[..])
-                    .bind(i64::from(event.kind))
-                    .bind(&event.body[..]);
-            });
+            DB::push_rows(
+                &mut insert,
+                vec![
+                    Column::Int(vec![log_key; rows.len()]),
+                    Column::Int(rows.iter().map(|(_, c, _)| cursor_to_sql(*c)).collect()),
+                    Column::Blob(
+                        rows.iter()
+                            .map(|(e, _, _)| &e.entry_id.as_bytes()[..])
+                            .collect(),
+                    ),
+                    Column::Int(
+                        rows.iter()
+                            .map(|(e, _, _)| lamport_to_sql(e.lamport))
+                            .collect(),
+                    ),
+                    Column::Blob(rows.iter().map(|(_, _, b)| &b[..]).collect()),
+                    Column::Int(rows.iter().map(|(e, _, _)| i64::from(e.kind)).collect()),
+                    Column::Blob(rows.iter().map(|(e, _, _)| &e.body[..]).collect()),
+                ],
+            );
             let (sql, args) = insert.finish()?;
             sqlx::query_with(&sql, args)
                 .execute(&mut *tx)

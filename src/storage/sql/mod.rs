@@ -53,7 +53,7 @@ use std::future::Future;
 use async_trait::async_trait;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Type};
 
-pub(crate) use statement::Statement;
+pub(crate) use statement::{Column, Statement};
 
 use self::{entries::Entries, events::Events, values::Values};
 use super::{
@@ -64,7 +64,7 @@ use crate::log::{EntryId, LogId, OrderKey};
 
 /// Most ids looked up by one statement (both engines accept far more bind parameters).
 const IDS_PER_STATEMENT: usize = 1000;
-/// Most rows put in one multi-row `INSERT`.
+/// Most rows put in one multi-row `INSERT` with one placeholder per value (node values).
 const ROWS_PER_INSERT: usize = 500;
 
 /// How many of `appended` were newly stored.
@@ -77,8 +77,18 @@ fn new_entries(appended: &[Appended]) -> usize {
 
 /// What differs between the engines' SQL, beyond what sqlx hides.
 pub(crate) trait Dialect: Database {
+    /// Most rows [`Dialect::push_rows`] puts in one statement.
+    const ROWS_PER_INSERT: usize;
+
     /// Appends a condition true when `column` holds one of `ids`.
     fn push_id_in<'a>(statement: &mut Statement<'a, Self>, column: &str, ids: &'a [EntryId]);
+
+    /// Appends the rows of an `INSERT INTO table (columns) `, given column by column in the
+    /// order of the column list: `VALUES (?, ...), ...` on SQLite; on PostgreSQL
+    /// `SELECT * FROM unnest($1, ...)` with one array per column, a statement whose text does
+    /// not depend on the number of rows (parsed once per connection, a few bind parameters
+    /// instead of thousands).
+    fn push_rows<'a>(statement: &mut Statement<'a, Self>, columns: Vec<Column<'a>>);
 }
 
 /// Storage in a SQL database: a pool for reads and one for writes (may be the same pool), and

@@ -10,12 +10,22 @@ use crate::{
     storage::{Appended, NewEntry, Result, StorageError},
 };
 
-/// Every id an append must look up: the batch's entries and their parents, each once.
-pub(super) fn ids_to_look_up(entries: &[NewEntry]) -> Vec<EntryId> {
-    let mut seen = HashSet::with_capacity(entries.len() * 2);
-    entries
+/// Every id an append must look up, each once: those of the batch's entries that may be
+/// stored, and the parents the batch does not hold. An entry whose clock is above
+/// `max_lamport`, the log's highest stored clock (`None`: the log is empty), cannot be stored;
+/// a parent the batch holds is either such an entry or one looked up as an entry. A page of
+/// a sync, or a live batch, built on the log's heads thus looks up only its first parents
+/// instead of every id twice.
+pub(super) fn ids_to_look_up(entries: &[NewEntry], max_lamport: Option<u64>) -> Vec<EntryId> {
+    let may_be_stored = |e: &NewEntry| max_lamport.is_some_and(|max| e.lamport <= max);
+    let in_batch: HashSet<EntryId> = entries.iter().map(|e| e.id).collect();
+    let mut seen = HashSet::with_capacity(entries.len());
+    let ids = entries.iter().filter(|e| may_be_stored(e)).map(|e| &e.id);
+    let parents = entries
         .iter()
-        .flat_map(|e| std::iter::once(&e.id).chain(&e.parents))
+        .flat_map(|e| &e.parents)
+        .filter(|id| !in_batch.contains(*id));
+    ids.chain(parents)
         .filter(|id| seen.insert(**id))
         .copied()
         .collect()
@@ -173,6 +183,42 @@ mod tests {
     #[test]
     fn ids_to_look_up_lists_each_id_once() {
         let batch = [entry(1, &[9]), entry(2, &[1, 9]), entry(1, &[9])];
-        assert_eq!(ids_to_look_up(&batch), vec![id(1), id(9), id(2)]);
+        assert_eq!(ids_to_look_up(&batch, Some(9)), vec![id(1), id(2), id(9)]);
+    }
+
+    #[test]
+    fn ids_above_the_highest_stored_clock_are_not_looked_up() {
+        // Clocks 5..=7 on top of stored entry 4 (the log's highest clock is 4).
+        let batch = [entry(5, &[4]), entry(6, &[5]), entry(7, &[6, 3])];
+        assert_eq!(ids_to_look_up(&batch, Some(4)), vec![id(4), id(3)]);
+        // Entry 5 may be stored when the log's clock reached 5: it is looked up, its
+        // children are not.
+        assert_eq!(ids_to_look_up(&batch, Some(5)), vec![id(5), id(4), id(3)]);
+        // An empty log holds nothing: only the parents from outside the batch are named.
+        assert_eq!(ids_to_look_up(&batch, None), vec![id(4), id(3)]);
+    }
+
+    #[test]
+    fn plan_from_a_partial_lookup_matches_a_full_one() {
+        // Stored: 1..=4 (4 is the head). The batch repeats 3 and 4 and adds 5 and 6.
+        let stored_all = HashMap::from([(id(1), 1), (id(2), 2), (id(3), 3), (id(4), 4)]);
+        let batch = [
+            entry(3, &[2]),
+            entry(4, &[3]),
+            entry(5, &[4]),
+            entry(6, &[5]),
+        ];
+        let looked_up: HashMap<EntryId, u64> = ids_to_look_up(&batch, Some(4))
+            .into_iter()
+            .filter_map(|id| stored_all.get(&id).map(|c| (id, *c)))
+            .collect();
+        let partial = plan_append(&batch, &looked_up, 4).unwrap();
+        let full = plan_append(&batch, &stored_all, 4).unwrap();
+        assert_eq!(partial.outcomes, full.outcomes);
+        assert_eq!(partial.former_heads, full.former_heads);
+        let heads = |p: &AppendPlan<'_>| p.new_heads.iter().map(|e| e.id).collect::<Vec<_>>();
+        assert_eq!(heads(&partial), heads(&full));
+        assert_eq!(partial.outcomes[0], Appended::Existing { cursor: 3 });
+        assert_eq!(partial.former_heads, vec![id(4)]);
     }
 }

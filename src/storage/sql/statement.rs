@@ -84,6 +84,25 @@ impl<'a, DB: Database> Statement<'a, DB> {
     }
 }
 
+/// One column of the rows a multi-row `INSERT` writes ([`super::Dialect::push_rows`]); every
+/// column of a statement holds the same number of rows.
+pub(crate) enum Column<'a> {
+    /// 64-bit integers.
+    Int(Vec<i64>),
+    /// Byte strings.
+    Blob(Vec<&'a [u8]>),
+}
+
+impl Column<'_> {
+    /// Its number of rows.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Self::Int(values) => values.len(),
+            Self::Blob(values) => values.len(),
+        }
+    }
+}
+
 /// Placeholders separated by commas, in a [`Statement`].
 pub(crate) struct List<'s, 'a, DB: Database> {
     statement: &'s mut Statement<'a, DB>,
