@@ -125,6 +125,7 @@ impl SqlStorage<Postgres> {
 impl Dialect for Postgres {
     /// Arrays have no practical length limit; a sync page is 4,096 rows.
     const ROWS_PER_INSERT: usize = 16_384;
+    const COMBINES_STATEMENTS: bool = false;
 
     fn push_rows<'a>(statement: &mut Statement<'a, Self>, columns: Vec<Column<'a>>) {
         statement.push("SELECT * FROM unnest(");

@@ -285,6 +285,7 @@ impl SqlStorage<Sqlite> {
 impl Dialect for Sqlite {
     /// With seven columns, 3,500 placeholders (SQLite allows 32,766).
     const ROWS_PER_INSERT: usize = 500;
+    const COMBINES_STATEMENTS: bool = true;
 
     fn push_rows<'a>(statement: &mut Statement<'a, Self>, columns: Vec<Column<'a>>) {
         let rows = columns.first().map_or(0, Column::len);

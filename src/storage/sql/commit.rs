@@ -3,7 +3,14 @@
 
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Pool, Type};
 
-use super::{columns::unavailable, entries::Entries, events::Events, values::Values, Dialect};
+use super::{
+    columns::unavailable,
+    entries::Entries,
+    events::Events,
+    values::Values,
+    writes::{self, Writes},
+    Dialect,
+};
 use crate::{
     log::LogId,
     storage::{Commit, Committed, Result},
@@ -38,15 +45,22 @@ where
         .await
         .map_err(unavailable("starting a commit"))?;
     // The log's lock comes first even without entries: event cursors are assigned under it.
+    // Then every read the commit needs, then its writes (in one round trip where the engine
+    // allows it).
     let locked = Entries::<DB>::lock_log(&mut tx, log).await?;
-    let appended = Entries::<DB>::append_in(&mut tx, &locked, commit.entries).await?;
-    let (event_cursors, last_event_cursor) =
-        Events::<DB>::add_in(&mut tx, &locked, &appended.new_ids, commit.events).await?;
+    let (appended, entry_rows) = Entries::<DB>::plan_in(&mut tx, &locked, commit.entries).await?;
+    let (event_cursors, last_event_cursor, event_rows) =
+        Events::<DB>::plan_in(&mut tx, &locked, &appended.new_ids, commit.events).await?;
+    let mut writes = Writes::new();
+    Entries::<DB>::queue_rows(locked.log_key, &entry_rows, &mut writes);
+    Events::<DB>::queue_rows(locked.log_key, &event_rows, &mut writes);
     if appended.added > 0 || last_event_cursor != locked.last_event_cursor {
-        Entries::<DB>::advance_log(&mut tx, &locked, &appended, last_event_cursor).await?;
+        Entries::<DB>::queue_advance(&locked, &appended, last_event_cursor, &mut writes);
     }
-    Values::<DB>::put_in(&mut tx, commit.values).await?;
-    Values::<DB>::delete_in(&mut tx, commit.deletes).await?;
+    Values::<DB>::queue_put(commit.values, &mut writes);
+    Values::<DB>::queue_delete(commit.deletes, &mut writes);
+    let (texts, arguments) = writes.finish()?;
+    writes::run(&mut tx, &texts, arguments, "writing a commit").await?;
     tx.commit().await.map_err(unavailable("committing"))?;
     Ok(Committed {
         appended: appended.outcomes,

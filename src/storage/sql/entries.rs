@@ -15,6 +15,7 @@ use super::{
     },
     plan::{ids_to_look_up, plan_append, NewRow},
     statement::{ids_in_log, push_log, push_order_range, Column, LogRef, Statement},
+    writes::{self, Writes},
     Dialect, IDS_PER_STATEMENT,
 };
 use crate::{
@@ -41,11 +42,6 @@ const LOCK_LOG: &str = "INSERT INTO logs (log_id, last_cursor, entry_count) VALU
      ON CONFLICT (log_id) DO UPDATE SET last_cursor = logs.last_cursor \
      RETURNING log_key, last_cursor, last_event_cursor, max_lamport";
 
-/// The last statement of a write that added entries or events: the log's counters, in one
-/// statement.
-const ADVANCE_LOG: &str = "UPDATE logs SET last_cursor = $2, entry_count = entry_count + $3, \
-     last_event_cursor = $4, max_lamport = $5 WHERE log_key = $1";
-
 /// A log locked by a write transaction ([`LOCK_LOG`]), with its counters as of the lock.
 pub(super) struct LockedLog {
     pub(super) log_key: i64,
@@ -68,6 +64,19 @@ pub(super) struct AppendedIn {
     pub(super) new_ids: HashSet<EntryId>,
     /// The log's highest stored clock after them.
     pub(super) max_lamport: Option<u64>,
+}
+
+/// What a planned append writes ([`Entries::plan_in`], [`Entries::queue_rows`]).
+#[derive(Default)]
+pub(super) struct EntryRows<'a> {
+    /// Entries to store, with their cursors.
+    new: Vec<NewRow<'a>>,
+    /// Their parents, as stored ([`parents_blob`]).
+    parents: Vec<Vec<u8>>,
+    /// Stored entries that stop being heads.
+    former_heads: Vec<EntryId>,
+    /// New entries that become heads.
+    new_heads: Vec<&'a NewEntry>,
 }
 
 /// The SQL of entries and heads, for one engine.
@@ -120,9 +129,13 @@ where
             .await
             .map_err(unavailable("starting an append"))?;
         let locked = Self::lock_log(&mut tx, log).await?;
-        let appended = Self::append_in(&mut tx, &locked, entries).await?;
+        let (appended, rows) = Self::plan_in(&mut tx, &locked, entries).await?;
         if appended.added > 0 {
-            Self::advance_log(&mut tx, &locked, &appended, locked.last_event_cursor).await?;
+            let mut writes = Writes::new();
+            Self::queue_rows(locked.log_key, &rows, &mut writes);
+            Self::queue_advance(&locked, &appended, locked.last_event_cursor, &mut writes);
+            let (texts, arguments) = writes.finish()?;
+            writes::run(&mut tx, &texts, arguments, "writing an append").await?;
             tx.commit()
                 .await
                 .map_err(unavailable("committing an append"))?;
@@ -151,56 +164,66 @@ where
         })
     }
 
-    /// Writes the log's counters after an append (and events) in the transaction on `tx`.
-    pub(super) async fn advance_log(
-        tx: &mut DB::Connection,
+    /// Queues the log's counters after an append (and events).
+    pub(super) fn queue_advance(
         locked: &LockedLog,
         appended: &AppendedIn,
         last_event_cursor: u64,
-    ) -> Result<()> {
-        sqlx::query::<DB>(ADVANCE_LOG)
-            .bind(locked.log_key)
+        writes: &mut Writes<'_, DB>,
+    ) {
+        writes
+            .statement("UPDATE logs SET last_cursor = ")
             .bind(cursor_to_sql(appended.last_cursor))
+            .push(", entry_count = entry_count + ")
             .bind(i64::try_from(appended.added).unwrap_or(i64::MAX))
+            .push(", last_event_cursor = ")
             .bind(cursor_to_sql(last_event_cursor))
+            .push(", max_lamport = ")
             // Clocks start at 1: 0 stands for "none yet" as well as NULL does.
             .bind(lamport_to_sql(appended.max_lamport.unwrap_or(0)))
-            .execute(&mut *tx)
-            .await
-            .map_err(unavailable("advancing the log's cursors"))?;
-        Ok(())
+            .push(" WHERE log_key = ")
+            .bind(locked.log_key);
     }
 
-    /// Appends `entries` inside the transaction on `tx`, which holds the lock of the log
-    /// ([`Self::lock_log`]). The log's counters are left to [`Self::advance_log`].
-    pub(super) async fn append_in(
+    /// Decides what appending `entries` writes, inside the transaction on `tx`, which holds
+    /// the lock of the log ([`Self::lock_log`]): reads what it must, writes nothing (see
+    /// [`Self::queue_rows`]; the log's counters are left to [`Self::queue_advance`]).
+    pub(super) async fn plan_in<'a>(
         tx: &mut DB::Connection,
         locked: &LockedLog,
-        entries: &[NewEntry],
-    ) -> Result<AppendedIn> {
+        entries: &'a [NewEntry],
+    ) -> Result<(AppendedIn, EntryRows<'a>)> {
         if entries.is_empty() {
-            return Ok(AppendedIn {
+            let appended = AppendedIn {
                 outcomes: Vec::new(),
                 added: 0,
                 last_cursor: locked.last_cursor,
                 new_ids: HashSet::new(),
                 max_lamport: locked.max_lamport,
-            });
+            };
+            return Ok((appended, EntryRows::default()));
         }
         let stored = Self::stored_cursors(tx, locked, entries).await?;
         let plan = plan_append(entries, &stored, locked.last_cursor)?;
-        if !plan.new.is_empty() {
-            Self::insert_entries(tx, locked.log_key, &plan.new).await?;
-            Self::move_heads(tx, locked.log_key, &plan.former_heads, &plan.new_heads).await?;
-        }
         let new_max = plan.new.iter().map(|row| row.entry.lamport).max();
-        Ok(AppendedIn {
+        let appended = AppendedIn {
             added: plan.new.len(),
             max_lamport: locked.max_lamport.max(new_max),
             last_cursor: plan.last_cursor,
             new_ids: plan.new.iter().map(|row| row.entry.id).collect(),
             outcomes: plan.outcomes,
-        })
+        };
+        let rows = EntryRows {
+            parents: plan
+                .new
+                .iter()
+                .map(|row| parents_blob(&row.entry.parents))
+                .collect(),
+            new: plan.new,
+            former_heads: plan.former_heads,
+            new_heads: plan.new_heads,
+        };
+        Ok((appended, rows))
     }
 
     /// The cursors of those of the batch's ids and parent ids that are stored (only those
@@ -231,80 +254,51 @@ where
         Ok(stored)
     }
 
-    /// Inserts the new entries ([`Dialect::push_rows`]).
-    async fn insert_entries(
-        tx: &mut DB::Connection,
+    /// Queues the writes of a planned append ([`Self::plan_in`]): the new entries
+    /// ([`Dialect::push_rows`]), then the heads they retire and the heads they are.
+    pub(super) fn queue_rows<'w>(
         log_key: i64,
-        new: &[NewRow<'_>],
-    ) -> Result<()> {
-        let blobs: Vec<Vec<u8>> = new
-            .iter()
-            .map(|row| parents_blob(&row.entry.parents))
-            .collect();
-        for (rows, blobs) in new
-            .chunks(DB::ROWS_PER_INSERT)
-            .zip(blobs.chunks(DB::ROWS_PER_INSERT))
-        {
-            let mut insert = Statement::<DB>::new(
+        rows: &'w EntryRows<'_>,
+        writes: &mut Writes<'w, DB>,
+    ) {
+        let chunks = rows.new.chunks(DB::ROWS_PER_INSERT);
+        for (new, parents) in chunks.zip(rows.parents.chunks(DB::ROWS_PER_INSERT)) {
+            let insert = writes.statement(
                 "INSERT INTO entries (log_key, entry_id, lamport, cursor, parents, bytes) ",
             );
             DB::push_rows(
-                &mut insert,
+                insert,
                 vec![
-                    Column::Int(vec![log_key; rows.len()]),
-                    Column::Blob(rows.iter().map(|r| &r.entry.id.as_bytes()[..]).collect()),
+                    Column::Int(vec![log_key; new.len()]),
+                    Column::Blob(new.iter().map(|r| &r.entry.id.as_bytes()[..]).collect()),
                     Column::Int(
-                        rows.iter()
+                        new.iter()
                             .map(|r| lamport_to_sql(r.entry.lamport))
                             .collect(),
                     ),
-                    Column::Int(rows.iter().map(|r| cursor_to_sql(r.cursor)).collect()),
-                    Column::Blob(blobs.iter().map(Vec::as_slice).collect()),
-                    Column::Blob(rows.iter().map(|r| &r.entry.bytes[..]).collect()),
+                    Column::Int(new.iter().map(|r| cursor_to_sql(r.cursor)).collect()),
+                    Column::Blob(parents.iter().map(Vec::as_slice).collect()),
+                    Column::Blob(new.iter().map(|r| &r.entry.bytes[..]).collect()),
                 ],
             );
-            let (sql, args) = insert.finish()?;
-            sqlx::query_with(&sql, args)
-                .execute(&mut *tx)
-                .await
-                .map_err(unavailable("inserting entries"))?;
         }
-        Ok(())
-    }
-
-    /// Deletes the former heads and inserts the new ones.
-    async fn move_heads(
-        tx: &mut DB::Connection,
-        log_key: i64,
-        former_heads: &[EntryId],
-        new_heads: &[&NewEntry],
-    ) -> Result<()> {
-        for ids in former_heads.chunks(IDS_PER_STATEMENT) {
-            let (sql, args) =
-                ids_in_log::<DB>("DELETE FROM heads", LogRef::Key(log_key), ids).finish()?;
-            sqlx::query_with(&sql, args)
-                .execute(&mut *tx)
-                .await
-                .map_err(unavailable("updating heads"))?;
+        for ids in rows.former_heads.chunks(IDS_PER_STATEMENT) {
+            let delete = writes.statement("DELETE FROM heads WHERE ");
+            push_log(delete, LogRef::Key(log_key));
+            delete.push(" AND ");
+            DB::push_id_in(delete, "entry_id", ids);
         }
-        for heads in new_heads.chunks(DB::ROWS_PER_INSERT) {
-            let mut insert =
-                Statement::<DB>::new("INSERT INTO heads (log_key, entry_id, lamport) ");
+        for heads in rows.new_heads.chunks(DB::ROWS_PER_INSERT) {
+            let insert = writes.statement("INSERT INTO heads (log_key, entry_id, lamport) ");
             DB::push_rows(
-                &mut insert,
+                insert,
                 vec![
                     Column::Int(vec![log_key; heads.len()]),
                     Column::Blob(heads.iter().map(|e| &e.id.as_bytes()[..]).collect()),
                     Column::Int(heads.iter().map(|e| lamport_to_sql(e.lamport)).collect()),
                 ],
             );
-            let (sql, args) = insert.finish()?;
-            sqlx::query_with(&sql, args)
-                .execute(&mut *tx)
-                .await
-                .map_err(unavailable("updating heads"))?;
         }
-        Ok(())
     }
 
     /// As [`crate::storage::Storage::order_keys`].

@@ -15,6 +15,7 @@ use super::{
     },
     entries::{LockedLog, LOG_IS_PARAM_1},
     statement::{ids_in_log, push_kinds, push_log, push_order_range, Column, LogRef, Statement},
+    writes::Writes,
     Dialect, IDS_PER_STATEMENT,
 };
 use crate::{
@@ -24,6 +25,13 @@ use crate::{
 
 /// Columns read to build a [`StoredEvent`], in the order [`Events::decode_event`] expects.
 const EVENT_COLUMNS: &str = "entry_id, lamport, parents, kind, body, cursor";
+
+/// The events a commit adds ([`Events::plan_in`]): each with its cursor and its parents as
+/// stored.
+#[derive(Default)]
+pub(super) struct EventRows<'a> {
+    new: Vec<(&'a NewEvent, u64, Vec<u8>)>,
+}
 
 /// The SQL of decoded events, for one engine.
 pub(super) struct Events<DB>(PhantomData<DB>);
@@ -53,19 +61,20 @@ where
         })
     }
 
-    /// Adds events inside a transaction that holds the log's lock; returns their cursors and
-    /// the log's last event cursor after them (left to the caller to write). An entry has at
-    /// most one event: only events of entries stored before this transaction (`new_ids` are
-    /// the ones it stored) are looked up.
-    pub(super) async fn add_in(
+    /// Decides which of `events` are new and their cursors, inside a transaction that holds
+    /// the log's lock; returns the cursor of each event, the log's last event cursor after
+    /// them (left to the caller to write) and the rows to write ([`Self::queue_rows`]). An
+    /// entry has at most one event: only events of entries stored before this transaction
+    /// (`new_ids` are the ones it stores) are looked up.
+    pub(super) async fn plan_in<'a>(
         tx: &mut DB::Connection,
         locked: &LockedLog,
         new_ids: &HashSet<EntryId>,
-        events: &[NewEvent],
-    ) -> Result<(Vec<u64>, u64)> {
+        events: &'a [NewEvent],
+    ) -> Result<(Vec<u64>, u64, EventRows<'a>)> {
         let mut last = locked.last_event_cursor;
         if events.is_empty() {
-            return Ok((Vec::new(), last));
+            return Ok((Vec::new(), last, EventRows::default()));
         }
         let log_key = locked.log_key;
         let older: Vec<&NewEvent> = events
@@ -80,7 +89,7 @@ where
             .collect();
         Self::check_entries_stored(tx, log_key, &without_event).await?;
         let mut cursors = Vec::with_capacity(events.len());
-        let mut new: Vec<(&NewEvent, u64, Vec<u8>)> = Vec::new();
+        let mut new = Vec::new();
         for event in events {
             let cursor = match known.get(&event.entry_id) {
                 Some(cursor) => *cursor,
@@ -96,12 +105,21 @@ where
             };
             cursors.push(cursor);
         }
-        for rows in new.chunks(DB::ROWS_PER_INSERT) {
-            let mut insert = Statement::<DB>::new(
+        Ok((cursors, last, EventRows { new }))
+    }
+
+    /// Queues the inserts of the new events ([`Self::plan_in`], [`Dialect::push_rows`]).
+    pub(super) fn queue_rows<'w>(
+        log_key: i64,
+        rows: &'w EventRows<'_>,
+        writes: &mut Writes<'w, DB>,
+    ) {
+        for rows in rows.new.chunks(DB::ROWS_PER_INSERT) {
+            let insert = writes.statement(
                 "INSERT INTO events (log_key, cursor, entry_id, lamport, parents, kind, body) ",
             );
             DB::push_rows(
-                &mut insert,
+                insert,
                 vec![
                     Column::Int(vec![log_key; rows.len()]),
                     Column::Int(rows.iter().map(|(_, c, _)| cursor_to_sql(*c)).collect()),
@@ -120,13 +138,7 @@ where
                     Column::Blob(rows.iter().map(|(e, _, _)| &e.body[..]).collect()),
                 ],
             );
-            let (sql, args) = insert.finish()?;
-            sqlx::query_with(&sql, args)
-                .execute(&mut *tx)
-                .await
-                .map_err(unavailable("inserting events"))?;
         }
-        Ok((cursors, last))
     }
 
     /// Fails unless every entry of `ids` is stored in the log. Events name their entries; the

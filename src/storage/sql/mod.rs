@@ -15,7 +15,8 @@
 //! - `columns`: how values are stored and read back;
 //! - `plan`: what an append writes, decided before writing (pure);
 //! - `entries`: appends, entries and heads; `events`: decoded events; `values`: node
-//!   values; `commit`: the transaction writing all three.
+//!   values; `commit`: the transaction writing all three; `writes`: a transaction's writes,
+//!   queued once its reads are done and run in as few round trips as the engine allows.
 //!
 //! # Encoding
 //!
@@ -47,6 +48,7 @@ mod events;
 mod plan;
 mod statement;
 mod values;
+mod writes;
 
 use std::future::Future;
 
@@ -79,6 +81,8 @@ fn new_entries(appended: &[Appended]) -> usize {
 pub(crate) trait Dialect: Database {
     /// Most rows [`Dialect::push_rows`] puts in one statement.
     const ROWS_PER_INSERT: usize;
+    /// Whether one execution may hold several statements with parameters (see [`writes::Writes`]).
+    const COMBINES_STATEMENTS: bool;
 
     /// Appends a condition true when `column` holds one of `ids`.
     fn push_id_in<'a>(statement: &mut Statement<'a, Self>, column: &str, ids: &'a [EntryId]);

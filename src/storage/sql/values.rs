@@ -8,6 +8,7 @@ use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Pool, Type};
 use super::{
     columns::{column, unavailable},
     statement::Statement,
+    writes::Writes,
     Dialect, IDS_PER_STATEMENT, ROWS_PER_INSERT,
 };
 use crate::storage::{Result, Sealed};
@@ -96,9 +97,9 @@ where
             .collect()
     }
 
-    /// Puts node values inside a transaction, a few hundred per statement (the last value of
-    /// a key given twice wins).
-    pub(super) async fn put_in(tx: &mut DB::Connection, values: &[(String, Sealed)]) -> Result<()> {
+    /// Queues the writes of node values in a transaction (the last value of a key given
+    /// twice wins).
+    pub(super) fn queue_put<'w>(values: &'w [(String, Sealed)], writes: &mut Writes<'w, DB>) {
         let mut latest: HashMap<&str, usize> = HashMap::with_capacity(values.len());
         for (index, (key, _)) in values.iter().enumerate() {
             latest.insert(key.as_str(), index);
@@ -110,36 +111,24 @@ where
             .map(|(_, value)| value)
             .collect();
         for rows in rows.chunks(ROWS_PER_INSERT) {
-            let mut insert = Statement::<DB>::new("INSERT INTO node_values (key, value) ");
+            let insert = writes.statement("INSERT INTO node_values (key, value) ");
             insert.push_values(rows, |values, (key, value)| {
                 values.bind(key.as_str()).bind(value.as_bytes());
             });
             insert.push(" ON CONFLICT (key) DO UPDATE SET value = excluded.value");
-            let (sql, args) = insert.finish()?;
-            sqlx::query_with(&sql, args)
-                .execute(&mut *tx)
-                .await
-                .map_err(unavailable("storing node values"))?;
         }
-        Ok(())
     }
 
-    /// Deletes node values inside a transaction, many per statement.
-    pub(super) async fn delete_in(tx: &mut DB::Connection, keys: &[String]) -> Result<()> {
+    /// Queues the deletion of node values in a transaction, many per statement.
+    pub(super) fn queue_delete<'w>(keys: &'w [String], writes: &mut Writes<'w, DB>) {
         for keys in keys.chunks(IDS_PER_STATEMENT) {
-            let mut delete = Statement::<DB>::new("DELETE FROM node_values WHERE key IN (");
+            let delete = writes.statement("DELETE FROM node_values WHERE key IN (");
             let mut list = delete.list();
             for key in keys {
                 list.bind(key.as_str());
             }
             delete.push(")");
-            let (sql, args) = delete.finish()?;
-            sqlx::query_with(&sql, args)
-                .execute(&mut *tx)
-                .await
-                .map_err(unavailable("deleting node values"))?;
         }
-        Ok(())
     }
 }
 
