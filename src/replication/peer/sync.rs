@@ -27,6 +27,11 @@ use crate::{
 /// meanwhile.
 const SYNC_PAGES_IN_STORE: usize = 3;
 
+/// Entries asked for in the first page of a sync pass; each next page asks for twice as many,
+/// up to [`MAX_FETCH_ENTRIES`]. A fresh member's first page is stored sooner, and the pages
+/// after it are fetched and verified while it is decoded and committed.
+const FIRST_PAGE_ENTRIES: u32 = 512;
+
 /// Our hello with a peer is tried again after a failure (not a rejection: the stream reset,
 /// the peer did not answer) this many times, waiting [`HELLO_RETRY`] doubled each time;
 /// without it, two replicas whose first hello failed would not sync until something else
@@ -303,6 +308,7 @@ async fn sync_pass(
     let mut next: Option<Option<OrderKey>> = None;
     let mut missing = false;
     let mut stored = 0usize;
+    let mut limit = FIRST_PAGE_ENTRIES.min(MAX_FETCH_ENTRIES);
     loop {
         let fetch_more = match next {
             None => true,
@@ -311,7 +317,8 @@ async fn sync_pass(
         if fetch_more {
             let after = next.flatten();
             let (entries, more) =
-                fetch_verified(context, peer, log, signing_pk, from, after).await?;
+                fetch_verified(context, peer, log, signing_pk, from, after, limit).await?;
+            limit = limit.saturating_mul(2).min(MAX_FETCH_ENTRIES);
             next = Some(if more {
                 entries.last().map(Entry::order_key)
             } else {
@@ -341,8 +348,8 @@ async fn sync_pass(
     }
 }
 
-/// One page of a fetch, checked: within the entry cap, every entry verified
-/// ([`verify_received`]) and in total order from `from` on.
+/// One page of a fetch of at most `limit` entries, checked: within the limit, every entry
+/// verified ([`verify_received`]) and in total order from `from` on.
 async fn fetch_verified(
     context: &PeerContext,
     peer: PeerId,
@@ -350,12 +357,13 @@ async fn fetch_verified(
     signing_pk: VerifyingKey,
     from: u64,
     after: Option<OrderKey>,
+    limit: u32,
 ) -> Result<(Vec<Entry>, bool), SyncStop> {
     let request = SyncRequest::Fetch(Fetch {
         log,
         from_lamport: from,
         after,
-        limit: MAX_FETCH_ENTRIES,
+        limit,
     });
     let (raw, more) = match context.ask(peer, request).await? {
         SyncResponse::Fetch { entries, more } => (entries, more),
@@ -365,9 +373,9 @@ async fn fetch_verified(
         other => return Err(SyncStop::Failed(format!("fetch refused: {other:?}"))),
     };
     let count = raw.len();
-    if count > MAX_FETCH_ENTRIES as usize {
+    if count > limit as usize {
         return Err(SyncStop::Rejected(Rejection::Malformed(
-            "fetch reply over the entry cap".into(),
+            "fetch reply over the entry limit".into(),
         )));
     }
     let entries = verify_received(log, signing_pk, raw).await.map_err(|r| {
