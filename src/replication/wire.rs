@@ -1,6 +1,6 @@
 //! The sync protocol's messages to and from our types, and the checks on received entries.
 
-use crate::log::parallel::in_parallel;
+use crate::log::parallel::{in_parallel, off_async_threads};
 
 use crate::{
     crypto::{open_announcement, LinkKey, VerifyingKey},
@@ -70,7 +70,7 @@ impl std::fmt::Display for Rejection {
 /// signature (in batches, split across the cores for large batches). One bad entry refuses
 /// the whole batch.
 ///
-/// CPU-bound: run it off the actors' threads ([`verify_received`] does). Also the entry point
+/// CPU-bound: [`verify_received`] runs it off the async threads, but for a few entries. Also the entry point
 /// of the fuzz target `sync_frames`.
 pub fn check_received(
     log: LogId,
@@ -98,13 +98,14 @@ pub fn check_received(
     Ok(entries)
 }
 
-/// [`check_received`] on a blocking thread.
+/// [`check_received`] on a blocking thread (on the calling one for a few entries:
+/// [`off_async_threads`]).
 pub async fn verify_received(
     log: LogId,
     signing_pk: VerifyingKey,
     raw: Vec<Vec<u8>>,
 ) -> Result<Vec<Entry>, Rejection> {
-    tokio::task::spawn_blocking(move || check_received(log, &signing_pk, &raw))
+    off_async_threads(raw.len(), move || check_received(log, &signing_pk, &raw))
         .await
         .map_err(|e| Rejection::Malformed(format!("verification task failed: {e}")))?
 }

@@ -15,7 +15,10 @@ use crate::{
     crypto::{ReceiverChain, VerifyingKey},
     error::Error,
     group::{GroupContext, GroupReference},
-    log::{parallel::PARALLEL_FROM, Entry, EntryId, LogId, LogKind, OrderKey},
+    log::{
+        parallel::{off_async_threads, PARALLEL_FROM},
+        Entry, EntryId, LogId, LogKind, OrderKey,
+    },
     replication::{admission::admissible, ports::RemoteOutcome},
     storage::{value_keys::ValueKey, NewEntry, NewEvent, Sealed, SealedValues, Storage},
 };
@@ -210,7 +213,7 @@ pub(super) async fn decode_message_entries(
     let mut moved = std::mem::take(chains);
     let context = group.clone();
     let span = tracing::Span::current();
-    let (decoded, moved) = tokio::task::spawn_blocking(move || {
+    let (decoded, moved) = off_async_threads(opened.len(), move || {
         let _entered = span.enter();
         let decoded = decode_messages(&context, &mut moved, &members, &opened);
         (decoded, moved)

@@ -2,7 +2,10 @@
 //! a time, merged per log; the peer's (pushed, or routed from gossip) stored one at a time, in
 //! the order they came.
 
-use std::collections::{HashSet, VecDeque};
+use std::{
+    collections::{HashSet, VecDeque},
+    time::Duration,
+};
 
 use actix::prelude::*;
 use libp2p::PeerId;
@@ -25,8 +28,19 @@ use crate::{
 
 /// Announcements of one peer waiting to be stored, at most.
 const MAX_INBOX: usize = 32;
-/// Heads of stored announcements a peer actor remembers.
-const RECENT_HEADS: usize = 256;
+/// Ids of entries stored from a peer's announcements (and their heads) that its actor
+/// remembers: more than a busy writer commits in [`GOSSIP_GRACE`], 64 KiB.
+const RECENT_IDS: usize = 2048;
+/// How long an announcement that came by gossip waits before it is stored. A writer pushes
+/// every commit to each member connected to it and gossips it as well; the push waits for the
+/// previous one to be answered, so the gossip copy often overtakes it, and then either names
+/// heads without entries (a large commit) or builds on entries not yet stored: both would be
+/// fetched from the peer, though the push brings them a moment later. After the wait the
+/// push has usually been stored and the gossip copy is dropped without a lookup.
+const GOSSIP_GRACE: Duration = Duration::from_millis(150);
+/// Gossip announcements of one peer waiting out [`GOSSIP_GRACE`], at most (each holds at most
+/// the gossip's inline entries, 16 KiB); beyond it they are taken at once.
+const MAX_DEFERRED: usize = 128;
 
 /// New entries of ours (or from another peer) to send to this peer.
 #[derive(Message)]
@@ -97,21 +111,25 @@ impl Outbox {
 pub(super) struct Inbox {
     queue: VecDeque<Announced>,
     receiving: bool,
-    /// Heads of announcements stored lately (at most [`RECENT_HEADS`]).
+    /// Ids of entries stored lately from announcements, heads included (at most
+    /// [`RECENT_IDS`]): a writer's pushes merge several commits, whose gossip copies name
+    /// heads inside the merged batch.
     recent: HashSet<EntryId>,
     recent_order: VecDeque<EntryId>,
+    /// Gossip announcements waiting out [`GOSSIP_GRACE`].
+    deferred: usize,
 }
 
 impl Inbox {
     /// Remembers heads whose entries are stored, so the same announcement coming again (by
     /// gossip after directly, or the other way round) is dropped without a lookup.
-    fn remember(&mut self, heads: &[OrderKey]) {
-        for head in heads {
-            if self.recent.insert(head.id) {
-                self.recent_order.push_back(head.id);
+    fn remember(&mut self, ids: impl IntoIterator<Item = EntryId>) {
+        for id in ids {
+            if self.recent.insert(id) {
+                self.recent_order.push_back(id);
             }
         }
-        while self.recent_order.len() > RECENT_HEADS {
+        while self.recent_order.len() > RECENT_IDS {
             if let Some(old) = self.recent_order.pop_front() {
                 self.recent.remove(&old);
             }
@@ -149,9 +167,28 @@ impl PeerActor {
         );
     }
 
+    /// Takes an announcement of the peer. One that came by gossip first waits
+    /// [`GOSSIP_GRACE`] for the direct push of the same commit, after which it is known and
+    /// dropped without a lookup or a fetch.
+    pub(super) fn take_announcement(&mut self, msg: Announced, ctx: &mut Context<Self>) {
+        let by_gossip = msg.reply.is_none();
+        if by_gossip && self.inbox.all_known(&msg.announcement.heads) {
+            return;
+        }
+        if by_gossip && self.inbox.deferred < MAX_DEFERRED {
+            self.inbox.deferred += 1;
+            ctx.run_later(GOSSIP_GRACE, move |actor, ctx| {
+                actor.inbox.deferred -= 1;
+                actor.queue_announcement(msg, ctx);
+            });
+            return;
+        }
+        self.queue_announcement(msg, ctx);
+    }
+
     /// Queues an announcement of the peer; beyond the cap, its entries are dropped and what
     /// its heads name is fetched instead.
-    pub(super) fn take_announcement(&mut self, msg: Announced, ctx: &mut Context<Self>) {
+    fn queue_announcement(&mut self, msg: Announced, ctx: &mut Context<Self>) {
         if self.inbox.queue.len() >= MAX_INBOX {
             let log = msg.announcement.log;
             let heads = msg.announcement.heads.clone();
@@ -213,7 +250,7 @@ impl PeerActor {
             answer(SyncResponse::Announce);
             match result {
                 Ok(None) => actor.sync_log(log, heads, ctx),
-                Ok(Some(outcome)) => {
+                Ok(Some((outcome, stored_ids))) => {
                     actor.entries_received += outcome.stored as u64;
                     if let Some(violation) = outcome.violation {
                         return actor.penalise(Rejection::Lamport(violation), ctx);
@@ -221,7 +258,9 @@ impl PeerActor {
                     if outcome.missing_parent.is_some() {
                         actor.sync_log(log, heads, ctx);
                     } else {
-                        actor.inbox.remember(&heads);
+                        actor
+                            .inbox
+                            .remember(heads.iter().map(|h| h.id).chain(stored_ids));
                     }
                 }
                 // Storage trouble is ours, not the peer's: fetch again later.
@@ -256,7 +295,7 @@ impl Handler<Announced> for PeerActor {
 
 /// Stores announced entries: inline entries are verified and go straight to the store (which
 /// leaves out what it holds); heads alone are looked up first. `Ok(None)`: heads we lack,
-/// to fetch.
+/// to fetch; otherwise the outcome and the ids of the inline entries.
 async fn store_announced(
     context: &PeerContext,
     store: Recipient<AppendRemote>,
@@ -265,13 +304,13 @@ async fn store_announced(
     signing_pk: VerifyingKey,
     heads: Vec<OrderKey>,
     raw: Vec<Vec<u8>>,
-) -> Result<Option<RemoteOutcome>, SyncStop> {
+) -> Result<Option<(RemoteOutcome, Vec<EntryId>)>, SyncStop> {
     if raw.is_empty() {
         if !heads.is_empty() {
             let ids: Vec<_> = heads.iter().map(|h| h.id).collect();
             if let Ok(known) = context.storage.order_keys(&log, &ids).await {
                 if known.len() == ids.len() {
-                    return Ok(Some(RemoteOutcome::default()));
+                    return Ok(Some((RemoteOutcome::default(), Vec::new())));
                 }
             }
         }
@@ -282,5 +321,7 @@ async fn store_announced(
         r.count(&context.metrics, count.saturating_sub(1));
         SyncStop::Rejected(r)
     })?;
-    Ok(Some(context.append(&store, log, entries, peer).await?))
+    let ids = entries.iter().map(|e| e.id()).collect();
+    let outcome = context.append(&store, log, entries, peer).await?;
+    Ok(Some((outcome, ids)))
 }
