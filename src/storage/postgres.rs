@@ -20,7 +20,7 @@ use sqlx::{
 
 use super::{
     health::{cause_of, HealthMonitor, Probe, PING_TIMEOUT, RECONNECT_TIMEOUT},
-    sql::{Column, Dialect, Statement},
+    sql::{Column, Combined, Dialect, Statement},
     Result, SqlStorage, StorageError,
 };
 use crate::log::EntryId;
@@ -125,7 +125,13 @@ impl SqlStorage<Postgres> {
 impl Dialect for Postgres {
     /// Arrays have no practical length limit; a sync page is 4,096 rows.
     const ROWS_PER_INSERT: usize = 16_384;
-    const COMBINES_STATEMENTS: bool = false;
+    const COMBINED_WRITES: Combined = Combined::WithQueries;
+    /// The heads, hex-encoded and concatenated, each head row key-share locked (a head a
+    /// concurrent transaction deleted is skipped instead of read from the statement's
+    /// snapshot).
+    const HEADS_AS_HEX: &'static str = "(SELECT string_agg(encode(entry_id, 'hex'), '') FROM \
+         (SELECT entry_id FROM heads WHERE heads.log_key = logs.log_key LIMIT 64 \
+          FOR KEY SHARE) h)";
 
     fn push_rows<'a>(statement: &mut Statement<'a, Self>, columns: Vec<Column<'a>>) {
         statement.push("SELECT * FROM unnest(");

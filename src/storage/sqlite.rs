@@ -21,7 +21,7 @@ use sqlx::{
 
 use super::{
     health::{cause_of, AlwaysUp, HealthMonitor, Probe, PING_TIMEOUT, RECONNECT_TIMEOUT},
-    sql::{Column, Dialect, Statement},
+    sql::{Column, Combined, Dialect, Statement},
     Result, SqlStorage, StorageError,
 };
 use crate::log::EntryId;
@@ -285,7 +285,10 @@ impl SqlStorage<Sqlite> {
 impl Dialect for Sqlite {
     /// With seven columns, 3,500 placeholders (SQLite allows 32,766).
     const ROWS_PER_INSERT: usize = 500;
-    const COMBINES_STATEMENTS: bool = true;
+    const COMBINED_WRITES: Combined = Combined::Sequence;
+    /// The heads, hex-encoded and concatenated (`hex` is upper case here).
+    const HEADS_AS_HEX: &'static str = "(SELECT group_concat(hex(entry_id), '') FROM \
+         (SELECT entry_id FROM heads WHERE heads.log_key = logs.log_key LIMIT 64))";
 
     fn push_rows<'a>(statement: &mut Statement<'a, Self>, columns: Vec<Column<'a>>) {
         let rows = columns.first().map_or(0, Column::len);

@@ -51,7 +51,17 @@ where
     let (appended, entry_rows) = Entries::<DB>::plan_in(&mut tx, &locked, commit.entries).await?;
     let (event_cursors, last_event_cursor, event_rows) =
         Events::<DB>::plan_in(&mut tx, &locked, &appended.new_ids, commit.events).await?;
-    let mut writes = Writes::new();
+    // A value both put and deleted must see the writes in order; every other write of a
+    // commit touches its own rows.
+    let mut writes = if commit
+        .deletes
+        .iter()
+        .any(|key| commit.values.iter().any(|(put, _)| put == key))
+    {
+        Writes::in_order()
+    } else {
+        Writes::new()
+    };
     Entries::<DB>::queue_rows(locked.log_key, &entry_rows, &mut writes);
     Events::<DB>::queue_rows(locked.log_key, &event_rows, &mut writes);
     if appended.added > 0 || last_event_cursor != locked.last_event_cursor {

@@ -37,12 +37,21 @@ pub(super) const LOG_IS_PARAM_1: &str = "log_key = (SELECT log_key FROM logs WHE
 /// (NULL before the first entry), which spares appends most lookups (see
 /// [`ids_to_look_up`]); it is a column of the locked row rather than a read of `entries`
 /// because PostgreSQL reads other tables in the statement's snapshot, taken before a
-/// concurrent append it waited for had committed.
-const LOCK_LOG: &str = "INSERT INTO logs (log_id, last_cursor, entry_count) VALUES ($1, 0, 0) \
-     ON CONFLICT (log_id) DO UPDATE SET last_cursor = logs.last_cursor \
-     RETURNING log_key, last_cursor, last_event_cursor, max_lamport";
+/// concurrent append it waited for had committed. Last, the log's heads (up to 64,
+/// hex-encoded end to end, [`Dialect::HEADS_AS_HEX`]): a batch built on
+/// them needs no lookup of its parents. On PostgreSQL that read takes a key-share lock on each
+/// head row, so a head another transaction deleted meanwhile is left out rather than read
+/// from the stale snapshot.
+fn lock_log_sql<DB: Dialect>() -> String {
+    format!(
+        "INSERT INTO logs (log_id, last_cursor, entry_count) VALUES ($1, 0, 0) \
+         ON CONFLICT (log_id) DO UPDATE SET last_cursor = logs.last_cursor \
+         RETURNING log_key, last_cursor, last_event_cursor, max_lamport, {}",
+        DB::HEADS_AS_HEX
+    )
+}
 
-/// A log locked by a write transaction ([`LOCK_LOG`]), with its counters as of the lock.
+/// A log locked by a write transaction ([`lock_log_sql`]), with its counters as of the lock.
 pub(super) struct LockedLog {
     pub(super) log_key: i64,
     pub(super) last_cursor: u64,
@@ -50,6 +59,18 @@ pub(super) struct LockedLog {
     /// The highest Lamport clock the log has stored (an upper bound once entries were
     /// deleted); `None` before its first entry.
     pub(super) max_lamport: Option<u64>,
+    /// Heads of the log (all of them, or 64 of them): entries stored.
+    pub(super) heads: HashSet<EntryId>,
+}
+
+/// Entry ids concatenated in hex (either case), as [`Dialect::HEADS_AS_HEX`] returns them.
+fn heads_from_hex(hex_ids: &str) -> Result<HashSet<EntryId>> {
+    let bytes = hex::decode(hex_ids)
+        .map_err(|e| StorageError::Corrupt(format!("heads of a log not in hex: {e}")))?;
+    bytes
+        .chunks(crate::log::ENTRY_ID_LEN)
+        .map(entry_id)
+        .collect()
 }
 
 /// What an append inside a transaction did.
@@ -90,6 +111,7 @@ where
     for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
     for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'r> Vec<u8>: Decode<'r, DB> + Type<DB>,
+    for<'r> String: Decode<'r, DB> + Type<DB>,
     usize: ColumnIndex<DB::Row>,
 {
     /// A row of [`ENTRY_COLUMNS`].
@@ -149,9 +171,10 @@ where
     }
 
     /// Locks the log's row, creating it on first use: must be the first statement of every
-    /// write transaction on a log (see [`LOCK_LOG`]). Returns the log's key and counters.
+    /// write transaction on a log (see [`lock_log_sql`]). Returns the log's key and counters.
     pub(super) async fn lock_log(tx: &mut DB::Connection, log: &LogId) -> Result<LockedLog> {
-        let row = sqlx::query::<DB>(LOCK_LOG)
+        let sql = lock_log_sql::<DB>();
+        let row = sqlx::query::<DB>(&sql)
             .bind(&log.to_bytes()[..])
             .fetch_one(&mut *tx)
             .await
@@ -161,6 +184,7 @@ where
             last_cursor: non_negative(column::<DB, _>(&row, 1)?, "last cursor")?,
             last_event_cursor: non_negative(column::<DB, _>(&row, 2)?, "last event cursor")?,
             max_lamport: column::<DB, Option<i64>>(&row, 3)?.map(lamport_from_sql),
+            heads: heads_from_hex(&column::<DB, Option<String>>(&row, 4)?.unwrap_or_default())?,
         })
     }
 
@@ -204,7 +228,7 @@ where
             return Ok((appended, EntryRows::default()));
         }
         let stored = Self::stored_cursors(tx, locked, entries).await?;
-        let plan = plan_append(entries, &stored, locked.last_cursor)?;
+        let plan = plan_append(entries, &stored, &locked.heads, locked.last_cursor)?;
         let new_max = plan.new.iter().map(|row| row.entry.lamport).max();
         let appended = AppendedIn {
             added: plan.new.len(),
@@ -235,7 +259,9 @@ where
     ) -> Result<HashMap<EntryId, u64>> {
         let log_key = locked.log_key;
         let mut stored = HashMap::new();
-        for ids in ids_to_look_up(entries, locked.max_lamport).chunks(IDS_PER_STATEMENT) {
+        for ids in
+            ids_to_look_up(entries, locked.max_lamport, &locked.heads).chunks(IDS_PER_STATEMENT)
+        {
             let (sql, args) = ids_in_log::<DB>(
                 "SELECT entry_id, cursor FROM entries",
                 LogRef::Key(log_key),

@@ -56,6 +56,7 @@ use async_trait::async_trait;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Type};
 
 pub(crate) use statement::{Column, Statement};
+pub(crate) use writes::Combined;
 
 use self::{entries::Entries, events::Events, values::Values};
 use super::{
@@ -81,8 +82,11 @@ fn new_entries(appended: &[Appended]) -> usize {
 pub(crate) trait Dialect: Database {
     /// Most rows [`Dialect::push_rows`] puts in one statement.
     const ROWS_PER_INSERT: usize;
-    /// Whether one execution may hold several statements with parameters (see [`writes::Writes`]).
-    const COMBINES_STATEMENTS: bool;
+    /// How several writes run in one execution ([`writes::Writes`]).
+    const COMBINED_WRITES: writes::Combined;
+    /// An expression, in a statement on `logs`, of the log's heads (at most 64) as their ids'
+    /// hex concatenated (NULL when it has none).
+    const HEADS_AS_HEX: &'static str;
 
     /// Appends a condition true when `column` holds one of `ids`.
     fn push_id_in<'a>(statement: &mut Statement<'a, Self>, column: &str, ids: &'a [EntryId]);

@@ -38,6 +38,17 @@ impl<'a, DB: Database> Statement<'a, DB> {
         self
     }
 
+    /// Puts SQL text before the statement's text.
+    pub(crate) fn prefix(&mut self, sql: &str) -> &mut Self {
+        self.sql.insert_str(0, sql);
+        self
+    }
+
+    /// How many arguments are bound.
+    pub(crate) fn arguments(&self) -> usize {
+        self.args.len()
+    }
+
     /// Appends a placeholder for `value`.
     pub(crate) fn bind<T: 'a + Encode<'a, DB> + Type<DB>>(&mut self, value: T) -> &mut Self {
         if self.error.is_none() {

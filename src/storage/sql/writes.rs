@@ -6,46 +6,107 @@ use sqlx::{Executor, IntoArguments};
 use super::{columns::unavailable, Dialect, Statement};
 use crate::storage::Result;
 
-/// The writes of one transaction, in order. On SQLite they run as one execution of several
-/// statements: one command to sqlx's worker thread instead of one per statement (fewer
-/// thread hand-offs; no change this machine could measure, docs/decisions.md). PostgreSQL's
-/// extended protocol takes one statement per execution, so there each runs on its own.
+/// How an engine runs several writes in one execution ([`Dialect::COMBINED_WRITES`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Combined {
+    /// Statements separated by `;`, run in order: one command to sqlx's SQLite worker thread
+    /// instead of one per statement (no change this machine could measure, docs/decisions.md).
+    Sequence,
+    /// One statement whose writes are data-modifying `WITH` queries: one round trip to the
+    /// server instead of one per write (PostgreSQL's extended protocol takes one statement
+    /// per execution). They run on one snapshot in no set order, so they must not touch one
+    /// row twice: [`Writes::in_order`] keeps such writes apart.
+    WithQueries,
+}
+
+/// Bind parameters one combined statement takes at most (PostgreSQL allows 65,535).
+const MAX_COMBINED_ARGUMENTS: usize = 30_000;
+
+/// The writes of one transaction, in order, combined into as few executions as the engine
+/// allows ([`Combined`]).
 pub(super) struct Writes<'a, DB: Dialect> {
     done: Vec<Statement<'a, DB>>,
     current: Option<Statement<'a, DB>>,
+    /// Writes combined in `current`.
+    in_current: usize,
+    /// Whether writes may be combined.
+    combine: bool,
 }
 
 impl<'a, DB: Dialect> Writes<'a, DB> {
-    /// No writes yet.
+    /// No writes yet; the writes to come touch each row at most once.
     pub(super) fn new() -> Self {
         Self {
             done: Vec::new(),
             current: None,
+            in_current: 0,
+            combine: true,
+        }
+    }
+
+    /// No writes yet; the writes to come may touch one row more than once, so each must see
+    /// the ones before it (combined only where they still run in order).
+    pub(super) fn in_order() -> Self {
+        Self {
+            combine: DB::COMBINED_WRITES == Combined::Sequence,
+            ..Self::new()
         }
     }
 
     /// Starts a statement with `sql`: bind and extend the statement returned.
     pub(super) fn statement(&mut self, sql: &str) -> &mut Statement<'a, DB> {
+        let combine = self.combine
+            && self
+                .current
+                .as_ref()
+                .is_some_and(|c| c.arguments() < MAX_COMBINED_ARGUMENTS);
         match self.current.take() {
-            Some(mut current) if DB::COMBINES_STATEMENTS => {
-                current.push(";\n").push(sql);
+            Some(mut current) if combine => {
+                match DB::COMBINED_WRITES {
+                    Combined::Sequence => {
+                        current.push(";\n");
+                    }
+                    Combined::WithQueries => {
+                        if self.in_current == 1 {
+                            current.prefix("WITH w0 AS (");
+                        }
+                        current.push(&format!("), w{} AS (", self.in_current));
+                    }
+                }
+                current.push(sql);
+                self.in_current += 1;
                 self.current.insert(current)
             }
-            Some(current) => {
-                self.done.push(current);
+            previous => {
+                if let Some(previous) = previous {
+                    let closed = self.close(previous);
+                    self.done.push(closed);
+                }
+                self.in_current = 1;
                 self.current.insert(Statement::new(sql))
             }
-            None => self.current.insert(Statement::new(sql)),
         }
+    }
+
+    /// Ends a combined statement.
+    fn close(&self, mut statement: Statement<'a, DB>) -> Statement<'a, DB> {
+        if DB::COMBINED_WRITES == Combined::WithQueries && self.in_current > 1 {
+            statement.push(") SELECT 1");
+        }
+        statement
     }
 
     /// The SQL texts and their arguments, to give to [`run`]. (sqlx ties a statement's text
     /// and arguments to one lifetime, so the texts must outlive the arguments' borrows: the
     /// caller holds them.)
-    pub(super) fn finish(self) -> Result<(Vec<String>, Vec<DB::Arguments<'a>>)> {
-        let mut texts = Vec::with_capacity(self.done.len() + 1);
-        let mut arguments = Vec::with_capacity(self.done.len() + 1);
-        for statement in self.done.into_iter().chain(self.current) {
+    pub(super) fn finish(mut self) -> Result<(Vec<String>, Vec<DB::Arguments<'a>>)> {
+        if let Some(current) = self.current.take() {
+            let closed = self.close(current);
+            self.done.push(closed);
+        }
+        let mut texts = Vec::with_capacity(self.done.len());
+        let mut arguments = Vec::with_capacity(self.done.len());
+        for statement in self.done {
             let (sql, args) = statement.finish()?;
             texts.push(sql);
             arguments.push(args);
