@@ -135,3 +135,54 @@ where
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use sqlx::{Postgres, Sqlite};
+
+    use super::*;
+
+    /// An insert and a delete with one parameter each, as `writes` combines them.
+    fn two_writes<DB: Dialect>(mut writes: Writes<'_, DB>) -> Vec<String>
+    where
+        for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    {
+        writes
+            .statement("INSERT INTO a (x) VALUES (")
+            .bind(1i64)
+            .push(")");
+        writes.statement("DELETE FROM b WHERE x = ").bind(2i64);
+        writes.finish().map(|(texts, _)| texts).unwrap_or_default()
+    }
+
+    #[test]
+    fn postgres_writes_become_with_queries_numbered_across_them() {
+        assert_eq!(
+            two_writes(Writes::<Postgres>::new()),
+            vec![
+                "WITH w0 AS (INSERT INTO a (x) VALUES ($1)), \
+                 w1 AS (DELETE FROM b WHERE x = $2) SELECT 1"
+            ]
+        );
+        assert_eq!(
+            two_writes(Writes::<Postgres>::in_order()),
+            vec![
+                "INSERT INTO a (x) VALUES ($1)",
+                "DELETE FROM b WHERE x = $1"
+            ]
+        );
+        let mut one = Writes::<Postgres>::new();
+        one.statement("DELETE FROM b WHERE x = ").bind(2i64);
+        assert_eq!(
+            one.finish().map(|(texts, _)| texts).unwrap_or_default(),
+            vec!["DELETE FROM b WHERE x = $1"]
+        );
+    }
+
+    #[test]
+    fn sqlite_writes_run_in_sequence_either_way() {
+        let sequence = vec!["INSERT INTO a (x) VALUES (?);\nDELETE FROM b WHERE x = ?"];
+        assert_eq!(two_writes(Writes::<Sqlite>::new()), sequence);
+        assert_eq!(two_writes(Writes::<Sqlite>::in_order()), sequence);
+    }
+}
