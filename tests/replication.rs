@@ -78,6 +78,23 @@ async fn wait_for_messages(node: &mut TestNode, group: &[u8], n: usize) -> Vec<V
         .collect()
 }
 
+/// A creates a group, B joins it through A, A sends `first` and B reads it: both members
+/// connected and replicating. Returns A, B and the group key.
+async fn two_members(backend: Backend, first: &[u8]) -> (TestNode, TestNode, Vec<u8>) {
+    let mut a = node_bootstrapped_to(backend, &[]).await;
+    let group = a.create_group().await;
+    let invite = a.invite(&group).await;
+    let mut b = node_bootstrapped_to(backend, &[&a]).await;
+    b.join(&invite, b"b").await;
+    a.send(&group, first).await;
+    within(
+        "B reads the first message",
+        wait_for_messages(&mut b, &group, 1),
+    )
+    .await;
+    (a, b, group)
+}
+
 /// Waits until `node` sees `n` member devices in `group`.
 async fn wait_for_members(node: &mut TestNode, group: &[u8], n: usize) {
     let mut stream = members(&mut node.client, group, Range::default())
@@ -96,17 +113,7 @@ const FETCHES_SERVED: &str = r#"berty_node_sync_requests_total{direction="inboun
 async fn a_burst_reaches_a_member_by_pushes_alone(backend: Backend) {
     const SENDERS: usize = 32;
     const EACH: usize = 16;
-    let mut a = node_bootstrapped_to(backend, &[]).await;
-    let group = a.create_group().await;
-    let invite = a.invite(&group).await;
-    let mut b = node_bootstrapped_to(backend, &[&a]).await;
-    b.join(&invite, b"b").await;
-    a.send(&group, b"before the burst").await;
-    within(
-        "B reads the first message",
-        wait_for_messages(&mut b, &group, 1),
-    )
-    .await;
+    let (a, mut b, group) = two_members(backend, b"before the burst").await;
     let fetches_before = metric_or_zero(&a.process, FETCHES_SERVED).await;
 
     let mut senders = tokio::task::JoinSet::new();
@@ -238,17 +245,7 @@ async fn three_members_exchange_messages_both_ways(backend: Backend) {
 }
 
 async fn a_stopped_node_catches_up(backend: Backend) {
-    let mut a = node_bootstrapped_to(backend, &[]).await;
-    let group = a.create_group().await;
-    let invite = a.invite(&group).await;
-    let mut b = node_bootstrapped_to(backend, &[&a]).await;
-    b.join(&invite, b"b").await;
-    a.send(&group, b"before the stop").await;
-    within(
-        "B reads the first message",
-        wait_for_messages(&mut b, &group, 1),
-    )
-    .await;
+    let (a, b, group) = two_members(backend, b"before the stop").await;
 
     let (home, id) = b.kill().await;
     const WHILE_DOWN: usize = 1000;

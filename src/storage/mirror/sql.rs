@@ -13,7 +13,10 @@ use crate::{
     log::{LogId, LogKind},
     storage::{
         rendezvous::RendezvousDialect,
-        sql::columns::{column, cursor_to_sql as to_sql, non_negative, unavailable},
+        sql::{
+            columns::{column, cursor_to_sql as to_sql, non_negative, unavailable},
+            LOCK_LOG_ROW,
+        },
         value_keys::ValueKey,
         Result, SqlStorage, StorageError,
     },
@@ -229,18 +232,14 @@ where
                 // Take the log's row lock first, as every append does: an append in flight
                 // commits before the deletes start, so none can add heads between the delete
                 // of heads and that of entries (PostgreSQL refused the entries' delete with
-                // a foreign-key violation then). An upsert, like the appends' lock: an
-                // `UPDATE` found no row while the log's first append had not committed yet
-                // and so waited for nothing; the insert waits for that append's row. On
-                // SQLite the transaction already writes.
-                sqlx::query::<DB>(
-                    "INSERT INTO logs (log_id, last_cursor, entry_count) VALUES ($1, 0, 0) \
-                     ON CONFLICT (log_id) DO UPDATE SET last_cursor = logs.last_cursor",
-                )
-                .bind(&log[..])
-                .execute(&mut *tx)
-                .await
-                .map_err(unavailable("locking a mirrored log"))?;
+                // a foreign-key violation then). The appends' upsert, not an `UPDATE`, which
+                // found no row while the log's first append had not committed yet and so
+                // waited for nothing. On SQLite the transaction already writes.
+                sqlx::query::<DB>(LOCK_LOG_ROW)
+                    .bind(&log[..])
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(unavailable("locking a mirrored log"))?;
                 for table in ["events", "heads", "entries"] {
                     let sql = format!(
                         "DELETE FROM {table} WHERE log_key IN \

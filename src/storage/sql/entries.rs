@@ -16,7 +16,7 @@ use super::{
     plan::{ids_to_look_up, plan_append, NewRow},
     statement::{ids_in_log, push_log, push_order_range, Column, LogRef, Statement},
     writes::{self, Writes},
-    Dialect, IDS_PER_STATEMENT,
+    Dialect, IDS_PER_STATEMENT, LOCK_LOG_ROW,
 };
 use crate::{
     log::{EntryId, LogId, OrderKey},
@@ -44,9 +44,7 @@ pub(super) const LOG_IS_PARAM_1: &str = "log_key = (SELECT log_key FROM logs WHE
 /// from the stale snapshot.
 fn lock_log_sql<DB: Dialect>() -> String {
     format!(
-        "INSERT INTO logs (log_id, last_cursor, entry_count) VALUES ($1, 0, 0) \
-         ON CONFLICT (log_id) DO UPDATE SET last_cursor = logs.last_cursor \
-         RETURNING log_key, last_cursor, last_event_cursor, max_lamport, {}",
+        "{LOCK_LOG_ROW} RETURNING log_key, last_cursor, last_event_cursor, max_lamport, {}",
         DB::HEADS_AS_HEX
     )
 }

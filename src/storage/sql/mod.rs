@@ -78,6 +78,13 @@ fn new_entries(appended: &[Appended]) -> usize {
         .count()
 }
 
+/// Locks a log's row until commit, creating it on first use (`$1`: the log's id): the first
+/// statement of every write on a log (appends, `entries::lock_log_sql`, and the mirror's
+/// deletion of a log). An upsert, so it also waits for a log's first append still in flight.
+pub(in crate::storage) const LOCK_LOG_ROW: &str =
+    "INSERT INTO logs (log_id, last_cursor, entry_count) VALUES ($1, 0, 0) \
+     ON CONFLICT (log_id) DO UPDATE SET last_cursor = logs.last_cursor";
+
 /// What differs between the engines' SQL, beyond what sqlx hides.
 pub(crate) trait Dialect: Database {
     /// Most rows [`Dialect::push_rows`] puts in one statement.
