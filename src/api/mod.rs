@@ -2,6 +2,7 @@
 //! bearer-token authentication.
 
 pub mod auth;
+mod checked_keys;
 pub mod convert;
 pub mod mirror;
 pub mod protocol;

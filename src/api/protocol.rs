@@ -20,6 +20,7 @@ use crate::{
         export::ExportData,
     },
     api::{
+        checked_keys::CheckedKeys,
         convert,
         subscriptions::{self, Convert, Range, Source},
     },
@@ -53,6 +54,7 @@ pub struct ProtocolApi {
     storage: Arc<dyn Storage>,
     capabilities: Capabilities,
     metrics: Metrics,
+    checked_keys: Arc<CheckedKeys>,
 }
 
 impl ProtocolApi {
@@ -70,7 +72,29 @@ impl ProtocolApi {
             storage,
             capabilities,
             metrics,
+            checked_keys: Arc::default(),
         }
+    }
+
+    /// The group key a request names (`INVALID_ARGUMENT` naming `field` when it is not a
+    /// public key), recorded in the call's span.
+    fn group_key(&self, field: &str, bytes: &[u8]) -> Result<[u8; 32], Error> {
+        let group_pk = self.checked_keys.check(field, bytes)?;
+        super::record_group(&group_pk);
+        Ok(group_pk)
+    }
+
+    /// The log of `kind` of the group a request names, and the event kind read from it.
+    fn group_log(
+        &self,
+        group_pk: &[u8],
+        kind: LogKind,
+        event: EventKind,
+    ) -> Result<(LogId, EventKind), Error> {
+        Ok((
+            LogId::new(self.group_key("group_pub_key", group_pk)?, kind),
+            event,
+        ))
     }
 
     /// Counts the call in metrics and turns domain errors into statuses.
@@ -143,12 +167,6 @@ fn setting_state(on: bool) -> i32 {
     }
 }
 
-fn group_key(field: &str, bytes: &[u8]) -> Result<[u8; 32], Error> {
-    let group_pk = parse_key(field, bytes)?.to_bytes();
-    super::record_group(&group_pk);
-    Ok(group_pk)
-}
-
 fn check_len(field: &str, len: usize, max: usize) -> Result<(), Error> {
     if len > max {
         return Err(Error::InvalidArgument(format!(
@@ -164,17 +182,6 @@ fn check_setting(key: &str, value: &[u8]) -> Result<(), Error> {
     }
     check_len("key", key.len(), defaults::MAX_SETTING_KEY)?;
     check_len("value", value.len(), defaults::MAX_SETTING_VALUE)
-}
-
-fn group_log(
-    group_pk: &[u8],
-    kind: LogKind,
-    event: EventKind,
-) -> Result<(LogId, EventKind), Error> {
-    Ok((
-        LogId::new(group_key("group_pub_key", group_pk)?, kind),
-        event,
-    ))
 }
 
 #[tonic::async_trait]
@@ -259,7 +266,7 @@ impl ProtocolService for ProtocolApi {
     ) -> Result<Response<pb::group_leave::Reply>, Status> {
         let request = request.into_inner();
         let result = async {
-            let group_pk = group_key("group_pub_key", &request.group_pub_key)?;
+            let group_pk = self.group_key("group_pub_key", &request.group_pub_key)?;
             self.ask(LeaveGroup(group_pk)).await??;
             Ok(pb::group_leave::Reply {})
         }
@@ -273,7 +280,7 @@ impl ProtocolService for ProtocolApi {
     ) -> Result<Response<pb::group_invite::Reply>, Status> {
         let request = request.into_inner();
         let result = async {
-            let group_pk = group_key("group_pub_key", &request.group_pub_key)?;
+            let group_pk = self.group_key("group_pub_key", &request.group_pub_key)?;
             let reference = self.ask(InviteGroup(group_pk)).await??;
             Ok(pb::group_invite::Reply { reference })
         }
@@ -441,7 +448,7 @@ impl ProtocolService for ProtocolApi {
     ) -> Result<Response<pb::group_message_send::Reply>, Status> {
         let request = request.into_inner();
         let result = async {
-            let group_pk = group_key("group_pub_key", &request.group_pub_key)?;
+            let group_pk = self.group_key("group_pub_key", &request.group_pub_key)?;
             check_len(
                 "payload",
                 request.payload.len(),
@@ -552,7 +559,7 @@ impl ProtocolApi {
         range: Range,
         convert: fn(&[u8; 32], &StoredEvent) -> Result<Option<T>, Error>,
     ) -> Result<Response<ReplyStream<T>>, Status> {
-        let log = group_log(group_pub_key, log_kind, event_kind);
+        let log = self.group_log(group_pub_key, log_kind, event_kind);
         let group_pk = log.as_ref().map(|(l, _)| *l.group_pk()).unwrap_or_default();
         self.subscribe(method, log, range, Arc::new(move |e| convert(&group_pk, e)))
             .await
@@ -570,7 +577,7 @@ impl ProtocolApi {
         key: String,
         value: Vec<u8>,
     ) -> Result<(), Error> {
-        let group_pk = group_key("group_pub_key", group_pk)?;
+        let group_pk = self.group_key("group_pub_key", group_pk)?;
         check_setting(&key, &value)?;
         self.ask(SetSetting {
             group_pk,
