@@ -102,7 +102,7 @@ impl GroupStoreActor {
                     if sender.is_some() {
                         actor.sender = sender;
                     }
-                    actor.events_committed(events, &committed.event_cursors);
+                    actor.events_committed(events, &committed.event_cursors, ctx);
                     for (reply, outcome) in replies {
                         let _ = reply.send(outcome);
                     }

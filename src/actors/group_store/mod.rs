@@ -49,6 +49,7 @@ mod replay;
 
 pub use local::LocalWrite;
 pub use recent::RecentEvents;
+use recent::Keep;
 pub use remote::Learnt;
 pub use replay::ReplayQueued;
 
@@ -116,6 +117,9 @@ pub struct GroupStoreActor {
     events: watch::Sender<u64>,
     /// The newest committed events, for live subscribers.
     recent: Arc<RecentEvents>,
+    /// When events were last committed, and whether a settling of `recent` is scheduled.
+    last_events: Instant,
+    settle_scheduled: bool,
     last_activity: Instant,
     /// Held for the store's life: released when it stops on its own (idle).
     lifeline: crate::supervision::Lifeline,
@@ -157,6 +161,8 @@ impl GroupStoreActor {
             committing_ids: Arc::default(),
             events,
             recent: Arc::new(RecentEvents::default()),
+            last_events: Instant::now(),
+            settle_scheduled: false,
             last_activity: Instant::now(),
             lifeline,
         }
@@ -273,17 +279,49 @@ impl GroupStoreActor {
 
     /// Keeps the events a commit added for live subscribers, then bumps the event cursor
     /// watch (subscribers wake up). `cursors` are those the commit gave `events`, in order.
-    fn events_committed(&self, events: Vec<NewEvent>, cursors: &[u64]) {
+    /// With subscribers watching, the ring keeps a burst's events (a sync page is more than
+    /// its resting bounds hold) and settles back once commits stop.
+    fn events_committed(
+        &mut self,
+        events: Vec<NewEvent>,
+        cursors: &[u64],
+        ctx: &mut Context<Self>,
+    ) {
         let Some(last) = cursors.iter().max().copied() else {
             return;
         };
         let known = *self.events.borrow();
-        self.recent.push(known, events, cursors);
+        let keep = if self.events.receiver_count() > 0 {
+            Keep::Burst
+        } else {
+            Keep::Rest
+        };
+        let above_rest = self.recent.push(known, events, cursors, keep);
+        self.last_events = Instant::now();
+        if above_rest && !self.settle_scheduled {
+            self.settle_scheduled = true;
+            ctx.run_later(recent::SETTLE_AFTER, Self::settle_recent);
+        }
         self.events.send_if_modified(|current| {
             let changed = last > *current;
             *current = (*current).max(last);
             changed
         });
+    }
+
+    /// Settles the ring of recent events once no events were committed for
+    /// [`recent::SETTLE_AFTER`]; checks again later otherwise.
+    fn settle_recent(&mut self, ctx: &mut Context<Self>) {
+        let quiet = self.last_events.elapsed();
+        match recent::SETTLE_AFTER.checked_sub(quiet) {
+            Some(left) if !left.is_zero() => {
+                ctx.run_later(left, Self::settle_recent);
+            }
+            _ => {
+                self.recent.settle();
+                self.settle_scheduled = false;
+            }
+        }
     }
 
     /// Counts entries a commit newly stored.

@@ -247,7 +247,7 @@ impl GroupStoreActor {
                         .collect();
                     outcome.stored = new.len();
                     actor.heads_after(&new);
-                    actor.events_committed(events, &committed.event_cursors);
+                    actor.events_committed(events, &committed.event_cursors, ctx);
                     actor.count_appended(outcome.stored);
                     actor.announce(entries.into_iter().map(|e| e.bytes).collect(), source);
                     actor.follow_up(learnt);

@@ -80,7 +80,7 @@ impl GroupStoreActor {
         };
         self.spawn_job(ctx, fut, |(result, chains, done), actor, ctx| {
             let replayed = done.events.len();
-            actor.events_committed(done.events, &done.cursors);
+            actor.events_committed(done.events, &done.cursors, ctx);
             let ok = result.is_ok();
             let answer = match result {
                 Ok(members) => {
