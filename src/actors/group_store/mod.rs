@@ -48,8 +48,8 @@ mod remote;
 mod replay;
 
 pub use local::LocalWrite;
-pub use recent::RecentEvents;
 use recent::Keep;
+pub use recent::RecentEvents;
 pub use remote::Learnt;
 pub use replay::ReplayQueued;
 

@@ -167,7 +167,12 @@ mod tests {
     #[test]
     fn recent_events_serve_only_a_gapless_range() {
         let recent = RecentEvents::default();
-        recent.push(4, vec![event(5, 1), event(6, 2), event(7, 1)], &[5, 6, 7], Keep::Rest);
+        recent.push(
+            4,
+            vec![event(5, 1), event(6, 2), event(7, 1)],
+            &[5, 6, 7],
+            Keep::Rest,
+        );
         let (events, seen) = recent.after(4, 7, &[], 10).unwrap();
         assert_eq!((cursors(&events), seen), (vec![5, 6, 7], 7));
         let (events, seen) = recent.after(4, 7, &[1], 10).unwrap();
@@ -221,11 +226,22 @@ mod tests {
             body: vec![0; 1 << 20],
             ..event(c as u8, 1)
         };
-        assert!(recent.push(0, (1..=9).map(big).collect(), &[1, 2, 3, 4, 5, 6, 7, 8, 9], Keep::Burst));
+        assert!(recent.push(
+            0,
+            (1..=9).map(big).collect(),
+            &[1, 2, 3, 4, 5, 6, 7, 8, 9],
+            Keep::Burst
+        ));
         assert!(recent.after(0, 9, &[], usize::MAX).is_none());
-        assert_eq!(recent.after(1, 9, &[], usize::MAX).map(|(e, _)| e.len()), Some(8));
+        assert_eq!(
+            recent.after(1, 9, &[], usize::MAX).map(|(e, _)| e.len()),
+            Some(8)
+        );
         recent.settle();
-        assert_eq!(recent.after(8, 9, &[], usize::MAX).map(|(e, _)| e.len()), Some(1));
+        assert_eq!(
+            recent.after(8, 9, &[], usize::MAX).map(|(e, _)| e.len()),
+            Some(1)
+        );
         assert!(recent.after(7, 9, &[], usize::MAX).is_none());
     }
 }
