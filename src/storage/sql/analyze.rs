@@ -6,11 +6,9 @@
 //! (`ORDER BY lamport, entry_id LIMIT 4096`) became a bitmap scan of every later entry and an
 //! on-disk sort, 200 ms instead of 3 ms at 100,000 entries (docs/decisions.md, "Planner
 //! statistics"). The [`Analyzer`] counts the rows written since the storage opened and runs
-//! `ANALYZE` on the log tables in the background each time that count grows [`GROWTH`]-fold
-//! from [`FIRST_ANALYZE_AFTER`]: a few runs during a bulk load, each bounded (ANALYZE reads
-//! a fixed-size sample, about 0.1-0.2 s of server CPU at 100,000 entries), and none on a node
-//! whose writes are steady (autovacuum's case). What plans go wrong on is a table that looks
-//! empty; one that looks a quarter of its size is planned the same.
+//! `ANALYZE` on the log tables in the background each time that count doubles from
+//! [`FIRST_ANALYZE_AFTER`]: a handful of runs during a bulk load, each bounded (ANALYZE reads
+//! a fixed-size sample), and none on a node whose writes are steady (autovacuum's case).
 
 use std::{
     sync::{
@@ -25,14 +23,10 @@ use sqlx::PgPool;
 /// Rows written after which the first background `ANALYZE` runs.
 pub(crate) const FIRST_ANALYZE_AFTER: u64 = 5_000;
 
-/// How many times more rows must be written before the next background `ANALYZE` (a catch-up
-/// of 100,000 entries, 200,000 rows, runs three instead of six).
-const GROWTH: u64 = 4;
-
 /// The tables whose statistics the hot reads depend on.
 const ANALYZE_LOG_TABLES: &str = "ANALYZE entries, events, heads";
 
-/// Runs `ANALYZE` in the background as the rows written grow (see the module
+/// Runs `ANALYZE` in the background as the rows written double (see the module
 /// documentation).
 #[derive(Debug)]
 pub(crate) struct Analyzer {
@@ -63,8 +57,7 @@ impl Analyzer {
         if total < self.next.load(Ordering::Relaxed) || self.running.swap(true, Ordering::AcqRel) {
             return;
         }
-        self.next
-            .store(total.saturating_mul(GROWTH), Ordering::Relaxed);
+        self.next.store(total.saturating_mul(2), Ordering::Relaxed);
         let pool = self.pool.clone();
         let running = self.running.clone();
         tokio::spawn(async move {
