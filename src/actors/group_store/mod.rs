@@ -313,14 +313,11 @@ impl GroupStoreActor {
     /// [`recent::SETTLE_AFTER`]; checks again later otherwise.
     fn settle_recent(&mut self, ctx: &mut Context<Self>) {
         let quiet = self.last_events.elapsed();
-        match recent::SETTLE_AFTER.checked_sub(quiet) {
-            Some(left) if !left.is_zero() => {
-                ctx.run_later(left, Self::settle_recent);
-            }
-            _ => {
-                self.recent.settle();
-                self.settle_scheduled = false;
-            }
+        if quiet < recent::SETTLE_AFTER {
+            ctx.run_later(recent::SETTLE_AFTER - quiet, Self::settle_recent);
+        } else {
+            self.recent.settle();
+            self.settle_scheduled = false;
         }
     }
 

@@ -160,6 +160,13 @@ mod tests {
         }
     }
 
+    /// Pushes `count` events with cursors 1..=count, as one commit; returns what `push` says.
+    fn push_numbered(recent: &RecentEvents, count: u64, keep: Keep) -> bool {
+        let events = (1..=count).map(|c| event(c as u8, 1)).collect();
+        let cursors: Vec<u64> = (1..=count).collect();
+        recent.push(0, events, &cursors, keep)
+    }
+
     fn cursors(events: &[Arc<StoredEvent>]) -> Vec<u64> {
         events.iter().map(|e| e.cursor).collect()
     }
@@ -195,9 +202,7 @@ mod tests {
     fn recent_events_are_bounded() {
         let recent = RecentEvents::default();
         let count = RECENT_EVENTS as u64 + 10;
-        let events = (1..=count).map(|c| event(c as u8, 1)).collect();
-        let cursors: Vec<u64> = (1..=count).collect();
-        assert!(!recent.push(0, events, &cursors, Keep::Rest));
+        assert!(!push_numbered(&recent, count, Keep::Rest));
         assert!(recent.after(0, count, &[], usize::MAX).is_none());
         let (events, _) = recent.after(10, count, &[], usize::MAX).unwrap();
         assert_eq!(events.len(), RECENT_EVENTS);
@@ -207,9 +212,7 @@ mod tests {
     fn a_burst_keeps_more_until_the_ring_settles() {
         let recent = RecentEvents::default();
         let count = BURST_EVENTS as u64 + 10;
-        let events = (1..=count).map(|c| event(c as u8, 1)).collect();
-        let cursors: Vec<u64> = (1..=count).collect();
-        assert!(recent.push(0, events, &cursors, Keep::Burst));
+        assert!(push_numbered(&recent, count, Keep::Burst));
         assert!(recent.after(9, count, &[], usize::MAX).is_none());
         let (events, _) = recent.after(10, count, &[], usize::MAX).unwrap();
         assert_eq!(events.len(), BURST_EVENTS);
