@@ -180,7 +180,9 @@ fn parse_log(log: wire::ExportLog) -> Result<ParsedLog, Error> {
             lamport: entry.lamport,
             parents: entry.parents.clone(),
             kind,
+            // As exported: the stored form (a message keyed to its entry, imported with it).
             body: event.body,
+            stored: None,
         });
     }
     Ok(ParsedLog {

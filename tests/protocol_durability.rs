@@ -16,10 +16,74 @@ use tokio::sync::mpsc;
 use tonic::Code;
 
 both_backends!(
+    messages_are_stored_once_and_read_back_whole,
     acknowledged_messages_survive_sigkill,
     export_imported_as_a_new_device,
     restore_keeps_the_device_and_occupied_targets_are_refused,
 );
+
+/// The largest stored body of a message event and the largest stored entry of `home`'s
+/// database, read with a connection of its own beside the running node.
+async fn stored_sizes(home: &Home) -> (i64, i64) {
+    use sqlx::{Connection, Row};
+    const SIZES: &str = "SELECT (SELECT max(length(body)) FROM events WHERE kind = 3), \
+                         (SELECT max(length(bytes)) FROM entries)";
+    let row = if home.database_url().is_empty() {
+        let url = format!("sqlite:{}", home.data_dir().join("berty-node.db").display());
+        let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        let row = sqlx::query(SIZES).fetch_one(&mut db).await.unwrap();
+        (row.get::<i64, _>(0), row.get::<i64, _>(1))
+    } else {
+        let mut db = sqlx::PgConnection::connect(home.database_url())
+            .await
+            .unwrap();
+        let row = sqlx::query(SIZES.replace("length(", "octet_length(").as_str())
+            .fetch_one(&mut db)
+            .await
+            .unwrap();
+        (row.get::<i32, _>(0).into(), row.get::<i32, _>(1).into())
+    };
+    row
+}
+
+/// A message's plaintext is stored once, sealed in its entry: its event keeps the key that
+/// opens it (under 200 bytes for a 4 KiB message), and every way of reading it back (history,
+/// history after a restart, the live tail read from storage) shows it whole.
+async fn messages_are_stored_once_and_read_back_whole(backend: Backend) {
+    let mut a = TestNode::start(backend).await;
+    let group = a.create_group().await;
+    let bodies: Vec<Vec<u8>> = (0..3u8).map(|i| vec![i; 4096]).collect();
+    let mut ids = Vec::new();
+    for body in &bodies {
+        ids.push(a.send(&group, body).await);
+    }
+    let (event, entry) = stored_sizes(&a.home).await;
+    assert!(event < 200, "a message event stores {event} bytes");
+    assert!(entry > 4096, "the largest entry is {entry} bytes");
+    let expected: Vec<(Vec<u8>, Vec<u8>)> = ids.iter().cloned().zip(bodies.clone()).collect();
+    let whole = |history: Vec<pb::GroupMessageStoreEvent>| -> Vec<(Vec<u8>, Vec<u8>)> {
+        history
+            .iter()
+            .map(|m| (m.id(), m.payload.clone()))
+            .collect()
+    };
+    assert_eq!(whole(a.message_history(&group).await), expected);
+
+    let mut a = a.sigkill_and_restart().await;
+    let history = a.message_history(&group).await;
+    let first = history[0].cursor();
+    assert_eq!(whole(history), expected);
+    // After a restart nothing is in memory: the live tail reads storage.
+    let mut tail = messages(&mut a.client, &group, Range::after_cursor(first))
+        .await
+        .unwrap();
+    let read: Vec<(Vec<u8>, Vec<u8>)> = take(&mut tail, 2)
+        .await
+        .iter()
+        .map(|m| (m.id(), m.event.as_ref().unwrap().payload.clone()))
+        .collect();
+    assert_eq!(read, expected[1..]);
+}
 
 /// What a client sees of a group's messages: (id, parents, payload), in total order.
 async fn messages_of(node: &mut TestNode, group: &[u8]) -> Vec<(Vec<u8>, Vec<Vec<u8>>, Vec<u8>)> {

@@ -40,8 +40,15 @@ pub fn message(
     event: &StoredEvent,
 ) -> Result<Option<pb::group_message_subscribe::Reply>, Error> {
     let view = ViewEvent::decode(&event.body)?;
-    let ViewBody::Message { payload } = &view.body else {
-        return Ok(None);
+    let payload = match &view.body {
+        ViewBody::Message { payload } => payload,
+        ViewBody::KeyedMessage(_) => {
+            return Err(Error::Internal(format!(
+                "stored message {} was not opened",
+                event.entry_id
+            )))
+        }
+        _ => return Ok(None),
     };
     Ok(Some(pb::group_message_subscribe::Reply {
         event: Some(pb::GroupMessageStoreEvent {

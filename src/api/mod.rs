@@ -7,6 +7,7 @@ pub mod convert;
 pub mod mirror;
 pub mod protocol;
 pub mod status;
+mod stored_messages;
 pub mod subscriptions;
 
 use std::net::SocketAddr;

@@ -28,6 +28,7 @@ use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio_stream::{wrappers::ReceiverStream, Stream, StreamExt};
 use tonic::Status;
 
+use super::stored_messages::open_messages;
 use crate::{
     actors::{
         group_store::{EventWatch, RecentEvents},
@@ -289,6 +290,7 @@ impl<T: Send + 'static> Reader<T> {
                 .storage
                 .events_range(&self.source.log, &self.source.kinds, &range, snapshot)
                 .await?;
+            let page = open_messages(&*self.source.storage, &self.source.log, page).await?;
             self.emit(&page).await?;
             let Some(last) = page.last() else {
                 return Ok(());
@@ -333,6 +335,7 @@ impl<T: Send + 'static> Reader<T> {
                     .storage
                     .events_since_cursor(&self.source.log, &self.source.kinds, after, page)
                     .await?;
+                let events = open_messages(&*self.source.storage, &self.source.log, events).await?;
                 self.emit(&events).await?;
                 match events.last() {
                     Some(last) if events.len() == page as usize => {

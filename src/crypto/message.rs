@@ -69,13 +69,18 @@ fn header_ad(group_pk: &VerifyingKey, kind: LogKind) -> Vec<u8> {
     .concat()
 }
 
-fn body_ad(group_pk: &VerifyingKey, kind: LogKind, counter: u64, device: &VerifyingKey) -> Vec<u8> {
+fn body_ad(
+    group_pk: &[u8; KEY_LEN],
+    kind: LogKind,
+    counter: u64,
+    device: &[u8; KEY_LEN],
+) -> Vec<u8> {
     [
         labels::AD_MESSAGE_BODY,
-        group_pk.as_bytes(),
+        group_pk,
         &[kind.as_byte()],
         &counter.to_be_bytes(),
-        device.as_bytes(),
+        device,
     ]
     .concat()
 }
@@ -114,7 +119,7 @@ pub fn seal_message<R: CryptoRng + RngCore>(
         envelope::seal(keys.header_key(), &header_ad(group_pk, kind), &header, rng)?;
     let sealed_body = envelope::seal(
         message_key.as_symmetric(),
-        &body_ad(group_pk, kind, counter, &device_pk),
+        &body_ad(group_pk.as_bytes(), kind, counter, device_pk.as_bytes()),
         plaintext,
         rng,
     )?;
@@ -188,7 +193,12 @@ pub fn open_body_unverified(
     let group_pk = keys.group_pk();
     let plaintext = envelope::open(
         message_key.as_symmetric(),
-        &body_ad(group_pk, kind, header.counter, &header.device),
+        &body_ad(
+            group_pk.as_bytes(),
+            kind,
+            header.counter,
+            header.device.as_bytes(),
+        ),
         sealed_body,
     )?;
     let check = SignatureCheck::new(
@@ -197,6 +207,25 @@ pub fn open_body_unverified(
         header.signature,
     );
     Ok((plaintext, check))
+}
+
+/// Opens the body of a sealed message whose header was opened and author signature checked
+/// before (when it was stored): with the group key, the sender device's key, its counter and
+/// the message key kept for it. The associated data still binds the body to all four.
+pub fn open_stored_body(
+    group_pk: &[u8; KEY_LEN],
+    kind: LogKind,
+    device_pk: &[u8; KEY_LEN],
+    counter: u64,
+    message_key: &MessageKey,
+    sealed: &[u8],
+) -> Result<Vec<u8>, CryptoError> {
+    let (_, sealed_body) = split(sealed)?;
+    envelope::open(
+        message_key.as_symmetric(),
+        &body_ad(group_pk, kind, counter, device_pk),
+        sealed_body,
+    )
 }
 
 #[cfg(test)]
@@ -272,6 +301,48 @@ mod tests {
     }
 
     #[test]
+    fn a_stored_key_opens_the_body_only_with_its_own_group_device_and_counter() {
+        let s = send(b"kept sealed");
+        let (group_pk, device_pk) = (
+            s.keys.group_pk().to_bytes(),
+            s.device.verifying_key().to_bytes(),
+        );
+        let open = |group: &[u8; 32], device: &[u8; 32], counter: u64, kind: LogKind| {
+            open_stored_body(group, kind, device, counter, &s.message_key, &s.sealed)
+        };
+        assert_eq!(
+            open(&group_pk, &device_pk, 0, LogKind::Messages).unwrap(),
+            b"kept sealed"
+        );
+        let failed = Err(CryptoError::DecryptionFailed);
+        assert_eq!(open(&[7; 32], &device_pk, 0, LogKind::Messages), failed);
+        assert_eq!(open(&group_pk, &[7; 32], 0, LogKind::Messages), failed);
+        assert_eq!(open(&group_pk, &device_pk, 1, LogKind::Messages), failed);
+        assert_eq!(open(&group_pk, &device_pk, 0, LogKind::Metadata), failed);
+        let other_key = MessageKey::from_bytes([9; 32]);
+        assert_eq!(
+            open_stored_body(
+                &group_pk,
+                LogKind::Messages,
+                &device_pk,
+                0,
+                &other_key,
+                &s.sealed
+            ),
+            failed
+        );
+        assert!(open_stored_body(
+            &group_pk,
+            LogKind::Messages,
+            &device_pk,
+            0,
+            &s.message_key,
+            &[1]
+        )
+        .is_err());
+    }
+
+    #[test]
     fn empty_plaintext() {
         let s = send(b"");
         let header = open_header(&s.keys, LogKind::Messages, &s.sealed).unwrap();
@@ -342,7 +413,12 @@ mod tests {
         forged.extend(
             envelope::seal(
                 s.message_key.as_symmetric(),
-                &body_ad(group_pk, LogKind::Messages, header.counter, &header.device),
+                &body_ad(
+                    group_pk.as_bytes(),
+                    LogKind::Messages,
+                    header.counter,
+                    header.device.as_bytes(),
+                ),
                 b"forged",
                 &mut OsRng,
             )

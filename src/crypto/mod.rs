@@ -64,8 +64,8 @@ pub use link::{
     seal_announcement, DISCOVERY_MARGIN_SECS, DISCOVERY_PERIOD_SECS, LINK_NONCE_LEN, LINK_TAG_LEN,
 };
 pub use message::{
-    open_body, open_body_unverified, open_header, open_header_with, seal_message, MessageHeader,
-    MESSAGE_OVERHEAD,
+    open_body, open_body_unverified, open_header, open_header_with, open_stored_body, seal_message,
+    MessageHeader, MESSAGE_OVERHEAD,
 };
 pub use metadata::{
     open_metadata, open_metadata_unverified, seal_metadata, OpenedMetadata, METADATA_OVERHEAD,

@@ -1,8 +1,19 @@
-//! Decoded events ("views"): what subscriptions replay, stored decrypted beside the log.
+//! Decoded events ("views"): what subscriptions replay, stored beside the log.
+//!
+//! A message's view is stored keyed ([`ViewBody::KeyedMessage`]): the key that opens its body
+//! in the entry rather than a second copy of the plaintext; [`ViewEvent::opened`] turns it
+//! back into [`ViewBody::Message`] with the entry's payload.
+
+use std::fmt;
 
 use prost::Message;
 
-use crate::{error::Error, proto::wire};
+use crate::{
+    crypto::{open_stored_body, MessageKey},
+    error::Error,
+    log::LogKind,
+    proto::wire,
+};
 
 /// Which subscription an event belongs to (stored as a small integer).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -57,6 +68,8 @@ pub enum ViewBody {
         /// The plaintext.
         payload: Vec<u8>,
     },
+    /// A message as stored: what opens its body, which stays sealed in the entry.
+    KeyedMessage(MessageInEntry),
     /// An account event.
     Account {
         /// `AccountEventType` number.
@@ -66,6 +79,25 @@ pub enum ViewBody {
         /// Data.
         data: Vec<u8>,
     },
+}
+
+/// What opens a stored message's body in its entry. Its author signature was checked before
+/// the event was stored.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MessageInEntry {
+    /// The sender's ratchet counter.
+    pub counter: u64,
+    /// The message key of that counter (secret: it opens the message).
+    pub key: [u8; 32],
+}
+
+impl fmt::Debug for MessageInEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MessageInEntry")
+            .field("counter", &self.counter)
+            .field("key", &"<secret>")
+            .finish()
+    }
 }
 
 /// One decoded event with its author.
@@ -85,9 +117,53 @@ impl ViewEvent {
         match self.body {
             ViewBody::Member { .. } => EventKind::Member,
             ViewBody::Setting { .. } => EventKind::Setting,
-            ViewBody::Message { .. } => EventKind::Message,
+            ViewBody::Message { .. } | ViewBody::KeyedMessage(_) => EventKind::Message,
             ViewBody::Account { .. } => EventKind::Account,
         }
+    }
+
+    /// The stored form of a message of `device_pk` (member `member_pk`): its counter and key.
+    pub fn keyed_message(
+        member_pk: [u8; 32],
+        device_pk: [u8; 32],
+        counter: u64,
+        key: &MessageKey,
+    ) -> Self {
+        Self {
+            member_pk,
+            device_pk,
+            body: ViewBody::KeyedMessage(MessageInEntry {
+                counter,
+                key: *key.as_bytes(),
+            }),
+        }
+    }
+
+    /// Whether reading the event needs its entry's payload ([`Self::opened`]).
+    pub fn needs_entry(&self) -> bool {
+        matches!(self.body, ViewBody::KeyedMessage(_))
+    }
+
+    /// The event with a keyed message opened from `entry_payload`, the payload of its entry
+    /// in the messages log of group `group_pk`; any other event as it is. An error means
+    /// corrupt local data.
+    pub fn opened(self, group_pk: &[u8; 32], entry_payload: &[u8]) -> Result<Self, Error> {
+        let ViewBody::KeyedMessage(keyed) = &self.body else {
+            return Ok(self);
+        };
+        let payload = open_stored_body(
+            group_pk,
+            LogKind::Messages,
+            &self.device_pk,
+            keyed.counter,
+            &MessageKey::from_bytes(keyed.key),
+            entry_payload,
+        )
+        .map_err(|e| Error::Internal(format!("stored message does not open: {e}")))?;
+        Ok(Self {
+            body: ViewBody::Message { payload },
+            ..self
+        })
     }
 
     /// Encodes for storage.
@@ -108,6 +184,10 @@ impl ViewEvent {
             }),
             ViewBody::Message { payload } => Body::Message(wire::MessageView {
                 payload: payload.clone(),
+            }),
+            ViewBody::KeyedMessage(keyed) => Body::KeyedMessage(wire::KeyedMessageView {
+                counter: keyed.counter,
+                message_key: keyed.key.to_vec(),
             }),
             ViewBody::Account {
                 event_type,
@@ -150,6 +230,10 @@ impl ViewEvent {
                 value: s.value,
             },
             Body::Message(m) => ViewBody::Message { payload: m.payload },
+            Body::KeyedMessage(m) => ViewBody::KeyedMessage(MessageInEntry {
+                counter: m.counter,
+                key: key(&m.message_key)?,
+            }),
             Body::Account(a) => ViewBody::Account {
                 event_type: a.event_type,
                 subject: a.subject,
@@ -188,6 +272,10 @@ mod tests {
                 subject: vec![2; 32],
                 data: b"app".to_vec(),
             },
+            ViewBody::KeyedMessage(MessageInEntry {
+                counter: 7,
+                key: [5; 32],
+            }),
         ];
         for body in bodies {
             let event = ViewEvent {
@@ -198,5 +286,69 @@ mod tests {
             assert_eq!(ViewEvent::decode(&event.encode()).unwrap(), event);
         }
         assert!(ViewEvent::decode(&[0xff, 0xff]).is_err());
+    }
+
+    #[test]
+    fn a_keyed_message_opens_from_its_entry_and_stays_small() {
+        use crate::crypto::{seal_message, GroupGenesis, SenderChain, SigningKey};
+        use rand::rngs::OsRng;
+
+        let creator = SigningKey::generate(&mut OsRng).verifying_key();
+        let keys = GroupGenesis::generate(&mut OsRng)
+            .finish(&creator)
+            .unwrap()
+            .0;
+        let device = SigningKey::generate(&mut OsRng);
+        let mut chain = SenderChain::generate(*keys.group_pk(), &mut OsRng);
+        let (counter, key) = chain.next_key().unwrap();
+        let plaintext = vec![42u8; 1024];
+        let sealed = seal_message(
+            &keys,
+            &device,
+            LogKind::Messages,
+            counter,
+            &key,
+            &plaintext,
+            &mut OsRng,
+        )
+        .unwrap();
+        let device_pk = device.verifying_key().to_bytes();
+        let keyed = ViewEvent::keyed_message([3; 32], device_pk, counter, &key);
+        assert!(keyed.needs_entry());
+        assert_eq!(keyed.kind(), EventKind::Message);
+        assert!(keyed.encode().len() < 120, "{} bytes", keyed.encode().len());
+        let shown = ViewEvent::keyed_message([3; 32], [4; 32], 1, &MessageKey::from_bytes([5; 32]));
+        assert!(
+            !format!("{shown:?}").contains("5, 5"),
+            "the key is not printed"
+        );
+
+        let group_pk = keys.group_pk().to_bytes();
+        let opened = ViewEvent::decode(&keyed.encode())
+            .unwrap()
+            .opened(&group_pk, &sealed)
+            .unwrap();
+        assert!(!opened.needs_entry());
+        assert_eq!(
+            opened,
+            ViewEvent {
+                member_pk: [3; 32],
+                device_pk,
+                body: ViewBody::Message { payload: plaintext },
+            }
+        );
+        // Another group's key, or another payload, is corrupt data.
+        assert!(keyed.clone().opened(&[1; 32], &sealed).is_err());
+        assert!(keyed.opened(&group_pk, &sealed[..40]).is_err());
+        // Other events pass through.
+        let member = ViewEvent {
+            member_pk: [3; 32],
+            device_pk,
+            body: ViewBody::Member {
+                account_pk: Vec::new(),
+                meta: Vec::new(),
+            },
+        };
+        assert_eq!(member.clone().opened(&group_pk, &[]).unwrap(), member);
     }
 }

@@ -144,8 +144,18 @@ pub struct NewEvent {
     pub parents: Vec<EntryId>,
     /// Which subscription the event belongs to (a small closed set, see `group::EventKind`).
     pub kind: u8,
-    /// The encoded event (`group::ViewEvent`).
+    /// The encoded event (`group::ViewEvent`), as subscribers see it.
     pub body: Vec<u8>,
+    /// What storage keeps instead of `body` when it is smaller and the event can be rebuilt
+    /// from its entry (a message's key instead of its plaintext); `None` keeps `body`.
+    pub stored: Option<Vec<u8>>,
+}
+
+impl NewEvent {
+    /// The bytes storage keeps: [`Self::stored`] if any, else [`Self::body`].
+    pub fn stored_body(&self) -> &[u8] {
+        self.stored.as_deref().unwrap_or(&self.body)
+    }
 }
 
 /// A stored event with this replica's event cursor (its arrival order in the view).
@@ -159,7 +169,8 @@ pub struct StoredEvent {
     pub parents: Vec<EntryId>,
     /// The event kind.
     pub kind: u8,
-    /// The encoded event.
+    /// The encoded event: [`NewEvent::stored_body`] when read from storage, [`NewEvent::body`]
+    /// when kept in memory.
     pub body: Vec<u8>,
     /// Arrival sequence of the event in its log's view: 1, 2, 3... without gaps, committed in
     /// increasing order.
@@ -274,6 +285,9 @@ pub trait Storage: Send + Sync + 'static {
 
     /// The order keys of the given ids that are stored (unknown ids are left out).
     async fn order_keys(&self, log: &LogId, ids: &[EntryId]) -> Result<Vec<OrderKey>>;
+
+    /// The stored entries among `ids` (unknown ids are left out), in no particular order.
+    async fn entries(&self, log: &LogId, ids: &[EntryId]) -> Result<Vec<StoredEntry>>;
 
     /// The current heads (entries no other entry names as parent), ascending total order.
     async fn heads(&self, log: &LogId) -> Result<Vec<OrderKey>>;

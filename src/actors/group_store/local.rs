@@ -10,7 +10,7 @@ use super::GroupStoreActor;
 use crate::{
     crypto::{seal_message, seal_metadata, SenderChain},
     error::Error,
-    group::{MetadataEvent, ViewBody, ViewEvent},
+    group::{view::MessageInEntry, MetadataEvent, ViewBody, ViewEvent},
     log::{Entry, EntryId, LogKind, OrderKey, MAX_PARENTS},
     storage::{value_keys::ValueKey, Appended, Commit, NewEntry, NewEvent, Sealed},
 };
@@ -162,12 +162,12 @@ impl GroupStoreActor {
         batch
     }
 
-    /// The sealed payload of one write (a message advances `sender`) and what it shows.
+    /// Seals one write (a message advances `sender`).
     fn seal(
         &self,
         write: LocalWrite,
         sender: &mut Option<SenderChain>,
-    ) -> Result<(Vec<u8>, Option<ViewBody>), Error> {
+    ) -> Result<SealedWrite, Error> {
         let group = &self.group;
         let device = &group.record.device;
         match (write, self.log.kind()) {
@@ -190,13 +190,25 @@ impl GroupStoreActor {
                     &mut OsRng,
                 )
                 .map_err(|e| Error::Internal(format!("sealing a message: {e}")))?;
-                Ok((sealed, Some(ViewBody::Message { payload })))
+                let keyed = ViewBody::KeyedMessage(MessageInEntry {
+                    counter,
+                    key: *key.as_bytes(),
+                });
+                Ok(SealedWrite {
+                    payload: sealed,
+                    view: Some(ViewBody::Message { payload }),
+                    stored: Some(keyed),
+                })
             }
             (LocalWrite::Metadata(event), LogKind::Metadata) => {
                 let view = event.view();
                 let sealed = seal_metadata(group.keys(), device, &event.encode(), &mut OsRng)
                     .map_err(|e| Error::Internal(format!("sealing metadata: {e}")))?;
-                Ok((sealed, view))
+                Ok(SealedWrite {
+                    payload: sealed,
+                    view,
+                    stored: None,
+                })
             }
             _ => Err(Error::Internal(
                 "write sent to the wrong log of the group".into(),
@@ -210,7 +222,11 @@ impl GroupStoreActor {
         batch: &mut Batch,
         sender: &mut Option<SenderChain>,
     ) -> Result<EntryId, Error> {
-        let (payload, view) = self.seal(write, sender)?;
+        let SealedWrite {
+            payload,
+            view,
+            stored,
+        } = self.seal(write, sender)?;
         let group = &self.group;
         let device = &group.record.device;
         let parents = parents_of(&batch.heads);
@@ -235,17 +251,30 @@ impl GroupStoreActor {
         // Heads the entry could not name (more than MAX_PARENTS) stay heads.
         batch.heads.retain(|h| !parents.contains(&h.id));
         if let Some(body) = view {
+            let (member_pk, device_pk) = (
+                group.member.verifying_key().to_bytes(),
+                device.verifying_key().to_bytes(),
+            );
             let event = ViewEvent {
-                member_pk: group.member.verifying_key().to_bytes(),
-                device_pk: device.verifying_key().to_bytes(),
+                member_pk,
+                device_pk,
                 body,
             };
+            let stored = stored.map(|body| {
+                ViewEvent {
+                    member_pk,
+                    device_pk,
+                    body,
+                }
+                .encode()
+            });
             batch.events.push(NewEvent {
                 entry_id: id,
                 lamport,
                 parents: parents.clone(),
                 kind: event.kind().as_u8(),
                 body: event.encode(),
+                stored,
             });
         }
         batch.entries.push(NewEntry {
@@ -257,6 +286,16 @@ impl GroupStoreActor {
         batch.heads.push(OrderKey { lamport, id });
         Ok(id)
     }
+}
+
+/// One write sealed ([`GroupStoreActor::seal`]).
+struct SealedWrite {
+    /// The entry's payload.
+    payload: Vec<u8>,
+    /// What it shows subscribers, if anything.
+    view: Option<ViewBody>,
+    /// What storage keeps instead of `view` (a message's key, [`ViewBody::KeyedMessage`]).
+    stored: Option<ViewBody>,
 }
 
 /// Parents of the next local entry: the current heads, at most [`MAX_PARENTS`] (the highest in

@@ -157,6 +157,7 @@ mod tests {
             parents: Vec::new(),
             kind,
             body: vec![n; 10],
+            stored: None,
         }
     }
 

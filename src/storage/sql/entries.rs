@@ -355,6 +355,35 @@ where
         Ok(keys)
     }
 
+    /// As [`crate::storage::Storage::entries`].
+    pub(super) async fn by_ids(
+        reader: &Pool<DB>,
+        log: &LogId,
+        ids: &[EntryId],
+    ) -> Result<Vec<StoredEntry>> {
+        let log = log.to_bytes();
+        let mut unique: Vec<EntryId> = ids.to_vec();
+        unique.sort_unstable();
+        unique.dedup();
+        let mut entries = Vec::with_capacity(unique.len());
+        for ids in unique.chunks(IDS_PER_STATEMENT) {
+            let (sql, args) = ids_in_log::<DB>(
+                &format!("SELECT {ENTRY_COLUMNS} FROM entries"),
+                LogRef::Id(&log),
+                ids,
+            )
+            .finish()?;
+            let rows = sqlx::query_with(&sql, args)
+                .fetch_all(reader)
+                .await
+                .map_err(unavailable("reading entries"))?;
+            for row in rows {
+                entries.push(Self::decode_entry(&row)?);
+            }
+        }
+        Ok(entries)
+    }
+
     /// As [`crate::storage::Storage::heads`].
     pub(super) async fn heads(reader: &Pool<DB>, log: &LogId) -> Result<Vec<OrderKey>> {
         let sql = format!(

@@ -135,7 +135,7 @@ where
                     ),
                     Column::Blob(rows.iter().map(|(_, _, b)| &b[..]).collect()),
                     Column::Int(rows.iter().map(|(e, _, _)| i64::from(e.kind)).collect()),
-                    Column::Blob(rows.iter().map(|(e, _, _)| &e.body[..]).collect()),
+                    Column::Blob(rows.iter().map(|(e, _, _)| e.stored_body()).collect()),
                 ],
             );
         }

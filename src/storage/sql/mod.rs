@@ -211,6 +211,10 @@ where
             .await
     }
 
+    async fn entries(&self, log: &LogId, ids: &[EntryId]) -> Result<Vec<StoredEntry>> {
+        self.guard(Entries::by_ids(&self.reader, log, ids)).await
+    }
+
     async fn heads(&self, log: &LogId) -> Result<Vec<OrderKey>> {
         self.guard(Entries::heads(&self.reader, log)).await
     }

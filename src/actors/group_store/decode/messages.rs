@@ -77,8 +77,9 @@ struct Keyed {
     member: [u8; 32],
 }
 
-/// A message that opened and whose author signature holds: its index, plaintext and member.
-type Checked = (usize, Vec<u8>, [u8; 32]);
+/// A message that opened and whose author signature holds: its index, plaintext, member and
+/// key (kept in the stored event, which does not copy the plaintext).
+type Checked = (usize, Vec<u8>, [u8; 32], MessageKey);
 
 /// Opens the bodies of `keyed` messages and checks their author signatures (one batch, then
 /// one by one if the batch fails): the plaintext of each that opens and verifies, in order.
@@ -99,7 +100,7 @@ fn open_and_check(
                 message.entry.payload(),
             )
             .ok()
-            .map(|(plaintext, check)| ((k.index, plaintext, k.member), check))
+            .map(|(plaintext, check)| ((k.index, plaintext, k.member, k.key.clone()), check))
         })
         .collect();
     let checks: Vec<SignatureCheck> = opened.iter().flatten().map(|o| o.1.clone()).collect();
@@ -176,7 +177,7 @@ pub fn decode_messages(
         chains.extend(trials);
     }
     for result in checked {
-        let Some((index, plaintext, member)) = result else {
+        let Some((index, plaintext, member, key)) = result else {
             out.skipped += 1;
             continue;
         };
@@ -202,7 +203,9 @@ pub fn decode_messages(
             device_pk: device,
             body: ViewBody::Message { payload: plaintext },
         };
-        out.events.push(new_event(&message.entry, &event));
+        let stored = ViewEvent::keyed_message(member, device, message.header.counter, &key);
+        out.events
+            .push(new_event(&message.entry, &event, Some(&stored)));
     }
     out
 }
@@ -260,6 +263,16 @@ mod tests {
             .iter()
             .all(|e| e.kind == EventKind::Message.as_u8()));
         assert_eq!(chains[&b.device_pk()].next_counter(), 3);
+        // Storage keeps each message keyed to its entry, which opens back to the same view.
+        let group_pk = a.context.keys().group_pk().to_bytes();
+        for (event, entry) in out.events.iter().zip(&entries) {
+            let stored = ViewEvent::decode(event.stored.as_deref().unwrap()).unwrap();
+            assert!(stored.needs_entry());
+            assert_eq!(
+                stored.opened(&group_pk, entry.payload()).unwrap(),
+                ViewEvent::decode(&event.body).unwrap()
+            );
+        }
     }
 
     #[test]

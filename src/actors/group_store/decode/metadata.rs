@@ -50,7 +50,7 @@ pub fn decode_metadata(
     let mut out = MetadataDecoded::default();
     for entry in entries {
         match decode_one_metadata(group, members, entry, &mut out) {
-            Ok(Some(event)) => out.events.push(new_event(entry, &event)),
+            Ok(Some(event)) => out.events.push(new_event(entry, &event, None)),
             Ok(None) => {}
             Err(reason) => {
                 tracing::debug!(entry = %entry.id(), %reason, "metadata entry shows nothing");

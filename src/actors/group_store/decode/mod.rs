@@ -33,13 +33,14 @@ pub use metadata::{decode_metadata, MetadataDecoded};
 
 use crate::{group::ViewEvent, log::Entry, storage::NewEvent};
 
-/// A view event for `entry` saying `event`.
-fn new_event(entry: &Entry, event: &ViewEvent) -> NewEvent {
+/// A view event for `entry` saying `event`, stored as `stored` when given.
+fn new_event(entry: &Entry, event: &ViewEvent, stored: Option<&ViewEvent>) -> NewEvent {
     NewEvent {
         entry_id: entry.id(),
         lamport: entry.lamport(),
         parents: entry.parents().to_vec(),
         kind: event.kind().as_u8(),
         body: event.encode(),
+        stored: stored.map(ViewEvent::encode),
     }
 }

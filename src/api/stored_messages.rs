@@ -1,0 +1,78 @@
+//! Messages read back from storage. A message event is stored keyed to its entry
+//! ([`ViewBody::KeyedMessage`]: the key that opens the body, not a second copy of the
+//! plaintext), so a page read from storage has its keyed messages opened from their entries
+//! before replies are built. Events kept in memory are whole already.
+//!
+//! [`ViewBody::KeyedMessage`]: crate::group::ViewBody::KeyedMessage
+
+use std::collections::HashMap;
+
+use crate::{
+    error::Error,
+    group::{EventKind, ViewEvent},
+    log::{Entry, EntryId, LogId},
+    storage::{Storage, StoredEvent},
+};
+
+/// Keyed messages opened inline up to this many in a page; more are opened on a blocking
+/// thread (each one hashes and decrypts its entry, about as much work as a kilobyte copy
+/// several times over).
+const OPEN_INLINE: usize = 64;
+
+/// `events` (read from `log`) with every keyed message opened: its body becomes the message's
+/// plaintext view. Errors mean corrupt local data or unavailable storage.
+pub async fn open_messages(
+    storage: &dyn Storage,
+    log: &LogId,
+    mut events: Vec<StoredEvent>,
+) -> Result<Vec<StoredEvent>, Error> {
+    let message = EventKind::Message.as_u8();
+    let mut keyed = Vec::new();
+    for (index, event) in events.iter().enumerate() {
+        if event.kind != message {
+            continue;
+        }
+        let view = ViewEvent::decode(&event.body)?;
+        if view.needs_entry() {
+            keyed.push((index, event.entry_id, view));
+        }
+    }
+    if keyed.is_empty() {
+        return Ok(events);
+    }
+    let ids: Vec<EntryId> = keyed.iter().map(|(_, id, _)| *id).collect();
+    let entries: HashMap<EntryId, Vec<u8>> = storage
+        .entries(log, &ids)
+        .await?
+        .into_iter()
+        .map(|entry| (entry.id, entry.bytes))
+        .collect();
+    let group_pk = *log.group_pk();
+    let open = move || -> Result<Vec<(usize, Vec<u8>)>, Error> {
+        keyed
+            .into_iter()
+            .map(|(index, id, view)| {
+                let bytes = entries.get(&id).ok_or_else(|| {
+                    Error::Internal(format!("the entry of stored message {id} is missing"))
+                })?;
+                let entry = Entry::decode(bytes).map_err(|e| {
+                    Error::Internal(format!("the entry of stored message {id}: {e}"))
+                })?;
+                Ok((index, view.opened(&group_pk, entry.payload())?.encode()))
+            })
+            .collect()
+    };
+    let opened = if ids.len() <= OPEN_INLINE {
+        open()?
+    } else {
+        tokio::task::spawn_blocking(open)
+            .await
+            .map_err(|e| Error::Internal(format!("opening stored messages: {e}")))??
+    };
+    for (index, body) in opened {
+        if let Some(event) = events.get_mut(index) {
+            event.body = body;
+        }
+    }
+    Ok(events)
+}
