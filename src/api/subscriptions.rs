@@ -12,7 +12,9 @@
 //! Live events are found by cursor: the group store's `watch` channel says what the newest
 //! event cursor is, and the task takes everything after the last cursor it sent from the
 //! store's ring of recent events when the ring holds all of it, from storage otherwise (a
-//! subscriber that fell behind reads storage, so it never holds the store back).
+//! subscriber that fell behind reads storage, so it never holds the store back). Messages in a
+//! page read from storage are opened from their entries first (`api/stored_messages.rs`);
+//! the ring keeps them whole.
 
 use std::{
     ops::Bound,

@@ -49,7 +49,7 @@ impl fmt::Debug for Binary {
 }
 
 /// Why a command-line value is not a valid binary value. The text is shown by clap after
-/// "invalid value '...' for '<ARG>'".
+/// `invalid value '...' for '<ARG>'`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
     /// Nothing but whitespace.

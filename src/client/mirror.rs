@@ -22,7 +22,7 @@ pub enum MirrorCommand {
         /// The group.
         #[arg(value_name = "GROUP", value_parser = parse_key)]
         group: Binary,
-        /// The mirror's address, ending with /p2p/<its peer id>.
+        /// The mirror's address, ending with `/p2p/<its peer id>`.
         #[arg(value_name = "MIRROR_MULTIADDR")]
         mirror: String,
         /// The token the mirror's operator issued.

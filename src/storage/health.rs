@@ -1,14 +1,14 @@
 //! Storage health: a background probe of the database, so that nobody waits to learn it is down.
 //!
-//! A [`HealthMonitor`] runs one task per storage. Every [`PROBE_INTERVAL`] (and at once when a
-//! storage call failed with [`StorageError::Unavailable`]) it asks a [`Probe`] whether the
+//! A `HealthMonitor` runs one task per storage. Every [`PROBE_INTERVAL`] (and at once when a
+//! storage call failed with [`StorageError::Unavailable`]) it asks a `Probe` whether the
 //! database answers; the probe has a connection of its own, so a busy pool never makes the
 //! database look down, and when that connection breaks it opens a new one, whose error is the
 //! real cause ("Connection refused", "password authentication failed", no answer in time).
 //! The verdict lives in a `watch` that [`StorageHealth`] handles read without waiting:
 //!
 //! - `/readyz` answers from it at once;
-//! - every storage call goes through [`StorageHealth::guard`]: it fails at once with
+//! - every storage call goes through `StorageHealth::guard`: it fails at once with
 //!   [`StorageError::Down`] while the database is down, and a call already waiting (for
 //!   instance in the pool, which retries a refused connection until its acquire timeout)
 //!   fails as soon as the probe says the database went down;

@@ -1,6 +1,6 @@
 //! PostgreSQL backend: for production, and for several nodes sharing one state.
 //!
-//! Appends to one log are serialised by a row lock on the log's row (see [`super::sql`]), so
+//! Appends to one log are serialised by a row lock on the log's row (see `storage/sql`), so
 //! cursors are committed in increasing order even with several writers on one database;
 //! appends to different logs run in parallel.
 //!

@@ -4,7 +4,7 @@
 //! cut, and readers never block the writer. Writes go through a pool of one connection, so
 //! appends from this process queue in the pool instead of spinning in SQLite's busy handler;
 //! reads use a few more connections. Every write transaction writes first (see
-//! [`super::sql`]), so another process holding the file only ever makes us wait
+//! `storage/sql`), so another process holding the file only ever makes us wait
 //! (`busy_timeout`), never fail with a stale snapshot.
 
 use std::{path::Path, str::FromStr, time::Duration};
@@ -33,7 +33,7 @@ static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 const READ_CONNECTIONS: u32 = 4;
 /// How often the WAL is checkpointed (by a reader connection, off the commit path).
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
-/// How soon the next checkpoint runs after one that found a busy WAL (see [`Checkpoints`]).
+/// How soon the next checkpoint runs after one that found a busy WAL (see `Checkpoints`).
 const BUSY_CHECKPOINT_INTERVAL: Duration = Duration::from_millis(50);
 /// A WAL holding this many frames (4 MiB of 4 KiB pages) at a checkpoint is busy.
 const BUSY_WAL_FRAMES: i64 = 1024;
@@ -45,7 +45,7 @@ const WRITER_CACHE_SIZE: &str = "-65536";
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Storage in one SQLite database file. A file-backed storage runs a WAL checkpointer, which
-/// copies the WAL back into the database file off the commit path (see [`Checkpoints`]).
+/// copies the WAL back into the database file off the commit path (see `Checkpoints`).
 pub type SqliteStorage = SqlStorage<Sqlite>;
 
 /// The health probe of a database file: reads its schema on a connection of its own (which

@@ -4,7 +4,7 @@
 //! transaction commits, new writes wait in the queue and go into the next one (group
 //! commit), each chained on the previous entry. A write is acknowledged only after its
 //! transaction committed, together with the advanced chain state and the decoded event.
-//! Entries from other replicas ([`AppendRemote`]) are checked against the Lamport rule and
+//! Entries from other replicas ([`AppendRemote`](crate::replication::ports::AppendRemote)) are checked against the Lamport rule and
 //! stored the same way; batches of remote entries are pipelined (the next is checked and
 //! decoded while the previous commits; a failed commit rolls the decoding state back and
 //! refuses what was decoded after it). A commit of remote metadata that taught new members
