@@ -8,9 +8,9 @@ use actix::prelude::*;
 
 use super::GroupStoreActor;
 use crate::{
-    crypto::{seal_message, seal_metadata, SenderChain},
+    crypto::{seal_message, seal_metadata, MessageKey, SenderChain},
     error::Error,
-    group::{view::MessageInEntry, MetadataEvent, ViewBody, ViewEvent},
+    group::{MetadataEvent, ViewBody, ViewEvent},
     log::{Entry, EntryId, LogKind, OrderKey, MAX_PARENTS},
     storage::{value_keys::ValueKey, Appended, Commit, NewEntry, NewEvent, Sealed},
 };
@@ -190,14 +190,10 @@ impl GroupStoreActor {
                     &mut OsRng,
                 )
                 .map_err(|e| Error::Internal(format!("sealing a message: {e}")))?;
-                let keyed = ViewBody::KeyedMessage(MessageInEntry {
-                    counter,
-                    key: *key.as_bytes(),
-                });
                 Ok(SealedWrite {
                     payload: sealed,
                     view: Some(ViewBody::Message { payload }),
-                    stored: Some(keyed),
+                    keyed: Some((counter, key)),
                 })
             }
             (LocalWrite::Metadata(event), LogKind::Metadata) => {
@@ -207,7 +203,7 @@ impl GroupStoreActor {
                 Ok(SealedWrite {
                     payload: sealed,
                     view,
-                    stored: None,
+                    keyed: None,
                 })
             }
             _ => Err(Error::Internal(
@@ -225,7 +221,7 @@ impl GroupStoreActor {
         let SealedWrite {
             payload,
             view,
-            stored,
+            keyed,
         } = self.seal(write, sender)?;
         let group = &self.group;
         let device = &group.record.device;
@@ -260,13 +256,8 @@ impl GroupStoreActor {
                 device_pk,
                 body,
             };
-            let stored = stored.map(|body| {
-                ViewEvent {
-                    member_pk,
-                    device_pk,
-                    body,
-                }
-                .encode()
+            let stored = keyed.map(|(counter, key)| {
+                ViewEvent::keyed_message(member_pk, device_pk, counter, &key).encode()
             });
             batch.events.push(NewEvent {
                 entry_id: id,
@@ -294,8 +285,9 @@ struct SealedWrite {
     payload: Vec<u8>,
     /// What it shows subscribers, if anything.
     view: Option<ViewBody>,
-    /// What storage keeps instead of `view` (a message's key, [`ViewBody::KeyedMessage`]).
-    stored: Option<ViewBody>,
+    /// A message's counter and key: storage keeps them instead of `view`
+    /// ([`ViewEvent::keyed_message`]).
+    keyed: Option<(u64, MessageKey)>,
 }
 
 /// Parents of the next local entry: the current heads, at most [`MAX_PARENTS`] (the highest in

@@ -331,26 +331,15 @@ where
         log: &LogId,
         ids: &[EntryId],
     ) -> Result<Vec<OrderKey>> {
-        let log = log.to_bytes();
-        let mut unique: Vec<EntryId> = ids.to_vec();
-        unique.sort_unstable();
-        unique.dedup();
-        let mut keys = Vec::with_capacity(unique.len());
-        for ids in unique.chunks(IDS_PER_STATEMENT) {
-            let (sql, args) = ids_in_log::<DB>(
-                "SELECT lamport, entry_id FROM entries",
-                LogRef::Id(&log),
-                ids,
-            )
-            .finish()?;
-            let rows = sqlx::query_with(&sql, args)
-                .fetch_all(reader)
-                .await
-                .map_err(unavailable("reading order keys"))?;
-            for row in rows {
-                keys.push(Self::decode_order_key(&row)?);
-            }
-        }
+        let mut keys = Self::select_by_ids(
+            reader,
+            log,
+            ids,
+            "lamport, entry_id",
+            "reading order keys",
+            Self::decode_order_key,
+        )
+        .await?;
         keys.sort_unstable();
         Ok(keys)
     }
@@ -361,27 +350,44 @@ where
         log: &LogId,
         ids: &[EntryId],
     ) -> Result<Vec<StoredEntry>> {
+        Self::select_by_ids(
+            reader,
+            log,
+            ids,
+            ENTRY_COLUMNS,
+            "reading entries",
+            Self::decode_entry,
+        )
+        .await
+    }
+
+    /// `columns` of the stored entries among `ids` (each looked up once, in chunks of
+    /// [`IDS_PER_STATEMENT`]), each row decoded with `decode`; in no particular order.
+    async fn select_by_ids<T>(
+        reader: &Pool<DB>,
+        log: &LogId,
+        ids: &[EntryId],
+        columns: &str,
+        doing: &'static str,
+        decode: impl Fn(&DB::Row) -> Result<T>,
+    ) -> Result<Vec<T>> {
         let log = log.to_bytes();
         let mut unique: Vec<EntryId> = ids.to_vec();
         unique.sort_unstable();
         unique.dedup();
-        let mut entries = Vec::with_capacity(unique.len());
+        let select = format!("SELECT {columns} FROM entries");
+        let mut found = Vec::with_capacity(unique.len());
         for ids in unique.chunks(IDS_PER_STATEMENT) {
-            let (sql, args) = ids_in_log::<DB>(
-                &format!("SELECT {ENTRY_COLUMNS} FROM entries"),
-                LogRef::Id(&log),
-                ids,
-            )
-            .finish()?;
+            let (sql, args) = ids_in_log::<DB>(&select, LogRef::Id(&log), ids).finish()?;
             let rows = sqlx::query_with(&sql, args)
                 .fetch_all(reader)
                 .await
-                .map_err(unavailable("reading entries"))?;
+                .map_err(unavailable(doing))?;
             for row in rows {
-                entries.push(Self::decode_entry(&row)?);
+                found.push(decode(&row)?);
             }
         }
-        Ok(entries)
+        Ok(found)
     }
 
     /// As [`crate::storage::Storage::heads`].
