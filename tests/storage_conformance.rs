@@ -24,8 +24,8 @@ use berty_node::{
     crypto::SymmetricKey,
     log::{EntryId, LogId, LogKind, OrderKey},
     storage::{
-        self, Appended, Commit, Committed, Direction, NewEntry, NewEvent, OrderRange, Sealed,
-        SealedValues, Storage, StorageError, StoredEntry, StoredEvent,
+        self, Appended, Commit, CommitPaths, Committed, Direction, NewEntry, NewEvent, OrderRange,
+        Sealed, SealedValues, Storage, StorageError, StoredEntry, StoredEvent,
     },
 };
 use rand::{rngs::StdRng, seq::SliceRandom, Rng, SeedableRng};
@@ -53,6 +53,7 @@ common::fixture_tests! {
         data_survives_reopening,
         open_picks_the_backend_from_the_url,
         commit_is_all_or_nothing,
+        commits_from_known_state_stay_consistent,
         events_get_cursors_and_stay_idempotent,
         events_of_entries_on_one_clock_stay_apart,
         event_pages_match_a_sorted_model,
@@ -1185,6 +1186,154 @@ async fn commit_is_all_or_nothing(fx: Fixture) {
     assert_eq!(get(&s, "state").await, None);
     assert_eq!(get(&s, "gone").await, None);
     assert_eq!(get(&s, "kept").await, Some(b"4".to_vec()));
+}
+
+/// A node's commit: one entry, its event and the writer's chain state.
+async fn commit_one(s: &Arc<dyn Storage>, writer: &str, entry: &NewEntry) -> Committed {
+    let values = [value(s, &format!("chain/{writer}"), &entry.bytes)];
+    s.commit(
+        &LOG,
+        Commit {
+            entries: slice::from_ref(entry),
+            events: &[event(entry, 1)],
+            values: &values,
+            deletes: &[],
+        },
+    )
+    .await
+    .unwrap()
+}
+
+/// Commits like a node's (an entry, its event, a chain state), by two storages on one
+/// database and by concurrent tasks of each. PostgreSQL makes most of them as one statement
+/// planned from what the storage's last commit on the log left; whenever the log moved on
+/// meanwhile, that statement writes nothing and the commit takes the lock. Cursors, event
+/// cursors, heads and values come out as if every commit had taken the lock.
+async fn commits_from_known_state_stay_consistent(fx: Fixture) {
+    const SEQUENTIAL: usize = 20;
+    const TASKS: usize = 4;
+    const PER_TASK: usize = 15;
+    let first = fx.storage();
+    let postgres = first.backend() == Backend::Postgres;
+    let paths = |locked: u64, one_statement: u64, missed: u64| CommitPaths {
+        one_statement: if postgres { one_statement } else { 0 },
+        missed: if postgres { missed } else { 0 },
+        locked: if postgres {
+            locked
+        } else {
+            locked + one_statement + missed
+        },
+    };
+
+    // One writer: after the first commit, every one is a single statement on PostgreSQL.
+    let own = chain("own", SEQUENTIAL);
+    for (i, e) in own.iter().enumerate() {
+        let cursor = i as u64 + 1;
+        let committed = commit_one(&first, "first", e).await;
+        assert_eq!(
+            committed,
+            Committed {
+                appended: vec![new(cursor)],
+                event_cursors: vec![cursor],
+            }
+        );
+    }
+    assert_eq!(first.commit_paths(), paths(1, SEQUENTIAL as u64 - 1, 0));
+    let tip = own.last().unwrap();
+    assert_eq!(first.heads(&LOG).await.unwrap(), vec![key(tip)]);
+
+    // A second storage on the database appends behind the first one's back, with the clock
+    // the first one's next entry will have: planned from what the first knows, that entry
+    // would look new and its parent a head. The first commit notices and takes the lock.
+    let second = storage::open(&fx.url, fx.data_dir.path()).await.unwrap();
+    let theirs = entry("theirs", &[tip]);
+    let mine = entry("mine", &[tip]);
+    assert_eq!(theirs.lamport, mine.lamport);
+    assert_eq!(
+        commit_one(&second, "second", &theirs).await.appended,
+        vec![new(21)]
+    );
+    let committed = commit_one(&first, "first", &mine).await;
+    assert_eq!(
+        committed,
+        Committed {
+            appended: vec![new(22)],
+            event_cursors: vec![22],
+        }
+    );
+    assert_eq!(first.commit_paths(), paths(1, SEQUENTIAL as u64 - 1, 1));
+    assert_eq!(
+        first.heads(&LOG).await.unwrap(),
+        sorted_keys(&[&theirs, &mine])
+    );
+    // The same commit again stores nothing new, whichever path it takes.
+    assert_eq!(
+        commit_one(&first, "first", &mine).await,
+        Committed {
+            appended: vec![existing(22)],
+            event_cursors: vec![22],
+        }
+    );
+
+    // Concurrent writers on both storages, each extending its own chain from both heads.
+    let mut tasks = Vec::new();
+    let mut chains = Vec::new();
+    for t in 0..(2 * TASKS) {
+        let s = Arc::clone(if t % 2 == 0 { &first } else { &second });
+        let mut links = vec![entry(&format!("task{t}-0"), &[&theirs, &mine])];
+        for i in 1..PER_TASK {
+            let next = entry(&format!("task{t}-{i}"), &[links.last().unwrap()]);
+            links.push(next);
+        }
+        chains.push(links.clone());
+        tasks.push(tokio::spawn(async move {
+            for e in &links {
+                let committed = commit_one(&s, &format!("task{t}"), e).await;
+                assert!(matches!(committed.appended[..], [Appended::New { .. }]));
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let total = (SEQUENTIAL + 2 + 2 * TASKS * PER_TASK) as u64;
+    assert_eq!(first.count(&LOG).await.unwrap(), total);
+    let cursors: Vec<u64> = first
+        .since_cursor(&LOG, 0, u32::MAX)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.cursor)
+        .collect();
+    assert_eq!(cursors, (1..=total).collect::<Vec<_>>());
+    let events = first
+        .events_since_cursor(&LOG, &[], 0, u32::MAX)
+        .await
+        .unwrap();
+    assert_eq!(
+        events.iter().map(|e| e.cursor).collect::<Vec<_>>(),
+        (1..=total).collect::<Vec<_>>()
+    );
+    let evented: std::collections::HashSet<EntryId> = events.iter().map(|e| e.entry_id).collect();
+    assert_eq!(evented.len() as u64, total, "one event per entry");
+    assert_eq!(first.last_event_cursor(&LOG).await.unwrap(), total);
+    let tips: Vec<&NewEntry> = chains.iter().map(|c| c.last().unwrap()).collect();
+    assert_eq!(first.heads(&LOG).await.unwrap(), sorted_keys(&tips));
+    for (t, links) in chains.iter().enumerate() {
+        let last = &links.last().unwrap().bytes;
+        assert_eq!(
+            get(&second, &format!("chain/task{t}")).await.as_ref(),
+            Some(last)
+        );
+    }
+    // Every commit was counted once, by one path or another.
+    let counted = |p: CommitPaths| p.one_statement + p.missed + p.locked;
+    let made = SEQUENTIAL + 2 + TASKS * PER_TASK;
+    assert_eq!(counted(first.commit_paths()), made as u64);
+    assert_eq!(
+        counted(second.commit_paths()),
+        (1 + TASKS * PER_TASK) as u64
+    );
 }
 
 async fn events_get_cursors_and_stay_idempotent(fx: Fixture) {

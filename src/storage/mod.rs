@@ -201,6 +201,21 @@ pub struct Commit<'a> {
     pub deletes: &'a [String],
 }
 
+/// How a storage's commits ran since it was opened ([`Storage::commit_paths`]). On
+/// PostgreSQL a commit on a log this storage committed to last is one statement, written only
+/// if the log is still as that commit left it; otherwise it reads the log under its lock first
+/// (docs/decisions.md, "One statement per commit"). SQLite commits are all `locked`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CommitPaths {
+    /// Commits made with one statement.
+    pub one_statement: u64,
+    /// Commits tried with one statement that found the log moved on (by another writer on the
+    /// same database, or a concurrent commit), then made under the lock.
+    pub missed: u64,
+    /// Commits made under the log's lock (the first on a log, or after a miss or an error).
+    pub locked: u64,
+}
+
 /// What a [`Commit`] did.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Committed {
@@ -273,6 +288,9 @@ impl OrderRange {
 pub trait Storage: Send + Sync + 'static {
     /// The database's health, kept up to date in the background (never waits).
     fn health(&self) -> StorageHealth;
+
+    /// How commits ran since the storage was opened.
+    fn commit_paths(&self) -> CommitPaths;
 
     /// Appends entries to a log in one committed transaction, in the given order.
     ///

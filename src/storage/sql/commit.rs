@@ -1,15 +1,33 @@
 //! [`crate::storage::Storage::commit`]: entries, events and node values of one log in one
-//! transaction, under the log's lock.
+//! transaction, under the log's lock, or, on PostgreSQL, as one statement planned from what
+//! this storage's last commit on the log left ([`KnownLogs`]).
+//!
+//! # One statement per commit
+//!
+//! A commit under the lock is `BEGIN`, the lock (which reads the log's counters and heads),
+//! the reads the plan needs, the writes and `COMMIT`: four round trips to a PostgreSQL server
+//! at least. When this storage made the last commit on a log it knows what the lock would read,
+//! and a commit that needs no other read (its entries' parents are known heads or its own
+//! entries, its events are those of its new entries: a local send, a live batch, a sync page
+//! built on the heads) is written as one statement in its own transaction. That statement's
+//! first write moves the log's counters on only if they are still the known ones, and every
+//! other write applies only if that one did ([`Writes::guarded`]); when they were not (another
+//! writer on the same database, a concurrent commit of this storage), it writes nothing and
+//! the commit is made under the lock as before.
+
+use std::collections::HashMap;
 
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Pool, Type};
 
 use super::{
     columns::unavailable,
-    entries::Entries,
-    events::Events,
+    entries::{self, Entries, LogState},
+    events::{self, Events},
+    known_logs::{KnownLogs, Path},
+    plan::ids_to_look_up,
     values::Values,
-    writes::{self, Writes},
-    Dialect,
+    writes::{self, Combined, Writes},
+    Dialect, IDS_PER_STATEMENT, ROWS_PER_INSERT,
 };
 use crate::{
     log::LogId,
@@ -19,6 +37,7 @@ use crate::{
 /// As [`crate::storage::Storage::commit`].
 pub(super) async fn commit<DB>(
     writer: &Pool<DB>,
+    known: &KnownLogs,
     log: &LogId,
     commit: Commit<'_>,
 ) -> Result<Committed>
@@ -40,6 +59,124 @@ where
     {
         return Ok(Committed::default());
     }
+    // Where a commit's writes are one statement, one planned from the known state needs no
+    // lock (see the module's documentation).
+    let one_statement = DB::COMBINED_WRITES == Combined::WithQueries;
+    let mut path = Path::Locked;
+    if let Some(state) = known.get(log).filter(|_| one_statement) {
+        match from_known(writer, &state, &commit).await {
+            Ok(Some((committed, after))) => {
+                known.remember(log, after);
+                known.count(Path::OneStatement);
+                return Ok(committed);
+            }
+            Ok(None) => {}
+            Err(err) => {
+                known.forget(log);
+                return Err(err);
+            }
+        }
+        path = Path::Missed;
+        known.forget(log);
+    }
+    let done = under_lock(writer, log, commit).await;
+    known.count(path);
+    match done {
+        Ok((committed, after)) => {
+            if one_statement {
+                known.remember(log, after);
+            }
+            Ok(committed)
+        }
+        Err(err) => {
+            known.forget(log);
+            Err(err)
+        }
+    }
+}
+
+/// Whether a value is both put and deleted: its writes must then run in order, whereas every
+/// other write of a commit touches its own rows.
+fn puts_and_deletes_overlap(commit: &Commit<'_>) -> bool {
+    commit
+        .deletes
+        .iter()
+        .any(|key| commit.values.iter().any(|(put, _)| put == key))
+}
+
+/// The commit as one statement planned from `state` ([`Writes::guarded`]): `None` when it
+/// needs a read first, or found the log moved on from `state` (it wrote nothing then);
+/// otherwise what it did and the log's state after it.
+async fn from_known<DB>(
+    writer: &Pool<DB>,
+    state: &LogState,
+    commit: &Commit<'_>,
+) -> Result<Option<(Committed, LogState)>>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'r> Vec<u8>: Decode<'r, DB> + Type<DB>,
+    for<'r> String: Decode<'r, DB> + Type<DB>,
+    usize: ColumnIndex<DB::Row>,
+{
+    let needs_reads = !ids_to_look_up(commit.entries, state.max_lamport, &state.heads).is_empty();
+    // Values stay within one statement's bind parameters (two per value, one per key).
+    let too_many_values =
+        commit.values.len() > ROWS_PER_INSERT || commit.deletes.len() > IDS_PER_STATEMENT;
+    if needs_reads || too_many_values || puts_and_deletes_overlap(commit) {
+        return Ok(None);
+    }
+    let (appended, entry_rows) = entries::plan_known(state, commit.entries, &HashMap::new())?;
+    // Events of entries stored before would need a lookup of their events.
+    if commit
+        .events
+        .iter()
+        .any(|event| !appended.new_ids.contains(&event.entry_id))
+    {
+        return Ok(None);
+    }
+    let (event_cursors, last_event_cursor, event_rows) =
+        events::plan_known(state, commit.events, HashMap::new())?;
+    let mut writes = Writes::guarded();
+    Entries::<DB>::queue_guard(state, &appended, last_event_cursor, &mut writes);
+    Entries::<DB>::queue_rows(state.log_key, &entry_rows, &mut writes);
+    Events::<DB>::queue_rows(state.log_key, &event_rows, &mut writes);
+    Values::<DB>::queue_put(commit.values, &mut writes);
+    Values::<DB>::queue_delete(commit.deletes, &mut writes);
+    let (texts, arguments) = writes.finish()?;
+    if !writes::run_guarded(writer, &texts, arguments, "writing a commit").await? {
+        return Ok(None);
+    }
+    let after = state.after(&appended, &entry_rows, last_event_cursor);
+    let committed = Committed {
+        appended: appended.outcomes,
+        event_cursors,
+    };
+    Ok(Some((committed, after)))
+}
+
+/// The commit in a transaction that first locks the log's row and reads its state; what it
+/// did and the log's state after it.
+async fn under_lock<DB>(
+    writer: &Pool<DB>,
+    log: &LogId,
+    commit: Commit<'_>,
+) -> Result<(Committed, LogState)>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'r> Vec<u8>: Decode<'r, DB> + Type<DB>,
+    for<'r> String: Decode<'r, DB> + Type<DB>,
+    usize: ColumnIndex<DB::Row>,
+{
     let mut tx = writer
         .begin()
         .await
@@ -51,13 +188,7 @@ where
     let (appended, entry_rows) = Entries::<DB>::plan_in(&mut tx, &locked, commit.entries).await?;
     let (event_cursors, last_event_cursor, event_rows) =
         Events::<DB>::plan_in(&mut tx, &locked, &appended.new_ids, commit.events).await?;
-    // A value both put and deleted must see the writes in order; every other write of a
-    // commit touches its own rows.
-    let mut writes = if commit
-        .deletes
-        .iter()
-        .any(|key| commit.values.iter().any(|(put, _)| put == key))
-    {
+    let mut writes = if puts_and_deletes_overlap(&commit) {
         Writes::in_order()
     } else {
         Writes::new()
@@ -72,8 +203,10 @@ where
     let (texts, arguments) = writes.finish()?;
     writes::run(&mut tx, &texts, arguments, "writing a commit").await?;
     tx.commit().await.map_err(unavailable("committing"))?;
-    Ok(Committed {
+    let after = locked.after(&appended, &entry_rows, last_event_cursor);
+    let committed = Committed {
         appended: appended.outcomes,
         event_cursors,
-    })
+    };
+    Ok((committed, after))
 }

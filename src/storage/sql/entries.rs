@@ -49,17 +49,51 @@ fn lock_log_sql<DB: Dialect>() -> String {
     )
 }
 
-/// A log locked by a write transaction ([`lock_log_sql`]), with its counters as of the lock.
-pub(super) struct LockedLog {
+/// A log's key, counters and (some of its) heads: read under its lock by a write transaction
+/// ([`lock_log_sql`]), or known from the last commit this storage made on it
+/// ([`super::known_logs`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct LogState {
     pub(super) log_key: i64,
     pub(super) last_cursor: u64,
     pub(super) last_event_cursor: u64,
     /// The highest Lamport clock the log has stored (an upper bound once entries were
     /// deleted); `None` before its first entry.
     pub(super) max_lamport: Option<u64>,
-    /// Heads of the log (all of them, or 64 of them): entries stored.
+    /// Heads of the log (all of them, or some of them): entries stored.
     pub(super) heads: HashSet<EntryId>,
 }
+
+impl LogState {
+    /// The log's state once a planned append (and events up to `last_event_cursor`) is
+    /// committed on this one. Heads stay a subset of the log's heads: the ones the append
+    /// retires go, its own come, at most [`MAX_KNOWN_HEADS`] are kept.
+    pub(super) fn after(
+        &self,
+        appended: &AppendedIn,
+        rows: &EntryRows<'_>,
+        last_event_cursor: u64,
+    ) -> Self {
+        let mut heads = self.heads.clone();
+        for former in &rows.former_heads {
+            heads.remove(former);
+        }
+        heads.extend(rows.new_heads.iter().map(|entry| entry.id));
+        if heads.len() > MAX_KNOWN_HEADS {
+            heads = heads.into_iter().take(MAX_KNOWN_HEADS).collect();
+        }
+        Self {
+            log_key: self.log_key,
+            last_cursor: appended.last_cursor,
+            last_event_cursor,
+            max_lamport: appended.max_lamport,
+            heads,
+        }
+    }
+}
+
+/// Most heads a [`LogState`] keeps (as many as the lock reads).
+const MAX_KNOWN_HEADS: usize = 64;
 
 /// Entry ids concatenated in hex (either case), as [`Dialect::HEADS_AS_HEX`] returns them.
 fn heads_from_hex(hex_ids: &str) -> Result<HashSet<EntryId>> {
@@ -96,6 +130,36 @@ pub(super) struct EntryRows<'a> {
     former_heads: Vec<EntryId>,
     /// New entries that become heads.
     new_heads: Vec<&'a NewEntry>,
+}
+
+/// What appending `entries` to the log in `state` writes, given the cursors of those of the
+/// batch's ids and parent ids that are stored (all that [`ids_to_look_up`] names): pure, the
+/// reads are the caller's.
+pub(super) fn plan_known<'a>(
+    state: &LogState,
+    entries: &'a [NewEntry],
+    stored: &HashMap<EntryId, u64>,
+) -> Result<(AppendedIn, EntryRows<'a>)> {
+    let plan = plan_append(entries, stored, &state.heads, state.last_cursor)?;
+    let new_max = plan.new.iter().map(|row| row.entry.lamport).max();
+    let appended = AppendedIn {
+        added: plan.new.len(),
+        max_lamport: state.max_lamport.max(new_max),
+        last_cursor: plan.last_cursor,
+        new_ids: plan.new.iter().map(|row| row.entry.id).collect(),
+        outcomes: plan.outcomes,
+    };
+    let rows = EntryRows {
+        parents: plan
+            .new
+            .iter()
+            .map(|row| parents_blob(&row.entry.parents))
+            .collect(),
+        new: plan.new,
+        former_heads: plan.former_heads,
+        new_heads: plan.new_heads,
+    };
+    Ok((appended, rows))
 }
 
 /// The SQL of entries and heads, for one engine.
@@ -170,14 +234,14 @@ where
 
     /// Locks the log's row, creating it on first use: must be the first statement of every
     /// write transaction on a log (see [`lock_log_sql`]). Returns the log's key and counters.
-    pub(super) async fn lock_log(tx: &mut DB::Connection, log: &LogId) -> Result<LockedLog> {
+    pub(super) async fn lock_log(tx: &mut DB::Connection, log: &LogId) -> Result<LogState> {
         let sql = lock_log_sql::<DB>();
         let row = sqlx::query::<DB>(&sql)
             .bind(&log.to_bytes()[..])
             .fetch_one(&mut *tx)
             .await
             .map_err(unavailable("locking the log"))?;
-        Ok(LockedLog {
+        Ok(LogState {
             log_key: column::<DB, _>(&row, 0)?,
             last_cursor: non_negative(column::<DB, _>(&row, 1)?, "last cursor")?,
             last_event_cursor: non_negative(column::<DB, _>(&row, 2)?, "last event cursor")?,
@@ -188,11 +252,38 @@ where
 
     /// Queues the log's counters after an append (and events).
     pub(super) fn queue_advance(
-        locked: &LockedLog,
+        locked: &LogState,
         appended: &AppendedIn,
         last_event_cursor: u64,
         writes: &mut Writes<'_, DB>,
     ) {
+        Self::push_advance(locked, appended, last_event_cursor, writes);
+    }
+
+    /// Queues the guard of a commit made without the lock ([`Writes::guarded`]): the log's
+    /// counters after the append, written only if they are still those of `known` (else the
+    /// statement changes nothing and the commit takes the lock).
+    pub(super) fn queue_guard(
+        known: &LogState,
+        appended: &AppendedIn,
+        last_event_cursor: u64,
+        writes: &mut Writes<'_, DB>,
+    ) {
+        Self::push_advance(known, appended, last_event_cursor, writes)
+            .push(" AND last_cursor = ")
+            .bind(cursor_to_sql(known.last_cursor))
+            .push(" AND last_event_cursor = ")
+            .bind(cursor_to_sql(known.last_event_cursor))
+            .push(" RETURNING log_key");
+    }
+
+    /// `UPDATE logs` with the counters after an append, for the log's row.
+    fn push_advance<'s, 'w>(
+        state: &LogState,
+        appended: &AppendedIn,
+        last_event_cursor: u64,
+        writes: &'s mut Writes<'w, DB>,
+    ) -> &'s mut Statement<'w, DB> {
         writes
             .statement("UPDATE logs SET last_cursor = ")
             .bind(cursor_to_sql(appended.last_cursor))
@@ -204,7 +295,7 @@ where
             // Clocks start at 1: 0 stands for "none yet" as well as NULL does.
             .bind(lamport_to_sql(appended.max_lamport.unwrap_or(0)))
             .push(" WHERE log_key = ")
-            .bind(locked.log_key);
+            .bind(state.log_key)
     }
 
     /// Decides what appending `entries` writes, inside the transaction on `tx`, which holds
@@ -212,47 +303,22 @@ where
     /// [`Self::queue_rows`]; the log's counters are left to [`Self::queue_advance`]).
     pub(super) async fn plan_in<'a>(
         tx: &mut DB::Connection,
-        locked: &LockedLog,
+        locked: &LogState,
         entries: &'a [NewEntry],
     ) -> Result<(AppendedIn, EntryRows<'a>)> {
-        if entries.is_empty() {
-            let appended = AppendedIn {
-                outcomes: Vec::new(),
-                added: 0,
-                last_cursor: locked.last_cursor,
-                new_ids: HashSet::new(),
-                max_lamport: locked.max_lamport,
-            };
-            return Ok((appended, EntryRows::default()));
-        }
-        let stored = Self::stored_cursors(tx, locked, entries).await?;
-        let plan = plan_append(entries, &stored, &locked.heads, locked.last_cursor)?;
-        let new_max = plan.new.iter().map(|row| row.entry.lamport).max();
-        let appended = AppendedIn {
-            added: plan.new.len(),
-            max_lamport: locked.max_lamport.max(new_max),
-            last_cursor: plan.last_cursor,
-            new_ids: plan.new.iter().map(|row| row.entry.id).collect(),
-            outcomes: plan.outcomes,
+        let stored = if entries.is_empty() {
+            HashMap::new()
+        } else {
+            Self::stored_cursors(tx, locked, entries).await?
         };
-        let rows = EntryRows {
-            parents: plan
-                .new
-                .iter()
-                .map(|row| parents_blob(&row.entry.parents))
-                .collect(),
-            new: plan.new,
-            former_heads: plan.former_heads,
-            new_heads: plan.new_heads,
-        };
-        Ok((appended, rows))
+        plan_known(locked, entries, &stored)
     }
 
     /// The cursors of those of the batch's ids and parent ids that are stored (only those
     /// that may be stored are looked up, see [`ids_to_look_up`]).
     async fn stored_cursors(
         tx: &mut DB::Connection,
-        locked: &LockedLog,
+        locked: &LogState,
         entries: &[NewEntry],
     ) -> Result<HashMap<EntryId, u64>> {
         let log_key = locked.log_key;
@@ -287,6 +353,7 @@ where
     ) {
         let chunks = rows.new.chunks(DB::ROWS_PER_INSERT);
         for (new, parents) in chunks.zip(rows.parents.chunks(DB::ROWS_PER_INSERT)) {
+            let only_if = writes.only_if();
             let insert = writes.statement(
                 "INSERT INTO entries (log_key, entry_id, lamport, cursor, parents, bytes) ",
             );
@@ -305,14 +372,18 @@ where
                     Column::Blob(new.iter().map(|r| &r.entry.bytes[..]).collect()),
                 ],
             );
+            insert.push(only_if.as_where());
         }
         for ids in rows.former_heads.chunks(IDS_PER_STATEMENT) {
+            let only_if = writes.only_if();
             let delete = writes.statement("DELETE FROM heads WHERE ");
             push_log(delete, LogRef::Key(log_key));
             delete.push(" AND ");
             DB::push_id_in(delete, "entry_id", ids);
+            delete.push(only_if.as_and());
         }
         for heads in rows.new_heads.chunks(DB::ROWS_PER_INSERT) {
+            let only_if = writes.only_if();
             let insert = writes.statement("INSERT INTO heads (log_key, entry_id, lamport) ");
             DB::push_rows(
                 insert,
@@ -322,6 +393,7 @@ where
                     Column::Int(heads.iter().map(|e| lamport_to_sql(e.lamport)).collect()),
                 ],
             );
+            insert.push(only_if.as_where());
         }
     }
 

@@ -13,7 +13,7 @@ use super::{
         column, cursor_to_sql, entry_id, lamport_from_sql, lamport_to_sql, non_negative,
         parents_blob, parents_from_blob, unavailable, MAX_CURSOR,
     },
-    entries::{LockedLog, LOG_IS_PARAM_1},
+    entries::{LogState, LOG_IS_PARAM_1},
     statement::{ids_in_log, push_kinds, push_log, push_order_range, Column, LogRef, Statement},
     writes::Writes,
     Dialect, IDS_PER_STATEMENT,
@@ -31,6 +31,35 @@ const EVENT_COLUMNS: &str = "entry_id, lamport, parents, kind, body, cursor";
 #[derive(Default)]
 pub(super) struct EventRows<'a> {
     new: Vec<(&'a NewEvent, u64, Vec<u8>)>,
+}
+
+/// Which of `events` are new in the log in `state`, given the event cursors of those already
+/// stored (`known`): the cursor of each event, the log's last event cursor after them and the
+/// rows to write ([`Events::queue_rows`]). Pure: the reads are the caller's.
+pub(super) fn plan_known<'a>(
+    state: &LogState,
+    events: &'a [NewEvent],
+    mut known: HashMap<EntryId, u64>,
+) -> Result<(Vec<u64>, u64, EventRows<'a>)> {
+    let mut last = state.last_event_cursor;
+    let mut cursors = Vec::with_capacity(events.len());
+    let mut new = Vec::new();
+    for event in events {
+        let cursor = match known.get(&event.entry_id) {
+            Some(cursor) => *cursor,
+            None => {
+                last = last
+                    .checked_add(1)
+                    .filter(|c| *c <= MAX_CURSOR)
+                    .ok_or_else(|| StorageError::Corrupt("event cursor overflow".into()))?;
+                known.insert(event.entry_id, last);
+                new.push((event, last, parents_blob(&event.parents)));
+                last
+            }
+        };
+        cursors.push(cursor);
+    }
+    Ok((cursors, last, EventRows { new }))
 }
 
 /// The SQL of decoded events, for one engine.
@@ -68,44 +97,26 @@ where
     /// (`new_ids` are the ones it stores) are looked up.
     pub(super) async fn plan_in<'a>(
         tx: &mut DB::Connection,
-        locked: &LockedLog,
+        locked: &LogState,
         new_ids: &HashSet<EntryId>,
         events: &'a [NewEvent],
     ) -> Result<(Vec<u64>, u64, EventRows<'a>)> {
-        let mut last = locked.last_event_cursor;
         if events.is_empty() {
-            return Ok((Vec::new(), last, EventRows::default()));
+            return Ok((Vec::new(), locked.last_event_cursor, EventRows::default()));
         }
         let log_key = locked.log_key;
         let older: Vec<&NewEvent> = events
             .iter()
             .filter(|e| !new_ids.contains(&e.entry_id))
             .collect();
-        let mut known = Self::stored_cursors(tx, log_key, &older).await?;
+        let known = Self::stored_cursors(tx, log_key, &older).await?;
         let without_event: Vec<EntryId> = older
             .iter()
             .map(|e| e.entry_id)
             .filter(|id| !known.contains_key(id))
             .collect();
         Self::check_entries_stored(tx, log_key, &without_event).await?;
-        let mut cursors = Vec::with_capacity(events.len());
-        let mut new = Vec::new();
-        for event in events {
-            let cursor = match known.get(&event.entry_id) {
-                Some(cursor) => *cursor,
-                None => {
-                    last = last
-                        .checked_add(1)
-                        .filter(|c| *c <= MAX_CURSOR)
-                        .ok_or_else(|| StorageError::Corrupt("event cursor overflow".into()))?;
-                    known.insert(event.entry_id, last);
-                    new.push((event, last, parents_blob(&event.parents)));
-                    last
-                }
-            };
-            cursors.push(cursor);
-        }
-        Ok((cursors, last, EventRows { new }))
+        plan_known(locked, events, known)
     }
 
     /// Queues the inserts of the new events ([`Self::plan_in`], [`Dialect::push_rows`]).
@@ -115,6 +126,7 @@ where
         writes: &mut Writes<'w, DB>,
     ) {
         for rows in rows.new.chunks(DB::ROWS_PER_INSERT) {
+            let only_if = writes.only_if();
             let insert = writes.statement(
                 "INSERT INTO events (log_key, cursor, entry_id, lamport, parents, kind, body) ",
             );
@@ -138,6 +150,7 @@ where
                     Column::Blob(rows.iter().map(|(e, _, _)| e.stored_body()).collect()),
                 ],
             );
+            insert.push(only_if.as_where());
         }
     }
 

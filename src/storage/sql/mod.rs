@@ -15,8 +15,9 @@
 //! - `columns`: how values are stored and read back;
 //! - `plan`: what an append writes, decided before writing (pure);
 //! - `entries`: appends, entries and heads; `events`: decoded events; `values`: node
-//!   values; `commit`: the transaction writing all three; `writes`: a transaction's writes,
-//!   queued once its reads are done and run in as few round trips as the engine allows.
+//!   values; `commit`: the transaction writing all three (on PostgreSQL often one statement,
+//!   from what `known_logs` remembers of the log); `writes`: a transaction's writes, queued
+//!   once its reads are done and run in as few round trips as the engine allows.
 //!
 //! # Encoding
 //!
@@ -45,6 +46,7 @@ pub(super) mod columns;
 mod commit;
 mod entries;
 mod events;
+mod known_logs;
 mod plan;
 mod statement;
 mod values;
@@ -60,8 +62,8 @@ pub(crate) use writes::Combined;
 
 use self::{entries::Entries, events::Events, values::Values};
 use super::{
-    health::HealthMonitor, rendezvous::RendezvousStore, Appended, Commit, Committed, NewEntry,
-    OrderRange, Result, Sealed, Storage, StorageHealth, StoredEntry, StoredEvent,
+    health::HealthMonitor, rendezvous::RendezvousStore, Appended, Commit, CommitPaths, Committed,
+    NewEntry, OrderRange, Result, Sealed, Storage, StorageHealth, StoredEntry, StoredEvent,
 };
 use crate::log::{EntryId, LogId, OrderKey};
 
@@ -118,6 +120,8 @@ pub struct SqlStorage<DB: Database> {
     background: Option<tokio::task::JoinHandle<()>>,
     /// PostgreSQL: refreshes planner statistics as the logs grow (see [`analyze`]).
     analyzer: Option<analyze::Analyzer>,
+    /// The logs' states as this storage's last commits left them (see `commit`).
+    known: known_logs::KnownLogs,
 }
 
 impl<DB: Database> Drop for SqlStorage<DB> {
@@ -143,6 +147,7 @@ impl<DB: Database> SqlStorage<DB> {
             health,
             background,
             analyzer: None,
+            known: known_logs::KnownLogs::default(),
         }
     }
 
@@ -198,6 +203,10 @@ where
         self.health.health().clone()
     }
 
+    fn commit_paths(&self) -> CommitPaths {
+        self.known.paths()
+    }
+
     async fn append(&self, log: &LogId, entries: &[NewEntry]) -> Result<Vec<Appended>> {
         let appended = self
             .guard(Entries::append(&self.writer, log, entries))
@@ -231,7 +240,7 @@ where
     async fn commit(&self, log: &LogId, commit: Commit<'_>) -> Result<Committed> {
         let events = commit.events.len();
         let committed = self
-            .guard(commit::commit(&self.writer, log, commit))
+            .guard(commit::commit(&self.writer, &self.known, log, commit))
             .await?;
         self.wrote(new_entries(&committed.appended) + events);
         Ok(committed)

@@ -111,10 +111,18 @@ where
             .map(|(_, value)| value)
             .collect();
         for rows in rows.chunks(ROWS_PER_INSERT) {
+            let only_if = writes.only_if();
             let insert = writes.statement("INSERT INTO node_values (key, value) ");
+            // A guarded write needs a `WHERE`, which `VALUES` does not take.
+            if only_if.is_guarded() {
+                insert.push("SELECT * FROM (");
+            }
             insert.push_values(rows, |values, (key, value)| {
                 values.bind(key.as_str()).bind(value.as_bytes());
             });
+            if only_if.is_guarded() {
+                insert.push(") AS v").push(only_if.as_where());
+            }
             insert.push(" ON CONFLICT (key) DO UPDATE SET value = excluded.value");
         }
     }
@@ -122,12 +130,13 @@ where
     /// Queues the deletion of node values in a transaction, many per statement.
     pub(super) fn queue_delete<'w>(keys: &'w [String], writes: &mut Writes<'w, DB>) {
         for keys in keys.chunks(IDS_PER_STATEMENT) {
+            let only_if = writes.only_if();
             let delete = writes.statement("DELETE FROM node_values WHERE key IN (");
             let mut list = delete.list();
             for key in keys {
                 list.bind(key.as_str());
             }
-            delete.push(")");
+            delete.push(")").push(only_if.as_and());
         }
     }
 }

@@ -22,6 +22,39 @@ pub(crate) enum Combined {
 /// Bind parameters one combined statement takes at most (PostgreSQL allows 65,535).
 const MAX_COMBINED_ARGUMENTS: usize = 30_000;
 
+/// Name of the first write of a combined statement: in a guarded one, the guard.
+const GUARD: &str = "w0";
+
+/// What a write adds to its SQL so that it applies only if the guard of its statement did
+/// ([`Writes::guarded`]); nothing in unguarded writes. Take it before starting the write.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct OnlyIf(bool);
+
+impl OnlyIf {
+    /// After rows given by a `SELECT` (an `INSERT`'s source, without `WHERE`).
+    pub(super) fn as_where(self) -> &'static str {
+        if self.0 {
+            " WHERE EXISTS (SELECT 1 FROM w0)"
+        } else {
+            ""
+        }
+    }
+
+    /// After a `WHERE` condition.
+    pub(super) fn as_and(self) -> &'static str {
+        if self.0 {
+            " AND EXISTS (SELECT 1 FROM w0)"
+        } else {
+            ""
+        }
+    }
+
+    /// Whether writes must add a condition.
+    pub(super) fn is_guarded(self) -> bool {
+        self.0
+    }
+}
+
 /// The writes of one transaction, in order, combined into as few executions as the engine
 /// allows ([`Combined`]).
 pub(super) struct Writes<'a, DB: Dialect> {
@@ -31,6 +64,8 @@ pub(super) struct Writes<'a, DB: Dialect> {
     in_current: usize,
     /// Whether writes may be combined.
     combine: bool,
+    /// One statement whose first write is a guard the others depend on.
+    guarded: bool,
 }
 
 impl<'a, DB: Dialect> Writes<'a, DB> {
@@ -41,7 +76,27 @@ impl<'a, DB: Dialect> Writes<'a, DB> {
             current: None,
             in_current: 0,
             combine: true,
+            guarded: false,
         }
+    }
+
+    /// No writes yet; all of them go in one statement whose first write is the guard: an
+    /// `UPDATE ... RETURNING` that returns a row only where it applies. Every later write adds
+    /// [`Writes::only_if`] to its SQL, so the statement writes everything or nothing, and
+    /// returns the number of rows the guard wrote ([`run_guarded`]). PostgreSQL only
+    /// ([`Combined::WithQueries`]); the writes must touch each row at most once, and stay under
+    /// the engine's limit of bind parameters.
+    pub(super) fn guarded() -> Self {
+        debug_assert_eq!(DB::COMBINED_WRITES, Combined::WithQueries);
+        Self {
+            guarded: true,
+            ..Self::new()
+        }
+    }
+
+    /// The condition the next write adds to its SQL (none before the guard is queued).
+    pub(super) fn only_if(&self) -> OnlyIf {
+        OnlyIf(self.guarded && self.current.is_some())
     }
 
     /// No writes yet; the writes to come may touch one row more than once, so each must see
@@ -55,11 +110,9 @@ impl<'a, DB: Dialect> Writes<'a, DB> {
 
     /// Starts a statement with `sql`: bind and extend the statement returned.
     pub(super) fn statement(&mut self, sql: &str) -> &mut Statement<'a, DB> {
-        let combine = self.combine
-            && self
-                .current
-                .as_ref()
-                .is_some_and(|c| c.arguments() < MAX_COMBINED_ARGUMENTS);
+        let combine = self.current.as_ref().is_some_and(|c| {
+            self.guarded || (self.combine && c.arguments() < MAX_COMBINED_ARGUMENTS)
+        });
         match self.current.take() {
             Some(mut current) if combine => {
                 match DB::COMBINED_WRITES {
@@ -68,7 +121,7 @@ impl<'a, DB: Dialect> Writes<'a, DB> {
                     }
                     Combined::WithQueries => {
                         if self.in_current == 1 {
-                            current.prefix("WITH w0 AS (");
+                            current.prefix(&format!("WITH {GUARD} AS ("));
                         }
                         current.push(&format!("), w{} AS (", self.in_current));
                     }
@@ -90,7 +143,12 @@ impl<'a, DB: Dialect> Writes<'a, DB> {
 
     /// Ends a combined statement.
     fn close(&self, mut statement: Statement<'a, DB>) -> Statement<'a, DB> {
-        if DB::COMBINED_WRITES == Combined::WithQueries && self.in_current > 1 {
+        if self.guarded {
+            if self.in_current == 1 {
+                statement.prefix(&format!("WITH {GUARD} AS ("));
+            }
+            statement.push(&format!(") SELECT count(*) FROM {GUARD}"));
+        } else if DB::COMBINED_WRITES == Combined::WithQueries && self.in_current > 1 {
             statement.push(") SELECT 1");
         }
         statement
@@ -136,6 +194,34 @@ where
     Ok(())
 }
 
+/// Runs guarded writes ([`Writes::guarded`]: one statement) on their own, as one transaction:
+/// whether the guard applied, and with it every write.
+pub(super) async fn run_guarded<'a, DB: Dialect>(
+    pool: &sqlx::Pool<DB>,
+    texts: &'a [String],
+    mut arguments: Vec<DB::Arguments<'a>>,
+    what: &'static str,
+) -> Result<bool>
+where
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'c> &'c sqlx::Pool<DB>: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> i64: sqlx::Decode<'q, DB> + sqlx::Type<DB>,
+    usize: sqlx::ColumnIndex<DB::Row>,
+{
+    let (Some(sql), Some(args), 1) = (texts.first(), arguments.pop(), texts.len()) else {
+        return Err(crate::storage::StorageError::Unavailable(format!(
+            "{what}: a guarded commit must be one statement"
+        )));
+    };
+    let row = sqlx::query_with(sql, args)
+        .fetch_one(pool)
+        .await
+        .map_err(unavailable(what))?;
+    let applied: i64 = super::columns::column::<DB, _>(&row, 0)?;
+    Ok(applied > 0)
+}
+
 #[cfg(test)]
 mod tests {
     use sqlx::{Postgres, Sqlite};
@@ -176,6 +262,48 @@ mod tests {
         assert_eq!(
             one.finish().map(|(texts, _)| texts).unwrap_or_default(),
             vec!["DELETE FROM b WHERE x = $1"]
+        );
+    }
+
+    #[test]
+    fn guarded_writes_are_one_statement_that_counts_the_guards_rows() {
+        let mut writes = Writes::<Postgres>::guarded();
+        assert!(
+            !writes.only_if().is_guarded(),
+            "the guard itself has no condition"
+        );
+        writes
+            .statement("UPDATE logs SET x = ")
+            .bind(1i64)
+            .push(" RETURNING log_key");
+        let only_if = writes.only_if();
+        writes
+            .statement("DELETE FROM b WHERE x = ")
+            .bind(2i64)
+            .push(only_if.as_and());
+        let only_if = writes.only_if();
+        writes
+            .statement("INSERT INTO a (x) SELECT * FROM unnest(")
+            .bind(vec![3i64])
+            .push(")")
+            .push(only_if.as_where());
+        assert_eq!(
+            writes.finish().map(|(texts, _)| texts).unwrap_or_default(),
+            vec![
+                "WITH w0 AS (UPDATE logs SET x = $1 RETURNING log_key), \
+                 w1 AS (DELETE FROM b WHERE x = $2 AND EXISTS (SELECT 1 FROM w0)), \
+                 w2 AS (INSERT INTO a (x) SELECT * FROM unnest($3) \
+                 WHERE EXISTS (SELECT 1 FROM w0)) SELECT count(*) FROM w0"
+            ]
+        );
+        let mut alone = Writes::<Postgres>::guarded();
+        alone
+            .statement("UPDATE logs SET x = ")
+            .bind(1i64)
+            .push(" RETURNING log_key");
+        assert_eq!(
+            alone.finish().map(|(texts, _)| texts).unwrap_or_default(),
+            vec!["WITH w0 AS (UPDATE logs SET x = $1 RETURNING log_key) SELECT count(*) FROM w0"]
         );
     }
 
