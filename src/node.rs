@@ -105,6 +105,9 @@ impl Node {
         let storage = local.storage.clone();
         let (metrics, mut registry) = Metrics::new();
         metrics.storage_up.set(1);
+        registry.register_collector(Box::new(crate::storage::CommitPathsCollector::new(
+            storage.clone(),
+        )));
 
         let (shutdown, shutdown_rx) = watch::channel(false);
         let supervisor = Supervisor::new();

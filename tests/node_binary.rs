@@ -81,6 +81,10 @@ async fn serve_answer_and_stop(database_url: &str) {
     let (status, body) = http_get(node.admin_addr, "/metrics", None).await;
     assert_eq!(status, 200);
     assert!(body.contains("berty_node_storage_up 1"), "{body}");
+    for path in ["one_statement", "missed", "locked"] {
+        let line = format!("berty_node_storage_commits_total{{path=\"{path}\"}} ");
+        assert!(body.contains(&line), "{line} in {body}");
+    }
     assert!(
         body.contains(
             "berty_node_grpc_requests_total{method=\"InstanceGetConfiguration\",code=\"Ok\"} 1"

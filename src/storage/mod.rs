@@ -13,6 +13,7 @@
 //! ranges with a limit.
 
 pub mod account_lock;
+mod collector;
 pub mod health;
 pub mod mirror;
 pub mod postgres;
@@ -28,6 +29,7 @@ use async_trait::async_trait;
 
 use crate::log::{EntryId, LogId, OrderKey};
 
+pub use collector::CommitPathsCollector;
 pub use health::{Health, StorageHealth};
 pub use sealed::{Sealed, SealedValues};
 pub use sql::SqlStorage;
