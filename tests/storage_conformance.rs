@@ -1036,6 +1036,7 @@ fn stored_event(event: &NewEvent, cursor: u64) -> StoredEvent {
         kind: event.kind,
         body: event.stored_body().to_vec(),
         cursor,
+        entry: None,
     }
 }
 
@@ -1307,7 +1308,7 @@ async fn commits_from_known_state_stay_consistent(fx: Fixture) {
         .collect();
     assert_eq!(cursors, (1..=total).collect::<Vec<_>>());
     let events = first
-        .events_since_cursor(&LOG, &[], 0, u32::MAX)
+        .events_since_cursor(&LOG, &[], &[], 0, u32::MAX)
         .await
         .unwrap();
     assert_eq!(
@@ -1395,7 +1396,7 @@ async fn events_get_cursors_and_stay_idempotent(fx: Fixture) {
     // Entry cursors are untouched by events.
     assert_eq!(s.last_cursor(&LOG).await.unwrap(), 3);
 
-    let all = s.events_since_cursor(&LOG, &[], 0, 10).await.unwrap();
+    let all = s.events_since_cursor(&LOG, &[], &[], 0, 10).await.unwrap();
     assert_eq!(
         all,
         vec![
@@ -1405,26 +1406,52 @@ async fn events_get_cursors_and_stay_idempotent(fx: Fixture) {
         ]
     );
     assert_eq!(
-        s.events_since_cursor(&LOG, &[1], 1, 10).await.unwrap(),
+        s.events_since_cursor(&LOG, &[1], &[], 1, 10).await.unwrap(),
         vec![stored_event(&ea, 2)]
     );
     assert_eq!(
-        s.events_since_cursor(&LOG, &[2, 9], 0, 10).await.unwrap(),
+        s.events_since_cursor(&LOG, &[2, 9], &[], 0, 10)
+            .await
+            .unwrap(),
         vec![stored_event(&eb, 3)]
     );
     assert_eq!(
-        s.events_since_cursor(&LOG, &[], 0, 2).await.unwrap().len(),
+        s.events_since_cursor(&LOG, &[], &[], 0, 2)
+            .await
+            .unwrap()
+            .len(),
         2
     );
     assert_eq!(
-        s.events_since_cursor(&LOG, &[], 0, 0).await.unwrap(),
+        s.events_since_cursor(&LOG, &[], &[], 0, 0).await.unwrap(),
         vec![]
     );
     assert_eq!(
-        s.events_since_cursor(&LOG, &[], u64::MAX, 10)
+        s.events_since_cursor(&LOG, &[], &[], u64::MAX, 10)
             .await
             .unwrap(),
         vec![]
+    );
+
+    // Events of the kinds named in `entries_of` come with their entry's bytes, by cursor and
+    // in total order alike; the others without.
+    let with_entry = |event: &NewEvent, cursor: u64, entry: &NewEntry| StoredEvent {
+        entry: Some(entry.bytes.clone()),
+        ..stored_event(event, cursor)
+    };
+    assert_eq!(
+        s.events_since_cursor(&LOG, &[], &[1], 0, 10).await.unwrap(),
+        vec![
+            with_entry(&ec, 1, &c),
+            with_entry(&ea, 2, &a),
+            stored_event(&eb, 3)
+        ]
+    );
+    assert_eq!(
+        s.events_range(&LOG, &[2], &[1, 2], &OrderRange::all(10), u64::MAX)
+            .await
+            .unwrap(),
+        vec![with_entry(&eb, 3, &b)]
     );
 }
 
@@ -1560,7 +1587,7 @@ async fn event_pages_match_a_sorted_model(fx: Fixture) {
                                 limit,
                             };
                             assert_eq!(
-                                s.events_range(&LOG, kinds, &range, max_cursor)
+                                s.events_range(&LOG, kinds, &[], &range, max_cursor)
                                     .await
                                     .unwrap(),
                                 model_events(&model, kinds, &range, max_cursor),

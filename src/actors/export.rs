@@ -63,7 +63,7 @@ async fn export(
         let mut cursor = 0;
         loop {
             let page = storage
-                .events_since_cursor(&log, &[], cursor, defaults::EVENT_PAGE)
+                .events_since_cursor(&log, &[], &[], cursor, defaults::EVENT_PAGE)
                 .await?;
             let Some(last) = page.last() else { break };
             cursor = last.cursor;

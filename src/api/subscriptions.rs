@@ -30,7 +30,7 @@ use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio_stream::{wrappers::ReceiverStream, Stream, StreamExt};
 use tonic::Status;
 
-use super::stored_messages::open_messages;
+use super::stored_messages::{open_messages, WITH_ENTRIES};
 use crate::{
     actors::{
         group_store::{EventWatch, RecentEvents},
@@ -290,7 +290,13 @@ impl<T: Send + 'static> Reader<T> {
             let page = self
                 .source
                 .storage
-                .events_range(&self.source.log, &self.source.kinds, &range, snapshot)
+                .events_range(
+                    &self.source.log,
+                    &self.source.kinds,
+                    WITH_ENTRIES,
+                    &range,
+                    snapshot,
+                )
                 .await?;
             let page = open_messages(&*self.source.storage, &self.source.log, page).await?;
             self.emit(&page).await?;
@@ -335,7 +341,13 @@ impl<T: Send + 'static> Reader<T> {
                 let events = self
                     .source
                     .storage
-                    .events_since_cursor(&self.source.log, &self.source.kinds, after, page)
+                    .events_since_cursor(
+                        &self.source.log,
+                        &self.source.kinds,
+                        WITH_ENTRIES,
+                        after,
+                        page,
+                    )
                     .await?;
                 let events = open_messages(&*self.source.storage, &self.source.log, events).await?;
                 self.emit(&events).await?;

@@ -30,7 +30,7 @@ pub enum EventKind {
 
 impl EventKind {
     /// The stored form.
-    pub fn as_u8(self) -> u8 {
+    pub const fn as_u8(self) -> u8 {
         self as u8
     }
 }

@@ -177,6 +177,9 @@ pub struct StoredEvent {
     /// Arrival sequence of the event in its log's view: 1, 2, 3... without gaps, committed in
     /// increasing order.
     pub cursor: u64,
+    /// The bytes of the event's entry, when the read asked for them (`entries_of` of
+    /// [`Storage::events_range`] and [`Storage::events_since_cursor`]); `None` otherwise.
+    pub entry: Option<Vec<u8>>,
 }
 
 impl StoredEvent {
@@ -328,21 +331,25 @@ pub trait Storage: Send + Sync + 'static {
     async fn event(&self, log: &LogId, entry_id: &EntryId) -> Result<Option<StoredEvent>>;
 
     /// A page of the log's events of the given kinds (all kinds when `kinds` is empty) in
-    /// total order, leaving out events whose cursor is above `max_cursor`.
+    /// total order, leaving out events whose cursor is above `max_cursor`. Events whose kind
+    /// is among `entries_of` come with their entry's bytes ([`StoredEvent::entry`]).
     async fn events_range(
         &self,
         log: &LogId,
         kinds: &[u8],
+        entries_of: &[u8],
         range: &OrderRange,
         max_cursor: u64,
     ) -> Result<Vec<StoredEvent>>;
 
     /// Events of the given kinds (all when empty) with cursor strictly above `after`,
-    /// ascending cursor, at most `limit`.
+    /// ascending cursor, at most `limit`; those whose kind is among `entries_of` with their
+    /// entry's bytes.
     async fn events_since_cursor(
         &self,
         log: &LogId,
         kinds: &[u8],
+        entries_of: &[u8],
         after: u64,
         limit: u32,
     ) -> Result<Vec<StoredEvent>>;

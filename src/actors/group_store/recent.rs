@@ -101,6 +101,7 @@ impl RecentEvents {
                 kind: event.kind,
                 body: event.body,
                 cursor,
+                entry: None,
             }));
             ring.trim(max_events, max_bytes);
         }

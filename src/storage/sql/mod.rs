@@ -254,10 +254,11 @@ where
         &self,
         log: &LogId,
         kinds: &[u8],
+        entries_of: &[u8],
         range: &OrderRange,
         max_cursor: u64,
     ) -> Result<Vec<StoredEvent>> {
-        let call = Events::range(&self.reader, log, kinds, range, max_cursor);
+        let call = Events::range(&self.reader, log, kinds, entries_of, range, max_cursor);
         self.guard(call).await
     }
 
@@ -265,10 +266,11 @@ where
         &self,
         log: &LogId,
         kinds: &[u8],
+        entries_of: &[u8],
         after: u64,
         limit: u32,
     ) -> Result<Vec<StoredEvent>> {
-        let call = Events::since_cursor(&self.reader, log, kinds, after, limit);
+        let call = Events::since_cursor(&self.reader, log, kinds, entries_of, after, limit);
         self.guard(call).await
     }
 
