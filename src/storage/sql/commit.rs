@@ -65,19 +65,21 @@ where
     let mut path = Path::Locked;
     if let Some(state) = known.get(log).filter(|_| one_statement) {
         match from_known(writer, &state, &commit).await {
-            Ok(Some((committed, after))) => {
+            Ok(FromKnown::Done(committed, after)) => {
                 known.remember(log, after);
                 known.count(Path::OneStatement);
                 return Ok(committed);
             }
-            Ok(None) => {}
+            Ok(FromKnown::NeedsReads) => {}
+            Ok(FromKnown::Missed) => {
+                path = Path::Missed;
+                known.forget(log);
+            }
             Err(err) => {
                 known.forget(log);
                 return Err(err);
             }
         }
-        path = Path::Missed;
-        known.forget(log);
     }
     let done = under_lock(writer, log, commit).await;
     known.count(path);
@@ -104,14 +106,23 @@ fn puts_and_deletes_overlap(commit: &Commit<'_>) -> bool {
         .any(|key| commit.values.iter().any(|(put, _)| put == key))
 }
 
-/// The commit as one statement planned from `state` ([`Writes::guarded`]): `None` when it
-/// needs a read first, or found the log moved on from `state` (it wrote nothing then);
-/// otherwise what it did and the log's state after it.
+/// What a commit planned from a known state did ([`from_known`]).
+enum FromKnown {
+    /// Committed: what it did, and the log's state after it.
+    Done(Committed, LogState),
+    /// Nothing written: the commit needs a read first (an entry that may be stored, a parent
+    /// not among the known heads, an event of an older entry).
+    NeedsReads,
+    /// Nothing written: the log had moved on from the known state.
+    Missed,
+}
+
+/// The commit as one statement planned from `state` ([`Writes::guarded`]).
 async fn from_known<DB>(
     writer: &Pool<DB>,
     state: &LogState,
     commit: &Commit<'_>,
-) -> Result<Option<(Committed, LogState)>>
+) -> Result<FromKnown>
 where
     DB: Dialect,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
@@ -128,7 +139,7 @@ where
     let too_many_values =
         commit.values.len() > ROWS_PER_INSERT || commit.deletes.len() > IDS_PER_STATEMENT;
     if needs_reads || too_many_values || puts_and_deletes_overlap(commit) {
-        return Ok(None);
+        return Ok(FromKnown::NeedsReads);
     }
     let (appended, entry_rows) = entries::plan_known(state, commit.entries, &HashMap::new())?;
     // Events of entries stored before would need a lookup of their events.
@@ -137,7 +148,7 @@ where
         .iter()
         .any(|event| !appended.new_ids.contains(&event.entry_id))
     {
-        return Ok(None);
+        return Ok(FromKnown::NeedsReads);
     }
     let (event_cursors, last_event_cursor, event_rows) =
         events::plan_known(state, commit.events, HashMap::new())?;
@@ -149,14 +160,14 @@ where
     Values::<DB>::queue_delete(commit.deletes, &mut writes);
     let (texts, arguments) = writes.finish()?;
     if !writes::run_guarded(writer, &texts, arguments, "writing a commit").await? {
-        return Ok(None);
+        return Ok(FromKnown::Missed);
     }
     let after = state.after(&appended, &entry_rows, last_event_cursor);
     let committed = Committed {
         appended: appended.outcomes,
         event_cursors,
     };
-    Ok(Some((committed, after)))
+    Ok(FromKnown::Done(committed, after))
 }
 
 /// The commit in a transaction that first locks the log's row and reads its state; what it
