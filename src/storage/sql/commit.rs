@@ -63,7 +63,7 @@ where
     // lock (see the module's documentation).
     let one_statement = DB::COMBINED_WRITES == Combined::WithQueries;
     let mut path = Path::Locked;
-    if let Some(state) = known.get(log).filter(|_| one_statement) {
+    if let Some(state) = one_statement.then(|| known.get(log)).flatten() {
         match from_known(writer, &state, &commit).await {
             Ok(FromKnown::Done(committed, after)) => {
                 known.remember(log, after);

@@ -250,35 +250,9 @@ where
         })
     }
 
-    /// Queues the log's counters after an append (and events).
-    pub(super) fn queue_advance(
-        locked: &LogState,
-        appended: &AppendedIn,
-        last_event_cursor: u64,
-        writes: &mut Writes<'_, DB>,
-    ) {
-        Self::push_advance(locked, appended, last_event_cursor, writes);
-    }
-
-    /// Queues the guard of a commit made without the lock ([`Writes::guarded`]): the log's
-    /// counters after the append, written only if they are still those of `known` (else the
-    /// statement changes nothing and the commit takes the lock).
-    pub(super) fn queue_guard(
-        known: &LogState,
-        appended: &AppendedIn,
-        last_event_cursor: u64,
-        writes: &mut Writes<'_, DB>,
-    ) {
-        Self::push_advance(known, appended, last_event_cursor, writes)
-            .push(" AND last_cursor = ")
-            .bind(cursor_to_sql(known.last_cursor))
-            .push(" AND last_event_cursor = ")
-            .bind(cursor_to_sql(known.last_event_cursor))
-            .push(" RETURNING log_key");
-    }
-
-    /// `UPDATE logs` with the counters after an append, for the log's row.
-    fn push_advance<'s, 'w>(
+    /// Queues the log's counters after an append (and events): `UPDATE logs` for the log's
+    /// row, returned so that [`Self::queue_guard`] can add its conditions.
+    pub(super) fn queue_advance<'s, 'w>(
         state: &LogState,
         appended: &AppendedIn,
         last_event_cursor: u64,
@@ -296,6 +270,23 @@ where
             .bind(lamport_to_sql(appended.max_lamport.unwrap_or(0)))
             .push(" WHERE log_key = ")
             .bind(state.log_key)
+    }
+
+    /// Queues the guard of a commit made without the lock ([`Writes::guarded`]): the log's
+    /// counters after the append, written only if they are still those of `known` (else the
+    /// statement changes nothing and the commit takes the lock).
+    pub(super) fn queue_guard(
+        known: &LogState,
+        appended: &AppendedIn,
+        last_event_cursor: u64,
+        writes: &mut Writes<'_, DB>,
+    ) {
+        Self::queue_advance(known, appended, last_event_cursor, writes)
+            .push(" AND last_cursor = ")
+            .bind(cursor_to_sql(known.last_cursor))
+            .push(" AND last_event_cursor = ")
+            .bind(cursor_to_sql(known.last_event_cursor))
+            .push(" RETURNING log_key");
     }
 
     /// Decides what appending `entries` writes, inside the transaction on `tx`, which holds
