@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use libp2p::{
-    core::transport::ListenerId, identity::Keypair, noise, quic, tcp, yamux, Multiaddr, Swarm,
+    core::{transport::ListenerId, upgrade}, identity::Keypair, noise, quic, tcp, yamux, Multiaddr, Swarm,
     SwarmBuilder, Transport,
 };
 use prometheus_client::registry::Registry;
@@ -98,6 +98,12 @@ fn build(
         .with_bandwidth_metrics(registry)
         .with_behaviour(|key, relay_client| Behaviour::new(key, relay_client, settings, metrics))
         .map_err(|e| transport_err(&e))?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+        .with_swarm_config(|c| {
+            c.with_idle_connection_timeout(idle)
+                // Outbound streams with one protocol send their first bytes with the
+                // proposal instead of a round trip later (docs/decisions.md, "Lazy
+                // protocol negotiation").
+                .with_substream_upgrade_protocol_override(upgrade::Version::V1Lazy)
+        })
         .build())
 }
