@@ -3,8 +3,9 @@
 use std::collections::HashMap;
 
 use libp2p::{
-    core::{transport::ListenerId, upgrade}, identity::Keypair, noise, quic, tcp, yamux, Multiaddr, Swarm,
-    SwarmBuilder, Transport,
+    core::{transport::ListenerId, upgrade},
+    identity::Keypair,
+    noise, quic, tcp, yamux, Multiaddr, Swarm, SwarmBuilder, Transport,
 };
 use prometheus_client::registry::Registry;
 use tokio::{
