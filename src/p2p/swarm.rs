@@ -103,7 +103,7 @@ fn build(
             c.with_idle_connection_timeout(idle)
                 // Outbound streams with one protocol send their first bytes with the
                 // proposal instead of a round trip later (docs/decisions.md, "Lazy
-                // protocol negotiation").
+                // protocol negotiation on outbound streams").
                 .with_substream_upgrade_protocol_override(upgrade::Version::V1Lazy)
         })
         .build())
