@@ -1206,27 +1206,23 @@ async fn commit_one(s: &Arc<dyn Storage>, writer: &str, entry: &NewEntry) -> Com
 }
 
 /// Commits like a node's (an entry, its event, a chain state), by two storages on one
-/// database and by concurrent tasks of each. PostgreSQL makes most of them as one statement
-/// planned from what the storage's last commit on the log left; whenever the log moved on
-/// meanwhile, that statement writes nothing and the commit takes the lock. Cursors, event
-/// cursors, heads and values come out as if every commit had taken the lock.
+/// database and by concurrent tasks of each. Most of them are planned from what the
+/// storage's last commit on the log left (one statement on PostgreSQL, one execution in a
+/// transaction on SQLite); whenever the log moved on meanwhile, that commit writes nothing
+/// and takes the lock. Cursors, event cursors, heads and values come out as if every commit
+/// had taken the lock.
 async fn commits_from_known_state_stay_consistent(fx: Fixture) {
     const SEQUENTIAL: usize = 20;
     const TASKS: usize = 4;
     const PER_TASK: usize = 15;
     let first = fx.storage();
-    let postgres = first.backend() == Backend::Postgres;
     let paths = |locked: u64, one_statement: u64, missed: u64| CommitPaths {
-        one_statement: if postgres { one_statement } else { 0 },
-        missed: if postgres { missed } else { 0 },
-        locked: if postgres {
-            locked
-        } else {
-            locked + one_statement + missed
-        },
+        one_statement,
+        missed,
+        locked,
     };
 
-    // One writer: after the first commit, every one is a single statement on PostgreSQL.
+    // One writer: after the first commit, every one is made from the known state.
     let own = chain("own", SEQUENTIAL);
     for (i, e) in own.iter().enumerate() {
         let cursor = i as u64 + 1;

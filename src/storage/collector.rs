@@ -44,8 +44,8 @@ impl Collector for CommitPathsCollector {
         let metric = ConstCounter::new(0u64);
         let mut family = encoder.encode_descriptor(
             "storage_commits",
-            "Storage commits by how they ran: one statement from the log's known state \
-             (PostgreSQL), tried so and missed (the log moved on), or under the log's lock",
+            "Storage commits by how they ran: from the log's known state (one statement on \
+             PostgreSQL), tried so and missed (the log moved on), or under the log's lock",
             None,
             metric.metric_type(),
         )?;

@@ -206,16 +206,17 @@ pub struct Commit<'a> {
     pub deletes: &'a [String],
 }
 
-/// How a storage's commits ran since it was opened ([`Storage::commit_paths`]). On
-/// PostgreSQL a commit on a log this storage committed to last is one statement, written only
-/// if the log is still as that commit left it; otherwise it reads the log under its lock first
-/// (docs/decisions.md, "One statement per commit"). SQLite commits are all `locked`.
+/// How a storage's commits ran since it was opened ([`Storage::commit_paths`]). A commit on a
+/// log this storage committed to last is planned from the state that commit left and written
+/// only if the log is still in it (one statement on PostgreSQL, one execution between `BEGIN`
+/// and `COMMIT` on SQLite); otherwise it reads the log under its lock first (docs/decisions.md,
+/// "One statement per commit on PostgreSQL", "Commits from the known state on SQLite").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct CommitPaths {
-    /// Commits made with one statement.
+    /// Commits made from the known state (the name says what they are on PostgreSQL).
     pub one_statement: u64,
-    /// Commits tried with one statement that found the log moved on (by another writer on the
-    /// same database, or a concurrent commit), then made under the lock.
+    /// Commits tried from the known state that found the log moved on (by another writer on
+    /// the same database, or a concurrent commit), then made under the lock.
     pub missed: u64,
     /// Commits made under the log's lock (the first on a log, or after a miss or an error).
     pub locked: u64,

@@ -1,19 +1,22 @@
 //! [`crate::storage::Storage::commit`]: entries, events and node values of one log in one
-//! transaction, under the log's lock, or, on PostgreSQL, as one statement planned from what
-//! this storage's last commit on the log left ([`KnownLogs`]).
+//! transaction, under the log's lock, or planned from what this storage's last commit on the
+//! log left ([`KnownLogs`]).
 //!
-//! # One statement per commit
+//! # Commits from the known state
 //!
 //! A commit under the lock is `BEGIN`, the lock (which reads the log's counters and heads),
 //! the reads the plan needs, the writes and `COMMIT`: four round trips to a PostgreSQL server
-//! at least. When this storage made the last commit on a log it knows what the lock would read,
-//! and a commit that needs no other read (its entries' parents are known heads or its own
-//! entries, its events are those of its new entries: a local send, a live batch, a sync page
-//! built on the heads) is written as one statement in its own transaction. That statement's
-//! first write moves the log's counters on only if they are still the known ones, and every
-//! other write applies only if that one did ([`Writes::guarded`]); when they were not (another
-//! writer on the same database, a concurrent commit of this storage), it writes nothing and
-//! the commit is made under the lock as before.
+//! or to sqlx's SQLite worker thread at least. When this storage made the last commit on a
+//! log it knows what the lock would read, and a commit that needs no other read (its entries'
+//! parents are known heads or its own entries, its events are those of its new entries: a
+//! local send, a live batch, a sync page built on the heads) skips the lock. Its first write
+//! moves the log's counters on only if they are still the known ones, and the other writes
+//! apply only if that one did ([`Writes::guarded`]): on PostgreSQL all of them are one
+//! statement in its own transaction (one round trip), on SQLite they run in one execution
+//! between `BEGIN` and `COMMIT` (three), rolled back when the guard wrote nothing. When the
+//! counters were not the known ones (another writer on the same database, a concurrent
+//! commit of this storage), nothing is written and the commit is made under the lock as
+//! before.
 
 use std::collections::HashMap;
 
@@ -26,7 +29,7 @@ use super::{
     known_logs::{KnownLogs, Path},
     plan::ids_to_look_up,
     values::Values,
-    writes::{self, Combined, Writes},
+    writes::{self, Writes},
     Dialect, IDS_PER_STATEMENT, ROWS_PER_INSERT,
 };
 use crate::{
@@ -59,11 +62,9 @@ where
     {
         return Ok(Committed::default());
     }
-    // Where a commit's writes are one statement, one planned from the known state needs no
-    // lock (see the module's documentation).
-    let one_statement = DB::COMBINED_WRITES == Combined::WithQueries;
+    // A commit planned from the known state needs no lock (see the module's documentation).
     let mut path = Path::Locked;
-    if let Some(state) = one_statement.then(|| known.get(log)).flatten() {
+    if let Some(state) = known.get(log) {
         match from_known(writer, &state, &commit).await {
             Ok(FromKnown::Done(committed, after)) => {
                 known.remember(log, after);
@@ -85,9 +86,7 @@ where
     known.count(path);
     match done {
         Ok((committed, after)) => {
-            if one_statement {
-                known.remember(log, after);
-            }
+            known.remember(log, after);
             Ok(committed)
         }
         Err(err) => {
@@ -117,7 +116,7 @@ enum FromKnown {
     Missed,
 }
 
-/// The commit as one statement planned from `state` ([`Writes::guarded`]).
+/// The commit planned from `state`, its writes guarded ([`Writes::guarded`]).
 async fn from_known<DB>(
     writer: &Pool<DB>,
     state: &LogState,

@@ -1,6 +1,5 @@
 //! [`KnownLogs`]: what this storage knows of the logs it last committed to, so that the next
-//! commit on one of them can skip reading it under its lock (PostgreSQL, see
-//! [`super::commit`]).
+//! commit on one of them can skip reading it under its lock (see [`super::commit`]).
 //!
 //! The knowledge is only ever a starting point: a commit made from it writes nothing unless
 //! the log's row still holds the counters it was planned on (another writer on the same
@@ -24,7 +23,7 @@ const MAX_KNOWN_LOGS: usize = 4096;
 /// How a commit ran, for [`CommitPaths`].
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Path {
-    /// One statement, from the known state.
+    /// From the known state, without the lock (one statement on PostgreSQL).
     OneStatement,
     /// Tried from the known state, which was out of date; then under the lock.
     Missed,

@@ -15,8 +15,8 @@
 //! - `columns`: how values are stored and read back;
 //! - `plan`: what an append writes, decided before writing (pure);
 //! - `entries`: appends, entries and heads; `events`: decoded events; `values`: node
-//!   values; `commit`: the transaction writing all three (on PostgreSQL often one statement,
-//!   from what `known_logs` remembers of the log); `writes`: a transaction's writes, queued
+//!   values; `commit`: the transaction writing all three (often without the log's lock, from
+//!   what `known_logs` remembers of the log: on PostgreSQL one statement); `writes`: a transaction's writes, queued
 //!   once its reads are done and run in as few round trips as the engine allows.
 //!
 //! # Encoding

@@ -80,23 +80,30 @@ impl<'a, DB: Dialect> Writes<'a, DB> {
         }
     }
 
-    /// No writes yet; all of them go in one statement whose first write is the guard: an
-    /// `UPDATE ... RETURNING` that returns a row only where it applies. Every later write adds
-    /// [`Writes::only_if`] to its SQL, so the statement writes everything or nothing, and
-    /// returns the number of rows the guard wrote ([`run_guarded`]). PostgreSQL only
-    /// ([`Combined::WithQueries`]); the writes must touch each row at most once, and stay under
-    /// the engine's limit of bind parameters.
+    /// No writes yet; the first write to come is the guard, an `UPDATE ... RETURNING` that
+    /// returns a row only where it applies, and the others must apply only if it did
+    /// ([`run_guarded`] tells whether it did). With [`Combined::WithQueries`] they all go in
+    /// one statement: every later write adds [`Writes::only_if`] to its SQL, so the statement
+    /// writes everything or nothing and returns the number of rows the guard wrote; they must
+    /// touch each row at most once and stay under the engine's limit of bind parameters. With
+    /// [`Combined::Sequence`] they run in order in a transaction, rolled back when the guard
+    /// returned nothing.
     pub(super) fn guarded() -> Self {
-        debug_assert_eq!(DB::COMBINED_WRITES, Combined::WithQueries);
         Self {
             guarded: true,
             ..Self::new()
         }
     }
 
-    /// The condition the next write adds to its SQL (none before the guard is queued).
+    /// Whether the writes are one guarded statement with data-modifying `WITH` queries.
+    fn guarded_with_queries(&self) -> bool {
+        self.guarded && DB::COMBINED_WRITES == Combined::WithQueries
+    }
+
+    /// The condition the next write adds to its SQL (none before the guard is queued, none
+    /// where a transaction holds the writes, [`Writes::guarded`]).
     pub(super) fn only_if(&self) -> OnlyIf {
-        OnlyIf(self.guarded && self.current.is_some())
+        OnlyIf(self.guarded_with_queries() && self.current.is_some())
     }
 
     /// No writes yet; the writes to come may touch one row more than once, so each must see
@@ -111,7 +118,7 @@ impl<'a, DB: Dialect> Writes<'a, DB> {
     /// Starts a statement with `sql`: bind and extend the statement returned.
     pub(super) fn statement(&mut self, sql: &str) -> &mut Statement<'a, DB> {
         let combine = self.current.as_ref().is_some_and(|c| {
-            self.guarded || (self.combine && c.arguments() < MAX_COMBINED_ARGUMENTS)
+            self.guarded_with_queries() || (self.combine && c.arguments() < MAX_COMBINED_ARGUMENTS)
         });
         match self.current.take() {
             Some(mut current) if combine => {
@@ -143,7 +150,7 @@ impl<'a, DB: Dialect> Writes<'a, DB> {
 
     /// Ends a combined statement.
     fn close(&self, mut statement: Statement<'a, DB>) -> Statement<'a, DB> {
-        if self.guarded {
+        if self.guarded_with_queries() {
             if self.in_current == 1 {
                 statement.prefix(&format!("WITH {GUARD} AS ("));
             }
@@ -194,8 +201,11 @@ where
     Ok(())
 }
 
-/// Runs guarded writes ([`Writes::guarded`]: one statement) on their own, as one transaction:
-/// whether the guard applied, and with it every write.
+/// Runs guarded writes ([`Writes::guarded`]) on their own, as one transaction: whether the
+/// guard applied, and with it every write. When it did not, nothing was written. On SQLite a
+/// write that fails before the transaction commits (a constraint the log's new state would
+/// break) also leaves nothing written and returns `false`; only a failed `COMMIT`, which may
+/// have landed, is an error there.
 pub(super) async fn run_guarded<'a, DB: Dialect>(
     pool: &sqlx::Pool<DB>,
     texts: &'a [String],
@@ -209,6 +219,9 @@ where
     for<'q> i64: sqlx::Decode<'q, DB> + sqlx::Type<DB>,
     usize: sqlx::ColumnIndex<DB::Row>,
 {
+    if DB::COMBINED_WRITES == Combined::Sequence {
+        return run_guarded_in_transaction(pool, texts, arguments, what).await;
+    }
     let (Some(sql), Some(args), 1) = (texts.first(), arguments.pop(), texts.len()) else {
         return Err(crate::storage::StorageError::Unavailable(format!(
             "{what}: a guarded commit must be one statement"
@@ -220,6 +233,46 @@ where
         .map_err(unavailable(what))?;
     let applied: i64 = super::columns::column::<DB, _>(&row, 0)?;
     Ok(applied > 0)
+}
+
+/// [`run_guarded`] for writes in sequence: `BEGIN`, the writes (the guard first, its row
+/// fetched), then `COMMIT`, or `ROLLBACK` when the guard returned nothing or a write failed.
+async fn run_guarded_in_transaction<'a, DB: Dialect>(
+    pool: &sqlx::Pool<DB>,
+    texts: &'a [String],
+    arguments: Vec<DB::Arguments<'a>>,
+    what: &'static str,
+) -> Result<bool>
+where
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+{
+    let mut tx = pool.begin().await.map_err(unavailable(what))?;
+    let mut applied = false;
+    for (n, (sql, args)) in texts.iter().zip(arguments).enumerate() {
+        let query = sqlx::query_with(sql, args);
+        let ran = if n == 0 {
+            // The guard is the first statement of the first execution, the only one with rows.
+            query.fetch_all(&mut *tx).await.map(|rows| !rows.is_empty())
+        } else {
+            query.execute(&mut *tx).await.map(|_| applied)
+        };
+        applied = matches!(ran, Ok(true));
+        if !applied {
+            if let Err(err) = &ran {
+                tracing::debug!(%err, "{what}: a write from the known state failed, rolled back");
+            }
+            tx.rollback().await.map_err(unavailable(what))?;
+            return Ok(false);
+        }
+    }
+    if !applied {
+        return Err(crate::storage::StorageError::Unavailable(format!(
+            "{what}: guarded writes without a guard"
+        )));
+    }
+    tx.commit().await.map_err(unavailable(what))?;
+    Ok(true)
 }
 
 #[cfg(test)]
@@ -312,5 +365,22 @@ mod tests {
         let sequence = vec!["INSERT INTO a (x) VALUES (?);\nDELETE FROM b WHERE x = ?"];
         assert_eq!(two_writes(Writes::<Sqlite>::new()), sequence);
         assert_eq!(two_writes(Writes::<Sqlite>::in_order()), sequence);
+        // Guarded writes run in a transaction: the guard is the first statement, the others
+        // carry no condition.
+        let mut guarded = Writes::<Sqlite>::guarded();
+        guarded
+            .statement("UPDATE logs SET x = ")
+            .bind(1i64)
+            .push(" RETURNING log_key");
+        let only_if = guarded.only_if();
+        assert!(!only_if.is_guarded());
+        guarded
+            .statement("DELETE FROM b WHERE x = ")
+            .bind(2i64)
+            .push(only_if.as_and());
+        assert_eq!(
+            guarded.finish().map(|(texts, _)| texts).unwrap_or_default(),
+            vec!["UPDATE logs SET x = ? RETURNING log_key;\nDELETE FROM b WHERE x = ?"]
+        );
     }
 }
