@@ -565,7 +565,12 @@ async fn the_relay_denies_reservations_beyond_its_limit() {
     let denied = c.handle.listen_on_relay(relay_addr).await;
     assert!(denied.is_err(), "second reservation denied: {denied:?}");
 
-    let stats = relay.handle.relay_stats().await.unwrap();
+    // The relay counts a denial once its answer is sent, which C may read first.
+    let stats = eventually("the denial counted", || async {
+        let stats = relay.handle.relay_stats().await.unwrap();
+        (stats.reservations_denied > 0).then_some(stats)
+    })
+    .await;
     assert_eq!(stats.reserved_peers, vec![a.peer_id()]);
     assert_eq!(
         (stats.reservations_accepted, stats.reservations_denied),

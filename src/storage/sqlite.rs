@@ -95,9 +95,11 @@ impl Probe for SqliteProbe {
 /// A passive checkpoint never makes the WAL file smaller, and under writes that never pause it
 /// never lets the writer start the file over either (new frames always land after the copied
 /// ones), so the file grew for as long as a load lasted: 19.9 GB for 1,020,000 messages. Once
-/// the WAL holds more than `truncate_bytes`, the checkpoint is a `TRUNCATE` one: it waits
-/// (within the busy timeout) for the current write and for readers of old frames, copies the
-/// frames the passive checkpoints left, and empties the file.
+/// the WAL holds more than `truncate_bytes` and a passive checkpoint could copy all of it (no
+/// reader holds older frames), a `TRUNCATE` checkpoint follows at once: it waits (within the
+/// busy timeout) for the current write and readers, and empties the file. A `TRUNCATE` that
+/// started while a reader held older frames would block every write until that reader ended
+/// or the busy timeout ran out (commits then fail with "database is locked").
 ///
 /// Under bulk writes (a catch-up writes 60 MB/s) a checkpoint a second falls behind: the WAL
 /// reached the limit every second or two, each `TRUNCATE` held the writer for up to 0.7 s,
@@ -165,7 +167,7 @@ impl Checkpoints {
         page_size: &mut Option<i64>,
     ) -> sqlx::Result<Checkpointed> {
         // (busy, frames in the WAL, frames copied back); -1 when not in WAL mode.
-        let (_, frames, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+        let (_, frames, copied): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
             .fetch_one(reader)
             .await?;
         let mut done = Checkpointed {
@@ -182,7 +184,9 @@ impl Checkpoints {
         };
         // Each frame is a 24-byte header and one page; the file has a 32-byte header.
         let wal_bytes = u64::try_from(frames.max(0) * (page_size + 24)).unwrap_or(0);
-        if wal_bytes > self.truncate_bytes {
+        // Only once every frame could be copied: a reader still on older frames would make
+        // the truncating checkpoint wait for it, and block the writer meanwhile.
+        if wal_bytes > self.truncate_bytes && copied == frames {
             let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
                 .fetch_one(reader)
                 .await?;
@@ -190,6 +194,14 @@ impl Checkpoints {
         }
         Ok(done)
     }
+}
+
+/// Options of both pools. A SQLite connection is a worker thread of sqlx's; its "ping" only
+/// asks that thread to answer, so testing a connection before each acquire costs a hand-off
+/// between threads (two wake-ups on an idle node) and tests nothing a query would not: a
+/// dead worker fails the next query, and sqlx closes the connection when it is returned.
+fn pool_options() -> SqlitePoolOptions {
+    SqlitePoolOptions::new().test_before_acquire(false)
 }
 
 impl SqlStorage<Sqlite> {
@@ -245,7 +257,7 @@ impl SqlStorage<Sqlite> {
             .pragma("temp_store", "memory")
             .pragma("wal_autocheckpoint", "0")
             .pragma("journal_size_limit", checkpoints.truncate_bytes.to_string());
-        let writer = SqlitePoolOptions::new()
+        let writer = pool_options()
             .max_connections(1)
             .connect_with(writer_options)
             .await
@@ -261,7 +273,7 @@ impl SqlStorage<Sqlite> {
         let reader = if in_memory {
             writer.clone()
         } else {
-            SqlitePoolOptions::new()
+            pool_options()
                 .max_connections(READ_CONNECTIONS)
                 .connect_with(options.clone())
                 .await
