@@ -473,6 +473,8 @@ async fn a_subscriber_piped_into_head_exits_with_its_reader() {
             &node.grpc_addr.to_string(),
             "group",
             "subscribe",
+            // A key whose encoding starts with '-' would read as an option.
+            "--",
             &encode(&group),
         ])
         .env_remove("BERTY_NODE_TOKEN")
