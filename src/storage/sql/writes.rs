@@ -247,29 +247,33 @@ where
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
 {
-    let mut tx = pool.begin().await.map_err(unavailable(what))?;
-    let mut applied = false;
-    for (n, (sql, args)) in texts.iter().zip(arguments).enumerate() {
-        let query = sqlx::query_with(sql, args);
-        let ran = if n == 0 {
-            // The guard is the first statement of the first execution, the only one with rows.
-            query.fetch_all(&mut *tx).await.map(|rows| !rows.is_empty())
-        } else {
-            query.execute(&mut *tx).await.map(|_| applied)
-        };
-        applied = matches!(ran, Ok(true));
-        if !applied {
-            if let Err(err) = &ran {
-                tracing::debug!(%err, "{what}: a write from the known state failed, rolled back");
-            }
-            tx.rollback().await.map_err(unavailable(what))?;
-            return Ok(false);
-        }
-    }
-    if !applied {
+    let mut statements = texts.iter().zip(arguments);
+    let Some((guard_sql, guard_args)) = statements.next() else {
         return Err(crate::storage::StorageError::Unavailable(format!(
             "{what}: guarded writes without a guard"
         )));
+    };
+    let mut tx = pool.begin().await.map_err(unavailable(what))?;
+    let ran: sqlx::Result<bool> = async {
+        // The guard is the first statement of the first execution, the only one with rows.
+        let rows = sqlx::query_with(guard_sql, guard_args)
+            .fetch_all(&mut *tx)
+            .await?;
+        if rows.is_empty() {
+            return Ok(false);
+        }
+        for (sql, args) in statements {
+            sqlx::query_with(sql, args).execute(&mut *tx).await?;
+        }
+        Ok(true)
+    }
+    .await;
+    if !matches!(ran, Ok(true)) {
+        if let Err(err) = &ran {
+            tracing::debug!(%err, "{what}: a write from the known state failed, rolled back");
+        }
+        tx.rollback().await.map_err(unavailable(what))?;
+        return Ok(false);
     }
     tx.commit().await.map_err(unavailable(what))?;
     Ok(true)
